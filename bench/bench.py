@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Benchmark `haul get` against aria2c, axel and curl on the test origin, in several host profiles.
+
+Every tool downloads the same file from the same `haul-origin` profile in one run; every result's sha256 is
+checked; each tool's median time is printed with its ratio to the best of the other tools and to the
+physical limit (the file size over the most the host can deliver: its aggregate cap, or its connection
+limit times its per-connection cap, whichever is lower). Peak memory (max RSS) is measured per run.
+
+    python3 bench/bench.py                 # all profiles, 3 runs each (curl once on capped hosts)
+    python3 bench/bench.py --profiles lan,cdn --runs 5 --tools haul,aria2c
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+MIB = 1 << 20
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# name -> (description, file size, haul-origin flags, per-connection cap, connection limit, aggregate cap)
+PROFILES = {
+    "lan": ("fast LAN host, no caps", 1024 * MIB, [], None, None, None),
+    "cdn": (
+        "CDN: 1 MiB/s per connection, 50 ms latency, 40 MiB/s aggregate, 48 connections",
+        256 * MIB,
+        ["--per-connection-rate", "1M", "--latency-ms", "50", "--aggregate-rate", "40M", "--max-connections", "48"],
+        1 * MIB, 48, 40 * MIB,
+    ),
+    "cdn-slow": (
+        "the same CDN, a quarter of connections 10x slower",
+        256 * MIB,
+        ["--per-connection-rate", "1M", "--latency-ms", "50", "--aggregate-rate", "40M", "--max-connections", "48",
+         "--slow-fraction", "0.25", "--slow-factor", "10"],
+        1 * MIB, 48, 40 * MIB,
+    ),
+    "flaky": ("flaky host: 30% of responses cut mid-body, 50 MiB/s per connection", 256 * MIB,
+              ["--cut-fraction", "0.3", "--per-connection-rate", "50M"], 50 * MIB, None, None),
+    "no-range": ("host without Range support", 1024 * MIB, ["--no-range"], None, None, None),
+}
+
+TOOLS = ["haul", "aria2c", "axel", "curl"]
+
+
+def physical_limit(profile):
+    _, size, _, per_conn, conn_limit, aggregate = PROFILES[profile]
+    caps = []
+    if aggregate:
+        caps.append(aggregate)
+    if per_conn and conn_limit:
+        caps.append(per_conn * conn_limit)
+    if per_conn and "--no-range" in PROFILES[profile][2]:
+        caps.append(per_conn)
+    return size / min(caps) if caps else None
+
+
+def command_for(tool, url, out_dir, name, haul_bin):
+    out = os.path.join(out_dir, name)
+    if tool == "haul":
+        return [haul_bin, "get", "-q", "-o", out, url]
+    if tool == "aria2c":
+        return ["aria2c", "-x16", "-s16", "-k1M", "-q", "--file-allocation=none", "--allow-overwrite=true",
+                "--auto-file-renaming=false", "-d", out_dir, "-o", name, url]
+    if tool == "axel":
+        return ["axel", "-n", "16", "-q", "-o", out, url]
+    if tool == "curl":
+        return ["curl", "-sS", "--fail", "--retry", "20", "--retry-delay", "1", "--retry-all-errors",
+                "-C", "-", "-o", out, url]
+    raise ValueError(tool)
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def timed_run(cmd, timeout):
+    """Run `cmd`, returning (seconds, exit code, peak RSS in MiB)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = start + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            return None, "timeout", usage.ru_maxrss / 1024
+        time.sleep(0.01)
+    elapsed = time.monotonic() - start
+    code = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace").strip()
+    if code != 0 and err:
+        print(f"    {cmd[0]} exited {code}: {err.splitlines()[-1][:200]}", file=sys.stderr)
+    return elapsed, code, usage.ru_maxrss / 1024
+
+
+def start_origin(origin_bin, flags):
+    proc = subprocess.Popen([origin_bin, "--listen", "127.0.0.1:0", *flags], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().strip()
+    if not line.startswith("listening on "):
+        proc.kill()
+        raise SystemExit(f"haul-origin did not start: {line!r}")
+    return proc, line.removeprefix("listening on ")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profiles", default=",".join(PROFILES))
+    parser.add_argument("--tools", default=",".join(TOOLS))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--slow-runs", type=int, default=1,
+                        help="runs for a tool expected to take over a minute (curl on capped hosts)")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--no-build", action="store_true")
+    args = parser.parse_args()
+
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "haul", "-p", "haul-test-support"], cwd=ROOT,
+                       check=True)
+    haul_bin = os.path.join(ROOT, "target", "release", "haul")
+    origin_bin = os.path.join(ROOT, "target", "release", "haul-origin")
+    tools = [t for t in args.tools.split(",") if t == "haul" or shutil.which(t)]
+    missing = set(args.tools.split(",")) - set(tools)
+    if missing:
+        print(f"not installed, skipped: {', '.join(sorted(missing))}", file=sys.stderr)
+
+    rows = []
+    for profile in args.profiles.split(","):
+        description, size, flags, per_conn, _, _ = PROFILES[profile]
+        origin, base = start_origin(origin_bin, flags)
+        name = f"{profile}.bin"
+        url = f"{base}/data/{size}/{name}"
+        expected = subprocess.run([origin_bin, "--print-sha256", str(size), name], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        phys = physical_limit(profile)
+        print(f"\n== {profile}: {description}; {size // MIB} MiB"
+              + (f"; physical limit {phys:.2f} s" if phys else ""), flush=True)
+        results = {}
+        try:
+            for tool in tools:
+                single_stream_capped = tool == "curl" and per_conn and size / per_conn > 60
+                runs = args.slow_runs if single_stream_capped else args.runs
+                times, rss, correct = [], [], 0
+                for _ in range(runs):
+                    with tempfile.TemporaryDirectory(prefix="haul-bench-") as out_dir:
+                        elapsed, code, peak = timed_run(command_for(tool, url, out_dir, name, haul_bin),
+                                                        args.timeout)
+                        path = os.path.join(out_dir, name)
+                        ok = code == 0 and os.path.exists(path) and sha256_file(path) == expected
+                        correct += ok
+                        if elapsed is not None and code == 0:
+                            times.append(elapsed)
+                        rss.append(peak)
+                median = statistics.median(times) if times else None
+                results[tool] = (median, correct, runs, max(rss))
+                shown = f"{median:7.2f} s" if median else "   failed"
+                print(f"  {tool:7} {shown}  correct {correct}/{runs}  peak RSS {max(rss):6.1f} MiB", flush=True)
+        finally:
+            origin.kill()
+            origin.wait()
+        for tool, (median, correct, runs, peak) in results.items():
+            others = [m for t, (m, *_) in results.items() if t != tool and m]
+            best_other = min(others) if others else None
+            rows.append((profile, tool, median, size, best_other, phys, correct, runs, peak))
+
+    print("\n| profile | tool | median s | MiB/s | vs best other | vs physical limit | correct | peak RSS MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for profile, tool, median, size, best_other, phys, correct, runs, peak in rows:
+        fmt = lambda x: f"{x:.2f}" if x else "-"
+        speed = size / MIB / median if median else None
+        vs_other = median / best_other if median and best_other else None
+        vs_phys = median / phys if median and phys else None
+        print(f"| {profile} | {tool} | {fmt(median)} | {fmt(speed)} | {fmt(vs_other)}x | {fmt(vs_phys)}x "
+              f"| {correct}/{runs} | {peak:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

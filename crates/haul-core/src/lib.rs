@@ -1,0 +1,11 @@
+//! haul's domain model: byte ranges, segment plans, filename rules, checksums and units, with no I/O.
+//!
+//! Everything here is a pure function or a plain data type so that the engine and the CLI can share
+//! the rules without sharing a runtime, and so that the tricky edge cases can be tested exhaustively
+//! without a network or a filesystem.
+
+pub mod checksum;
+pub mod filename;
+pub mod plan;
+pub mod ranges;
+pub mod units;

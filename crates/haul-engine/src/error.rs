@@ -1,0 +1,55 @@
+//! The one error type at the engine's boundary, with the variants a caller acts on.
+
+use std::path::PathBuf;
+
+/// Why a download did not finish.
+///
+/// Variants are split by what the caller does next: `Cancelled` means progress was saved and the same
+/// download can be resumed; `Network` may succeed later; the others need a changed request or a human.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request itself is unusable (bad URL, bad header, conflicting options).
+    #[error("{0}")]
+    InvalidRequest(String),
+
+    /// The server answered with an error status that retrying will not fix (404, 403, 410, ...).
+    #[error("{url}: server answered {status}{hint}")]
+    Remote { url: String, status: u16, hint: String },
+
+    /// Transient failures (timeouts, resets, cut bodies, 5xx) persisted past the retry budget.
+    #[error("{url}: {message} (gave up after {attempts} attempts without progress)")]
+    Network { url: String, message: String, attempts: u32 },
+
+    /// The server contradicts itself (lengths or ranges that do not add up); retrying will not help.
+    #[error("{url}: {message}")]
+    Protocol { url: String, message: String },
+
+    /// Reading or writing a local file failed (full disk, permissions, missing directory).
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+
+    /// The finished file does not hash to what the user asked for; it was not put in place.
+    #[error(
+        "checksum mismatch for {path}: expected {algorithm}={expected}, got {actual}; the file was not kept under its final name"
+    )]
+    ChecksumMismatch { path: PathBuf, algorithm: &'static str, expected: String, actual: String },
+
+    /// The destination exists and the caller did not allow replacing it.
+    #[error("{0} already exists; pass --overwrite to replace it or choose another name")]
+    AlreadyExists(PathBuf),
+
+    /// The caller stopped the download; completed ranges are saved and a later run resumes them.
+    #[error("download paused")]
+    Cancelled,
+}
+
+impl EngineError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+
+    /// True when the same request may succeed later without any change.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Network { .. } | Self::Cancelled)
+    }
+}

@@ -1,0 +1,24 @@
+//! haul's download engine: probe a URL, fetch it over many connections with work stealing and adaptive
+//! connection counts, resume after any interruption, verify, and put the file in place atomically.
+//!
+//! The entry point is [`download`]; progress is read from a shared [`Progress`].
+
+mod control;
+mod download;
+mod error;
+mod http;
+mod limiter;
+mod part_file;
+mod probe;
+mod progress;
+mod single;
+mod swarm;
+mod verify;
+
+pub use download::{DownloadOptions, Downloaded, Target, check_url, download};
+pub use error::EngineError;
+pub use http::{ClientOptions, HttpClient};
+pub use limiter::RateLimiter;
+pub use progress::{Phase, Progress, ProgressSnapshot};
+pub use reqwest::header;
+pub use tokio_util::sync::CancellationToken;

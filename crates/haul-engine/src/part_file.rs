@@ -1,0 +1,45 @@
+//! The `.part` file a download writes into: positional writes from many connections, then an atomic rename.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::EngineError;
+
+/// An open `NAME.part` file.
+///
+/// Writes are positional (`pwrite`), so connections never share a cursor and need no lock around the file.
+/// They are issued straight from the async task: a write into the page cache takes microseconds, which is
+/// cheaper than a hop to the blocking pool per chunk; a disk that blocks for long shows up as slower progress.
+#[derive(Debug)]
+pub struct PartFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl PartFile {
+    /// Open (creating if needed) without truncating, so completed ranges survive a restart.
+    pub fn open(path: &Path) -> Result<Self, EngineError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| EngineError::io(path, e))?;
+        Ok(Self { file, path: path.to_owned() })
+    }
+
+    pub fn write_at(&self, bytes: &[u8], offset: u64) -> Result<(), EngineError> {
+        self.file.write_all_at(bytes, offset).map_err(|e| EngineError::io(&self.path, e))
+    }
+
+    /// Set the length: the final size before a ranged download, or 0 to start over.
+    pub fn set_len(&self, len: u64) -> Result<(), EngineError> {
+        self.file.set_len(len).map_err(|e| EngineError::io(&self.path, e))
+    }
+
+    pub fn len(&self) -> Result<u64, EngineError> {
+        Ok(self.file.metadata().map_err(|e| EngineError::io(&self.path, e))?.len())
+    }
+}

@@ -1,0 +1,166 @@
+//! Learning about a remote file before fetching it: size, Range support, validators and the name it offers.
+
+use std::time::Duration;
+
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use url::Url;
+
+use crate::error::EngineError;
+use crate::http::{self, HttpClient};
+
+/// What identifies one version of a remote file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    fn from_headers(headers: &HeaderMap) -> Self {
+        Self {
+            etag: http::header_str(headers, header::ETAG).map(str::to_owned),
+            last_modified: http::header_str(headers, header::LAST_MODIFIED).map(str::to_owned),
+        }
+    }
+
+    /// The value for `If-Range`: a strong ETag, else the date. Weak ETags are not allowed there (RFC 9110).
+    pub fn if_range(&self) -> Option<HeaderValue> {
+        let value = match &self.etag {
+            Some(etag) if !etag.starts_with("W/") => etag,
+            _ => self.last_modified.as_ref()?,
+        };
+        HeaderValue::from_str(value).ok()
+    }
+}
+
+/// The answer to a probe.
+#[derive(Debug)]
+pub struct Probe {
+    /// Where redirects led; segments are fetched from here directly.
+    pub final_url: Url,
+    pub size: Option<u64>,
+    pub ranges: bool,
+    pub validators: Validators,
+    pub content_disposition: Option<String>,
+    /// A GET probe on a host without Range support already holds the whole body: the single-stream path
+    /// continues from it instead of asking again.
+    pub(crate) body: Option<reqwest::Response>,
+}
+
+/// HEAD first; a `Range: bytes=0-0` GET when HEAD is refused or leaves size or Range support unclear.
+pub async fn probe(
+    client: &HttpClient,
+    url: &Url,
+    headers: &HeaderMap,
+    max_attempts: u32,
+) -> Result<Probe, EngineError> {
+    match client.inner.request(Method::HEAD, url.clone()).headers(headers.clone()).send().await {
+        Ok(response) if response.status().is_success() => {
+            let size = http::content_length(response.headers());
+            let ranges = http::header_str(response.headers(), header::ACCEPT_RANGES)
+                .is_some_and(|v| v.split(',').any(|unit| unit.trim().eq_ignore_ascii_case("bytes")));
+            if ranges && size.is_some() {
+                return Ok(Probe {
+                    final_url: response.url().clone(),
+                    size,
+                    ranges,
+                    validators: Validators::from_headers(response.headers()),
+                    content_disposition: http::header_str(response.headers(), header::CONTENT_DISPOSITION)
+                        .map(str::to_owned),
+                    body: None,
+                });
+            }
+            tracing::debug!(%url, ?size, ranges, "HEAD left size or Range support unclear; probing with GET");
+        }
+        Ok(response) => tracing::debug!(%url, status = %response.status(), "HEAD refused; probing with GET"),
+        Err(error) => tracing::debug!(%url, error = %http::describe(&error), "HEAD failed; probing with GET"),
+    }
+    probe_with_get(client, url, headers, max_attempts).await
+}
+
+/// `GET` with `Range: bytes=0-0`: a 206 tells the size and proves Range support; a 200 means the host ignores Range.
+pub async fn probe_with_get(
+    client: &HttpClient,
+    url: &Url,
+    headers: &HeaderMap,
+    max_attempts: u32,
+) -> Result<Probe, EngineError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result =
+            client.inner.get(url.clone()).headers(headers.clone()).header(header::RANGE, "bytes=0-0").send().await;
+        let (message, wait) = match result {
+            Ok(response) => {
+                let status = response.status();
+                let response_headers = response.headers();
+                if status == StatusCode::PARTIAL_CONTENT {
+                    let total = http::header_str(response_headers, header::CONTENT_RANGE)
+                        .and_then(http::parse_content_range)
+                        .and_then(|range| range.total);
+                    return Ok(Probe {
+                        final_url: response.url().clone(),
+                        size: total,
+                        ranges: total.is_some(),
+                        validators: Validators::from_headers(response_headers),
+                        content_disposition: http::header_str(response_headers, header::CONTENT_DISPOSITION)
+                            .map(str::to_owned),
+                        body: None,
+                    });
+                }
+                if status.is_success() {
+                    return Ok(Probe {
+                        final_url: response.url().clone(),
+                        size: http::content_length(response_headers),
+                        ranges: false,
+                        validators: Validators::from_headers(response_headers),
+                        content_disposition: http::header_str(response_headers, header::CONTENT_DISPOSITION)
+                            .map(str::to_owned),
+                        body: Some(response),
+                    });
+                }
+                if status == StatusCode::RANGE_NOT_SATISFIABLE {
+                    // An empty file cannot satisfy bytes=0-0; anything else answering 416 here is unusable.
+                    let total = http::header_str(response_headers, header::CONTENT_RANGE)
+                        .and_then(http::parse_content_range)
+                        .and_then(|range| range.total);
+                    if total == Some(0) {
+                        return Ok(Probe {
+                            final_url: response.url().clone(),
+                            size: Some(0),
+                            ranges: true,
+                            validators: Validators::from_headers(response_headers),
+                            content_disposition: http::header_str(response_headers, header::CONTENT_DISPOSITION)
+                                .map(str::to_owned),
+                            body: None,
+                        });
+                    }
+                }
+                let retryable = status.is_server_error()
+                    || status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::REQUEST_TIMEOUT;
+                if !retryable {
+                    return Err(EngineError::Remote {
+                        url: url.to_string(),
+                        status: status.as_u16(),
+                        hint: http::status_hint(status),
+                    });
+                }
+                (format!("server answered {status}"), http::retry_after(response_headers))
+            }
+            Err(error) => (http::describe(&error), None),
+        };
+        if attempt >= max_attempts {
+            return Err(EngineError::Network { url: url.to_string(), message, attempts: attempt });
+        }
+        let wait = wait.unwrap_or_else(|| backoff(attempt));
+        tracing::info!(%url, %message, ?wait, attempt, "probe failed; retrying");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Exponential backoff: 250 ms, 500 ms, 1 s, ... capped at 8 s.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250u64.saturating_mul(1 << attempt.saturating_sub(1).min(5))).min(Duration::from_secs(8))
+}

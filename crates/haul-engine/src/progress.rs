@@ -1,0 +1,115 @@
+//! Live progress of one download, written by its connections as atomics and read out as a snapshot.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// What a download is doing right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Probing,
+    Downloading,
+    Verifying,
+    Done,
+}
+
+const UNKNOWN: u64 = u64::MAX;
+
+/// Shared by the engine (writer) and whoever shows progress (reader). Cheap to read at any rate.
+#[derive(Debug)]
+pub struct Progress {
+    total: AtomicU64,
+    done: AtomicU64,
+    speed: AtomicU64,
+    connections: AtomicUsize,
+    phase: AtomicU8,
+    destination: OnceLock<PathBuf>,
+    note: Mutex<Option<String>>,
+}
+
+/// A consistent-enough read of [`Progress`] at one moment.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProgressSnapshot {
+    /// Size of the file, when the server told it.
+    pub total: Option<u64>,
+    /// Bytes written to disk and recorded (resumed bytes included).
+    pub done: u64,
+    /// Recent throughput in bytes per second.
+    pub speed: u64,
+    /// Connections currently transferring.
+    pub connections: usize,
+    pub phase: Phase,
+    /// Where the file will be put once complete, known after probing.
+    pub destination: Option<PathBuf>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            total: AtomicU64::new(UNKNOWN),
+            done: AtomicU64::new(0),
+            speed: AtomicU64::new(0),
+            connections: AtomicUsize::new(0),
+            phase: AtomicU8::new(Phase::Probing as u8),
+            destination: OnceLock::new(),
+            note: Mutex::new(None),
+        }
+    }
+}
+
+impl Progress {
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        let total = self.total.load(Ordering::Relaxed);
+        ProgressSnapshot {
+            total: (total != UNKNOWN).then_some(total),
+            done: self.done.load(Ordering::Relaxed),
+            speed: self.speed.load(Ordering::Relaxed),
+            connections: self.connections.load(Ordering::Relaxed),
+            phase: match self.phase.load(Ordering::Relaxed) {
+                0 => Phase::Probing,
+                1 => Phase::Downloading,
+                2 => Phase::Verifying,
+                _ => Phase::Done,
+            },
+            destination: self.destination.get().cloned(),
+        }
+    }
+
+    /// The last notable event (a restart, a lowered connection count), for a human to read.
+    pub fn take_note(&self) -> Option<String> {
+        self.note.lock().expect("progress lock poisoned").take()
+    }
+
+    pub(crate) fn note(&self, text: String) {
+        *self.note.lock().expect("progress lock poisoned") = Some(text);
+    }
+
+    pub(crate) fn set_total(&self, total: Option<u64>) {
+        self.total.store(total.unwrap_or(UNKNOWN), Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_done(&self, done: u64) {
+        self.done.store(done, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_done(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_speed(&self, bytes_per_second: u64) {
+        self.speed.store(bytes_per_second, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_connections(&self, n: usize) {
+        self.connections.store(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_destination(&self, path: PathBuf) {
+        let _ = self.destination.set(path);
+    }
+}

@@ -1,0 +1,217 @@
+//! One streaming connection, for hosts without Range support or files of unknown size.
+//!
+//! Resumes with `Range: bytes=N-` where the host allows it; otherwise a broken transfer starts again from zero,
+//! since bytes from two responses of a host that ignores Range cannot be trusted to line up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use haul_core::ranges::RangeSet;
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::error::EngineError;
+use crate::http::{self, HttpClient};
+use crate::limiter::RateLimiter;
+use crate::part_file::PartFile;
+use crate::probe::{Validators, backoff};
+use crate::progress::Progress;
+
+pub(crate) struct SingleOptions {
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub size: Option<u64>,
+    pub ranges: bool,
+    pub validators: Validators,
+    pub max_attempts: u32,
+    pub limiter: Option<Arc<RateLimiter>>,
+    /// The probe's response when it already carries the whole body (a host without Range).
+    pub first_response: Option<reqwest::Response>,
+}
+
+pub(crate) enum SingleEnd {
+    /// Done; the size is what arrived (the only way to learn it when the server did not say).
+    Complete(u64),
+    Cancelled,
+}
+
+pub(crate) async fn run(
+    client: &HttpClient,
+    mut options: SingleOptions,
+    file: &PartFile,
+    done: &RangeSet,
+    progress: &Progress,
+    cancel: &CancellationToken,
+    mut persist: impl FnMut(&RangeSet) -> Result<(), EngineError>,
+) -> Result<SingleEnd, EngineError> {
+    // Only a prefix can be resumed over one stream.
+    let mut pos = match done.ranges().first() {
+        Some(&(0, end)) if options.ranges => end,
+        _ => 0,
+    };
+    if pos == 0 {
+        file.set_len(0)?;
+    }
+    let mut failures = 0u32;
+    loop {
+        let response = match options.first_response.take() {
+            Some(response) if pos == 0 => Ok(response),
+            _ => {
+                let mut request = client.inner.get(options.url.clone()).headers(options.headers.clone());
+                if pos > 0 {
+                    request = request.header(header::RANGE, format!("bytes={pos}-"));
+                    if let Some(if_range) = options.validators.if_range() {
+                        request = request.header(header::IF_RANGE, if_range);
+                    }
+                }
+                tokio::select! {
+                    result = request.send() => result,
+                    _ = cancel.cancelled() => return Ok(SingleEnd::Cancelled),
+                }
+            }
+        };
+        let attempt_start = pos;
+        let outcome = match response {
+            Ok(response) => stream(response, &options, file, &mut pos, progress, cancel, &mut persist).await,
+            Err(error) => Err(Attempt::Transient(http::describe(&error), None)),
+        };
+        let (message, wait) = match outcome {
+            Ok(Some(size)) => {
+                persist(&RangeSet::from_ranges([(0, size)]))?;
+                return Ok(SingleEnd::Complete(size));
+            }
+            Ok(None) => {
+                persist(&RangeSet::from_ranges([(0, pos)]))?;
+                return Ok(SingleEnd::Cancelled);
+            }
+            Err(Attempt::Fatal(error)) => return Err(error),
+            Err(Attempt::Transient(message, wait)) => (message, wait),
+        };
+        // Progress only counts when it survives the failure: a host that cannot resume loses it all.
+        if pos > attempt_start && options.ranges {
+            failures = 0;
+        }
+        failures += 1;
+        // A host that cannot resume gets twice the budget, since every attempt starts from zero.
+        let budget = if options.ranges { options.max_attempts } else { options.max_attempts * 2 };
+        if failures >= budget {
+            return Err(EngineError::Network { url: options.url.to_string(), message, attempts: failures });
+        }
+        if !options.ranges && pos > 0 {
+            tracing::info!(url = %options.url, pos, "host cannot resume; starting this file again from zero");
+            progress.note(format!("connection broke at byte {pos} ({message}); the host cannot resume, restarting"));
+            pos = 0;
+            progress.set_done(0);
+            file.set_len(0)?;
+        }
+        persist(&RangeSet::from_ranges([(0, pos)]))?;
+        let wait = wait.unwrap_or_else(|| backoff(failures));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = cancel.cancelled() => return Ok(SingleEnd::Cancelled),
+        }
+    }
+}
+
+enum Attempt {
+    Transient(String, Option<Duration>),
+    Fatal(EngineError),
+}
+
+/// Stream one response to disk from `pos`. `Ok(Some(size))` when complete, `Ok(None)` when cancelled.
+async fn stream(
+    mut response: reqwest::Response,
+    options: &SingleOptions,
+    file: &PartFile,
+    pos: &mut u64,
+    progress: &Progress,
+    cancel: &CancellationToken,
+    persist: &mut impl FnMut(&RangeSet) -> Result<(), EngineError>,
+) -> Result<Option<u64>, Attempt> {
+    let status = response.status();
+    match status {
+        StatusCode::PARTIAL_CONTENT if *pos > 0 => {
+            let first = http::header_str(response.headers(), header::CONTENT_RANGE)
+                .and_then(http::parse_content_range)
+                .and_then(|range| range.range)
+                .map(|(first, _)| first);
+            if first != Some(*pos) {
+                return Err(Attempt::Fatal(EngineError::Protocol {
+                    url: options.url.to_string(),
+                    message: format!("asked for bytes from {}, server answered from {first:?}", *pos),
+                }));
+            }
+        }
+        StatusCode::OK => {
+            if *pos > 0 {
+                // The host ignored Range (or the file changed under If-Range): take the whole body from zero.
+                tracing::info!(url = %options.url, "server sent the whole file instead of the rest; starting from zero");
+                *pos = 0;
+                progress.set_done(0);
+                file.set_len(0).map_err(Attempt::Fatal)?;
+            }
+        }
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+            return Err(Attempt::Transient(format!("server answered {status}"), http::retry_after(response.headers())));
+        }
+        status if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT => {
+            return Err(Attempt::Transient(format!("server answered {status}"), None));
+        }
+        status => {
+            return Err(Attempt::Fatal(EngineError::Remote {
+                url: options.url.to_string(),
+                status: status.as_u16(),
+                hint: http::status_hint(status),
+            }));
+        }
+    }
+    let expected_end = match status {
+        StatusCode::OK => http::content_length(response.headers()).or(options.size),
+        _ => options.size,
+    };
+    progress.set_total(expected_end);
+    let mut last_persist = Instant::now();
+    let mut window = (Instant::now(), *pos);
+    loop {
+        let chunk = tokio::select! {
+            chunk = response.chunk() => chunk,
+            _ = cancel.cancelled() => return Ok(None),
+        };
+        match chunk {
+            Ok(Some(bytes)) => {
+                file.write_at(&bytes, *pos).map_err(Attempt::Fatal)?;
+                *pos += bytes.len() as u64;
+                progress.set_done(*pos);
+                if let Some(limiter) = &options.limiter {
+                    limiter.acquire(bytes.len()).await;
+                }
+                let now = Instant::now();
+                if now.duration_since(window.0) >= Duration::from_millis(500) {
+                    progress.set_speed(((*pos - window.1) as f64 / now.duration_since(window.0).as_secs_f64()) as u64);
+                    window = (now, *pos);
+                }
+                if now.duration_since(last_persist) >= Duration::from_secs(1) && options.ranges {
+                    persist(&RangeSet::from_ranges([(0, *pos)])).map_err(Attempt::Fatal)?;
+                    last_persist = now;
+                }
+            }
+            Ok(None) => {
+                return match expected_end {
+                    Some(end) if *pos < end => {
+                        Err(Attempt::Transient(format!("connection closed at byte {} of {end}", *pos), None))
+                    }
+                    _ => Ok(Some(*pos)),
+                };
+            }
+            Err(error) => {
+                let message = match expected_end {
+                    Some(end) => format!("{} at byte {} of {end}", http::describe(&error), *pos),
+                    None => format!("{} at byte {}", http::describe(&error), *pos),
+                };
+                return Err(Attempt::Transient(message, None));
+            }
+        }
+    }
+}

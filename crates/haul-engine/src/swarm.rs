@@ -1,0 +1,657 @@
+//! The multi-connection fetch of a file whose size is known and whose host honours Range.
+//!
+//! One task per connection ("worker") fetches an assigned byte range with one long request and writes it
+//! with positional writes. A monitor task owns the policy:
+//! - **work stealing**: a worker that runs out of work takes half of the largest unclaimed remainder, so the
+//!   download never waits on one straggler;
+//! - **slow connections**: a connection far below the median (< 0.3x) is dropped and its remainder re-fetched
+//!   on a new connection;
+//! - **adaptive connection count**: connections are added while they raise total throughput, and the ceiling
+//!   drops when the host refuses connections (503, 429, connection refused);
+//! - **persistence**: the completed ranges are saved every second for resume.
+//!
+//! All shared state sits in one `std::sync::Mutex<State>`; every critical section is a few field updates and
+//! none spans an `.await`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use haul_core::plan;
+use haul_core::ranges::RangeSet;
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::error::EngineError;
+use crate::http::{self, HttpClient};
+use crate::limiter::RateLimiter;
+use crate::part_file::PartFile;
+use crate::probe::{Validators, backoff};
+use crate::progress::Progress;
+
+/// Smallest piece worth a connection of its own when stealing; also the alignment of split points.
+const MIN_STEAL: u64 = 256 * 1024;
+/// Connections a download starts with when the user did not fix the count.
+const INITIAL_AUTO_CONNECTIONS: usize = 16;
+const TICK: Duration = Duration::from_millis(100);
+/// How long the monitor measures throughput before deciding to add connections or drop a slow one.
+const WINDOW: Duration = Duration::from_millis(600);
+const PERSIST_EVERY: Duration = Duration::from_secs(1);
+/// A connection slower than this fraction of the median is replaced.
+const SLOW_RATIO: f64 = 0.3;
+/// A connection is judged only after it has streamed this long (connection set-up and slow start excluded).
+const SLOW_GRACE: Duration = Duration::from_millis(1500);
+
+pub(crate) struct SwarmOptions {
+    /// The primary URL (after redirects) followed by its mirrors; connections are spread over them.
+    pub urls: Vec<Url>,
+    pub headers: HeaderMap,
+    pub size: u64,
+    pub validators: Validators,
+    /// A fixed connection count, or `None` for the adaptive default up to `max_connections`.
+    pub connections: Option<usize>,
+    pub max_connections: usize,
+    pub min_segment: u64,
+    pub max_attempts: u32,
+    pub limiter: Option<Arc<RateLimiter>>,
+}
+
+/// How a swarm run ended, when it did not fail outright.
+#[derive(Debug)]
+pub(crate) enum SwarmEnd {
+    Complete,
+    Cancelled,
+    /// The remote file is not the one probed (size or validator changed): start over from a fresh probe.
+    RemoteChanged(String),
+    /// The host answered a ranged request with the whole file: fall back to one streaming connection.
+    RangeIgnored,
+}
+
+enum Stop {
+    Fatal(EngineError),
+    Changed(String),
+    RangeIgnored,
+}
+
+struct Slot {
+    /// Bytes up to `pos` are written; up to `claimed` are being written; the assignment ends at `end`.
+    pos: u64,
+    claimed: u64,
+    end: u64,
+    assigned: bool,
+    /// Set once response headers arrived, so the monitor knows which connections the host accepted.
+    streaming_since: Option<Instant>,
+    window_bytes: u64,
+    cancel: CancellationToken,
+}
+
+struct State {
+    done: RangeSet,
+    pending: Vec<(u64, u64)>,
+    slots: HashMap<u64, Slot>,
+    next_worker: u64,
+    /// How many connections to run now, and the most the host is believed to accept.
+    target: usize,
+    ceiling: usize,
+    last_refusal: Option<Instant>,
+    dead_urls: Vec<bool>,
+    stop: Option<Stop>,
+}
+
+struct Shared {
+    client: HttpClient,
+    options: SwarmOptions,
+    file: Arc<PartFile>,
+    progress: Arc<Progress>,
+    state: Mutex<State>,
+}
+
+enum FetchError {
+    Cancelled,
+    Busy {
+        message: String,
+        wait: Option<Duration>,
+    },
+    Transient(String),
+    /// The URL itself is bad (404 on a mirror, say): fatal unless another URL remains.
+    BadUrl(EngineError),
+    Fatal(EngineError),
+    Changed(String),
+    RangeIgnored,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("swarm state lock poisoned")
+    }
+
+    /// The next range for `worker`: an unassigned piece, else half of the largest remainder, else nothing.
+    fn assign(&self, worker: u64) -> Option<(u64, u64)> {
+        let mut state = self.lock();
+        if state.stop.is_some() {
+            return None;
+        }
+        let assigned = state.slots.values().filter(|slot| slot.assigned).count();
+        if assigned >= state.target {
+            return None;
+        }
+        let range = if let Some(index) = (0..state.pending.len()).min_by_key(|&i| state.pending[i].0) {
+            Some(state.pending.swap_remove(index))
+        } else {
+            let victim = state
+                .slots
+                .iter()
+                .filter(|(_, slot)| slot.assigned)
+                .max_by_key(|(_, slot)| slot.end - slot.claimed)
+                .map(|(&id, slot)| (id, slot.claimed, slot.end));
+            victim.and_then(|(victim, claimed, end)| {
+                let mid = plan::steal_point(claimed, end, MIN_STEAL, 64 * 1024)?;
+                state.slots.get_mut(&victim).expect("victim exists").end = mid;
+                Some((mid, end))
+            })
+        };
+        let (start, end) = range?;
+        let slot = state.slots.get_mut(&worker).expect("worker registered");
+        slot.pos = start;
+        slot.claimed = start;
+        slot.end = end;
+        slot.assigned = true;
+        slot.streaming_since = None;
+        slot.window_bytes = 0;
+        Some((start, end))
+    }
+
+    /// Reserve up to `len` bytes at the worker's position; `None` once the (possibly stolen-from) range is done.
+    fn claim(&self, worker: u64, len: usize) -> Option<(u64, usize)> {
+        let mut state = self.lock();
+        let slot = state.slots.get_mut(&worker)?;
+        let n = (slot.end - slot.claimed).min(len as u64);
+        if n == 0 {
+            return None;
+        }
+        let offset = slot.claimed;
+        slot.claimed += n;
+        Some((offset, n as usize))
+    }
+
+    fn commit(&self, worker: u64, offset: u64, n: usize) {
+        let mut state = self.lock();
+        let end = offset + n as u64;
+        state.done.insert(offset, end);
+        if let Some(slot) = state.slots.get_mut(&worker) {
+            slot.pos = end;
+            slot.window_bytes += n as u64;
+        }
+        self.progress.add_done(n as u64);
+    }
+
+    fn streaming(&self, worker: u64) {
+        if let Some(slot) = self.lock().slots.get_mut(&worker) {
+            slot.streaming_since = Some(Instant::now());
+        }
+    }
+
+    /// Give back what the worker did not write, so another connection fetches it.
+    fn release(&self, worker: u64) {
+        let mut state = self.lock();
+        let Some(slot) = state.slots.get_mut(&worker) else { return };
+        let (pos, end) = (slot.pos, slot.end);
+        slot.assigned = false;
+        slot.streaming_since = None;
+        slot.claimed = pos;
+        slot.end = pos;
+        if pos < end {
+            state.pending.push((pos, end));
+        }
+    }
+
+    /// The host refused a connection: stop growing and settle on the connections it did accept.
+    fn refused(&self) {
+        let mut state = self.lock();
+        let accepted = state.slots.values().filter(|slot| slot.streaming_since.is_some()).count().max(1);
+        state.ceiling = state.ceiling.min(accepted);
+        state.target = state.target.min(state.ceiling);
+        state.last_refusal = Some(Instant::now());
+    }
+
+    fn over_target(&self) -> bool {
+        let state = self.lock();
+        state.slots.len() > state.target
+    }
+
+    fn stop(&self, stop: Stop) {
+        let mut state = self.lock();
+        if state.stop.is_none() {
+            state.stop = Some(stop);
+        }
+        for slot in state.slots.values() {
+            slot.cancel.cancel();
+        }
+    }
+
+    /// The URL this worker should use, skipping mirrors that failed for good; `None` when none is left.
+    fn url_for(&self, worker: u64) -> Option<(usize, Url)> {
+        let state = self.lock();
+        let n = self.options.urls.len();
+        (0..n)
+            .map(|k| (worker as usize + k) % n)
+            .find(|&i| !state.dead_urls[i])
+            .map(|i| (i, self.options.urls[i].clone()))
+    }
+
+    fn mark_dead(&self, index: usize) -> bool {
+        let mut state = self.lock();
+        state.dead_urls[index] = true;
+        state.dead_urls.iter().all(|&dead| dead)
+    }
+}
+
+/// Fetch every missing byte of `done` into `file` over many connections.
+pub(crate) async fn run(
+    client: HttpClient,
+    options: SwarmOptions,
+    file: Arc<PartFile>,
+    done: RangeSet,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+    mut persist: impl FnMut(&RangeSet) -> Result<(), EngineError>,
+) -> Result<SwarmEnd, EngineError> {
+    let missing = done.missing(options.size);
+    let useful = plan::useful_connections(
+        missing.iter().map(|(s, e)| e - s).sum(),
+        options.min_segment,
+        options.max_connections,
+    );
+    let (target, ceiling) = match options.connections {
+        Some(n) => (n.min(useful).max(1), n.max(1)),
+        None => (INITIAL_AUTO_CONNECTIONS.min(useful).max(1), options.max_connections.max(1)),
+    };
+    let pending = plan::split(&missing, target, options.min_segment);
+    let adaptive = options.connections.is_none();
+    let n_urls = options.urls.len();
+    let shared = Arc::new(Shared {
+        client,
+        file,
+        progress: progress.clone(),
+        state: Mutex::new(State {
+            done,
+            pending,
+            slots: HashMap::new(),
+            next_worker: 0,
+            target,
+            ceiling,
+            last_refusal: None,
+            dead_urls: vec![false; n_urls],
+            stop: None,
+        }),
+        options,
+    });
+
+    let mut workers = JoinSet::new();
+    let mut ramp = Ramp::new(adaptive);
+    let mut last_persist = Instant::now();
+    let mut window_start = Instant::now();
+    let mut window_done = progress.snapshot().done;
+    let mut speed = 0.0f64;
+    loop {
+        // Reap finished workers without blocking.
+        while let Some(joined) = workers.try_join_next() {
+            if let Err(error) = joined
+                && error.is_panic()
+            {
+                std::panic::resume_unwind(error.into_panic());
+            }
+        }
+        let (complete, stopped, to_spawn) = {
+            let state = shared.lock();
+            let complete = state.done.is_complete(shared.options.size);
+            let has_work = !state.pending.is_empty()
+                || state.slots.values().any(|s| s.assigned && s.end - s.claimed >= 2 * MIN_STEAL);
+            let to_spawn = if has_work { state.target.saturating_sub(state.slots.len()) } else { 0 };
+            (complete, state.stop.is_some(), to_spawn)
+        };
+        if complete || stopped || cancel.is_cancelled() {
+            break;
+        }
+        for _ in 0..to_spawn {
+            spawn_worker(&shared, &mut workers, &cancel);
+        }
+
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = cancel.cancelled() => {}
+        }
+
+        let now = Instant::now();
+        if now.duration_since(window_start) >= WINDOW {
+            let done_now = progress.snapshot().done;
+            let elapsed = now.duration_since(window_start).as_secs_f64();
+            let rate = (done_now - window_done) as f64 / elapsed;
+            speed = if speed == 0.0 { rate } else { 0.5 * speed + 0.5 * rate };
+            progress.set_speed(speed as u64);
+            drop_slow_connections(&shared, elapsed);
+            ramp.step(&shared, rate, now);
+            window_start = now;
+            window_done = done_now;
+        }
+        progress.set_connections(shared.lock().slots.values().filter(|s| s.streaming_since.is_some()).count());
+        if now.duration_since(last_persist) >= PERSIST_EVERY {
+            let snapshot = shared.lock().done.clone();
+            if let Err(error) = persist(&snapshot) {
+                shared.stop(Stop::Fatal(error));
+            }
+            last_persist = now;
+        }
+    }
+
+    while let Some(joined) = workers.join_next().await {
+        if let Err(error) = joined
+            && error.is_panic()
+        {
+            std::panic::resume_unwind(error.into_panic());
+        }
+    }
+    progress.set_connections(0);
+    let (done, stop) = {
+        let mut state = shared.lock();
+        (state.done.clone(), state.stop.take())
+    };
+    persist(&done)?;
+    if done.is_complete(shared.options.size) {
+        return Ok(SwarmEnd::Complete);
+    }
+    match stop {
+        Some(Stop::Fatal(error)) => Err(error),
+        Some(Stop::Changed(why)) => Ok(SwarmEnd::RemoteChanged(why)),
+        Some(Stop::RangeIgnored) => Ok(SwarmEnd::RangeIgnored),
+        None => Ok(SwarmEnd::Cancelled),
+    }
+}
+
+fn spawn_worker(shared: &Arc<Shared>, workers: &mut JoinSet<()>, cancel: &CancellationToken) {
+    let token = cancel.child_token();
+    let id = {
+        let mut state = shared.lock();
+        let id = state.next_worker;
+        state.next_worker += 1;
+        state.slots.insert(
+            id,
+            Slot {
+                pos: 0,
+                claimed: 0,
+                end: 0,
+                assigned: false,
+                streaming_since: None,
+                window_bytes: 0,
+                cancel: token.clone(),
+            },
+        );
+        id
+    };
+    let shared = shared.clone();
+    let span = tracing::debug_span!("connection", worker = id);
+    workers.spawn(tracing::Instrument::instrument(
+        async move {
+            worker(&shared, id, &token).await;
+            shared.release(id);
+            shared.lock().slots.remove(&id);
+        },
+        span,
+    ));
+}
+
+/// One connection's life: take a range, fetch it, repeat; on failure give the range back and decide.
+async fn worker(shared: &Shared, id: u64, cancel: &CancellationToken) {
+    let mut failures = 0u32;
+    loop {
+        let Some((start, end)) = shared.assign(id) else { return };
+        let Some((url_index, url)) = shared.url_for(id) else { return };
+        let result = fetch_range(shared, id, &url, start, end, cancel).await;
+        let progressed = shared.lock().slots.get(&id).is_some_and(|slot| slot.pos > start);
+        shared.release(id);
+        if progressed {
+            failures = 0;
+        }
+        let (message, wait) = match result {
+            Ok(()) => continue,
+            Err(FetchError::Cancelled) => return,
+            Err(FetchError::Fatal(error)) => return shared.stop(Stop::Fatal(error)),
+            Err(FetchError::Changed(why)) => return shared.stop(Stop::Changed(why)),
+            Err(FetchError::RangeIgnored) => return shared.stop(Stop::RangeIgnored),
+            Err(FetchError::BadUrl(error)) => {
+                if shared.options.urls.len() > 1 && !shared.mark_dead(url_index) {
+                    tracing::warn!(%url, %error, "dropping this mirror; the others continue");
+                    continue;
+                }
+                return shared.stop(Stop::Fatal(error));
+            }
+            Err(FetchError::Busy { message, wait }) => {
+                shared.refused();
+                if shared.over_target() {
+                    tracing::debug!(%message, "host refused a connection; running with fewer");
+                    return;
+                }
+                (message, wait)
+            }
+            Err(FetchError::Transient(message)) => (message, None),
+        };
+        failures += 1;
+        if failures >= shared.options.max_attempts {
+            let error = EngineError::Network { url: url.to_string(), message, attempts: failures };
+            return shared.stop(Stop::Fatal(error));
+        }
+        let wait = wait.unwrap_or_else(|| backoff(failures));
+        tracing::debug!(%message, ?wait, failures, "range failed; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Fetch `[start, end)` with one request; stops early (and drops the connection) when a thief shortens the range.
+async fn fetch_range(
+    shared: &Shared,
+    id: u64,
+    url: &Url,
+    start: u64,
+    end: u64,
+    cancel: &CancellationToken,
+) -> Result<(), FetchError> {
+    let options = &shared.options;
+    let mut request = shared
+        .client
+        .inner
+        .get(url.clone())
+        .headers(options.headers.clone())
+        .header(header::RANGE, format!("bytes={start}-{}", end - 1));
+    if let Some(if_range) = options.validators.if_range() {
+        request = request.header(header::IF_RANGE, if_range);
+    }
+    let mut response = tokio::select! {
+        result = request.send() => result.map_err(|error| {
+            let message = http::describe(&error);
+            if error.is_connect() { FetchError::Busy { message, wait: None } } else { FetchError::Transient(message) }
+        })?,
+        _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+    };
+    check_status(&response, options, url, start)?;
+    shared.streaming(id);
+
+    loop {
+        let chunk = tokio::select! {
+            chunk = response.chunk() => chunk,
+            _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+        };
+        let bytes = match chunk {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
+                let pos = shared.lock().slots.get(&id).map_or(end, |slot| slot.pos);
+                return Err(FetchError::Transient(format!(
+                    "connection closed early at byte {pos} of a range ending at {end}"
+                )));
+            }
+            Err(error) => return Err(FetchError::Transient(http::describe(&error))),
+        };
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let Some((offset, n)) = shared.claim(id, rest.len()) else { return Ok(()) };
+            shared.file.write_at(&rest[..n], offset).map_err(FetchError::Fatal)?;
+            shared.commit(id, offset, n);
+            rest = &rest[n..];
+        }
+        if let Some(limiter) = &options.limiter {
+            limiter.acquire(bytes.len()).await;
+        }
+    }
+}
+
+fn check_status(response: &reqwest::Response, options: &SwarmOptions, url: &Url, start: u64) -> Result<(), FetchError> {
+    let status = response.status();
+    let headers = response.headers();
+    match status {
+        StatusCode::PARTIAL_CONTENT => {
+            let range = http::header_str(headers, header::CONTENT_RANGE).and_then(http::parse_content_range);
+            match range {
+                Some(http::ContentRange { total: Some(total), .. }) if total != options.size => {
+                    Err(FetchError::Changed(format!(
+                        "the file is now {total} bytes, not the {} bytes announced first",
+                        options.size
+                    )))
+                }
+                Some(http::ContentRange { range: Some((first, _)), .. }) if first == start => Ok(()),
+                other => Err(FetchError::Fatal(EngineError::Protocol {
+                    url: url.to_string(),
+                    message: format!("asked for bytes from {start}, server answered Content-Range {other:?}"),
+                })),
+            }
+        }
+        StatusCode::OK => {
+            let now = crate::probe::Validators {
+                etag: http::header_str(headers, header::ETAG).map(str::to_owned),
+                last_modified: http::header_str(headers, header::LAST_MODIFIED).map(str::to_owned),
+            };
+            let differs = |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if a != b);
+            if differs(&now.etag, &options.validators.etag)
+                || differs(&now.last_modified, &options.validators.last_modified)
+            {
+                Err(FetchError::Changed(
+                    "the server has a new version of the file (its ETag or Last-Modified changed)".into(),
+                ))
+            } else {
+                Err(FetchError::RangeIgnored)
+            }
+        }
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            let total = http::header_str(headers, header::CONTENT_RANGE)
+                .and_then(http::parse_content_range)
+                .and_then(|r| r.total);
+            Err(FetchError::Changed(format!(
+                "the server refused bytes from {start} (416; it reports {} bytes) although it announced {} bytes",
+                total.map_or_else(|| "an unknown number of".to_owned(), |t| t.to_string()),
+                options.size
+            )))
+        }
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+            Err(FetchError::Busy { message: format!("server answered {status}"), wait: http::retry_after(headers) })
+        }
+        status if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT => {
+            Err(FetchError::Transient(format!("server answered {status}")))
+        }
+        status => Err(FetchError::BadUrl(EngineError::Remote {
+            url: url.to_string(),
+            status: status.as_u16(),
+            hint: http::status_hint(status),
+        })),
+    }
+}
+
+/// Replace connections running far below the median: their remainder goes back to the pool and a new
+/// connection (likely on a better path) fetches it.
+fn drop_slow_connections(shared: &Shared, window_secs: f64) {
+    let mut state = shared.lock();
+    let now = Instant::now();
+    let mut rates: Vec<(u64, f64)> = state
+        .slots
+        .iter()
+        .filter(|(_, slot)| {
+            slot.assigned
+                && slot.streaming_since.is_some_and(|since| now.duration_since(since) >= SLOW_GRACE)
+                && slot.end - slot.claimed >= 2 * MIN_STEAL
+        })
+        .map(|(&id, slot)| (id, slot.window_bytes as f64 / window_secs))
+        .collect();
+    for slot in state.slots.values_mut() {
+        slot.window_bytes = 0;
+    }
+    if rates.len() < 4 {
+        return;
+    }
+    rates.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let median = rates[rates.len() / 2].1;
+    // Never replace more than a quarter at once: a host that is slow everywhere is not fixed by churn.
+    let budget = (rates.len() / 4).max(1);
+    for &(id, rate) in rates.iter().take(budget) {
+        if rate < SLOW_RATIO * median {
+            tracing::debug!(worker = id, rate, median, "replacing a slow connection");
+            if let Some(slot) = state.slots.get(&id) {
+                slot.cancel.cancel();
+            }
+        }
+    }
+}
+
+/// The adaptive connection count: grow while growth pays, hold when it stops paying.
+struct Ramp {
+    enabled: bool,
+    /// Throughput measured before the last increase.
+    before: Option<f64>,
+    last_change: Option<Instant>,
+}
+
+impl Ramp {
+    fn new(enabled: bool) -> Self {
+        Self { enabled, before: None, last_change: None }
+    }
+
+    fn step(&mut self, shared: &Shared, rate: f64, now: Instant) {
+        if !self.enabled {
+            return;
+        }
+        let mut state = shared.lock();
+        // After a refusal, probe upwards again slowly in case the refusal was momentary.
+        if state.last_refusal.is_some_and(|at| now.duration_since(at) > Duration::from_secs(5))
+            && state.ceiling < shared.options.max_connections
+        {
+            state.ceiling += 1;
+            state.last_refusal = Some(now);
+        }
+        let streaming = state.slots.values().filter(|s| s.streaming_since.is_some()).count();
+        if streaming < state.target || self.last_change.is_some_and(|at| now.duration_since(at) < WINDOW) {
+            return;
+        }
+        let remaining = shared.options.size - state.done.covered();
+        if remaining < (state.target as u64) * shared.options.min_segment * 2 {
+            return;
+        }
+        let paid = match self.before {
+            None => true,
+            Some(before) => rate > before * 1.10,
+        };
+        if !paid {
+            self.enabled = false;
+            tracing::debug!(target = state.target, rate, "more connections stopped paying; holding");
+            return;
+        }
+        let next = (state.target * 2).min(state.ceiling).min(shared.options.max_connections);
+        if next > state.target {
+            tracing::debug!(from = state.target, to = next, rate, "adding connections");
+            state.target = next;
+            self.before = Some(rate);
+            self.last_change = Some(now);
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Dev-only test origin: an HTTP server with deterministic content of any size and fault knobs
+//! (rate limits, latency, connection caps, slow and cut responses, missing range support,
+//! lying lengths), used in-process by haul's integration tests and as the `haul-origin` binary
+//! by benchmarks.
+
+mod body;
+mod content;
+mod options;
+mod pacing;
+mod range;
+mod server;
+mod stats;
+
+pub use content::{BLOCK_LEN, ContentBlock, content_byte, expected_bytes, expected_sha256, file_seed};
+pub use options::{OriginOptions, SLOW_BASE_RATE, parse_byte_size};
+pub use server::{Origin, OriginHandle};
+pub use stats::OriginStats;

@@ -1,0 +1,472 @@
+//! The origin HTTP server: routes, the knobs applied per request, and the handles that tests use
+//! to start, steer and inspect a running origin.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{
+    ACCEPT_RANGES, ALLOW, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE,
+    LAST_MODIFIED, LOCATION, RANGE, RETRY_AFTER,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::serve::{IncomingStream, Listener};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::{BodyPlan, body};
+use crate::content::{ContentBlock, file_seed, mix};
+use crate::options::{OriginOptions, pick};
+use crate::pacing::TokenBucket;
+use crate::range::{RangeOutcome, if_range_matches, parse_range};
+use crate::stats::{Counters, OriginStats};
+
+/// `Last-Modified` of version 0 (2020-01-01T00:00:00Z); version `v` is `v` seconds later, so a
+/// date-based `If-Range` also notices a version bump.
+const LAST_MODIFIED_BASE_SECS: u64 = 1_577_836_800;
+
+/// Content blocks are ~2 MB each; a handful covers every test and benchmark, and regenerating an
+/// evicted one costs only a millisecond or two.
+const CONTENT_CACHE_CAP: usize = 16;
+
+/// State shared by all requests of one origin.
+pub(crate) struct Shared {
+    pub options: OriginOptions,
+    pub version: AtomicU64,
+    pub counters: Counters,
+    pub bucket: Option<TokenBucket>,
+    pub shutdown: CancellationToken,
+    /// Counts bodies eligible for cutting, to pick the `cut_fraction` deterministically.
+    cut_counter: AtomicU64,
+    cache: Mutex<HashMap<u64, ContentBlock>>,
+}
+
+impl Shared {
+    fn new(options: OriginOptions, shutdown: CancellationToken) -> Self {
+        Self {
+            bucket: options.aggregate_rate.map(TokenBucket::new),
+            options,
+            version: AtomicU64::new(0),
+            counters: Counters::default(),
+            shutdown,
+            cut_counter: AtomicU64::new(0),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn content(&self, seed: u64) -> ContentBlock {
+        if let Some(block) = self.lock_cache().get(&seed) {
+            return block.clone();
+        }
+        // Generated outside the lock so other requests are not stalled meanwhile.
+        let block = ContentBlock::new(seed);
+        let mut cache = self.lock_cache();
+        if cache.len() >= CONTENT_CACHE_CAP {
+            cache.clear();
+        }
+        cache.insert(seed, block.clone());
+        block
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<u64, ContentBlock>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn file_seed(&self, size: u64, name: &str) -> u64 {
+        file_seed(self.options.seed, size, name, self.version.load(Ordering::Acquire))
+    }
+
+    /// Counts a new in-flight response, or refuses it when `max_connections` is reached.
+    fn admit(self: &Arc<Self>) -> Option<InFlight> {
+        let counters = &self.counters;
+        let now = counters.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        if self.options.max_connections.is_some_and(|max| now > max as u64) {
+            counters.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        counters.peak_concurrent.fetch_max(now, Ordering::AcqRel);
+        Some(InFlight { shared: Arc::clone(self) })
+    }
+}
+
+/// One admitted in-flight response; dropping it frees the slot.
+pub(crate) struct InFlight {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InFlight")
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.shared.counters.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Identity of a TCP connection: its accept order, which makes "slow connection" selection
+/// deterministic, and the peer address.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnId {
+    index: u64,
+    #[allow(dead_code)] // Only read through `Debug`, in axum's connection traces.
+    peer: SocketAddr,
+}
+
+/// A `TcpListener` that numbers its connections and disables Nagle (small paced chunks must
+/// not wait for ACKs).
+struct CountingListener {
+    inner: TcpListener,
+    next: u64,
+}
+
+impl Listener for CountingListener {
+    type Io = TcpStream;
+    type Addr = ConnId;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, peer) = Listener::accept(&mut self.inner).await;
+        if let Err(e) = io.set_nodelay(true) {
+            tracing::debug!("set_nodelay failed: {e}");
+        }
+        let index = self.next;
+        self.next += 1;
+        (io, ConnId { index, peer })
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(ConnId { index: u64::MAX, peer: self.inner.local_addr()? })
+    }
+}
+
+impl Connected<IncomingStream<'_, CountingListener>> for ConnId {
+    fn connect_info(stream: IncomingStream<'_, CountingListener>) -> Self {
+        *stream.remote_addr()
+    }
+}
+
+fn header_value(s: String) -> HeaderValue {
+    HeaderValue::try_from(s).expect("generated header values are visible ASCII")
+}
+
+fn service_unavailable() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, [(RETRY_AFTER, HeaderValue::from_static("1"))]).into_response()
+}
+
+/// What every GET/HEAD goes through before it is answered: counting, admission against
+/// `max_connections` (refusals are immediate) and the first-byte latency.
+async fn admit_request(shared: &Arc<Shared>, method: &Method) -> Result<InFlight, Response> {
+    let counters = &shared.counters;
+    counters.requests.fetch_add(1, Ordering::Relaxed);
+    if method == Method::HEAD {
+        counters.head_requests.fetch_add(1, Ordering::Relaxed);
+    }
+    let Some(guard) = shared.admit() else {
+        counters.responses_503.fetch_add(1, Ordering::Relaxed);
+        return Err(service_unavailable());
+    };
+    let latency = shared.options.first_byte_latency;
+    if !latency.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(latency) => {}
+            () = shared.shutdown.cancelled() => return Err(service_unavailable()),
+        }
+    }
+    Ok(guard)
+}
+
+/// The percent-decoded value of the `cd` query parameter. `+` is kept as is (this is a URL
+/// query, not a form), so any exact header value can be requested.
+fn content_disposition(query: Option<&str>) -> Result<Option<HeaderValue>, axum::http::header::InvalidHeaderValue> {
+    let Some(query) = query else {
+        return Ok(None);
+    };
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if percent_encoding::percent_decode_str(key).collect::<Vec<u8>>() != b"cd" {
+            continue;
+        }
+        let value: Vec<u8> = percent_encoding::percent_decode_str(value).collect();
+        return HeaderValue::from_bytes(&value).map(Some);
+    }
+    Ok(None)
+}
+
+/// Where a cut body errors out: a deterministic pseudo-random point between 10% and 90% of
+/// its `len` bytes (never 0 nor `len`, so the client always sees a partial body).
+fn cut_offset(seed: u64, k: u64, len: u64) -> u64 {
+    let r = (mix(seed ^ mix(k)) >> 11) as f64 / (1u64 << 53) as f64;
+    let off = (len as f64 * (0.1 + 0.8 * r)) as u64;
+    off.clamp(1, len - 1)
+}
+
+async fn data(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<ConnId>,
+    method: Method,
+    Path((size, name)): Path<(u64, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let guard = match admit_request(&shared, &method).await {
+        Ok(guard) => guard,
+        Err(response) => return response,
+    };
+    let opts = &shared.options;
+    let is_head = method == Method::HEAD;
+    if is_head && opts.reject_head {
+        return (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, HeaderValue::from_static("GET"))]).into_response();
+    }
+    let Ok(cd) = content_disposition(query.as_deref()) else {
+        return (StatusCode::BAD_REQUEST, "cd= is not a valid header value\n").into_response();
+    };
+
+    let version = shared.version.load(Ordering::Acquire);
+    let seed = file_seed(opts.seed, size, &name, version);
+    let etag = format!("\"{seed:016x}\"");
+    let last_modified = SystemTime::UNIX_EPOCH + Duration::from_secs(LAST_MODIFIED_BASE_SECS + version);
+
+    let mut h = HeaderMap::new();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(ETAG, header_value(etag.clone()));
+    h.insert(LAST_MODIFIED, header_value(httpdate::fmt_http_date(last_modified)));
+    if !opts.no_range {
+        h.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    if let Some(cd) = cd {
+        h.insert(CONTENT_DISPOSITION, cd);
+    }
+
+    let range = headers.get(RANGE).and_then(|v| v.to_str().ok());
+    let if_range_ok =
+        headers.get(IF_RANGE).is_none_or(|v| v.to_str().is_ok_and(|v| if_range_matches(v, &etag, last_modified)));
+    let outcome = match range {
+        Some(range) if !opts.no_range && if_range_ok => parse_range(range, size),
+        _ => RangeOutcome::Full,
+    };
+
+    let (status, start, end) = match outcome {
+        RangeOutcome::Full => {
+            h.insert(CONTENT_LENGTH, HeaderValue::from(size + opts.length_lie));
+            (StatusCode::OK, 0, size)
+        }
+        RangeOutcome::Partial { start, end } => {
+            let cr = format!("bytes {start}-{}/{size}", end - 1);
+            h.insert(CONTENT_RANGE, header_value(cr));
+            h.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
+            (StatusCode::PARTIAL_CONTENT, start, end)
+        }
+        RangeOutcome::Unsatisfiable => {
+            h.insert(CONTENT_RANGE, header_value(format!("bytes */{size}")));
+            h.insert(CONTENT_LENGTH, HeaderValue::from(0u64));
+            return (StatusCode::RANGE_NOT_SATISFIABLE, h).into_response();
+        }
+    };
+    if is_head {
+        return (status, h, Body::empty()).into_response();
+    }
+
+    let len = end - start;
+    let cut_at = if opts.cut_fraction > 0.0 && len >= 2 {
+        let k = shared.cut_counter.fetch_add(1, Ordering::Relaxed);
+        pick(k, opts.cut_fraction).then(|| start + cut_offset(seed, k, len))
+    } else {
+        None
+    };
+    let rate = if pick(conn.index, opts.slow_fraction) { Some(opts.slow_rate()) } else { opts.per_connection_rate };
+    let plan = BodyPlan {
+        content: shared.content(seed),
+        start,
+        end,
+        cut_at,
+        fail_after_end: status == StatusCode::OK && opts.length_lie > 0,
+        rate,
+    };
+    let body = body(plan, Arc::clone(&shared), guard);
+    (status, h, body).into_response()
+}
+
+async fn redirect(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    // Extracted only to validate the path; the raw path is reused below to keep its encoding.
+    Path((n, _size, _name)): Path<(u64, u64, String)>,
+    uri: Uri,
+) -> Response {
+    let _guard = match admit_request(&shared, &method).await {
+        Ok(guard) => guard,
+        Err(response) => return response,
+    };
+    // "/redirect/N/data/SIZE/NAME" -> "data/SIZE/NAME", still percent-encoded as received.
+    let tail = uri.path().splitn(4, '/').nth(3).unwrap_or_default();
+    redirect_to(n, tail, uri.query())
+}
+
+fn redirect_to(n: u64, tail: &str, query: Option<&str>) -> Response {
+    let mut location = match n.checked_sub(1) {
+        Some(next) => format!("/redirect/{next}/{tail}"),
+        None => format!("/{tail}"),
+    };
+    if let Some(query) = query {
+        location.push('?');
+        location.push_str(query);
+    }
+    (StatusCode::FOUND, [(LOCATION, header_value(location))]).into_response()
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    let json = serde_json::to_string(&shared.counters.snapshot()).expect("stats serialize");
+    ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], json).into_response()
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/data/{size}/{name}", get(data))
+        .route("/redirect/{n}/data/{size}/{name}", get(redirect))
+        .route("/stats", get(stats))
+        .with_state(shared)
+}
+
+/// A running origin. Dropping it (or calling [`Origin::shutdown`]) stops it: it stops accepting,
+/// closes idle connections and aborts bodies still being sent.
+pub struct Origin {
+    addr: SocketAddr,
+    handle: OriginHandle,
+    task: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Origin").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl Origin {
+    /// Starts an origin on `127.0.0.1:0` (a free port).
+    pub async fn start(options: OriginOptions) -> anyhow::Result<Origin> {
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), options).await
+    }
+
+    /// Starts an origin on `addr`. Must be called within a tokio runtime, which runs the server.
+    pub async fn start_on(addr: SocketAddr, options: OriginOptions) -> anyhow::Result<Origin> {
+        options.validate()?;
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding the origin to {addr}"))?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let shared = Arc::new(Shared::new(options, shutdown.clone()));
+        let app = router(Arc::clone(&shared)).into_make_service_with_connect_info::<ConnId>();
+        let listener = CountingListener { inner: listener, next: 0 };
+        let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+        let task = tokio::spawn(async move {
+            if let Err(e) = serve.await {
+                tracing::error!("origin server failed: {e}");
+            }
+        });
+        Ok(Origin { addr, handle: OriginHandle { shared }, task: Some(task) })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://HOST:PORT`, with a wildcard bind address replaced by loopback so it is usable.
+    pub fn base_url(&self) -> String {
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{addr}")
+    }
+
+    /// `http://HOST:PORT/data/SIZE/NAME`.
+    pub fn url(&self, size: u64, name: &str) -> String {
+        format!("{}/data/{size}/{name}", self.base_url())
+    }
+
+    pub fn handle(&self) -> OriginHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the server and waits (up to 5 s) until its connections are closed.
+    pub async fn shutdown(mut self) {
+        self.handle.shared.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        // The server task winds down on its own once told to.
+        self.handle.shared.shutdown.cancel();
+    }
+}
+
+/// A cheap, clonable handle to steer and inspect a running origin.
+#[derive(Clone)]
+pub struct OriginHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for OriginHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OriginHandle").field("options", &self.shared.options).field("version", &self.version()).finish()
+    }
+}
+
+impl OriginHandle {
+    /// Changes the content, ETag and Last-Modified of every file from now on (a changed remote).
+    pub fn set_version(&self, v: u64) {
+        self.shared.version.store(v, Ordering::Release);
+    }
+
+    pub fn version(&self) -> u64 {
+        self.shared.version.load(Ordering::Acquire)
+    }
+
+    pub fn options(&self) -> &OriginOptions {
+        &self.shared.options
+    }
+
+    pub fn stats(&self) -> OriginStats {
+        self.shared.counters.snapshot()
+    }
+
+    pub fn reset_stats(&self) {
+        self.shared.counters.reset();
+    }
+
+    /// The content seed of `/data/SIZE/NAME` at the current version.
+    pub fn file_seed(&self, size: u64, name: &str) -> u64 {
+        self.shared.file_seed(size, name)
+    }
+
+    /// Lowercase hex SHA-256 of `/data/SIZE/NAME` at the current version.
+    pub fn file_sha256(&self, size: u64, name: &str) -> String {
+        self.shared.content(self.file_seed(size, name)).sha256(size)
+    }
+
+    /// The bytes `[start, end)` of `/data/SIZE/NAME` at the current version.
+    pub fn file_bytes(&self, size: u64, name: &str, start: u64, end: u64) -> Vec<u8> {
+        let end = end.min(size);
+        let start = start.min(end);
+        self.shared.content(self.file_seed(size, name)).to_vec(start, end - start)
+    }
+}

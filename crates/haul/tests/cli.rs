@@ -1,0 +1,149 @@
+//! `haul get` as a user runs it: the real binary against a real origin on loopback, including SIGKILL and
+//! Ctrl-C in the middle of a download.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use haul_test_support::{Origin, OriginOptions};
+use sha2::{Digest, Sha256};
+
+const MIB: u64 = 1 << 20;
+
+fn haul() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_haul"));
+    command.env_remove("HAUL_LOG").env_remove("RUST_LOG");
+    command
+}
+
+fn sha256_of(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+fn run(command: &mut Command) -> Output {
+    command.stdin(Stdio::null()).output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn recorded_bytes(record: &Path) -> u64 {
+    let Ok(text) = std::fs::read(record) else { return 0 };
+    let Ok(record) = serde_json::from_slice::<serde_json::Value>(&text) else { return 0 };
+    record["done"].as_array().unwrap().iter().map(|r| r[1].as_u64().unwrap() - r[0].as_u64().unwrap()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_downloads_into_a_directory() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(haul().arg("get").arg("-d").arg(dir.path()).arg(origin.url(5 * MIB, "five.bin")));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(sha256_of(&dir.path().join("five.bin")), origin.handle().file_sha256(5 * MIB, "five.bin"));
+    assert!(stderr(&output).contains("saved"), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_prints_nothing_and_output_names_the_file() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("chosen.name");
+    let output = run(haul().args(["get", "-q", "-c", "4", "-o"]).arg(&target).arg(origin.url(MIB, "x.bin")));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.stdout.is_empty() && output.stderr.is_empty(), "{}", stderr(&output));
+    assert_eq!(sha256_of(&target), origin.handle().file_sha256(MIB, "x.bin"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_exit_non_zero_with_one_line_reason() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["not a url".into()], "not a valid URL"),
+        (vec!["ftp://example.com/x".into()], "http or https"),
+        (vec![format!("http://{}/missing", origin.addr())], "404"),
+        (vec!["--checksum".into(), "sha256=abc".into(), origin.url(MIB, "c.bin")], "sha256"),
+        (vec!["--checksum".into(), format!("md5={}", "0".repeat(32)), origin.url(MIB, "c.bin")], "checksum mismatch"),
+        (vec!["--limit-rate".into(), "fast".into(), origin.url(MIB, "c.bin")], "fast"),
+        (vec!["-H".into(), "NoColon".into(), origin.url(MIB, "c.bin")], "Name: Value"),
+    ];
+    for (args, expected) in cases {
+        let output = run(haul().arg("get").arg("-d").arg(dir.path()).args(&args));
+        let text = stderr(&output);
+        assert!(!output.status.success(), "{args:?} should fail");
+        assert!(text.contains(expected), "{args:?}: expected {expected:?} in {text:?}");
+        assert!(text.trim().lines().count() <= 3, "{args:?}: keep it short: {text}");
+    }
+    assert!(!dir.path().join("c.bin").exists(), "a checksum mismatch leaves no final file");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_download_resumes_without_refetching() {
+    let size = 24 * MIB;
+    let origin =
+        Origin::start(OriginOptions { per_connection_rate: Some(MIB), ..OriginOptions::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = origin.url(size, "big.bin");
+    let record = dir.path().join("big.bin.part.haul");
+
+    let mut child =
+        haul().args(["get", "-q", "-c", "8", "-d"]).arg(dir.path()).arg(&url).stdin(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while recorded_bytes(&record) < 6 * MIB {
+        assert!(Instant::now() < deadline, "no progress recorded");
+        assert!(child.try_wait().unwrap().is_none(), "haul exited before it was killed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to save anything more
+    child.wait().unwrap();
+    let saved = recorded_bytes(&record);
+    assert!(saved >= 6 * MIB && saved < size, "recorded {saved}");
+
+    origin.handle().reset_stats();
+    let output = run(haul().args(["get", "-d"]).arg(dir.path()).arg(&url));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("resumed"), "{}", stderr(&output));
+    assert_eq!(sha256_of(&dir.path().join("big.bin")), origin.handle().file_sha256(size, "big.bin"));
+    let refetched = origin.handle().stats().body_bytes_sent;
+    assert!(refetched <= size - saved + MIB, "second run fetched {refetched} bytes although {saved} were saved");
+    assert!(!record.exists() && !dir.path().join("big.bin.part").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_pauses_with_status_130_and_the_same_command_finishes() {
+    let size = 16 * MIB;
+    let origin =
+        Origin::start(OriginOptions { per_connection_rate: Some(MIB), ..OriginOptions::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = origin.url(size, "p.bin");
+    let child = haul()
+        .args(["get", "-c", "4", "-d"])
+        .arg(dir.path())
+        .arg(&url)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(stderr(&output).contains("run the same command again to resume"), "{}", stderr(&output));
+    let saved = recorded_bytes(&dir.path().join("p.bin.part.haul"));
+    assert!(saved > 0, "a pause saves progress");
+
+    let output = run(haul().args(["get", "-d"]).arg(dir.path()).arg(&url));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(sha256_of(&dir.path().join("p.bin")), origin.handle().file_sha256(size, "p.bin"));
+}
+
+#[test]
+fn help_explains_the_get_command() {
+    let output = run(haul().args(["get", "--help"]));
+    let text = String::from_utf8_lossy(&output.stdout);
+    for expected in ["--connections", "--limit-rate", "--checksum", "--mirror", "Examples"] {
+        assert!(text.contains(expected), "missing {expected} in help:\n{text}");
+    }
+}
