@@ -82,26 +82,41 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
+def high_water_mark(pid):
+    """The process's peak resident memory in MiB (VmHWM), which exec resets, unlike getrusage's ru_maxrss."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def timed_run(cmd, timeout):
     """Run `cmd`, returning (seconds, exit code, peak RSS in MiB)."""
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = start + timeout
+    peak = 0.0
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        # Read the high-water mark before reaping: the zombie has no memory left to report.
+        peak = max(peak, high_water_mark(proc.pid))
+        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         if time.monotonic() > deadline:
             proc.kill()
-            pid, status, usage = os.wait4(proc.pid, 0)
-            return None, "timeout", usage.ru_maxrss / 1024
-        time.sleep(0.01)
+            os.wait4(proc.pid, 0)
+            return None, "timeout", peak
+        time.sleep(0.005)
     elapsed = time.monotonic() - start
     code = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace").strip()
     if code != 0 and err:
         print(f"    {cmd[0]} exited {code}: {err.splitlines()[-1][:200]}", file=sys.stderr)
-    return elapsed, code, usage.ru_maxrss / 1024
+    return elapsed, code, peak
 
 
 def start_origin(origin_bin, flags):

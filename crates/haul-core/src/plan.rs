@@ -2,7 +2,7 @@
 //!
 //! The planner works on half-open `[start, end)` ranges, normally the output of
 //! [`RangeSet::missing`](crate::ranges::RangeSet::missing). It only decides where to cut; scheduling
-//! and work stealing at run time live in the engine, which asks [`steal_point`] where to cut a
+//! and work stealing at run time live in the engine, which asks [`proportional_split`] where to cut a
 //! segment that is already in flight.
 
 use std::cmp::Ordering;
@@ -92,35 +92,27 @@ impl PartialOrd for Candidate {
     }
 }
 
-/// Where a work thief should cut a segment whose owner has claimed up to `claimed` and which ends
-/// at `end`: the midpoint of the unclaimed remainder, rounded up to a multiple of `align` (if
-/// `align > 1`) but strictly inside `(claimed, end)`; `None` when the remainder is smaller than
-/// `2 * min_steal` (not worth a new connection).
-///
-/// Alignment only keeps writes tidy, so it yields to the other rules: if rounding up would leave
-/// the thief less than `min_steal` bytes (or reach `end`), the midpoint is rounded down instead, and
-/// if that would leave the owner less than `min_steal` bytes (or nothing), the exact midpoint is used.
-pub fn steal_point(claimed: u64, end: u64, min_steal: u64, align: u64) -> Option<u64> {
+/// Where a thief should cut the unclaimed remainder `[claimed, end)` of a running connection so that
+/// both finish together: the owner keeps the share its speed earns (`owner_rate / (owner_rate +
+/// thief_rate)`), so a connection ten times slower than the thief keeps a tenth. Unknown or zero rates
+/// count as equal (a halving). The cut is rounded up to a multiple of `align` (when `align > 1`) where that
+/// stays inside, and is always strictly inside `(claimed, end)`. `None` when the remainder has fewer than
+/// 2 bytes.
+pub fn proportional_split(claimed: u64, end: u64, owner_rate: Option<f64>, thief_rate: f64, align: u64) -> Option<u64> {
     let remainder = end.checked_sub(claimed)?;
-    // A cut strictly inside the remainder needs at least two bytes to leave both sides non-empty.
-    if remainder < 2 || remainder < min_steal.saturating_mul(2) {
+    if remainder < 2 {
         return None;
     }
-    let mid = claimed + remainder / 2;
-    if align <= 1 {
-        return Some(mid);
-    }
-    let down = mid - mid % align;
-    // Saturating is safe: u64::MAX can never be strictly below `end`, so an overflowing round-up
-    // simply falls through to rounding down.
-    let up = if down == mid { mid } else { down.saturating_add(align) };
-    if up < end && end - up >= min_steal {
-        Some(up)
-    } else if down > claimed && down - claimed >= min_steal {
-        Some(down)
-    } else {
-        Some(mid)
-    }
+    let share = match owner_rate {
+        Some(owner) if owner > 0.0 && thief_rate > 0.0 && owner.is_finite() && thief_rate.is_finite() => {
+            owner / (owner + thief_rate)
+        }
+        _ => 0.5,
+    };
+    let keep = ((remainder as f64 * share) as u64).clamp(1, remainder - 1);
+    let cut = claimed + keep;
+    let aligned = if align > 1 { cut.checked_next_multiple_of(align).unwrap_or(cut) } else { cut };
+    Some(if aligned < end { aligned } else { cut })
 }
 
 /// How many connections a file of `size` bytes deserves: `ceil(size / min_segment)` capped to
@@ -200,34 +192,31 @@ mod tests {
     }
 
     #[test]
-    fn steal_point_cases() {
-        // (claimed, end, min_steal, align, expected)
+    fn proportional_split_cases() {
+        // (claimed, end, owner_rate, thief_rate, align, expected)
         let cases = [
-            (0, 100, 10, 1, Some(50)),
-            (0, 100, 10, 0, Some(50)),
-            (0, 101, 10, 1, Some(50)),
-            (0, 100, 50, 1, Some(50)),
-            (0, 99, 50, 1, None),
-            (0, 1, 0, 1, None),
-            (0, 2, 0, 1, Some(1)),
-            (100, 100, 0, 1, None),
-            (200, 100, 0, 1, None),
-            // Aligned: midpoint 1500 rounds up to 2048.
-            (0, 3000, 10, 1024, Some(2048)),
-            // Already aligned.
-            (0, 2048, 1, 1024, Some(1024)),
-            // Rounding up would reach the end, so round down.
-            (1000, 2040, 10, 1024, Some(1024)),
-            (0, 3000, 10, 4096, Some(1500)),
-            // Rounding up would leave the thief too little; rounding down leaves the owner enough.
-            (1000, 3500, 1000, 1024, Some(2048)),
-            // Neither rounding works: exact midpoint.
-            (1000, 1100, 10, 4096, Some(1050)),
-            (u64::MAX - 10, u64::MAX, 1, 1 << 63, Some(u64::MAX - 5)),
+            (0, 100, None, 5.0, 1, Some(50)),
+            (0, 100, Some(1.0), 1.0, 1, Some(50)),
+            (0, 110, Some(1.0), 10.0, 1, Some(10)),
+            (0, 100, Some(10.0), 1.0, 1, Some(90)),
+            (0, 100, Some(0.0), 1.0, 1, Some(50)),
+            (0, 100, Some(f64::NAN), 1.0, 1, Some(50)),
+            (0, 100, Some(1.0), 0.0, 1, Some(50)),
+            (0, 1, None, 1.0, 1, None),
+            (0, 2, None, 1.0, 1, Some(1)),
+            (100, 100, None, 1.0, 1, None),
+            (200, 100, None, 1.0, 1, None),
+            // A slow owner with a tiny share still keeps at least one byte.
+            (0, 100, Some(1e-9), 1.0, 1, Some(1)),
+            // Rounded up to the alignment when that stays inside...
+            (0, 3000, None, 1.0, 1024, Some(2048)),
+            // ...and left unaligned when it would not.
+            (0, 3000, None, 1.0, 4096, Some(1500)),
+            (u64::MAX - 10, u64::MAX, None, 1.0, 1 << 63, Some(u64::MAX - 5)),
         ];
-        for (claimed, end, min, align, want) in cases {
-            let got = steal_point(claimed, end, min, align);
-            assert_eq!(got, want, "steal_point({claimed}, {end}, {min}, {align})");
+        for (claimed, end, owner, thief, align, want) in cases {
+            let got = proportional_split(claimed, end, owner, thief, align);
+            assert_eq!(got, want, "proportional_split({claimed}, {end}, {owner:?}, {thief}, {align})");
             if let Some(cut) = got {
                 assert!(claimed < cut && cut < end);
             }

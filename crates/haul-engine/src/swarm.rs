@@ -33,17 +33,19 @@ use crate::probe::{Validators, backoff};
 use crate::progress::Progress;
 
 /// Smallest piece worth a connection of its own when stealing; also the alignment of split points.
-const MIN_STEAL: u64 = 256 * 1024;
+const MIN_STEAL: u64 = 128 * 1024;
 /// Connections a download starts with when the user did not fix the count.
 const INITIAL_AUTO_CONNECTIONS: usize = 16;
 const TICK: Duration = Duration::from_millis(100);
 /// How long the monitor measures throughput before deciding to add connections or drop a slow one.
-const WINDOW: Duration = Duration::from_millis(600);
+const WINDOW: Duration = Duration::from_millis(300);
 const PERSIST_EVERY: Duration = Duration::from_secs(1);
 /// A connection slower than this fraction of the median is replaced.
 const SLOW_RATIO: f64 = 0.3;
 /// A connection is judged only after it has streamed this long (connection set-up and slow start excluded).
-const SLOW_GRACE: Duration = Duration::from_millis(1500);
+const SLOW_GRACE: Duration = Duration::from_millis(600);
+/// A range is split only if its connection would need longer than this to finish it alone.
+const STEAL_WORTH_SECS: f64 = 0.3;
 
 pub(crate) struct SwarmOptions {
     /// The primary URL (after redirects) followed by its mirrors; connections are spread over them.
@@ -85,7 +87,43 @@ struct Slot {
     /// Set once response headers arrived, so the monitor knows which connections the host accepted.
     streaming_since: Option<Instant>,
     window_bytes: u64,
+    /// Where and when the current assignment began, for the connection's current speed.
+    assigned_start: u64,
+    assigned_at: Instant,
     cancel: CancellationToken,
+}
+
+impl Slot {
+    /// This connection's speed since its response began, once it has streamed long enough to tell.
+    fn current_rate(&self, now: Instant) -> Option<f64> {
+        let elapsed = now.duration_since(self.streaming_since?).as_secs_f64();
+        (elapsed >= 0.05).then(|| (self.pos - self.assigned_start) as f64 / elapsed)
+    }
+
+    /// Seconds until this connection finishes its range, or `None` before its speed is known.
+    fn time_left(&self, now: Instant) -> Option<f64> {
+        let rate = self.current_rate(now)?;
+        Some((self.end - self.claimed) as f64 / rate.max(1.0))
+    }
+
+    /// Whether a new connection should take part of this range: only when this one would need longer than
+    /// a new request costs. Before its speed is known (no answer yet, or too short to measure), only a large
+    /// remainder that has waited that long qualifies.
+    ///
+    /// Stealing is not free: the robbed connection asked for its whole range, so what the host already
+    /// pushed past the cut is thrown away when it stops. On a fast host every connection finishes in moments
+    /// and stealing would only waste bytes.
+    fn stealable(&self, now: Instant) -> bool {
+        let remaining = self.end - self.claimed;
+        self.assigned
+            && remaining >= MIN_STEAL / 4
+            && match self.time_left(now) {
+                Some(seconds) => seconds > STEAL_WORTH_SECS,
+                None => {
+                    remaining >= 2 * MIN_STEAL && now.duration_since(self.assigned_at).as_secs_f64() > STEAL_WORTH_SECS
+                }
+            }
+    }
 }
 
 struct State {
@@ -99,6 +137,8 @@ struct State {
     last_refusal: Option<Instant>,
     dead_urls: Vec<bool>,
     stop: Option<Stop>,
+    /// The median connection throughput of the last window, for estimating when a connection will finish.
+    typical_rate: f64,
 }
 
 struct Shared {
@@ -141,16 +181,24 @@ impl Shared {
         let range = if let Some(index) = (0..state.pending.len()).min_by_key(|&i| state.pending[i].0) {
             Some(state.pending.swap_remove(index))
         } else {
+            // Rob the connection that would finish last, not merely the one with most left: half of a slow
+            // connection's remainder is worth more than half of a fast one's.
+            let now = Instant::now();
             let victim = state
                 .slots
                 .iter()
-                .filter(|(_, slot)| slot.assigned)
-                .max_by_key(|(_, slot)| slot.end - slot.claimed)
-                .map(|(&id, slot)| (id, slot.claimed, slot.end));
-            victim.and_then(|(victim, claimed, end)| {
-                let mid = plan::steal_point(claimed, end, MIN_STEAL, 64 * 1024)?;
+                .filter(|(_, slot)| slot.stealable(now))
+                .max_by(|(_, a), (_, b)| {
+                    let left = |slot: &Slot| slot.time_left(now).unwrap_or(f64::INFINITY);
+                    left(a).total_cmp(&left(b))
+                })
+                .map(|(&id, slot)| (id, slot.claimed, slot.end, slot.current_rate(now)));
+            let thief_rate = state.typical_rate;
+            victim.map(|(victim, claimed, end, victim_rate)| {
+                let mid = plan::proportional_split(claimed, end, victim_rate, thief_rate, 16 * 1024)
+                    .expect("a stealable range has at least MIN_STEAL / 4 bytes");
                 state.slots.get_mut(&victim).expect("victim exists").end = mid;
-                Some((mid, end))
+                (mid, end)
             })
         };
         let (start, end) = range?;
@@ -161,6 +209,8 @@ impl Shared {
         slot.assigned = true;
         slot.streaming_since = None;
         slot.window_bytes = 0;
+        slot.assigned_start = start;
+        slot.assigned_at = Instant::now();
         Some((start, end))
     }
 
@@ -208,11 +258,15 @@ impl Shared {
         }
     }
 
-    /// The host refused a connection: stop growing and settle on the connections it did accept.
+    /// The host refused a connection: lower the ceiling by one below what was open.
+    ///
+    /// One step per refusal, not straight down to the connections that were streaming: a host counts a
+    /// dropped connection for a moment after it is gone, so a replacement for a slow connection is often
+    /// refused once, and settling on the streaming count would ratchet the ceiling down with every
+    /// replacement. N refusals from a burst of N connections above the limit still land exactly on it.
     fn refused(&self) {
         let mut state = self.lock();
-        let accepted = state.slots.values().filter(|slot| slot.streaming_since.is_some()).count().max(1);
-        state.ceiling = state.ceiling.min(accepted);
+        state.ceiling = state.ceiling.min(state.slots.len()).saturating_sub(1).max(1);
         state.target = state.target.min(state.ceiling);
         state.last_refusal = Some(Instant::now());
     }
@@ -286,6 +340,7 @@ pub(crate) async fn run(
             last_refusal: None,
             dead_urls: vec![false; n_urls],
             stop: None,
+            typical_rate: 0.0,
         }),
         options,
     });
@@ -308,8 +363,8 @@ pub(crate) async fn run(
         let (complete, stopped, to_spawn) = {
             let state = shared.lock();
             let complete = state.done.is_complete(shared.options.size);
-            let has_work = !state.pending.is_empty()
-                || state.slots.values().any(|s| s.assigned && s.end - s.claimed >= 2 * MIN_STEAL);
+            let now = Instant::now();
+            let has_work = !state.pending.is_empty() || state.slots.values().any(|s| s.stealable(now));
             let to_spawn = if has_work { state.target.saturating_sub(state.slots.len()) } else { 0 };
             (complete, state.stop.is_some(), to_spawn)
         };
@@ -334,6 +389,7 @@ pub(crate) async fn run(
             progress.set_speed(speed as u64);
             drop_slow_connections(&shared, elapsed);
             ramp.step(&shared, rate, now);
+            recover_after_refusal(&shared, now);
             window_start = now;
             window_done = done_now;
         }
@@ -386,6 +442,8 @@ fn spawn_worker(shared: &Arc<Shared>, workers: &mut JoinSet<()>, cancel: &Cancel
                 assigned: false,
                 streaming_since: None,
                 window_bytes: 0,
+                assigned_start: 0,
+                assigned_at: Instant::now(),
                 cancel: token.clone(),
             },
         );
@@ -489,7 +547,11 @@ async fn fetch_range(
         let bytes = match chunk {
             Ok(Some(bytes)) => bytes,
             Ok(None) => {
-                let pos = shared.lock().slots.get(&id).map_or(end, |slot| slot.pos);
+                let (pos, end) = shared.lock().slots.get(&id).map_or((end, end), |slot| (slot.pos, slot.end));
+                if pos >= end {
+                    // The body ended exactly where the (possibly shortened) range does.
+                    return Ok(());
+                }
                 return Err(FetchError::Transient(format!(
                     "connection closed early at byte {pos} of a range ending at {end}"
                 )));
@@ -574,17 +636,11 @@ fn check_status(response: &reqwest::Response, options: &SwarmOptions, url: &Url,
 fn drop_slow_connections(shared: &Shared, window_secs: f64) {
     let mut state = shared.lock();
     let now = Instant::now();
-    let mut rates: Vec<(u64, f64)> = state
-        .slots
-        .iter()
-        .filter(|(_, slot)| {
-            slot.assigned
-                && slot.streaming_since.is_some_and(|since| now.duration_since(since) >= SLOW_GRACE)
-                && slot.end - slot.claimed >= 2 * MIN_STEAL
-        })
-        .map(|(&id, slot)| (id, slot.window_bytes as f64 / window_secs))
-        .collect();
-    for slot in state.slots.values_mut() {
+    let mut rates: Vec<(u64, f64)> = Vec::new();
+    for (&id, slot) in state.slots.iter_mut() {
+        if slot.assigned && slot.streaming_since.is_some_and(|since| now.duration_since(since) >= SLOW_GRACE) {
+            rates.push((id, slot.window_bytes as f64 / window_secs));
+        }
         slot.window_bytes = 0;
     }
     if rates.len() < 4 {
@@ -592,15 +648,30 @@ fn drop_slow_connections(shared: &Shared, window_secs: f64) {
     }
     rates.sort_by(|a, b| a.1.total_cmp(&b.1));
     let median = rates[rates.len() / 2].1;
+    state.typical_rate = median;
     // Never replace more than a quarter at once: a host that is slow everywhere is not fixed by churn.
     let budget = (rates.len() / 4).max(1);
     for &(id, rate) in rates.iter().take(budget) {
-        if rate < SLOW_RATIO * median {
+        let Some(slot) = state.slots.get(&id) else { continue };
+        // Worth replacing only if the slow connection would still need a while; a nearly finished
+        // range is cheaper to let run than to re-request.
+        let worth_it = (slot.end - slot.claimed) as f64 > rate.max(1.0) * 0.5;
+        if rate < SLOW_RATIO * median && worth_it {
             tracing::debug!(worker = id, rate, median, "replacing a slow connection");
-            if let Some(slot) = state.slots.get(&id) {
-                slot.cancel.cancel();
-            }
+            slot.cancel.cancel();
         }
+    }
+}
+
+/// After refusals stop, probe upwards one connection every two seconds: a refusal may have been momentary,
+/// and at a real limit this costs one refused request per probe.
+fn recover_after_refusal(shared: &Shared, now: Instant) {
+    let mut state = shared.lock();
+    let most = shared.options.connections.unwrap_or(shared.options.max_connections);
+    if state.last_refusal.is_some_and(|at| now.duration_since(at) > Duration::from_secs(2)) && state.ceiling < most {
+        state.ceiling += 1;
+        state.target = (state.target + 1).min(state.ceiling);
+        state.last_refusal = Some(now);
     }
 }
 
@@ -622,13 +693,6 @@ impl Ramp {
             return;
         }
         let mut state = shared.lock();
-        // After a refusal, probe upwards again slowly in case the refusal was momentary.
-        if state.last_refusal.is_some_and(|at| now.duration_since(at) > Duration::from_secs(5))
-            && state.ceiling < shared.options.max_connections
-        {
-            state.ceiling += 1;
-            state.last_refusal = Some(now);
-        }
         let streaming = state.slots.values().filter(|s| s.streaming_since.is_some()).count();
         if streaming < state.target || self.last_change.is_some_and(|at| now.duration_since(at) < WINDOW) {
             return;
