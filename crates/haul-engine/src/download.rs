@@ -165,7 +165,12 @@ pub async fn download(
                 Ended::Complete(0)
             }
             Some(size) if probe.ranges => {
-                part.set_len(size)?;
+                if let Err(error) = part.allocate(size) {
+                    if record.done.is_empty() {
+                        let _ = std::fs::remove_file(&paths.part);
+                    }
+                    return Err(error);
+                }
                 let swarm_options = SwarmOptions {
                     urls: std::iter::once(probe.final_url.clone()).chain(options.mirrors.iter().cloned()).collect(),
                     headers: options.headers.clone(),

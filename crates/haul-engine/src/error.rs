@@ -25,7 +25,7 @@ pub enum EngineError {
     Protocol { url: String, message: String },
 
     /// Reading or writing a local file failed (full disk, permissions, missing directory).
-    #[error("{path}: {source}")]
+    #[error("{}: {source}{}", path.display(), io_advice(source))]
     Io { path: PathBuf, source: std::io::Error },
 
     /// The finished file does not hash to what the user asked for; it was not put in place.
@@ -41,6 +41,18 @@ pub enum EngineError {
     /// The caller stopped the download; completed ranges are saved and a later run resumes them.
     #[error("download paused")]
     Cancelled,
+}
+
+/// What a person can do about a local I/O failure; completed ranges are kept, so the advice is to resume.
+fn io_advice(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            "; free some space and run the same command again to resume"
+        }
+        std::io::ErrorKind::PermissionDenied => "; choose a directory you can write to (-d DIR)",
+        std::io::ErrorKind::NotFound => "; the directory does not exist",
+        _ => "",
+    }
 }
 
 impl EngineError {

@@ -34,6 +34,16 @@ impl PartFile {
         self.file.write_all_at(bytes, offset).map_err(|e| EngineError::io(&self.path, e))
     }
 
+    /// Reserve the whole file on disk before fetching, so a disk too small fails now, with nothing fetched,
+    /// rather than when it fills. Filesystems without `fallocate` just get the length set (a sparse file).
+    pub fn allocate(&self, len: u64) -> Result<(), EngineError> {
+        match rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => self.set_len(len),
+            Err(errno) => Err(EngineError::io(&self.path, std::io::Error::from(errno))),
+        }
+    }
+
     /// Set the length: the final size before a ranged download, or 0 to start over.
     pub fn set_len(&self, len: u64) -> Result<(), EngineError> {
         self.file.set_len(len).map_err(|e| EngineError::io(&self.path, e))

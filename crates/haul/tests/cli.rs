@@ -147,3 +147,45 @@ fn help_explains_the_get_command() {
         assert!(text.contains(expected), "missing {expected} in help:\n{text}");
     }
 }
+
+/// A small tmpfs mounted for the life of the guard; `None` where this machine does not allow mounting.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then_some(Self { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_disk_fails_clearly_and_keeps_what_was_written() {
+    let Some(disk) = SmallDisk::mount("2m") else {
+        eprintln!("not run: this machine does not allow mounting a tmpfs (needs root)");
+        return;
+    };
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let output = run(haul().args(["get", "-q", "-d"]).arg(disk.dir.path()).arg(origin.url(8 * MIB, "big.bin")));
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("No space left on device"), "{text}");
+    assert!(text.contains("free some space"), "{text}");
+    assert!(!disk.dir.path().join("big.bin").exists(), "no final file from a failed download");
+    // The space is reserved before fetching, so nothing was downloaded for nothing and no debris is left.
+    assert_eq!(origin.handle().stats().body_bytes_sent, 0);
+    assert!(std::fs::read_dir(disk.dir.path()).unwrap().next().is_none(), "nothing left on the full disk");
+}
