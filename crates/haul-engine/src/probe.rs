@@ -17,7 +17,7 @@ pub struct Validators {
 }
 
 impl Validators {
-    fn from_headers(headers: &HeaderMap) -> Self {
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
         Self {
             etag: http::header_str(headers, header::ETAG).map(str::to_owned),
             last_modified: http::header_str(headers, header::LAST_MODIFIED).map(str::to_owned),
@@ -48,6 +48,25 @@ pub struct Probe {
     pub(crate) body: Option<reqwest::Response>,
 }
 
+impl Probe {
+    fn from_response(response: &reqwest::Response, size: Option<u64>, ranges: bool) -> Self {
+        let headers = response.headers();
+        Self {
+            final_url: response.url().clone(),
+            size,
+            ranges,
+            validators: Validators::from_headers(headers),
+            content_disposition: http::header_str(headers, header::CONTENT_DISPOSITION).map(str::to_owned),
+            body: None,
+        }
+    }
+
+    fn with_body(response: reqwest::Response, size: Option<u64>, ranges: bool) -> Self {
+        let probe = Self::from_response(&response, size, ranges);
+        Self { body: Some(response), ..probe }
+    }
+}
+
 /// HEAD first; a `Range: bytes=0-0` GET when HEAD is refused or leaves size or Range support unclear.
 pub async fn probe(
     client: &HttpClient,
@@ -61,15 +80,7 @@ pub async fn probe(
             let ranges = http::header_str(response.headers(), header::ACCEPT_RANGES)
                 .is_some_and(|v| v.split(',').any(|unit| unit.trim().eq_ignore_ascii_case("bytes")));
             if ranges && size.is_some() {
-                return Ok(Probe {
-                    final_url: response.url().clone(),
-                    size,
-                    ranges,
-                    validators: Validators::from_headers(response.headers()),
-                    content_disposition: http::header_str(response.headers(), header::CONTENT_DISPOSITION)
-                        .map(str::to_owned),
-                    body: None,
-                });
+                return Ok(Probe::from_response(&response, size, ranges));
             }
             tracing::debug!(%url, ?size, ranges, "HEAD left size or Range support unclear; probing with GET");
         }
@@ -99,26 +110,11 @@ pub async fn probe_with_get(
                     let total = http::header_str(response_headers, header::CONTENT_RANGE)
                         .and_then(http::parse_content_range)
                         .and_then(|range| range.total);
-                    return Ok(Probe {
-                        final_url: response.url().clone(),
-                        size: total,
-                        ranges: total.is_some(),
-                        validators: Validators::from_headers(response_headers),
-                        content_disposition: http::header_str(response_headers, header::CONTENT_DISPOSITION)
-                            .map(str::to_owned),
-                        body: None,
-                    });
+                    return Ok(Probe::from_response(&response, total, total.is_some()));
                 }
                 if status.is_success() {
-                    return Ok(Probe {
-                        final_url: response.url().clone(),
-                        size: http::content_length(response_headers),
-                        ranges: false,
-                        validators: Validators::from_headers(response_headers),
-                        content_disposition: http::header_str(response_headers, header::CONTENT_DISPOSITION)
-                            .map(str::to_owned),
-                        body: Some(response),
-                    });
+                    let size = http::content_length(response_headers);
+                    return Ok(Probe::with_body(response, size, false));
                 }
                 if status == StatusCode::RANGE_NOT_SATISFIABLE {
                     // An empty file cannot satisfy bytes=0-0; anything else answering 416 here is unusable.
@@ -126,15 +122,7 @@ pub async fn probe_with_get(
                         .and_then(http::parse_content_range)
                         .and_then(|range| range.total);
                     if total == Some(0) {
-                        return Ok(Probe {
-                            final_url: response.url().clone(),
-                            size: Some(0),
-                            ranges: true,
-                            validators: Validators::from_headers(response_headers),
-                            content_disposition: http::header_str(response_headers, header::CONTENT_DISPOSITION)
-                                .map(str::to_owned),
-                            body: None,
-                        });
+                        return Ok(Probe::from_response(&response, Some(0), true));
                     }
                 }
                 let retryable = status.is_server_error()

@@ -592,10 +592,7 @@ fn check_status(response: &reqwest::Response, options: &SwarmOptions, url: &Url,
             }
         }
         StatusCode::OK => {
-            let now = crate::probe::Validators {
-                etag: http::header_str(headers, header::ETAG).map(str::to_owned),
-                last_modified: http::header_str(headers, header::LAST_MODIFIED).map(str::to_owned),
-            };
+            let now = Validators::from_headers(headers);
             let differs = |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(a), Some(b)) if a != b);
             if differs(&now.etag, &options.validators.etag)
                 || differs(&now.last_modified, &options.validators.last_modified)

@@ -90,7 +90,8 @@ async fn bar(progress: Arc<Progress>, label: String, stop: CancellationToken) {
             Phase::Probing => "probing".to_owned(),
             Phase::Verifying => "verifying".to_owned(),
             Phase::Downloading | Phase::Done => {
-                format!("{} {}x", format_rate(snapshot.speed as f64), snapshot.connections)
+                let plural = if snapshot.connections == 1 { "" } else { "s" };
+                format!("{} {} conn{plural}", format_rate(snapshot.speed as f64), snapshot.connections)
             }
         };
         bar.set_message(phase);
