@@ -19,6 +19,12 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
     if args.output.is_some() && args.urls.len() > 1 {
         bail!("--output names one file but {} URLs were given; use --dir DIR for several", args.urls.len());
     }
+    if !args.mirrors.is_empty() && args.urls.len() > 1 {
+        bail!(
+            "--mirror names other URLs of one file but {} URLs were given; download them one at a time",
+            args.urls.len()
+        );
+    }
     let urls = args.urls.iter().map(|text| parse_url(text)).collect::<anyhow::Result<Vec<_>>>()?;
     let mirrors = args.mirrors.iter().map(|text| parse_url(text)).collect::<anyhow::Result<Vec<_>>>()?;
     let headers = parse_headers(&args.headers)?;

@@ -67,6 +67,10 @@ async fn failures_exit_non_zero_with_one_line_reason() {
         (vec!["--checksum".into(), format!("md5={}", "0".repeat(32)), origin.url(MIB, "c.bin")], "checksum mismatch"),
         (vec!["--limit-rate".into(), "fast".into(), origin.url(MIB, "c.bin")], "fast"),
         (vec!["-H".into(), "NoColon".into(), origin.url(MIB, "c.bin")], "Name: Value"),
+        (
+            vec!["--mirror".into(), origin.url(MIB, "c.bin"), origin.url(MIB, "a"), origin.url(MIB, "b")],
+            "one at a time",
+        ),
     ];
     for (args, expected) in cases {
         let output = run(haul().arg("get").arg("-d").arg(dir.path()).args(&args));
