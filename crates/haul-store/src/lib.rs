@@ -1,0 +1,116 @@
+//! haul's persistence: the [`Store`] trait over downloads, one module per backend, chosen by URL in [`open`].
+//!
+//! **Invariant**: only this crate contains SQL. Callers see domain types (`haul_core::job`, [`record`]) and a
+//! [`StoreError`] that keeps only what they act on: not found, a conflict with the current state, or anything
+//! else.
+
+pub mod record;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use haul_core::job::{AccountId, DownloadId, JobAction, JobState};
+
+pub use record::{DownloadPatch, DownloadRecord, ListFilter, NewDownload, ProgressUpdate, StateCounts};
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed, split by what the caller does next.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object does not exist for this caller (another account's download is not found either, so ids do
+    /// not leak). Holds what was looked for, e.g. `download 3f2a…`.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The download's current state forbids the change; the API answers 409 naming `current`.
+    #[error("{message}")]
+    Conflict { current: JobState, message: String },
+    /// The database failed or holds something unreadable; not the caller's fault.
+    #[error("store: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Other(error.to_string())
+    }
+}
+
+/// Downloads, persisted. Every method taking an `AccountId` sees only that account's downloads; the methods
+/// without one are for the scheduler and the engine, which act on behalf of whoever owns the job.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new download, `queued` (or `paused` when `start_paused`), with a fresh id.
+    async fn create(&self, new: NewDownload) -> Result<DownloadRecord, StoreError>;
+
+    async fn get(&self, account: &AccountId, id: DownloadId) -> Result<DownloadRecord, StoreError>;
+
+    /// The account's downloads, newest first.
+    async fn list(&self, account: &AccountId, filter: &ListFilter) -> Result<Vec<DownloadRecord>, StoreError>;
+
+    /// Moves a download by `action`, checked against its state at the moment of writing (compare-and-set), and
+    /// stores `error` as the reason (`None` clears it). An illegal action is `Conflict` naming the current state.
+    /// Leaving `active` drops the lease, speed and connections; reaching a terminal state sets `finished_at`.
+    async fn apply(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        action: JobAction,
+        error: Option<String>,
+    ) -> Result<DownloadRecord, StoreError>;
+
+    /// Atomically hands one runnable download to `node` for `lease`: the highest priority, then the oldest, of
+    /// the queued downloads and the active ones whose lease has run out (their node is presumed dead). Returns
+    /// `None` when nothing is runnable or `max_active` downloads already hold live leases (across all nodes).
+    async fn claim_next(
+        &self,
+        node: &str,
+        lease: Duration,
+        max_active: usize,
+    ) -> Result<Option<DownloadRecord>, StoreError>;
+
+    /// Extends `node`'s lease. `Conflict` when the download is no longer active on `node` (paused, cancelled or
+    /// taken over): the engine must stop fetching it.
+    async fn renew_lease(&self, id: DownloadId, node: &str, lease: Duration) -> Result<(), StoreError>;
+
+    /// Records the engine's progress. Speed, ETA and connections are kept only while active, so a late report
+    /// from a download that was just paused does not show it as moving.
+    async fn record_progress(&self, id: DownloadId, progress: &ProgressUpdate) -> Result<(), StoreError>;
+
+    /// On startup: puts `node`'s active downloads back in the queue, to resume from their partial files.
+    /// Returns how many.
+    async fn requeue_node(&self, node: &str) -> Result<u64, StoreError>;
+
+    /// Changes the URL (only while paused or failed, else `Conflict`) and the priority (any time).
+    async fn patch(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        patch: &DownloadPatch,
+    ) -> Result<DownloadRecord, StoreError>;
+
+    /// Removes the row and returns it, whatever its state: stopping the engine and removing files first is the
+    /// caller's job.
+    async fn delete(&self, account: &AccountId, id: DownloadId) -> Result<DownloadRecord, StoreError>;
+
+    /// Downloads per state, for one account or (with `None`) for the whole server.
+    async fn counts(&self, account: Option<&AccountId>) -> Result<StateCounts, StoreError>;
+}
+
+/// Opens the store named by `url`, creating and migrating it as needed: `sqlite:///abs/haul.db`,
+/// `sqlite://relative.db`, or a plain file path.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(StoreError::Other("postgres backend not built yet".to_owned()));
+    }
+    if url.starts_with("sqlite:") {
+        return Ok(Arc::new(SqliteStore::open_url(url).await?));
+    }
+    if url.contains("://") {
+        return Err(StoreError::Other(format!(
+            "unsupported store url {url}: expected sqlite:///path/haul.db or a file path"
+        )));
+    }
+    Ok(Arc::new(SqliteStore::open_path(url.as_ref()).await?))
+}

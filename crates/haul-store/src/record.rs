@@ -1,0 +1,161 @@
+//! The rows the store keeps and the inputs it takes: plain data shared by every backend.
+//!
+//! These live here rather than in haul-core because they are the persistence interface (they carry the
+//! scheduler's lease columns and the store's query inputs), while core keeps the rules with edge cases worth
+//! testing on their own: ids and the state machine in `haul_core::job`.
+
+use haul_core::job::{AccountId, DownloadId, JobState};
+use serde::Serialize;
+
+/// One download as stored. Times are unix milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DownloadRecord {
+    pub id: DownloadId,
+    pub account: AccountId,
+    pub url: String,
+    /// Other URLs serving the same bytes, tried when `url` fails.
+    pub mirrors: Vec<String>,
+    /// What fetches it: "file" (plain HTTP) for now; media downloads will add kinds.
+    pub kind: String,
+    pub state: JobState,
+    /// Higher runs first; ties go to the oldest.
+    pub priority: i32,
+    pub filename: Option<String>,
+    /// Directory relative to the downloads root, as the user asked for it.
+    pub directory: Option<String>,
+    /// Where the file is (or will be) once the engine has chosen a safe name.
+    pub path: Option<String>,
+    pub size: Option<u64>,
+    pub bytes_done: u64,
+    /// Bytes per second; zero unless active.
+    pub speed: u64,
+    pub eta_secs: Option<u64>,
+    /// Connections open now; zero unless active.
+    pub connections: u32,
+    /// Why the last transition happened, when it was a failure.
+    pub error: Option<String>,
+    /// Expected digest as the user wrote it (`sha256=HEX`); parsed by `haul_core::checksum`.
+    pub checksum: Option<String>,
+    /// Extra request headers as (name, value), in the user's order.
+    pub headers: Vec<(String, String)>,
+    pub connections_limit: Option<u32>,
+    /// Bytes per second for this download alone.
+    pub speed_limit: Option<u64>,
+    pub created_at: i64,
+    /// When the download first became active; kept across pause, resume and retry.
+    pub started_at: Option<i64>,
+    /// When it last reached completed, failed or cancelled; cleared when it leaves them.
+    pub finished_at: Option<i64>,
+    /// The node running it, while active.
+    pub lease_owner: Option<String>,
+    /// Until when `lease_owner` holds it; after that another claim may take it over.
+    pub lease_expires: Option<i64>,
+}
+
+/// What a new download starts from. Validation (URL scheme, header names, checksum syntax) is the caller's job;
+/// the store keeps what it is given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewDownload {
+    pub account: AccountId,
+    pub url: String,
+    pub mirrors: Vec<String>,
+    pub filename: Option<String>,
+    pub directory: Option<String>,
+    pub checksum: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub connections_limit: Option<u32>,
+    pub speed_limit: Option<u64>,
+    pub priority: i32,
+    /// Start in `paused` instead of `queued`, so nothing is fetched until the user resumes it.
+    pub start_paused: bool,
+}
+
+impl NewDownload {
+    /// A download of `url` for `account` with every option at its default.
+    pub fn new(account: AccountId, url: impl Into<String>) -> Self {
+        Self {
+            account,
+            url: url.into(),
+            mirrors: Vec::new(),
+            filename: None,
+            directory: None,
+            checksum: None,
+            headers: Vec::new(),
+            connections_limit: None,
+            speed_limit: None,
+            priority: 0,
+            start_paused: false,
+        }
+    }
+}
+
+/// Which of an account's downloads to list; newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only downloads in this state; all states when `None`.
+    pub state: Option<JobState>,
+    /// At most this many; all when `None`.
+    pub limit: Option<u32>,
+    pub offset: u32,
+}
+
+/// What the engine reports about a running download.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgressUpdate {
+    pub bytes_done: u64,
+    /// `None` keeps the known size (a stream of unknown length does not erase it).
+    pub size: Option<u64>,
+    pub speed: u64,
+    pub eta_secs: Option<u64>,
+    pub connections: u32,
+    /// `None` keeps what is stored: the name and path are only known after the probe.
+    pub filename: Option<String>,
+    pub path: Option<String>,
+}
+
+/// A user's edit of a download; `None` leaves a field alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DownloadPatch {
+    /// Only while paused or failed: a running fetch would mix two origins' bytes.
+    pub url: Option<String>,
+    pub priority: Option<i32>,
+}
+
+/// How many downloads are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StateCounts {
+    pub queued: u64,
+    pub active: u64,
+    pub paused: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+impl StateCounts {
+    pub fn get(&self, state: JobState) -> u64 {
+        match state {
+            JobState::Queued => self.queued,
+            JobState::Active => self.active,
+            JobState::Paused => self.paused,
+            JobState::Completed => self.completed,
+            JobState::Failed => self.failed,
+            JobState::Cancelled => self.cancelled,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        JobState::ALL.into_iter().map(|state| self.get(state)).sum()
+    }
+
+    pub(crate) fn slot(&mut self, state: JobState) -> &mut u64 {
+        match state {
+            JobState::Queued => &mut self.queued,
+            JobState::Active => &mut self.active,
+            JobState::Paused => &mut self.paused,
+            JobState::Completed => &mut self.completed,
+            JobState::Failed => &mut self.failed,
+            JobState::Cancelled => &mut self.cancelled,
+        }
+    }
+}

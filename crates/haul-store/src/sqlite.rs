@@ -1,0 +1,442 @@
+//! The SQLite backend: one database file in WAL mode, the migrations in `migrations/sqlite` applied at open.
+//!
+//! Writers are serialised by SQLite itself. Single-statement changes are compare-and-set `UPDATE ... WHERE
+//! state = ?`; `claim_next`, which reads before it writes, runs in a `BEGIN IMMEDIATE` transaction so that the
+//! write lock is taken before the read and two claimers (tasks or processes) can never pick the same row.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use haul_core::job::{AccountId, DownloadId, JobAction, JobState, next_state};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, migrate::MigrateError};
+
+use crate::{DownloadPatch, DownloadRecord, ListFilter, NewDownload, ProgressUpdate, StateCounts, Store, StoreError};
+
+/// How long a writer waits for another's lock before failing; claims and progress writes are short, so
+/// hitting this means something is stuck.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often `apply` re-reads and retries when the state changed between its read and its write. Each retry
+/// means another writer won a race; a handful of losses in a row means something is looping.
+const CAS_ATTEMPTS: usize = 8;
+
+/// A [`Store`] on one SQLite file.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `sqlite:///abs/path.db` or `sqlite://relative.db` (query options such as `?mode=ro` are honoured).
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|error| StoreError::Other(format!("invalid sqlite url {url}: {error}")))?;
+        Self::open_with(options, url).await
+    }
+
+    /// Opens the database file at `path`, creating it if missing.
+    pub async fn open_path(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(SqliteConnectOptions::new().filename(path), &path.display().to_string()).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions, name: &str) -> Result<Self, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is safe against a killed process in WAL mode; only a power loss can drop the last commits,
+            // the same trade the engine makes for its resume records (see ARCHITECTURE.md).
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .map_err(|error| StoreError::Other(format!("cannot open {name}: {error}")))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|error: MigrateError| StoreError::Other(format!("cannot migrate {name}: {error}")))?;
+        Ok(Self { pool })
+    }
+
+    /// The state of any account's download, for explaining a failed compare-and-set.
+    async fn current_state(&self, id: DownloadId) -> Result<JobState, StoreError> {
+        let row = sqlx::query("SELECT state FROM downloads WHERE id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        parse_state(row.try_get("state")?, id)
+    }
+
+    async fn owned_state(&self, account: &AccountId, id: DownloadId) -> Result<JobState, StoreError> {
+        let row = sqlx::query("SELECT state FROM downloads WHERE id = ?1 AND account = ?2")
+            .bind(id.to_string())
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        parse_state(row.try_get("state")?, id)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create(&self, new: NewDownload) -> Result<DownloadRecord, StoreError> {
+        let id = DownloadId::new_random();
+        let state = if new.start_paused { JobState::Paused } else { JobState::Queued };
+        let row = sqlx::query(
+            "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
+                 headers, connections_limit, speed_limit, created_at)
+             VALUES (?1, ?2, ?3, ?4, 'file', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             RETURNING *",
+        )
+        .bind(id.to_string())
+        .bind(new.account.as_str())
+        .bind(&new.url)
+        .bind(to_json(&new.mirrors)?)
+        .bind(state.as_str())
+        .bind(new.priority)
+        .bind(&new.filename)
+        .bind(&new.directory)
+        .bind(&new.checksum)
+        .bind(to_json(&new.headers)?)
+        .bind(new.connections_limit)
+        .bind(new.speed_limit.map(to_db))
+        .bind(now_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        record_from_row(&row)
+    }
+
+    async fn get(&self, account: &AccountId, id: DownloadId) -> Result<DownloadRecord, StoreError> {
+        let row = sqlx::query("SELECT * FROM downloads WHERE id = ?1 AND account = ?2")
+            .bind(id.to_string())
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        record_from_row(&row)
+    }
+
+    async fn list(&self, account: &AccountId, filter: &ListFilter) -> Result<Vec<DownloadRecord>, StoreError> {
+        // LIMIT -1 is SQLite for "no limit", which keeps this one fixed statement.
+        let rows = sqlx::query(
+            "SELECT * FROM downloads
+             WHERE account = ?1 AND (?2 IS NULL OR state = ?2)
+             ORDER BY created_at DESC, seq DESC
+             LIMIT ?3 OFFSET ?4",
+        )
+        .bind(account.as_str())
+        .bind(filter.state.map(JobState::as_str))
+        .bind(filter.limit.map_or(-1, i64::from))
+        .bind(i64::from(filter.offset))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    async fn apply(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        action: JobAction,
+        error: Option<String>,
+    ) -> Result<DownloadRecord, StoreError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self.owned_state(account, id).await?;
+            let next = next_state(current, action)
+                .map_err(|illegal| StoreError::Conflict { current, message: illegal.to_string() })?;
+            let now = now_millis();
+            let row = sqlx::query(
+                "UPDATE downloads SET
+                     state = ?1,
+                     error = ?2,
+                     started_at = CASE WHEN ?1 = 'active' THEN COALESCE(started_at, ?3) ELSE started_at END,
+                     finished_at = ?4,
+                     lease_owner = CASE WHEN ?1 = 'active' THEN lease_owner END,
+                     lease_expires = CASE WHEN ?1 = 'active' THEN lease_expires END,
+                     speed = CASE WHEN ?1 = 'active' THEN speed ELSE 0 END,
+                     eta_secs = CASE WHEN ?1 = 'active' THEN eta_secs END,
+                     connections = CASE WHEN ?1 = 'active' THEN connections ELSE 0 END
+                 WHERE id = ?5 AND account = ?6 AND state = ?7
+                 RETURNING *",
+            )
+            .bind(next.as_str())
+            .bind(&error)
+            .bind(now)
+            .bind(next.is_terminal().then_some(now))
+            .bind(id.to_string())
+            .bind(account.as_str())
+            .bind(current.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row {
+                return record_from_row(&row);
+            }
+            // Another writer changed the state (or deleted the row) between the read and the write: judge the
+            // action again against what is there now.
+        }
+        Err(StoreError::Other(format!("download {id} kept changing state while applying {action}; try again")))
+    }
+
+    async fn claim_next(
+        &self,
+        node: &str,
+        lease: Duration,
+        max_active: usize,
+    ) -> Result<Option<DownloadRecord>, StoreError> {
+        if max_active == 0 {
+            return Ok(None);
+        }
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now_millis();
+        let live: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM downloads WHERE state = 'active' AND lease_expires > ?1")
+                .bind(now)
+                .fetch_one(&mut *transaction)
+                .await?;
+        if usize::try_from(live).unwrap_or(usize::MAX) >= max_active {
+            transaction.rollback().await?;
+            return Ok(None);
+        }
+        // An active row without a live lease has nobody fetching it (its node died, or it was started without
+        // a lease), so it competes with the queued rows on the same terms.
+        let row = sqlx::query(
+            "UPDATE downloads SET
+                 state = 'active',
+                 lease_owner = ?1,
+                 lease_expires = ?2,
+                 started_at = COALESCE(started_at, ?3),
+                 speed = 0,
+                 eta_secs = NULL,
+                 connections = 0
+             WHERE seq = (
+                 SELECT seq FROM downloads
+                 WHERE state = 'queued' OR (state = 'active' AND (lease_expires IS NULL OR lease_expires <= ?3))
+                 ORDER BY priority DESC, created_at, seq
+                 LIMIT 1)
+             RETURNING *",
+        )
+        .bind(node)
+        .bind(now.saturating_add(duration_millis(lease)))
+        .bind(now)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        row.as_ref().map(record_from_row).transpose()
+    }
+
+    async fn renew_lease(&self, id: DownloadId, node: &str, lease: Duration) -> Result<(), StoreError> {
+        let now = now_millis();
+        let done = sqlx::query(
+            "UPDATE downloads SET lease_expires = ?1 WHERE id = ?2 AND state = 'active' AND lease_owner = ?3",
+        )
+        .bind(now.saturating_add(duration_millis(lease)))
+        .bind(id.to_string())
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let current = self.current_state(id).await?;
+        Err(StoreError::Conflict {
+            current,
+            message: format!("download {id} is {current} and no longer leased to {node}"),
+        })
+    }
+
+    async fn record_progress(&self, id: DownloadId, progress: &ProgressUpdate) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE downloads SET
+                 bytes_done = ?1,
+                 size = COALESCE(?2, size),
+                 filename = COALESCE(?3, filename),
+                 path = COALESCE(?4, path),
+                 speed = CASE WHEN state = 'active' THEN ?5 ELSE 0 END,
+                 eta_secs = CASE WHEN state = 'active' THEN ?6 END,
+                 connections = CASE WHEN state = 'active' THEN ?7 ELSE 0 END
+             WHERE id = ?8",
+        )
+        .bind(to_db(progress.bytes_done))
+        .bind(progress.size.map(to_db))
+        .bind(&progress.filename)
+        .bind(&progress.path)
+        .bind(to_db(progress.speed))
+        .bind(progress.eta_secs.map(to_db))
+        .bind(progress.connections)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found(id));
+        }
+        Ok(())
+    }
+
+    async fn requeue_node(&self, node: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE downloads SET
+                 state = 'queued', lease_owner = NULL, lease_expires = NULL, speed = 0, eta_secs = NULL, connections = 0
+             WHERE state = 'active' AND lease_owner = ?1",
+        )
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn patch(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        patch: &DownloadPatch,
+    ) -> Result<DownloadRecord, StoreError> {
+        // The state guard is part of the UPDATE, so a download cannot start between the check and the write.
+        let row = sqlx::query(
+            "UPDATE downloads SET url = COALESCE(?1, url), priority = COALESCE(?2, priority)
+             WHERE id = ?3 AND account = ?4 AND (?1 IS NULL OR state IN ('paused', 'failed'))
+             RETURNING *",
+        )
+        .bind(&patch.url)
+        .bind(patch.priority)
+        .bind(id.to_string())
+        .bind(account.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => record_from_row(&row),
+            None => {
+                let current = self.owned_state(account, id).await?;
+                Err(StoreError::Conflict {
+                    current,
+                    message: format!(
+                        "cannot change the url of a download that is {current}; pause it first (only paused or \
+                         failed downloads take a new url)"
+                    ),
+                })
+            }
+        }
+    }
+
+    async fn delete(&self, account: &AccountId, id: DownloadId) -> Result<DownloadRecord, StoreError> {
+        let row = sqlx::query("DELETE FROM downloads WHERE id = ?1 AND account = ?2 RETURNING *")
+            .bind(id.to_string())
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        record_from_row(&row)
+    }
+
+    async fn counts(&self, account: Option<&AccountId>) -> Result<StateCounts, StoreError> {
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS n FROM downloads WHERE (?1 IS NULL OR account = ?1) GROUP BY state")
+                .bind(account.map(AccountId::as_str))
+                .fetch_all(&self.pool)
+                .await?;
+        let mut counts = StateCounts::default();
+        for row in rows {
+            let state: String = row.try_get("state")?;
+            let state =
+                state.parse::<JobState>().map_err(|error| StoreError::Other(format!("corrupt state: {error}")))?;
+            *counts.slot(state) = from_db(row.try_get("n")?, "count")?;
+        }
+        Ok(counts)
+    }
+}
+
+fn not_found(id: DownloadId) -> StoreError {
+    StoreError::NotFound(format!("download {id}"))
+}
+
+fn parse_state(text: String, id: DownloadId) -> Result<JobState, StoreError> {
+    text.parse().map_err(|error| StoreError::Other(format!("download {id} has a corrupt state: {error}")))
+}
+
+fn record_from_row(row: &SqliteRow) -> Result<DownloadRecord, StoreError> {
+    let id_text: String = row.try_get("id")?;
+    let id: DownloadId =
+        id_text.parse().map_err(|error| StoreError::Other(format!("corrupt download row: {error}")))?;
+    let corrupt = |what: &str, error: &dyn std::fmt::Display| {
+        StoreError::Other(format!("download {id} has a corrupt {what}: {error}"))
+    };
+    let account: String = row.try_get("account")?;
+    let mirrors: String = row.try_get("mirrors")?;
+    let headers: String = row.try_get("headers")?;
+    Ok(DownloadRecord {
+        id,
+        account: account.parse().map_err(|error| corrupt("account", &error))?,
+        url: row.try_get("url")?,
+        mirrors: serde_json::from_str(&mirrors).map_err(|error| corrupt("mirrors list", &error))?,
+        kind: row.try_get("kind")?,
+        state: parse_state(row.try_get("state")?, id)?,
+        priority: row.try_get("priority")?,
+        filename: row.try_get("filename")?,
+        directory: row.try_get("directory")?,
+        path: row.try_get("path")?,
+        size: optional_from_db(row.try_get("size")?, "size")?,
+        bytes_done: from_db(row.try_get("bytes_done")?, "bytes_done")?,
+        speed: from_db(row.try_get("speed")?, "speed")?,
+        eta_secs: optional_from_db(row.try_get("eta_secs")?, "eta_secs")?,
+        connections: row.try_get("connections")?,
+        error: row.try_get("error")?,
+        checksum: row.try_get("checksum")?,
+        headers: serde_json::from_str(&headers).map_err(|error| corrupt("headers list", &error))?,
+        connections_limit: row.try_get("connections_limit")?,
+        speed_limit: optional_from_db(row.try_get("speed_limit")?, "speed_limit")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        lease_owner: row.try_get("lease_owner")?,
+        lease_expires: row.try_get("lease_expires")?,
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|error| StoreError::Other(error.to_string()))
+}
+
+/// SQLite integers are signed 64-bit; no byte count or rate comes near 2^63, so saturating loses nothing real.
+fn to_db(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn from_db(value: i64, column: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Other(format!("negative {column} in the database: {value}")))
+}
+
+fn optional_from_db(value: Option<i64>, column: &str) -> Result<Option<u64>, StoreError> {
+    value.map(|value| from_db(value, column)).transpose()
+}
+
+fn duration_millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Wall-clock time, because leases are compared across processes (and, with Postgres, across machines).
+fn now_millis() -> i64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    duration_millis(since_epoch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_absolute_and_relative_files() {
+        for (url, file) in
+            [("sqlite:///var/lib/haul/haul.db", "/var/lib/haul/haul.db"), ("sqlite://haul.db", "haul.db")]
+        {
+            let options = SqliteConnectOptions::from_str(url).unwrap();
+            assert_eq!(options.get_filename(), Path::new(file), "{url}");
+        }
+    }
+}
