@@ -97,6 +97,12 @@ impl Paths {
     }
 }
 
+/// The files a download leaves beside `final_path` while incomplete: `NAME.part` and its resume record.
+pub fn partial_files(final_path: &Path) -> [PathBuf; 2] {
+    let paths = Paths::for_final(final_path.to_owned());
+    [paths.part, paths.control]
+}
+
 /// Check that a URL is something the engine can fetch, with an error a person can act on.
 pub fn check_url(url: &Url) -> Result<(), EngineError> {
     match url.scheme() {

@@ -11,11 +11,12 @@ mod limiter;
 mod part_file;
 mod probe;
 mod progress;
+pub mod service;
 mod single;
 mod swarm;
 mod verify;
 
-pub use download::{DownloadOptions, Downloaded, Target, check_url, download};
+pub use download::{DownloadOptions, Downloaded, Target, check_url, download, partial_files};
 pub use error::EngineError;
 pub use http::{ClientOptions, HttpClient};
 pub use limiter::RateLimiter;

@@ -472,6 +472,12 @@ async fn worker(shared: &Shared, id: u64, cancel: &CancellationToken) {
         shared.release(id);
         if progressed {
             failures = 0;
+            // A connection that broke after delivering bytes is a flaky path, not a struggling host:
+            // ask again at once for what is left.
+            if let Err(FetchError::Transient(message)) = &result {
+                tracing::debug!(%message, "connection broke mid-range; continuing at once");
+                continue;
+            }
         }
         let (message, wait) = match result {
             Ok(()) => continue,

@@ -1,0 +1,219 @@
+//! The download service (`Engine`) on a real SQLite store and a real origin: jobs run to completion, obey
+//! `max_active`, pause, resume, cancel and survive a restart of the service.
+
+use std::time::{Duration, Instant};
+
+use haul_core::job::{AccountId, JobState};
+use haul_engine::ClientOptions;
+use haul_engine::service::{AddRequest, Engine, EngineOptions, EventKind, ServiceError};
+use haul_store::ListFilter;
+use haul_test_support::{Origin, OriginOptions};
+use sha2::{Digest, Sha256};
+
+const MIB: u64 = 1 << 20;
+
+struct Service {
+    engine: Engine,
+    dir: tempfile::TempDir,
+    account: AccountId,
+}
+
+async fn start_in(dir: tempfile::TempDir, max_active: usize) -> Service {
+    let store = haul_store::open(&format!("sqlite://{}", dir.path().join("haul.db").display())).await.unwrap();
+    let options = EngineOptions {
+        downloads_dir: dir.path().join("downloads"),
+        max_active,
+        node: "test-node".into(),
+        lease: Duration::from_secs(30),
+        resume_on_start: true,
+        client: ClientOptions::default(),
+    };
+    let engine = Engine::start(store, options).await.unwrap();
+    Service { engine, dir, account: AccountId::generate() }
+}
+
+async fn start(max_active: usize) -> Service {
+    start_in(tempfile::tempdir().unwrap(), max_active).await
+}
+
+fn request(url: String) -> AddRequest {
+    AddRequest { url, ..AddRequest::default() }
+}
+
+async fn wait_for(service: &Service, id: haul_core::job::DownloadId, state: JobState) -> haul_store::DownloadRecord {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let view = service.engine.get(&service.account, id).await.unwrap();
+        if view.state == state {
+            return view;
+        }
+        assert!(Instant::now() < deadline, "download stayed {:?} ({:?}), expected {state:?}", view.state, view.error);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn sha256_of(path: &std::path::Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_to_completion_and_its_file_is_served_from_the_downloads_dir() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let service = start(3).await;
+    let mut events = service.engine.subscribe();
+    let added = service.engine.add(&service.account, request(origin.url(4 * MIB, "a.bin"))).await.unwrap();
+    assert_eq!(added.state, JobState::Queued);
+    let done = wait_for(&service, added.id, JobState::Completed).await;
+    assert_eq!(done.size, Some(4 * MIB));
+    assert_eq!(done.bytes_done, 4 * MIB);
+    let path = service.engine.file_path(&done).expect("a completed file");
+    assert!(path.starts_with(service.dir.path().join("downloads").canonicalize().unwrap()));
+    assert_eq!(sha256_of(&path), origin.handle().file_sha256(4 * MIB, "a.bin"));
+
+    let mut kinds = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        kinds.push(event.kind);
+    }
+    for expected in [EventKind::Added, EventKind::Started, EventKind::Completed] {
+        assert!(kinds.contains(&expected), "missing {expected:?} in {kinds:?}");
+    }
+    assert!(!service.engine.events_since(0).is_empty(), "events are kept for Last-Event-ID");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_with_the_reason() {
+    let service = start(1).await;
+    let cases: Vec<(AddRequest, &str)> = vec![
+        (request("not a url".into()), "not valid"),
+        (request("ftp://example.com/x".into()), "http or https"),
+        (
+            AddRequest { directory: Some("../outside".into()), ..request("http://127.0.0.1/x".into()) },
+            "inside downloads",
+        ),
+        (AddRequest { directory: Some("/abs".into()), ..request("http://127.0.0.1/x".into()) }, "inside downloads"),
+        (AddRequest { checksum: Some("sha256=zz".into()), ..request("http://127.0.0.1/x".into()) }, "sha256"),
+        (AddRequest { connections: Some(0), ..request("http://127.0.0.1/x".into()) }, "between 1 and 256"),
+        (AddRequest { filename: Some("..".into()), ..request("http://127.0.0.1/x".into()) }, "filename"),
+    ];
+    for (request, expected) in cases {
+        let error = service.engine.add(&service.account, request.clone()).await.unwrap_err();
+        assert!(error.to_string().contains(expected), "{request:?}: {error}");
+        let unsupported = matches!(error, ServiceError::UnsupportedScheme(_));
+        assert_eq!(unsupported, request.url.starts_with("ftp"), "{error:?}");
+    }
+    assert!(service.engine.list(&service.account, &ListFilter::default()).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_illegal_transitions() {
+    let origin = Origin::start(OriginOptions { per_connection_rate: Some(512 * 1024), ..OriginOptions::default() })
+        .await
+        .unwrap();
+    let service = start(2).await;
+    let job = service.engine.add(&service.account, request(origin.url(8 * MIB, "p.bin"))).await.unwrap();
+    wait_for(&service, job.id, JobState::Active).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let paused = service.engine.pause(&service.account, job.id).await.unwrap();
+    assert_eq!(paused.state, JobState::Paused);
+    assert!(paused.bytes_done > 0, "progress was flushed on pause");
+    let again = service.engine.pause(&service.account, job.id).await.unwrap_err();
+    assert!(matches!(again, ServiceError::Conflict { current: JobState::Paused, .. }), "{again:?}");
+
+    origin.handle().reset_stats();
+    service.engine.resume(&service.account, job.id).await.unwrap();
+    let done = wait_for(&service, job.id, JobState::Completed).await;
+    let path = service.engine.file_path(&done).unwrap();
+    assert_eq!(sha256_of(&path), origin.handle().file_sha256(8 * MIB, "p.bin"));
+    let refetched = origin.handle().stats().body_bytes_sent;
+    assert!(refetched < 8 * MIB, "resume fetched {refetched} bytes; the paused part was kept");
+
+    let error = service.engine.resume(&service.account, job.id).await.unwrap_err();
+    assert!(error.to_string().contains("completed"), "{error}");
+    let other = AccountId::generate();
+    assert!(matches!(service.engine.get(&other, job.id).await, Err(ServiceError::NotFound(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_discards_the_partial_file_and_remove_can_keep_or_delete_files() {
+    let origin = Origin::start(OriginOptions { per_connection_rate: Some(256 * 1024), ..OriginOptions::default() })
+        .await
+        .unwrap();
+    let service = start(2).await;
+    let job = service.engine.add(&service.account, request(origin.url(8 * MIB, "c.bin"))).await.unwrap();
+    wait_for(&service, job.id, JobState::Active).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let cancelled = service.engine.cancel(&service.account, job.id).await.unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    let downloads = service.dir.path().join("downloads");
+    assert!(std::fs::read_dir(&downloads).unwrap().next().is_none(), "no partial file after cancel");
+
+    let fast = Origin::start(OriginOptions::default()).await.unwrap();
+    for delete_files in [false, true] {
+        let job = service.engine.add(&service.account, request(fast.url(MIB, "r.bin"))).await.unwrap();
+        let done = wait_for(&service, job.id, JobState::Completed).await;
+        let path = service.engine.file_path(&done).unwrap();
+        service.engine.remove(&service.account, job.id, delete_files).await.unwrap();
+        assert_eq!(path.exists(), !delete_files, "delete_files={delete_files}");
+        assert!(matches!(service.engine.get(&service.account, job.id).await, Err(ServiceError::NotFound(_))));
+        if !delete_files {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_jobs_all_complete_with_at_most_max_active_running() {
+    let origin =
+        Origin::start(OriginOptions { per_connection_rate: Some(4 * MIB), ..OriginOptions::default() }).await.unwrap();
+    let service = start(3).await;
+    let mut ids = Vec::new();
+    for n in 0..40 {
+        let job = service.engine.add(&service.account, request(origin.url(64 * 1024, &format!("f{n}.bin")))).await;
+        ids.push(job.unwrap().id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut peak = 0;
+    loop {
+        let stats = service.engine.stats(&service.account).await.unwrap();
+        peak = peak.max(stats.active);
+        assert!(stats.active <= 3, "{} active at once", stats.active);
+        if stats.completed == 40 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stuck: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(peak >= 2, "jobs ran in parallel (peak {peak})");
+    for (n, id) in ids.into_iter().enumerate() {
+        let view = service.engine.get(&service.account, id).await.unwrap();
+        let path = service.engine.file_path(&view).unwrap();
+        assert_eq!(sha256_of(&path), origin.handle().file_sha256(64 * 1024, &format!("f{n}.bin")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_keeps_progress_and_the_next_start_resumes() {
+    let size = 6 * MIB;
+    let origin = Origin::start(OriginOptions { per_connection_rate: Some(512 * 1024), ..OriginOptions::default() })
+        .await
+        .unwrap();
+    let service = start(2).await;
+    let slow = AddRequest { connections: Some(2), ..request(origin.url(size, "s.bin")) };
+    let job = service.engine.add(&service.account, slow).await.unwrap();
+    wait_for(&service, job.id, JobState::Active).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    service.engine.shutdown(Duration::from_secs(10)).await;
+    let Service { engine, dir, account } = service;
+    let before = engine.get(&account, job.id).await.unwrap();
+    assert_eq!(before.state, JobState::Active, "a shutdown leaves the job to resume");
+    assert!(before.bytes_done > 0);
+    drop(engine);
+
+    origin.handle().reset_stats();
+    let service = Service { account, ..start_in(dir, 2).await };
+    let done = wait_for(&service, job.id, JobState::Completed).await;
+    let path = service.engine.file_path(&done).unwrap();
+    assert_eq!(sha256_of(&path), origin.handle().file_sha256(size, "s.bin"));
+    let refetched = origin.handle().stats().body_bytes_sent;
+    assert!(refetched <= size - before.bytes_done + MIB, "refetched {refetched}, had {}", before.bytes_done);
+}
