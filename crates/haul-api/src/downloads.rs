@@ -1,0 +1,183 @@
+//! `/v1/downloads`: create, list, read, pause, resume, cancel, edit and delete downloads.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use haul_core::job::JobState;
+use haul_store::ListFilter;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{IdPath, JsonBody, QueryParams};
+use crate::wire::{CreateDownload, Download, DownloadList, PatchDownload, Stats};
+
+/// Starts a download (or creates it paused); answers with the new job and its `Location`.
+#[utoipa::path(post, path = "/v1/downloads", tag = "downloads", request_body = CreateDownload,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = Download,
+            headers(("Location" = String, description = "/v1/downloads/{id}"))),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 413, description = "Body over 1 MiB", body = ErrorBody),
+        (status = 422, description = "URL scheme other than http(s)", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateDownload>,
+) -> Result<Response, ApiError> {
+    let request = body.into_request()?;
+    let view = state.engine.add(&caller.account, request).await?;
+    let location = HeaderValue::from_str(&format!("/v1/downloads/{}", view.id)).map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(Download::from(view))).into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only downloads in this state.
+    #[param(value_type = Option<crate::wire::StateName>)]
+    state: Option<JobState>,
+    /// At most this many; all when absent.
+    limit: Option<u32>,
+    /// Skip this many (newest first).
+    offset: Option<u32>,
+}
+
+/// The caller's downloads, newest first, with the number matching the filter for paging.
+#[utoipa::path(get, path = "/v1/downloads", tag = "downloads", params(ListQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, body = DownloadList),
+        (status = 400, description = "Bad query parameter", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<DownloadList>, ApiError> {
+    let filter = ListFilter { state: query.state, limit: query.limit, offset: query.offset.unwrap_or(0) };
+    let views = state.engine.list(&caller.account, &filter).await?;
+    // Counted from the per-state totals rather than a second query: a download changing state between the two
+    // calls can make `total` off by one for a moment, which paging tolerates.
+    let stats = Stats::from(state.engine.stats(&caller.account).await?);
+    Ok(Json(DownloadList {
+        downloads: views.into_iter().map(Download::from).collect(),
+        total: stats.count(query.state),
+    }))
+}
+
+/// One download.
+#[utoipa::path(get, path = "/v1/downloads/{id}", tag = "downloads", params(("id" = String, Path, format = Uuid)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Download),
+        (status = 400, description = "id is not a UUID", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<Download>, ApiError> {
+    Ok(Json(state.engine.get(&caller.account, id).await?.into()))
+}
+
+/// Stops fetching, keeping the partial file; from queued or active.
+#[utoipa::path(post, path = "/v1/downloads/{id}/pause", tag = "downloads",
+    params(("id" = String, Path, format = Uuid)), security(("bearer" = [])),
+    responses(
+        (status = 200, body = Download),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Not pausable; the message names the current state", body = ErrorBody),
+    ))]
+pub async fn pause(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<Download>, ApiError> {
+    Ok(Json(state.engine.pause(&caller.account, id).await?.into()))
+}
+
+/// Queues a paused download again; it continues from its partial file.
+#[utoipa::path(post, path = "/v1/downloads/{id}/resume", tag = "downloads",
+    params(("id" = String, Path, format = Uuid)), security(("bearer" = [])),
+    responses(
+        (status = 200, body = Download),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Not paused; the message names the current state", body = ErrorBody),
+    ))]
+pub async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<Download>, ApiError> {
+    Ok(Json(state.engine.resume(&caller.account, id).await?.into()))
+}
+
+/// Stops a download for good and frees its partial file.
+#[utoipa::path(post, path = "/v1/downloads/{id}/cancel", tag = "downloads",
+    params(("id" = String, Path, format = Uuid)), security(("bearer" = [])),
+    responses(
+        (status = 200, body = Download),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Already finished; the message names the current state", body = ErrorBody),
+    ))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<Download>, ApiError> {
+    Ok(Json(state.engine.cancel(&caller.account, id).await?.into()))
+}
+
+/// Changes the URL (while paused or failed) and the priority (any time).
+#[utoipa::path(patch, path = "/v1/downloads/{id}", tag = "downloads", request_body = PatchDownload,
+    params(("id" = String, Path, format = Uuid)), security(("bearer" = [])),
+    responses(
+        (status = 200, body = Download),
+        (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "URL change while the download runs or after it finished", body = ErrorBody),
+        (status = 422, description = "URL scheme other than http(s)", body = ErrorBody),
+    ))]
+pub async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    JsonBody(body): JsonBody<PatchDownload>,
+) -> Result<Json<Download>, ApiError> {
+    Ok(Json(state.engine.patch(&caller.account, id, body.into()).await?.into()))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// Also delete the finished file (partial files are always removed). Default false.
+    delete_files: Option<bool>,
+}
+
+/// Stops the download if it runs and forgets it; answers with the job as it was.
+#[utoipa::path(delete, path = "/v1/downloads/{id}", tag = "downloads",
+    params(("id" = String, Path, format = Uuid), DeleteQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The removed download", body = Download),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    QueryParams(query): QueryParams<DeleteQuery>,
+) -> Result<Json<Download>, ApiError> {
+    let delete_files = query.delete_files.unwrap_or(false);
+    Ok(Json(state.engine.remove(&caller.account, id, delete_files).await?.into()))
+}

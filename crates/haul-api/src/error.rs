@@ -1,0 +1,151 @@
+//! `ApiError`: the one error shape every endpoint answers with, `{"error": {"code", "message"}}`, and the
+//! mapping from engine errors and axum's own rejections into it.
+//!
+//! **Invariant**: no other module builds an error response by hand, so a client parses one shape for every
+//! failure, including unknown routes, wrong methods and bodies axum refuses before a handler runs.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use haul_engine::service::ServiceError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Why a request failed, as sent to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Stable, machine-readable: `bad_request`, `unauthorized`, `not_found`, `method_not_allowed`, `conflict`,
+    /// `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`, `unsupported_url`, `internal`.
+    pub code: &'static str,
+    /// For people: what failed, on which object, and what to do where that is known.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
+    pub fn range_not_satisfiable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", message)
+    }
+
+    /// Logs the detail and sends only a generic message: internals (paths, SQL errors) are not the client's
+    /// business and may help an attacker.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error answering an API request");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error; see the server log")
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, e.g. `not_found`.
+    #[schema(example = "not_found")]
+    pub code: String,
+    #[schema(example = "download 3f2a5c1e-8b7d-4c2a-9e1f-0a1b2c3d4e5f not found")]
+    pub message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Invalid(message) => Self::bad_request(message),
+            ServiceError::UnsupportedScheme(message) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported_url", message)
+            }
+            ServiceError::NotFound(message) => Self::not_found(message),
+            // The engine's message already names the current state ("cannot resume a download that is
+            // completed"); the state is added only if a future message forgets it.
+            ServiceError::Conflict { current, message } => {
+                if message.contains(current.as_str()) {
+                    Self::conflict(message)
+                } else {
+                    Self::conflict(format!("{message} (the download is {})", current.as_str()))
+                }
+            }
+            ServiceError::Internal(detail) => Self::internal(detail),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body is larger than {} bytes", crate::MAX_JSON_BODY),
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "request body must be JSON: send Content-Type: application/json",
+            ),
+            // axum answers a well-formed body of the wrong shape with 422; here 422 means "URL we cannot
+            // fetch", so every other body problem is a plain 400 carrying serde's reason.
+            _ => Self::bad_request(rejection.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::bad_request(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request(rejection.body_text())
+    }
+}
+
+/// Fallback for paths no route matches.
+pub async fn unknown_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}", uri.path()))
+}
+
+/// Fallback for a known path asked with a method it does not have; axum adds the `Allow` header.
+pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}

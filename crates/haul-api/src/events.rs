@@ -1,0 +1,108 @@
+//! `GET /v1/events`: the caller's download events as server-sent events, resumable with `Last-Event-ID`.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::Stream;
+use haul_core::job::AccountId;
+use haul_engine::service::{Engine, Event};
+use tokio::sync::broadcast::{Receiver, error::RecvError};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ErrorBody;
+use crate::wire::{EventData, kind_name};
+
+/// How often an idle stream sends a comment, so proxies and clients do not time the connection out.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// A stream of `id:` (event id), `event:` (kind: added, started, progress, paused, resumed, completed, failed,
+/// cancelled, removed) and `data:` (`EventData` JSON). A reconnecting client sends `Last-Event-ID` and first
+/// gets the events it missed that the server still holds.
+#[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])),
+    params(("Last-Event-ID" = Option<u64>, Header, description = "Replay events after this id first")),
+    responses(
+        (status = 200, description = "text/event-stream; each event's data is EventData",
+            content_type = "text/event-stream", body = EventData),
+        (status = 401, body = ErrorBody),
+    ))]
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let last_event_id =
+        headers.get("last-event-id").and_then(|value| value.to_str().ok()).and_then(|text| text.trim().parse().ok());
+    // Subscribe before reading the replay buffer, so an event published between the two is in one or the
+    // other; one in both is skipped by id.
+    let receiver = state.engine.subscribe();
+    let replay = last_event_id.map(|id| state.engine.events_since(id)).unwrap_or_default();
+    let feed = Feed {
+        engine: state.engine.clone(),
+        account: caller.account,
+        receiver,
+        replay: replay.into(),
+        last_seen: last_event_id,
+    };
+    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+        let event = feed.next().await?;
+        Some((Ok(to_sse(event)), feed))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+/// One client's position in the event sequence.
+struct Feed {
+    engine: Engine,
+    account: AccountId,
+    receiver: Receiver<Event>,
+    /// Events to send before reading live ones: the Last-Event-ID replay, or what a lag made us miss.
+    replay: VecDeque<Event>,
+    /// The highest event id handled (sent or filtered out), so replayed and live events are not sent twice.
+    last_seen: Option<u64>,
+}
+
+impl Feed {
+    /// The next event for this account; `None` when the engine has shut down.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            let event = match self.replay.pop_front() {
+                Some(event) => event,
+                None => match self.receiver.recv().await {
+                    Ok(event) => event,
+                    // A slow client fell behind the channel; fetch what it missed from the engine's ring buffer
+                    // (which may itself have dropped the oldest) instead of silently skipping.
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "event stream lagged; replaying from the buffer");
+                        if let Some(last_seen) = self.last_seen {
+                            self.replay = self.engine.events_since(last_seen).into();
+                        }
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+            };
+            if self.last_seen.is_some_and(|seen| event.id <= seen) {
+                continue;
+            }
+            self.last_seen = Some(event.id);
+            if event.account == self.account {
+                return Some(event);
+            }
+        }
+    }
+}
+
+fn to_sse(event: Event) -> SseEvent {
+    let kind = kind_name(&event);
+    let id = event.id.to_string();
+    let data = serde_json::to_string(&EventData::from(event)).unwrap_or_else(|error| {
+        tracing::error!(%error, "serialising an event");
+        "{}".to_owned()
+    });
+    SseEvent::default().id(id).event(kind).data(data)
+}

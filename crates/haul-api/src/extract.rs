@@ -1,0 +1,45 @@
+//! Extractors that wrap axum's own so that their rejections come out as [`ApiError`], in the one error shape.
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::{Json, RequestExt as _};
+use haul_core::job::DownloadId;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON body; refused with 400 (syntax or shape, with serde's reason), 413 (over the body limit) or 415.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + 'static> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        let Json(value) = request.extract::<Json<T>, _>().await?;
+        Ok(Self(value))
+    }
+}
+
+/// A query string; refused with 400 naming the bad parameter.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + 'static> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(value) = Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// The `{id}` of a download route; anything but a hyphenated UUID is a 400 that says what was expected.
+pub struct IdPath(pub DownloadId);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state).await?;
+        text.parse().map(Self).map_err(|error: haul_core::job::IdError| ApiError::bad_request(error.to_string()))
+    }
+}

@@ -1,0 +1,272 @@
+//! The native API's JSON: request bodies, and the views it sends, converted from engine types here.
+//!
+//! Keeping our own types rather than serialising the store's record means the wire format changes only when
+//! this file does (the scheduler's lease columns, for instance, are not sent), and gives the OpenAPI
+//! document a schema for each.
+
+use std::collections::BTreeMap;
+
+use haul_core::job::{DownloadId, JobState};
+use haul_engine::service::{AddRequest, DownloadView, Event, StatsView};
+use haul_store::DownloadPatch;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+/// One download, as the API shows it. Times are unix milliseconds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Download {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: DownloadId,
+    pub url: String,
+    pub mirrors: Vec<String>,
+    /// What fetches it: `file` (plain HTTP) for now.
+    pub kind: String,
+    #[schema(value_type = StateName)]
+    pub state: JobState,
+    pub priority: i32,
+    pub filename: Option<String>,
+    /// Relative to the server's downloads directory.
+    pub directory: Option<String>,
+    pub size: Option<u64>,
+    pub bytes_done: u64,
+    /// Bytes per second; zero unless active.
+    pub speed: u64,
+    pub eta_secs: Option<u64>,
+    /// Connections open now; zero unless active.
+    pub connections: u32,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    pub checksum: Option<String>,
+    /// Extra request headers sent to the origin.
+    pub headers: BTreeMap<String, String>,
+    pub connections_limit: Option<u32>,
+    /// Bytes per second.
+    pub speed_limit: Option<u64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl From<DownloadView> for Download {
+    fn from(view: DownloadView) -> Self {
+        Self {
+            id: view.id,
+            url: view.url,
+            mirrors: view.mirrors,
+            kind: view.kind,
+            state: view.state,
+            priority: view.priority,
+            filename: view.filename,
+            directory: view.directory,
+            size: view.size,
+            bytes_done: view.bytes_done,
+            speed: view.speed,
+            eta_secs: view.eta_secs,
+            connections: view.connections,
+            error: view.error,
+            checksum: view.checksum,
+            headers: view.headers.into_iter().collect(),
+            connections_limit: view.connections_limit,
+            speed_limit: view.speed_limit,
+            created_at: view.created_at,
+            started_at: view.started_at,
+            finished_at: view.finished_at,
+        }
+    }
+}
+
+/// The states of a download (see STATE.md); only for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum StateName {
+    Queued,
+    Active,
+    Paused,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+/// The kinds of event; only for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum EventKindName {
+    Added,
+    Started,
+    Progress,
+    Paused,
+    Resumed,
+    Completed,
+    Failed,
+    Cancelled,
+    Removed,
+}
+
+/// `POST /v1/downloads`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDownload {
+    /// http or https.
+    pub url: String,
+    #[serde(default)]
+    pub mirrors: Vec<String>,
+    /// The file name to save as; reduced to one safe path component. Default: from the server or the URL.
+    pub filename: Option<String>,
+    /// A directory under the downloads directory.
+    pub directory: Option<String>,
+    /// `sha256=HEX`, `sha1=HEX` or `md5=HEX`.
+    pub checksum: Option<String>,
+    /// Extra request headers, name to value.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Most connections to open; default: adaptive.
+    pub connections: Option<u32>,
+    /// Bytes per second: an integer, or text such as `"5M"` or `"1.5 MiB"`.
+    pub speed_limit: Option<Rate>,
+    /// Higher runs first.
+    #[serde(default)]
+    pub priority: i32,
+    /// Create it paused: nothing is fetched until it is resumed.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// A rate as a number of bytes per second or as text for people.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Rate {
+    BytesPerSecond(u64),
+    Text(String),
+}
+
+impl CreateDownload {
+    pub fn into_request(self) -> Result<AddRequest, ApiError> {
+        let speed_limit = match self.speed_limit {
+            None => None,
+            Some(Rate::BytesPerSecond(0)) => {
+                return Err(ApiError::bad_request("speed_limit must be above 0; leave it out for no limit"));
+            }
+            Some(Rate::BytesPerSecond(rate)) => Some(rate),
+            Some(Rate::Text(text)) => Some(
+                haul_core::units::parse_rate(&text)
+                    .map_err(|error| ApiError::bad_request(format!("speed_limit: {error}")))?,
+            ),
+        };
+        Ok(AddRequest {
+            url: self.url,
+            mirrors: self.mirrors,
+            filename: self.filename,
+            directory: self.directory,
+            checksum: self.checksum,
+            headers: self.headers.into_iter().collect(),
+            connections: self.connections,
+            speed_limit,
+            priority: self.priority,
+            start_paused: self.paused,
+        })
+    }
+}
+
+/// `PATCH /v1/downloads/{id}`: fields left out are unchanged.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchDownload {
+    /// Only while paused or failed: a running fetch would mix two origins' bytes.
+    pub url: Option<String>,
+    pub priority: Option<i32>,
+}
+
+impl From<PatchDownload> for DownloadPatch {
+    fn from(patch: PatchDownload) -> Self {
+        Self { url: patch.url, priority: patch.priority }
+    }
+}
+
+/// `GET /v1/downloads`.
+#[derive(Serialize, ToSchema)]
+pub struct DownloadList {
+    /// Newest first.
+    pub downloads: Vec<Download>,
+    /// How many of the caller's downloads match the state filter, ignoring `limit` and `offset`, for paging.
+    pub total: u64,
+}
+
+/// Downloads per state for the caller, and their combined speed.
+#[derive(Serialize, ToSchema)]
+pub struct Stats {
+    pub active: u64,
+    pub queued: u64,
+    pub paused: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub total: u64,
+    /// Bytes per second, over the active downloads.
+    pub speed: u64,
+}
+
+impl From<StatsView> for Stats {
+    fn from(stats: StatsView) -> Self {
+        Self {
+            active: stats.active,
+            queued: stats.queued,
+            paused: stats.paused,
+            completed: stats.completed,
+            failed: stats.failed,
+            cancelled: stats.cancelled,
+            total: stats.total,
+            speed: stats.speed,
+        }
+    }
+}
+
+impl Stats {
+    /// How many downloads are in `state`, or in any state.
+    pub fn count(&self, state: Option<JobState>) -> u64 {
+        match state {
+            None => self.total,
+            Some(JobState::Queued) => self.queued,
+            Some(JobState::Active) => self.active,
+            Some(JobState::Paused) => self.paused,
+            Some(JobState::Completed) => self.completed,
+            Some(JobState::Failed) => self.failed,
+            Some(JobState::Cancelled) => self.cancelled,
+        }
+    }
+}
+
+/// The `data:` of a server-sent event.
+#[derive(Serialize, ToSchema)]
+pub struct EventData {
+    /// Increasing; sent again as `Last-Event-ID` to resume after a reconnect.
+    pub id: u64,
+    #[schema(value_type = EventKindName)]
+    pub kind: String,
+    /// The download as it is after the event.
+    pub download: Download,
+}
+
+impl From<Event> for EventData {
+    fn from(event: Event) -> Self {
+        Self { id: event.id, kind: kind_name(&event), download: event.download.into() }
+    }
+}
+
+/// The event kind's wire name (`added`, `completed`, ...), taken from its serde form so that a kind the engine
+/// adds later is named without a change here.
+pub fn kind_name(event: &Event) -> String {
+    match serde_json::to_value(event.kind) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{:?}", event.kind).to_lowercase(),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}

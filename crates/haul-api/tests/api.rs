@@ -1,0 +1,474 @@
+//! End-to-end tests of the HTTP API: a real engine on a real SQLite file, a real origin on loopback, the router
+//! served on 127.0.0.1:0 and driven with reqwest, asserting what a client sees (status, headers, JSON, bytes).
+
+use std::time::Duration;
+
+use haul_api::{ApiOptions, router};
+use haul_core::job::AccountId;
+use haul_engine::ClientOptions;
+use haul_engine::service::{AddRequest, Engine, EngineOptions};
+use haul_test_support::{Origin, OriginOptions};
+use reqwest::{Method, StatusCode, header};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+const TOKEN: &str = "test-token-0123456789";
+
+/// One server under test, with everything it needs kept alive.
+struct Harness {
+    base: String,
+    client: reqwest::Client,
+    origin: Origin,
+    engine: Engine,
+    account: AccountId,
+    downloads_dir: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start(origin_options: OriginOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = haul_store::open(&format!("sqlite://{}", dir.path().join("haul.db").display())).await.unwrap();
+        let downloads_dir = dir.path().join("downloads");
+        let engine = Engine::start(
+            store,
+            EngineOptions {
+                downloads_dir: downloads_dir.clone(),
+                max_active: 4,
+                node: "api-test".to_owned(),
+                lease: Duration::from_secs(30),
+                resume_on_start: false,
+                client: ClientOptions::default(),
+            },
+        )
+        .await
+        .unwrap();
+        let origin = Origin::start(origin_options).await.unwrap();
+        let account = AccountId::generate();
+        let app = router(engine.clone(), ApiOptions { token: TOKEN.to_owned(), account: account.clone() });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { base, client: reqwest::Client::new(), origin, engine, account, downloads_dir, _dir: dir }
+    }
+
+    /// An authenticated request to `path`.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(TOKEN)
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
+    }
+
+    async fn create(&self, body: Value) -> Value {
+        let (status, job) = self.call(Method::POST, "/v1/downloads", Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{job}");
+        job
+    }
+
+    /// Polls until the download is in `state`, failing fast if it fails.
+    async fn wait_for(&self, id: &str, state: &str) -> Value {
+        for _ in 0..600 {
+            let (status, job) = self.call(Method::GET, &format!("/v1/downloads/{id}"), None).await;
+            assert_eq!(status, StatusCode::OK, "{job}");
+            if job["state"] == state {
+                return job;
+            }
+            assert_ne!(job["state"], "failed", "download failed while waiting for {state}: {job}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("download {id} never reached {state}");
+    }
+}
+
+/// Asserts the one error shape and returns the message.
+fn error_message(body: &Value, code: &str) -> String {
+    assert_eq!(body["error"]["code"], code, "{body}");
+    body["error"]["message"].as_str().unwrap_or_else(|| panic!("no message: {body}")).to_owned()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completed_download_is_served_with_ranges_and_validators() {
+    let server = Harness::start(OriginOptions::default()).await;
+    let size = 3 * 1024 * 1024 + 17;
+    let response = server
+        .request(Method::POST, "/v1/downloads")
+        .json(&json!({"url": server.origin.url(size, "data.bin"), "filename": "résumé \"1\".txt"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let location = response.headers()[header::LOCATION].to_str().unwrap().to_owned();
+    let job: Value = response.json().await.unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(location, format!("/v1/downloads/{id}"));
+    assert!(job["state"] == "queued" || job["state"] == "active", "{job}");
+    assert!(job.get("lease_owner").is_none(), "scheduler internals are not part of the API: {job}");
+
+    let job = server.wait_for(&id, "completed").await;
+    assert_eq!(job["size"], size);
+    assert_eq!(job["bytes_done"], size);
+
+    // The whole file, byte-exact, with its headers.
+    let file_path = format!("/v1/downloads/{id}/file");
+    let response = server.request(Method::GET, &file_path).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert_eq!(headers[header::CONTENT_LENGTH], size.to_string().as_str());
+    assert_eq!(headers[header::CONTENT_TYPE], "text/plain");
+    assert_eq!(headers[header::ACCEPT_RANGES], "bytes");
+    let disposition = headers[header::CONTENT_DISPOSITION].to_str().unwrap();
+    assert!(disposition.starts_with("attachment; filename=\""), "{disposition}");
+    assert!(disposition.contains("filename*=UTF-8''r%C3%A9sum%C3%A9"), "{disposition}");
+    assert!(!disposition["attachment; filename=\"".len()..].split(';').next().unwrap().contains('é'));
+    let etag = headers[header::ETAG].to_str().unwrap().to_owned();
+    let last_modified = headers[header::LAST_MODIFIED].to_str().unwrap().to_owned();
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(sha256_hex(&bytes), server.origin.handle().file_sha256(size, "data.bin"));
+
+    // One range.
+    let response =
+        server.request(Method::GET, &file_path).header(header::RANGE, "bytes=1000-1999").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(response.headers()[header::CONTENT_RANGE], format!("bytes 1000-1999/{size}").as_str());
+    assert_eq!(response.bytes().await.unwrap(), server.origin.handle().file_bytes(size, "data.bin", 1000, 2000));
+    // A suffix range.
+    let response = server.request(Method::GET, &file_path).header(header::RANGE, "bytes=-10").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(response.bytes().await.unwrap(), server.origin.handle().file_bytes(size, "data.bin", size - 10, size));
+
+    // A range past the end.
+    let response =
+        server.request(Method::GET, &file_path).header(header::RANGE, format!("bytes={size}-")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(response.headers()[header::CONTENT_RANGE], format!("bytes */{size}").as_str());
+    error_message(&response.json().await.unwrap(), "range_not_satisfiable");
+
+    // Conditional requests.
+    let response = server.request(Method::GET, &file_path).header(header::IF_NONE_MATCH, &etag).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(response.headers()[header::ETAG], etag.as_str());
+    let response = server
+        .request(Method::GET, &file_path)
+        .header(header::IF_NONE_MATCH, "\"something-else\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response =
+        server.request(Method::GET, &file_path).header(header::IF_MODIFIED_SINCE, &last_modified).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+
+    // HEAD: the GET's headers, no body.
+    let response = server.request(Method::HEAD, &file_path).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_LENGTH], size.to_string().as_str());
+    assert_eq!(response.headers()[header::ETAG], etag.as_str());
+    assert!(response.bytes().await.unwrap().is_empty());
+
+    // Listing by state, with the total for paging.
+    let (status, list) = server.call(Method::GET, "/v1/downloads?state=completed", None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["downloads"][0]["id"], id.as_str());
+    let (_, list) = server.call(Method::GET, "/v1/downloads?state=paused", None).await;
+    assert_eq!(list["downloads"], json!([]));
+    assert_eq!(list["total"], 0);
+    let (status, body) = server.call(Method::GET, "/v1/downloads?state=sleeping", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error_message(&body, "bad_request").contains("sleeping"), "{body}");
+
+    // A completed download cannot be resumed; the message says why.
+    let (status, body) = server.call(Method::POST, &format!("/v1/downloads/{id}/resume"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(error_message(&body, "conflict").contains("completed"), "{body}");
+
+    let (status, stats) = server.call(Method::GET, "/v1/stats", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((stats["completed"].as_u64(), stats["total"].as_u64()), (Some(1), Some(1)), "{stats}");
+
+    // Delete without files: the row goes, the file stays.
+    let on_disk = server.engine.file_path(&server.engine.get(&server.account, parse_id(&id)).await.unwrap());
+    let on_disk = on_disk.expect("completed file inside the downloads dir");
+    let (status, removed) = server.call(Method::DELETE, &format!("/v1/downloads/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(removed["id"], id.as_str());
+    assert!(on_disk.is_file(), "delete_files defaults to false");
+    let (status, body) = server.call(Method::GET, &format!("/v1/downloads/{id}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(error_message(&body, "not_found").contains(&id), "{body}");
+}
+
+fn parse_id(text: &str) -> haul_core::job::DownloadId {
+    text.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_files_and_missing_files() {
+    let server = Harness::start(OriginOptions::default()).await;
+    let size = 64 * 1024;
+    let first = server.create(json!({"url": server.origin.url(size, "one.bin")})).await;
+    let second = server.create(json!({"url": server.origin.url(size, "two.bin"), "directory": "sub"})).await;
+    let first_id = first["id"].as_str().unwrap();
+    let second_id = second["id"].as_str().unwrap();
+    server.wait_for(first_id, "completed").await;
+    server.wait_for(second_id, "completed").await;
+    let first_path = server.downloads_dir.join("one.bin");
+    let second_path = server.downloads_dir.join("sub").join("two.bin");
+    assert!(first_path.is_file() && second_path.is_file());
+
+    let (status, removed) =
+        server.call(Method::DELETE, &format!("/v1/downloads/{first_id}?delete_files=true"), None).await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert!(!first_path.exists(), "delete_files=true removes the file");
+
+    // A completed download whose file was removed behind the server's back.
+    std::fs::remove_file(&second_path).unwrap();
+    let (status, body) = server.call(Method::GET, &format!("/v1/downloads/{second_id}/file"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(error_message(&body, "not_found").contains(second_id), "{body}");
+    let (status, _) = server.call(Method::DELETE, &format!("/v1/downloads/{second_id}?delete_files=false"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) =
+        server.call(Method::DELETE, &format!("/v1/downloads/{second_id}?delete_files=maybe"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_patch_and_cancel_on_a_slow_origin() {
+    let server = Harness::start(OriginOptions { per_connection_rate: Some(256 * 1024), ..Default::default() }).await;
+    let size = 32 * 1024 * 1024;
+    let url = server.origin.url(size, "slow.bin");
+    let job = server.create(json!({"url": url, "connections": 2, "speed_limit": "1M", "priority": 3})).await;
+    assert_eq!(job["speed_limit"], 1024 * 1024);
+    assert_eq!(job["priority"], 3);
+    assert_eq!(job["connections_limit"], 2);
+    let id = job["id"].as_str().unwrap().to_owned();
+    server.wait_for(&id, "active").await;
+
+    // Not served while running.
+    let (status, body) = server.call(Method::GET, &format!("/v1/downloads/{id}/file"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(error_message(&body, "not_found").contains("is active; the file is served once it is completed"));
+    // The URL cannot change under a running fetch.
+    let (status, body) =
+        server.call(Method::PATCH, &format!("/v1/downloads/{id}"), Some(json!({"url": url.clone() + "?v=2"}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(error_message(&body, "conflict").contains("active"), "{body}");
+
+    let (status, paused) = server.call(Method::POST, &format!("/v1/downloads/{id}/pause"), None).await;
+    assert_eq!(status, StatusCode::OK, "{paused}");
+    assert_eq!(paused["state"], "paused");
+    let (status, body) = server.call(Method::POST, &format!("/v1/downloads/{id}/pause"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(error_message(&body, "conflict").contains("paused"), "{body}");
+
+    // While paused, the URL (an expired link, say) and the priority can change.
+    let new_url = server.origin.url(size, "slow.bin") + "?mirror=1";
+    let (status, patched) =
+        server.call(Method::PATCH, &format!("/v1/downloads/{id}"), Some(json!({"url": new_url, "priority": 7}))).await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!((patched["url"].as_str(), patched["priority"].as_i64()), (Some(new_url.as_str()), Some(7)));
+    let (status, body) =
+        server.call(Method::PATCH, &format!("/v1/downloads/{id}"), Some(json!({"url": "ftp://example.com/x"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    error_message(&body, "unsupported_url");
+
+    let (status, resumed) = server.call(Method::POST, &format!("/v1/downloads/{id}/resume"), None).await;
+    assert_eq!(status, StatusCode::OK, "{resumed}");
+    assert!(resumed["state"] == "queued" || resumed["state"] == "active", "{resumed}");
+    server.wait_for(&id, "active").await;
+
+    let (status, cancelled) = server.call(Method::POST, &format!("/v1/downloads/{id}/cancel"), None).await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    let (status, body) = server.call(Method::POST, &format!("/v1/downloads/{id}/resume"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(error_message(&body, "conflict").contains("cancelled"), "{body}");
+    let (_, list) = server.call(Method::GET, "/v1/downloads?state=cancelled&limit=10&offset=0", None).await;
+    assert_eq!(list["downloads"][0]["id"], id.as_str(), "{list}");
+}
+
+/// One server-sent event as the client parsed it.
+#[derive(Debug)]
+struct SseEvent {
+    id: u64,
+    kind: String,
+    data: Value,
+}
+
+/// Reads events from an SSE response until `stop` says so (or a timeout), skipping keep-alive comments.
+async fn read_events(response: reqwest::Response, stop: impl Fn(&SseEvent) -> bool) -> Vec<SseEvent> {
+    use futures_util::StreamExt as _;
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, stream.next()).await.expect("events in time");
+        buffer.push_str(std::str::from_utf8(&chunk.expect("stream open").unwrap()).unwrap());
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (mut id, mut kind, mut data) = (None, None, None);
+            for line in block.lines() {
+                if let Some(value) = line.strip_prefix("id:") {
+                    id = Some(value.trim().parse().unwrap());
+                } else if let Some(value) = line.strip_prefix("event:") {
+                    kind = Some(value.trim().to_owned());
+                } else if let Some(value) = line.strip_prefix("data:") {
+                    data = Some(serde_json::from_str(value.trim()).unwrap());
+                }
+            }
+            let (Some(id), Some(kind), Some(data)) = (id, kind, data) else { continue };
+            let event = SseEvent { id, kind, data };
+            let done = stop(&event);
+            events.push(event);
+            if done {
+                return events;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_the_callers_jobs_and_replay_after_last_event_id() {
+    let server = Harness::start(OriginOptions::default()).await;
+    let response = server.request(Method::GET, "/v1/events").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/event-stream"));
+
+    // Another account's download must not show up on this stream.
+    let stranger = server
+        .engine
+        .add(&AccountId::generate(), AddRequest { url: server.origin.url(1024, "theirs.bin"), ..Default::default() })
+        .await
+        .unwrap();
+    let job = server.create(json!({"url": server.origin.url(256 * 1024, "ours.bin")})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let events = read_events(response, |event| event.kind == "completed" && event.data["download"]["id"] == id).await;
+
+    assert!(events.iter().all(|event| event.data["download"]["id"] != stranger.id.to_string()), "{events:?}");
+    assert!(events.iter().all(|event| event.data["id"] == event.id && event.data["kind"] == event.kind.as_str()));
+    let kinds: Vec<&str> = events.iter().map(|event| event.kind.as_str()).filter(|kind| *kind != "progress").collect();
+    assert_eq!(kinds, ["added", "started", "completed"], "{events:?}");
+    assert!(events.windows(2).all(|pair| pair[0].id < pair[1].id), "ids increase");
+    assert_eq!(events.last().unwrap().data["download"]["state"], "completed");
+
+    // Reconnecting after the `added` event replays what came after it.
+    let added = events.iter().find(|event| event.kind == "added").unwrap().id;
+    let response =
+        server.request(Method::GET, "/v1/events").header("Last-Event-ID", added.to_string()).send().await.unwrap();
+    let replayed = read_events(response, |event| event.kind == "completed").await;
+    assert!(replayed.iter().all(|event| event.id > added), "{replayed:?}");
+    assert_eq!(replayed.first().unwrap().kind, "started", "{replayed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_share_one_shape() {
+    let server = Harness::start(OriginOptions::default()).await;
+    let url = |path: &str| format!("{}{path}", server.base);
+
+    // Health is public.
+    let response = server.client.get(url("/health")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+
+    // 401 without a token, with a wrong one, with another scheme.
+    for request in [
+        server.client.get(url("/v1/downloads")),
+        server.client.get(url("/v1/downloads")).bearer_auth("wrong"),
+        server.client.get(url("/v1/downloads")).bearer_auth(format!("{TOKEN}x")),
+        server.client.get(url("/v1/stats")).basic_auth("user", Some(TOKEN)),
+        server.client.get(url("/v1/events")),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        error_message(&response.json().await.unwrap(), "unauthorized");
+    }
+
+    // Bodies axum refuses before the handler runs.
+    let response = server
+        .request(Method::POST, "/v1/downloads")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{\"url\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    error_message(&response.json().await.unwrap(), "bad_request");
+    let (status, body) = server.call(Method::POST, "/v1/downloads", Some(json!({"mirrors": []}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error_message(&body, "bad_request").contains("url"), "{body}");
+    let (status, body) =
+        server.call(Method::POST, "/v1/downloads", Some(json!({"url": "http://h/f", "colour": "red"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error_message(&body, "bad_request").contains("colour"), "{body}");
+    let response = server.request(Method::POST, "/v1/downloads").body("{}").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    error_message(&response.json().await.unwrap(), "unsupported_media_type");
+    let oversized = json!({"url": format!("http://example.com/{}", "a".repeat(2 * 1024 * 1024))});
+    let (status, body) = server.call(Method::POST, "/v1/downloads", Some(oversized)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    error_message(&body, "payload_too_large");
+
+    // Field values the handler or the engine refuses.
+    let (status, body) =
+        server.call(Method::POST, "/v1/downloads", Some(json!({"url": "http://h/f", "speed_limit": "fast"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error_message(&body, "bad_request").contains("speed_limit"), "{body}");
+    let (status, body) = server.call(Method::POST, "/v1/downloads", Some(json!({"url": "ftp://example.com/f"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(error_message(&body, "unsupported_url").contains("ftp://example.com/f"), "{body}");
+    let (status, body) =
+        server.call(Method::POST, "/v1/downloads", Some(json!({"url": "http://h/f", "connections": 0}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Ids.
+    let (status, body) = server.call(Method::GET, "/v1/downloads/not-a-uuid", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error_message(&body, "bad_request").contains("not-a-uuid"), "{body}");
+    let unknown = "3f2a5c1e-8b7d-4c2a-9e1f-0a1b2c3d4e5f";
+    for (method, path) in [
+        (Method::GET, format!("/v1/downloads/{unknown}")),
+        (Method::POST, format!("/v1/downloads/{unknown}/pause")),
+        (Method::DELETE, format!("/v1/downloads/{unknown}")),
+        (Method::GET, format!("/v1/downloads/{unknown}/file")),
+    ] {
+        let (status, body) = server.call(method, &path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(error_message(&body, "not_found").contains(unknown), "{body}");
+    }
+
+    // Routes and methods.
+    let (status, body) = server.call(Method::GET, "/v1/nothing-here", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(error_message(&body, "not_found").contains("/v1/nothing-here"), "{body}");
+    let response = server.request(Method::PUT, "/v1/downloads").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(response.headers().get(header::ALLOW).is_some(), "{:?}", response.headers());
+    error_message(&response.json().await.unwrap(), "method_not_allowed");
+
+    // The OpenAPI document is public and describes the API.
+    let response = server.client.get(url("/v1/openapi.json")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let document: Value = response.json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."), "{document}");
+    for path in ["/v1/downloads", "/v1/downloads/{id}", "/v1/downloads/{id}/file", "/v1/events", "/v1/stats"] {
+        assert!(document["paths"][path].is_object(), "{path} missing");
+    }
+    assert!(document["paths"]["/v1/downloads"]["post"].is_object());
+    assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+}
