@@ -29,6 +29,8 @@ pub struct Download {
     pub filename: Option<String>,
     /// Relative to the server's downloads directory.
     pub directory: Option<String>,
+    /// The file's path relative to the server's downloads directory, once a name is chosen.
+    pub path: Option<String>,
     pub size: Option<u64>,
     pub bytes_done: u64,
     /// Bytes per second; zero unless active.
@@ -60,6 +62,7 @@ impl From<DownloadView> for Download {
             priority: view.priority,
             filename: view.filename,
             directory: view.directory,
+            path: view.path,
             size: view.size,
             bytes_done: view.bytes_done,
             speed: view.speed,

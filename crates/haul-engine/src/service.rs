@@ -187,14 +187,15 @@ impl Engine {
     pub async fn start(store: Arc<dyn Store>, options: EngineOptions) -> Result<Self, EngineError> {
         std::fs::create_dir_all(&options.downloads_dir).map_err(|e| EngineError::io(&options.downloads_dir, e))?;
         let client = HttpClient::new(&options.client)?;
-        if options.resume_on_start {
-            let requeued = store
-                .requeue_node(&options.node)
-                .await
-                .map_err(|e| EngineError::InvalidRequest(format!("cannot read the job store: {e}")))?;
-            if requeued > 0 {
-                tracing::info!(requeued, "resuming downloads that were active when the server stopped");
-            }
+        let released = if options.resume_on_start {
+            store.requeue_node(&options.node).await
+        } else {
+            store.pause_node(&options.node).await
+        };
+        let released = released.map_err(|e| EngineError::InvalidRequest(format!("cannot read the job store: {e}")))?;
+        if released > 0 {
+            let what = if options.resume_on_start { "resuming" } else { "pausing (--no-resume)" };
+            tracing::info!(released, "{what} downloads that were active when the server stopped");
         }
         let (events, _) = broadcast::channel(1024);
         let engine = Self {
@@ -465,7 +466,7 @@ impl Engine {
                 let update = ProgressUpdate {
                     bytes_done: done.size,
                     size: Some(done.size),
-                    path: Some(done.path.display().to_string()),
+                    path: Some(self.relative(&done.path)),
                     filename: done.path.file_name().map(|name| name.to_string_lossy().into_owned()),
                     ..ProgressUpdate::default()
                 };
@@ -526,7 +527,7 @@ impl Engine {
                 .as_ref()
                 .and_then(|p| p.file_name())
                 .map(|n| n.to_string_lossy().into_owned()),
-            path: snapshot.destination.as_ref().map(|p| p.display().to_string()),
+            path: snapshot.destination.as_ref().map(|p| self.relative(p)),
         };
         self.store_quietly(self.inner.store.record_progress(record.id, &update).await);
     }
@@ -545,7 +546,7 @@ impl Engine {
         }
         // Once the engine has chosen a name, later runs use it, so a resumed job finds its partial file.
         let target = match (&record.path, &record.filename) {
-            (Some(path), _) => Target::File(PathBuf::from(path)),
+            (Some(path), _) => Target::File(self.inner.options.downloads_dir.join(path)),
             (None, Some(name)) => Target::File(dir.join(name)),
             (None, None) => Target::Dir(dir),
         };
@@ -595,8 +596,15 @@ impl Engine {
         record
     }
 
+    /// Where a download's file is: stored paths are relative to the downloads directory, so a data directory
+    /// can move without breaking its records.
     fn final_path(&self, record: &DownloadRecord) -> Option<PathBuf> {
-        record.path.as_ref().map(PathBuf::from)
+        record.path.as_ref().map(|path| self.inner.options.downloads_dir.join(path))
+    }
+
+    fn relative(&self, path: &Path) -> String {
+        let relative = path.strip_prefix(&self.inner.options.downloads_dir).unwrap_or(path);
+        relative.display().to_string()
     }
 
     fn discard_partial(&self, record: &DownloadRecord) {

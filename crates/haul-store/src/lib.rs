@@ -82,6 +82,9 @@ pub trait Store: Send + Sync + 'static {
     /// Returns how many.
     async fn requeue_node(&self, node: &str) -> Result<u64, StoreError>;
 
+    /// On startup with `--no-resume`: pauses `node`'s active downloads instead, keeping their partial files.
+    async fn pause_node(&self, node: &str) -> Result<u64, StoreError>;
+
     /// Changes the URL (only while paused or failed, else `Conflict`) and the priority (any time).
     async fn patch(
         &self,

@@ -85,6 +85,22 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Moves `node`'s active downloads to `to` and drops their leases.
+    async fn release_node(&self, node: &str, to: JobState) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE downloads SET
+                 state = ?2, lease_owner = NULL, lease_expires = NULL, speed = 0, eta_secs = NULL, connections = 0
+             WHERE state = 'active' AND lease_owner = ?1",
+        )
+        .bind(node)
+        .bind(to.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create(&self, new: NewDownload) -> Result<DownloadRecord, StoreError> {
@@ -281,15 +297,11 @@ impl Store for SqliteStore {
     }
 
     async fn requeue_node(&self, node: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE downloads SET
-                 state = 'queued', lease_owner = NULL, lease_expires = NULL, speed = 0, eta_secs = NULL, connections = 0
-             WHERE state = 'active' AND lease_owner = ?1",
-        )
-        .bind(node)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        self.release_node(node, JobState::Queued).await
+    }
+
+    async fn pause_node(&self, node: &str) -> Result<u64, StoreError> {
+        self.release_node(node, JobState::Paused).await
     }
 
     async fn patch(

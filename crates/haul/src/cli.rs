@@ -1,9 +1,13 @@
 //! The command line: every flag of every command, validated into typed values in one place.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 use haul_core::checksum::ChecksumSpec;
+
+pub use crate::remote::{AddArgs, IdsArgs, LsArgs, RemoteArgs, RmArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +34,89 @@ pub enum Command {
         after_help = "Examples:\n  haul get https://example.com/big.iso\n  haul get -d ~/isos -c 8 --limit-rate 5M https://example.com/a.iso\n  haul get --checksum sha256=9f86d0... -o out.bin https://example.com/f"
     )]
     Get(GetArgs),
+
+    /// Run the download server: the HTTP API, the queue and the downloads.
+    #[command(
+        after_help = "Examples:\n  haul serve\n  haul serve --listen 0.0.0.0:1700 --data-dir /srv/haul --max-active 5"
+    )]
+    Serve(ServeArgs),
+
+    /// Print the API token of a data directory (created on first use).
+    Token(DataDirArgs),
+
+    /// Queue downloads on a running server.
+    Add {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        args: AddArgs,
+    },
+
+    /// List a running server's downloads (or show one), optionally as a live table.
+    Ls {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        args: LsArgs,
+    },
+
+    /// Pause downloads on a running server; their partial files are kept.
+    Pause {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        args: IdsArgs,
+    },
+
+    /// Resume paused downloads on a running server.
+    Resume {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        args: IdsArgs,
+    },
+
+    /// Remove downloads from a running server (the files stay unless --delete-files).
+    Rm {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        args: RmArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DataDirArgs {
+    /// Where haul keeps its database, token and downloads.
+    #[arg(long, env = "HAUL_DATA_DIR", default_value = "haul-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; the default accepts connections from this machine only.
+    #[arg(long, env = "HAUL_LISTEN", default_value = "127.0.0.1:1700", value_name = "ADDR:PORT")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub data: DataDirArgs,
+
+    /// Database URL [default: sqlite://DIR/haul.db].
+    #[arg(long, env = "HAUL_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+
+    /// How many downloads run at once; the rest wait in order of priority.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000).map(usize::from))]
+    pub max_active: usize,
+
+    /// Do not continue the downloads that were running when the server stopped: they wait paused, with their
+    /// partial files kept, until resumed.
+    #[arg(long)]
+    pub no_resume: bool,
+
+    /// This server's name in job leases, when several servers share one database.
+    #[arg(long, default_value = "local", hide = true)]
+    pub node: String,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,8 @@
 mod cli;
 mod get;
 mod progress_ui;
+mod remote;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -21,6 +23,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             cli::Command::Get(args) => get::run(args).await,
+            cli::Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
+            cli::Command::Token(args) => serve::token(args).map(|()| ExitCode::SUCCESS),
+            cli::Command::Add { remote, args } => remote::add(remote, args).await,
+            cli::Command::Ls { remote, args } => remote::ls(remote, args).await,
+            cli::Command::Pause { remote, args } => remote::pause(remote, args).await,
+            cli::Command::Resume { remote, args } => remote::resume(remote, args).await,
+            cli::Command::Rm { remote, args } => remote::rm(remote, args).await,
         }
     });
     match result {

@@ -1,0 +1,328 @@
+//! The client commands (`haul add`, `ls`, `pause`, `resume`, `rm`) as a user runs them: the real binary against
+//! a real server (engine, SQLite store, API router) served in-process on loopback, with a real origin.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use haul_api::{ApiOptions, router};
+use haul_core::job::AccountId;
+use haul_engine::ClientOptions;
+use haul_engine::service::{Engine, EngineOptions};
+use haul_test_support::{Origin, OriginOptions};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt as _;
+
+const TOKEN: &str = "client-test-token-0123456789";
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+/// A server under test, with everything it needs kept alive.
+struct Server {
+    base: String,
+    origin: Origin,
+    http: reqwest::Client,
+    downloads_dir: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(origin_options: OriginOptions) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = haul_store::open(&format!("sqlite://{}", dir.path().join("haul.db").display())).await.unwrap();
+        let downloads_dir = dir.path().join("downloads");
+        let engine = Engine::start(
+            store,
+            EngineOptions {
+                downloads_dir: downloads_dir.clone(),
+                max_active: 3,
+                node: "t".into(),
+                lease: Duration::from_secs(30),
+                resume_on_start: true,
+                client: ClientOptions::default(),
+            },
+        )
+        .await
+        .unwrap();
+        let origin = Origin::start(origin_options).await.unwrap();
+        let app = router(engine, ApiOptions { token: TOKEN.to_owned(), account: AccountId::generate() });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { base, origin, http: reqwest::Client::new(), downloads_dir, dir }
+    }
+
+    /// `haul ARGS --host <this server> --token <its token>`.
+    async fn haul(&self, args: &[&str]) -> Output {
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["--host", &self.base, "--token", TOKEN]);
+        run(&full, self.dir.path(), None).await
+    }
+
+    /// `haul ARGS` succeeding; its stdout.
+    async fn ok(&self, args: &[&str]) -> String {
+        let output = self.haul(args).await;
+        assert!(output.status.success(), "haul {args:?} failed: {}", stderr(&output));
+        stdout(&output)
+    }
+
+    /// The download as the API shows it.
+    async fn job(&self, id: &str) -> Value {
+        let response =
+            self.http.get(format!("{}/v1/downloads/{id}", self.base)).bearer_auth(TOKEN).send().await.unwrap();
+        response.json().await.unwrap()
+    }
+
+    async fn ids(&self) -> Vec<String> {
+        let response = self.http.get(format!("{}/v1/downloads", self.base)).bearer_auth(TOKEN).send().await.unwrap();
+        let list: Value = response.json().await.unwrap();
+        list["downloads"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect()
+    }
+
+    /// Polls until the download is in `state`.
+    async fn wait_for(&self, id: &str, state: &str) -> Value {
+        for _ in 0..600 {
+            let job = self.job(id).await;
+            if job["state"] == state {
+                return job;
+            }
+            assert_ne!(job["state"], "failed", "download failed while waiting for {state}: {job}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("download {id} never reached {state}");
+    }
+
+    /// `haul add --paused URL`: its ID.
+    async fn add_paused(&self, name: &str) -> String {
+        let url = self.origin.url(MIB, name);
+        let id = self.ok(&["add", "--paused", &url]).await.trim().to_owned();
+        assert_eq!(id.len(), 36, "add prints the ID: {id:?}");
+        id
+    }
+}
+
+/// Runs the binary with a clean environment (no HAUL_* variables) in `cwd`.
+async fn run(args: &[&str], cwd: &Path, stdin: Option<&str>) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_haul"));
+    command.args(args).current_dir(cwd).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for variable in ["HAUL_HOST", "HAUL_TOKEN", "HAUL_DATA_DIR", "HAUL_LOG", "RUST_LOG"] {
+        command.env_remove(variable);
+    }
+    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = command.spawn().unwrap();
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(text.as_bytes()).await.unwrap();
+        drop(pipe);
+    }
+    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("haul timed out").unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Exit code 1 and this text on stderr.
+fn assert_fails_with(output: &Output, text: &str) {
+    assert_eq!(output.status.code(), Some(1), "stdout: {} stderr: {}", stdout(output), stderr(output));
+    assert!(stderr(output).contains(text), "expected {text:?} in stderr: {}", stderr(output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_then_list_as_table_json_and_by_prefix() {
+    let server = Server::start(OriginOptions::default()).await;
+    let url = server.origin.url(MIB, "one.bin");
+    let id = server.ok(&["add", "--paused", "-o", "chosen.bin", "--priority", "-2", &url]).await.trim().to_owned();
+    let job = server.job(&id).await;
+    assert_eq!(job["state"], "paused", "{job}");
+    assert_eq!(job["filename"], "chosen.bin");
+    assert_eq!(job["priority"], -2);
+
+    let table = server.ok(&["ls"]).await;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    for column in ["ID", "STATE", "PROGRESS", "SIZE", "SPEED", "NAME"] {
+        assert!(lines[0].contains(column), "{table}");
+    }
+    assert!(lines[1].starts_with(&format!("{}  paused", &id[..8])), "{table}");
+    assert!(lines[1].ends_with("chosen.bin"), "{table}");
+
+    let list: Value = serde_json::from_str(&server.ok(&["ls", "--json"]).await).unwrap();
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["downloads"][0]["id"], id.as_str());
+
+    // Filtered by state: none is active.
+    let list: Value = serde_json::from_str(&server.ok(&["ls", "--json", "--state", "active"]).await).unwrap();
+    assert_eq!(list["downloads"].as_array().unwrap().len(), 0, "{list}");
+
+    // One download by a prefix of its ID, as fields and as JSON.
+    let detail = server.ok(&["ls", &id[..6]]).await;
+    assert!(detail.contains(&id) && detail.contains(&url) && detail.contains("paused"), "{detail}");
+    let one: Value = serde_json::from_str(&server.ok(&["ls", "--json", &id[..6]]).await).unwrap();
+    assert_eq!(one["id"], id.as_str());
+
+    // The default data directory (./haul-data) has no token file here.
+    let output = run(&["ls", "--host", &server.base], server.dir.path(), None).await;
+    assert_fails_with(&output, "no API token: pass --token, set HAUL_TOKEN");
+    assert!(stderr(&output).contains("haul-data/token"), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_from_batch_file_and_stdin() {
+    let server = Server::start(OriginOptions::default()).await;
+    let batch = server.dir.path().join("urls.txt");
+    let (a, b) = (server.origin.url(MIB, "a.bin"), server.origin.url(MIB, "b.bin"));
+    std::fs::write(&batch, format!("# my list\n\n{a}\n   # indented comment\n  {b}  \n\n")).unwrap();
+    let output = server.ok(&["add", "--paused", "--json", "--batch", batch.to_str().unwrap()]).await;
+    let created: Value = serde_json::from_str(&output).unwrap();
+    let urls: Vec<&str> = created.as_array().unwrap().iter().map(|job| job["url"].as_str().unwrap()).collect();
+    assert_eq!(urls, [a.as_str(), b.as_str()]);
+
+    let c = server.origin.url(MIB, "c.bin");
+    let mut args = vec!["add", "--paused", "--batch", "-"];
+    args.extend(["--host", &server.base, "--token", TOKEN]);
+    let output = run(&args, server.dir.path(), Some(&format!("{c}\n# done\n"))).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let id = stdout(&output).trim().to_owned();
+    assert_eq!(server.job(&id).await["url"], c.as_str());
+    assert_eq!(server.ids().await.len(), 3);
+
+    // A bad URL fails alone; the good one is still added, and the exit code says something failed.
+    let good = server.origin.url(MIB, "d.bin");
+    let output = server.haul(&["add", "--paused", "ftp://example.com/x", &good]).await;
+    assert_fails_with(&output, "haul: error: ftp://example.com/x: ");
+    assert_eq!(stdout(&output).lines().count(), 1, "{}", stdout(&output));
+    assert_eq!(server.ids().await.len(), 4);
+
+    // Flags that name one file refuse several URLs before anything is sent.
+    let output = server.haul(&["add", "-o", "x.bin", &a, &b]).await;
+    assert_fails_with(&output, "-o/--filename applies to one file");
+    assert_eq!(server.ids().await.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_by_prefix_and_all() {
+    // A slow origin keeps resumed downloads running for the whole test.
+    let server = Server::start(OriginOptions { aggregate_rate: Some(256 * KIB), ..OriginOptions::default() }).await;
+    let first = server.add_paused("first.bin").await;
+    let second = server.add_paused("second.bin").await;
+
+    let output = server.ok(&["resume", &first[..8]]).await;
+    assert!(output.starts_with(&format!("resumed {}", &first[..8])), "{output}");
+    assert_ne!(server.job(&first).await["state"], "paused");
+    assert_eq!(server.job(&second).await["state"], "paused");
+
+    server.ok(&["pause", &first[..8]]).await;
+    assert_eq!(server.job(&first).await["state"], "paused");
+
+    // Pausing a paused download is the server's 409, with its message.
+    let output = server.haul(&["pause", &first]).await;
+    assert_fails_with(&output, &format!("haul: error: {first}: cannot pause a download that is paused"));
+
+    let output = server.ok(&["resume", "--all"]).await;
+    assert_eq!(output.lines().count(), 2, "{output}");
+    for id in [&first, &second] {
+        assert_ne!(server.job(id).await["state"], "paused");
+    }
+    let output = server.ok(&["pause", "--all"]).await;
+    assert_eq!(output.lines().count(), 2, "{output}");
+    for id in [&first, &second] {
+        assert_eq!(server.job(id).await["state"], "paused");
+    }
+    // Nothing left to pause is not an error.
+    let output = server.haul(&["pause", "--all"]).await;
+    assert!(output.status.success() && stderr(&output).contains("nothing to pause"), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rm_keeps_or_deletes_the_finished_file() {
+    let server = Server::start(OriginOptions::default()).await;
+    let kept = server.ok(&["add", &server.origin.url(MIB, "kept.bin")]).await.trim().to_owned();
+    let gone = server.ok(&["add", &server.origin.url(MIB, "gone.bin")]).await.trim().to_owned();
+    server.wait_for(&kept, "completed").await;
+    server.wait_for(&gone, "completed").await;
+    let (kept_file, gone_file) = (server.downloads_dir.join("kept.bin"), server.downloads_dir.join("gone.bin"));
+    assert!(kept_file.is_file() && gone_file.is_file());
+
+    let output = server.ok(&["rm", &kept[..8]]).await;
+    assert!(output.contains("removed") && output.contains("kept.bin"), "{output}");
+    assert!(kept_file.is_file(), "rm without --delete-files keeps the file");
+
+    server.ok(&["rm", "--delete-files", &gone[..8]]).await;
+    assert!(!gone_file.exists(), "rm --delete-files deletes the file");
+    assert!(server.ids().await.is_empty());
+
+    // rm needs explicit IDs.
+    let output = server.haul(&["rm"]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let output = server.haul(&["rm", "--all"]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_ambiguous_prefixes_are_errors() {
+    let server = Server::start(OriginOptions::default()).await;
+    // Add until two IDs share their first character (at most 17 by pigeonhole; usually a handful).
+    let mut ids: Vec<String> = Vec::new();
+    let (one, other) = loop {
+        let id = server.add_paused(&format!("f{}.bin", ids.len())).await;
+        if let Some(twin) = ids.iter().find(|known| known[..1] == id[..1]) {
+            break (twin.clone(), id);
+        }
+        ids.push(id);
+    };
+
+    let output = server.haul(&["pause", &one[..1]]).await;
+    assert_fails_with(&output, &format!("haul: error: {}: ID prefix is ambiguous", &one[..1]));
+    assert!(stderr(&output).contains(&one) && stderr(&output).contains(&other), "{}", stderr(&output));
+
+    let output = server.haul(&["ls", "zz"]).await;
+    assert_fails_with(&output, "haul: error: zz: no download matches ID");
+
+    // A bad ID fails alone: the good one is still acted on.
+    let output = server.haul(&["resume", "nope", &other[..10]]).await;
+    assert_fails_with(&output, "haul: error: nope: no download matches ID");
+    assert!(stdout(&output).contains(&other[..8]), "{}", stdout(&output));
+    assert_ne!(server.job(&other).await["state"], "paused");
+
+    // A whole ID that does not exist is the server's 404.
+    let output = server.haul(&["rm", "00000000-0000-4000-8000-000000000000"]).await;
+    assert_fails_with(&output, "haul: error: 00000000-0000-4000-8000-000000000000: ");
+    assert!(stderr(&output).contains("not found"), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_errors_and_token_file() {
+    let server = Server::start(OriginOptions::default()).await;
+
+    let output = run(&["ls", "--host", &server.base, "--token", "wrong"], server.dir.path(), None).await;
+    assert_fails_with(&output, "haul: error: invalid token");
+
+    // The token file of a data directory, whitespace trimmed.
+    let data_dir = server.dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    std::fs::write(data_dir.join("token"), format!("  {TOKEN}\n")).unwrap();
+    let args = ["ls", "--host", &server.base, "--data-dir", data_dir.to_str().unwrap()];
+    let output = run(&args, server.dir.path(), None).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "no downloads\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_not_running() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port that was free a moment ago and has nobody listening now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let host = format!("http://127.0.0.1:{port}");
+    for args in [vec!["ls"], vec!["add", "http://example.com/x"], vec!["pause", "abc"], vec!["rm", "abc"]] {
+        let mut args = args;
+        args.extend(["--host", &host, "--token", "t"]);
+        let output = run(&args, dir.path(), None).await;
+        assert_fails_with(&output, &format!("cannot reach the haul server at {host}: is `haul serve` running?"));
+        assert_eq!(stderr(&output).lines().count(), 1, "one line, not one per ID: {}", stderr(&output));
+    }
+}

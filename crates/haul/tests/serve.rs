@@ -1,0 +1,209 @@
+//! `haul serve` as a process: the data directory and token, a SIGKILL in the middle of a download followed by a
+//! restart on the same data, SIGTERM, and a load of many downloads at once.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use haul_test_support::{Origin, OriginOptions};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const MIB: u64 = 1 << 20;
+
+struct Server {
+    child: Child,
+    base: String,
+    token: String,
+}
+
+impl Server {
+    /// Start `haul serve` on a free port of 127.0.0.1 and wait for its "listening" line.
+    fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_haul"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env_remove("HAUL_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base = line.split_whitespace().find(|word| word.starts_with("http://")).expect(&line).to_owned();
+        let token = std::fs::read_to_string(data_dir.join("token")).unwrap().trim().to_owned();
+        Self { child, base, token }
+    }
+
+    fn client(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self.client().request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn add(&self, url: &str) -> String {
+        let (status, body) = self.call(reqwest::Method::POST, "/v1/downloads", Some(json!({ "url": url }))).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn download(&self, id: &str) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, &format!("/v1/downloads/{id}"), None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn wait_state(&self, id: &str, state: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let body = self.download(id).await;
+            if body["state"] == state {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "still {} waiting for {state}: {body}", body["state"]);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Bytes the resume record next to a partial file says are on disk.
+fn recorded_bytes(record: &Path) -> u64 {
+    let Ok(text) = std::fs::read(record) else { return 0 };
+    let Ok(record) = serde_json::from_slice::<Value>(&text) else { return 0 };
+    record["done"].as_array().unwrap().iter().map(|r| r[1].as_u64().unwrap() - r[0].as_u64().unwrap()).sum()
+}
+
+fn sha256_of(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn data_dir_token_and_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    for name in ["haul.db", "downloads", "thumbnails", "token"] {
+        assert!(dir.path().join(name).exists(), "{name} missing");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("token")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the token is readable by its owner only");
+    }
+    let printed = Command::new(env!("CARGO_BIN_EXE_haul")).args(["token", "--data-dir"]).arg(dir.path()).output();
+    assert_eq!(String::from_utf8(printed.unwrap().stdout).unwrap().trim(), server.token);
+
+    let health = reqwest::get(format!("{}/health", server.base)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let denied = reqwest::get(format!("{}/v1/downloads", server.base)).await.unwrap();
+    assert_eq!(denied.status(), 401);
+    let body: Value = denied.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_download_then_restart_completes_without_refetching() {
+    let size = 16 * MIB;
+    let origin = Origin::start(OriginOptions { per_connection_rate: Some(256 * 1024), ..OriginOptions::default() })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let id = server.add(&origin.url(size, "k.bin")).await;
+    // Wait until the resume record beside the partial file holds real progress, then kill without warning.
+    let record = dir.path().join("downloads").join("k.bin.part.haul");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let saved = loop {
+        let done = recorded_bytes(&record);
+        if done >= 4 * MIB {
+            break done;
+        }
+        assert!(Instant::now() < deadline, "no progress recorded: {}", server.download(&id).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(server);
+
+    origin.handle().reset_stats();
+    let server = Server::start(dir.path(), &[]);
+    let done = server.wait_state(&id, "completed").await;
+    let path = dir.path().join("downloads").join(done["path"].as_str().unwrap());
+    assert_eq!(sha256_of(&path), origin.handle().file_sha256(size, "k.bin"));
+    let refetched = origin.handle().stats().body_bytes_sent;
+    assert!(refetched <= size - saved + 2 * MIB, "refetched {refetched} bytes after {saved} were recorded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_pauses_and_no_resume_keeps_jobs_paused() {
+    let origin = Origin::start(OriginOptions { per_connection_rate: Some(256 * 1024), ..OriginOptions::default() })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let id = server.add(&origin.url(8 * MIB, "t.bin")).await;
+    server.wait_state(&id, "active").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "a SIGTERM is a clean stop: {status:?}");
+    drop(server);
+
+    let server = Server::start(dir.path(), &["--no-resume"]);
+    let body = server.download(&id).await;
+    assert_eq!(body["state"], "paused", "{body}");
+    assert!(body["bytes_done"].as_u64().unwrap() > 0, "progress was flushed at the stop: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_hundred_downloads_all_complete_with_at_most_max_active_running() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--max-active", "4"]);
+    let mut ids = Vec::new();
+    let server = &server;
+    let adds = (0..500).map(|n| {
+        let url = origin.url(16 * 1024 + n, &format!("f{n}.bin"));
+        async move { server.add(&url).await }
+    });
+    for id in futures_util::future::join_all(adds).await {
+        ids.push(id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let (_, stats) = server.call(reqwest::Method::GET, "/v1/stats", None).await;
+        assert!(stats["active"].as_u64().unwrap() <= 4, "{stats}");
+        if stats["completed"] == 500 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all done: {stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Small files take one connection each, so the origin never saw more than max-active bodies at once.
+    assert!(origin.handle().stats().peak_concurrent <= 4, "{:?}", origin.handle().stats().peak_concurrent);
+    let (_, list) = server.call(reqwest::Method::GET, "/v1/downloads?limit=1000", None).await;
+    assert_eq!(list["downloads"].as_array().unwrap().len(), 500);
+    for (n, id) in ids.iter().enumerate().step_by(50) {
+        let body = server.download(id).await;
+        let path = dir.path().join("downloads").join(body["path"].as_str().unwrap());
+        assert_eq!(sha256_of(&path), origin.handle().file_sha256(16 * 1024 + n as u64, &format!("f{n}.bin")));
+    }
+}
