@@ -369,6 +369,12 @@ pub(crate) async fn run(
             (complete, state.stop.is_some(), to_spawn)
         };
         if complete || stopped || cancel.is_cancelled() {
+            if complete {
+                // Connections still waiting out a backoff or Retry-After have nothing left to fetch.
+                for slot in shared.lock().slots.values() {
+                    slot.cancel.cancel();
+                }
+            }
             break;
         }
         for _ in 0..to_spawn {
