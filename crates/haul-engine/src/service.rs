@@ -89,6 +89,7 @@ impl From<StoreError> for ServiceError {
         match error {
             StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
             StoreError::Conflict { current, message } => Self::Conflict { current, message },
+            StoreError::Duplicate(message) => Self::Invalid(message),
             StoreError::Other(message) => Self::Internal(message),
         }
     }

@@ -4,6 +4,7 @@
 //! [`StoreError`] that keeps only what they act on: not found, a conflict with the current state, or anything
 //! else.
 
+pub mod accounts;
 pub mod record;
 mod sqlite;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState};
 
+pub use accounts::{Account, ApiKey, KeyKind, hash_secret};
 pub use record::{DownloadPatch, DownloadRecord, ListFilter, NewDownload, ProgressUpdate, StateCounts};
 pub use sqlite::SqliteStore;
 
@@ -26,6 +28,9 @@ pub enum StoreError {
     /// The download's current state forbids the change; the API answers 409 naming `current`.
     #[error("{message}")]
     Conflict { current: JobState, message: String },
+    /// A name that must be unique is taken (an account name).
+    #[error("{0}")]
+    Duplicate(String),
     /// The database failed or holds something unreadable; not the caller's fault.
     #[error("store: {0}")]
     Other(String),
@@ -99,6 +104,35 @@ pub trait Store: Send + Sync + 'static {
 
     /// Downloads per state, for one account or (with `None`) for the whole server.
     async fn counts(&self, account: Option<&AccountId>) -> Result<StateCounts, StoreError>;
+
+    /// A new account with a fresh id; `Duplicate` when the name is taken.
+    async fn create_account(&self, name: &str, email: Option<&str>) -> Result<Account, StoreError>;
+
+    /// Makes sure an account with this id exists (the default account of a data directory), creating it with
+    /// `name` if not. Returns it either way.
+    async fn ensure_account(&self, id: &AccountId, name: &str) -> Result<Account, StoreError>;
+
+    async fn account_by_name(&self, name: &str) -> Result<Account, StoreError>;
+
+    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
+
+    /// Records a key by the hash of its secret (see [`hash_secret`]); `prefix` is the secret's start, for display.
+    async fn create_key(
+        &self,
+        account: &AccountId,
+        kind: KeyKind,
+        secret_hash: &str,
+        prefix: &str,
+    ) -> Result<ApiKey, StoreError>;
+
+    /// Keys of one account, or of all, oldest first; revoked ones included (with `revoked_at`).
+    async fn list_keys(&self, account: Option<&AccountId>) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Revokes the key whose id starts with `id_prefix` (it must match exactly one key).
+    async fn revoke_key(&self, id_prefix: &str) -> Result<ApiKey, StoreError>;
+
+    /// The account a live (unrevoked) key of one of `kinds` with this secret hash belongs to.
+    async fn account_for_key(&self, secret_hash: &str, kinds: &[KeyKind]) -> Result<Option<AccountId>, StoreError>;
 }
 
 /// Opens the store named by `url`, creating and migrating it as needed: `sqlite:///abs/haul.db`,

@@ -10,6 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState, next_state};
+
+use crate::accounts::{Account, ApiKey, KeyKind};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -362,6 +364,167 @@ impl Store for SqliteStore {
         }
         Ok(counts)
     }
+
+    async fn create_account(&self, name: &str, email: Option<&str>) -> Result<Account, StoreError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Other("an account needs a name".into()));
+        }
+        let id = AccountId::generate();
+        let created_at = now_millis();
+        let inserted = sqlx::query("INSERT INTO accounts (id, name, email, created_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(id.as_str())
+            .bind(name)
+            .bind(email)
+            .bind(created_at)
+            .execute(&self.pool)
+            .await;
+        match inserted {
+            Ok(_) => Ok(Account { id, name: name.to_owned(), email: email.map(str::to_owned), created_at }),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Err(StoreError::Duplicate(format!("an account named {name:?} already exists")))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn ensure_account(&self, id: &AccountId, name: &str) -> Result<Account, StoreError> {
+        // A taken name gets the id appended, so a default account never collides with one made by hand.
+        sqlx::query(
+            "INSERT INTO accounts (id, name, email, created_at)
+             VALUES (?1, CASE WHEN EXISTS (SELECT 1 FROM accounts WHERE name = ?2) THEN ?2 || '-' || ?1 ELSE ?2 END,
+                     NULL, ?3)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(name)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?1").bind(id.as_str()).fetch_one(&self.pool).await?;
+        account_from_row(&row)
+    }
+
+    async fn account_by_name(&self, name: &str) -> Result<Account, StoreError> {
+        let row = sqlx::query("SELECT * FROM accounts WHERE name = ?1").bind(name).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => account_from_row(&row),
+            None => Err(StoreError::NotFound(format!("account {name:?}"))),
+        }
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM accounts ORDER BY created_at, name").fetch_all(&self.pool).await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    async fn create_key(
+        &self,
+        account: &AccountId,
+        kind: KeyKind,
+        secret_hash: &str,
+        prefix: &str,
+    ) -> Result<ApiKey, StoreError> {
+        let id = DownloadId::new_random().to_string();
+        let created_at = now_millis();
+        let inserted = sqlx::query(
+            "INSERT INTO api_keys (id, account_id, kind, secret_hash, prefix, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(&id)
+        .bind(account.as_str())
+        .bind(kind.as_str())
+        .bind(secret_hash)
+        .bind(prefix)
+        .bind(created_at)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(ApiKey {
+                id,
+                account: account.clone(),
+                kind,
+                prefix: prefix.to_owned(),
+                created_at,
+                revoked_at: None,
+            }),
+            Err(sqlx::Error::Database(error)) if error.is_foreign_key_violation() => {
+                Err(StoreError::NotFound(format!("account {account}")))
+            }
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Err(StoreError::Duplicate("a key with this secret already exists".into()))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn list_keys(&self, account: Option<&AccountId>) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM api_keys WHERE ?1 IS NULL OR account_id = ?1 ORDER BY created_at, id")
+            .bind(account.map(AccountId::as_str))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_key(&self, id_prefix: &str) -> Result<ApiKey, StoreError> {
+        let pattern = format!("{}%", id_prefix.replace(['%', '_'], ""));
+        let rows = sqlx::query("SELECT * FROM api_keys WHERE id LIKE ?1").bind(&pattern).fetch_all(&self.pool).await?;
+        let key = match rows.as_slice() {
+            [row] => key_from_row(row)?,
+            [] => return Err(StoreError::NotFound(format!("key {id_prefix}"))),
+            _ => {
+                return Err(StoreError::Duplicate(format!(
+                    "key id {id_prefix} matches {} keys; give more of it",
+                    rows.len()
+                )));
+            }
+        };
+        let revoked_at = now_millis();
+        sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2")
+            .bind(revoked_at)
+            .bind(&key.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(ApiKey { revoked_at: key.revoked_at.or(Some(revoked_at)), ..key })
+    }
+
+    async fn account_for_key(&self, secret_hash: &str, kinds: &[KeyKind]) -> Result<Option<AccountId>, StoreError> {
+        let row = sqlx::query("SELECT account_id, kind FROM api_keys WHERE secret_hash = ?1 AND revoked_at IS NULL")
+            .bind(secret_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let kind: String = row.try_get("kind")?;
+        let kind: KeyKind = kind.parse().map_err(StoreError::Other)?;
+        if !kinds.contains(&kind) {
+            return Ok(None);
+        }
+        let account: String = row.try_get("account_id")?;
+        account.parse().map(Some).map_err(|error| StoreError::Other(format!("corrupt key row: {error}")))
+    }
+}
+
+fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
+    let id: String = row.try_get("id")?;
+    Ok(Account {
+        id: id.parse().map_err(|error| StoreError::Other(format!("corrupt account row: {error}")))?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+    let account: String = row.try_get("account_id")?;
+    let kind: String = row.try_get("kind")?;
+    Ok(ApiKey {
+        id: row.try_get("id")?,
+        account: account.parse().map_err(|error| StoreError::Other(format!("corrupt key row: {error}")))?,
+        kind: kind.parse().map_err(StoreError::Other)?,
+        prefix: row.try_get("prefix")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
 }
 
 fn not_found(id: DownloadId) -> StoreError {
