@@ -44,6 +44,22 @@ pub enum Command {
     /// Print the API token of a data directory (created on first use).
     Token(DataDirArgs),
 
+    /// Manage accounts (each sees only its own downloads).
+    Account {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+
+    /// Manage API keys; a key belongs to one account.
+    Key {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+
     /// Queue downloads on a running server.
     Add {
         #[command(flatten)]
@@ -88,8 +104,53 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct DataDirArgs {
     /// Where haul keeps its database, token and downloads.
-    #[arg(long, env = "HAUL_DATA_DIR", default_value = "haul-data", value_name = "DIR")]
+    #[arg(long, env = "HAUL_DATA_DIR", default_value = "haul-data", value_name = "DIR", global = true)]
     pub data_dir: PathBuf,
+}
+
+/// The database of a data directory, for the commands that manage it directly.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[command(flatten)]
+    pub data: DataDirArgs,
+
+    /// Database URL [default: sqlite://DIR/haul.db].
+    #[arg(long, env = "HAUL_DATABASE", value_name = "URL", global = true)]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account and print its id.
+    Add {
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List accounts.
+    Ls,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key for an account and print its secret (shown once; only a hash is stored).
+    Create {
+        /// The account's name.
+        #[arg(long)]
+        account: String,
+        /// Which API the key opens: bearer (native, Surge, yt-dlp web app, Cloudflare tokens), videodb (sk-...),
+        /// or cloudflare-global (X-Auth-Key).
+        #[arg(long, default_value = "bearer", value_parser = parse_kind)]
+        kind: haul_store::KeyKind,
+    },
+    /// List keys (never their secrets).
+    Ls,
+    /// Revoke a key by its id or a unique prefix of it.
+    Revoke { id: String },
+}
+
+fn parse_kind(text: &str) -> Result<haul_store::KeyKind, String> {
+    text.parse()
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,6 @@
 //! The `haul` binary: parses the command line into typed options and runs the chosen command.
 
+mod accounts;
 mod cli;
 mod get;
 mod progress_ui;
@@ -25,6 +26,10 @@ fn main() -> ExitCode {
             cli::Command::Get(args) => get::run(args).await,
             cli::Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Token(args) => serve::token(args).map(|()| ExitCode::SUCCESS),
+            cli::Command::Account { store, command } => {
+                accounts::account(store, command).await.map(|()| ExitCode::SUCCESS)
+            }
+            cli::Command::Key { store, command } => accounts::key(store, command).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Add { remote, args } => remote::add(remote, args).await,
             cli::Command::Ls { remote, args } => remote::ls(remote, args).await,
             cli::Command::Pause { remote, args } => remote::pause(remote, args).await,

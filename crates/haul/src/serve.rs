@@ -57,6 +57,32 @@ impl DataDir {
         })
     }
 
+    pub async fn open_store(&self, database: Option<&str>) -> anyhow::Result<std::sync::Arc<dyn haul_store::Store>> {
+        self.create()?;
+        let database = database.map(str::to_owned).unwrap_or_else(|| self.database_url());
+        if database.starts_with("postgres") {
+            bail!("the PostgreSQL backend is not available yet; use the default SQLite database (omit --database)");
+        }
+        haul_store::open(&database).await.with_context(|| format!("cannot open the database {database}"))
+    }
+
+    /// The data directory's default account, and its token registered as that account's bearer key.
+    pub async fn ensure_default_account(&self, store: &dyn haul_store::Store) -> anyhow::Result<AccountId> {
+        let account = self.account()?;
+        store.ensure_account(&account, "default").await?;
+        let token = self.token()?;
+        let hash = haul_store::hash_secret(&token);
+        if store.account_for_key(&hash, &[haul_store::KeyKind::Bearer]).await?.is_none() {
+            let prefix: String = token.chars().take(12).collect();
+            match store.create_key(&account, haul_store::KeyKind::Bearer, &hash, &prefix).await {
+                // Revoked: the token file is stale; the operator revoked it on purpose.
+                Ok(_) | Err(haul_store::StoreError::Duplicate(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(account)
+    }
+
     /// The account the token belongs to.
     fn account(&self) -> anyhow::Result<AccountId> {
         let text = read_or_create(&self.account_path(), || AccountId::generate().to_string())?;
@@ -99,12 +125,8 @@ pub fn token(args: DataDirArgs) -> anyhow::Result<()> {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data = DataDir::new(args.data.data_dir.clone());
     let token = data.token()?;
-    let account = data.account()?;
-    let database = args.database.clone().unwrap_or_else(|| data.database_url());
-    if database.starts_with("postgres") {
-        bail!("the PostgreSQL backend is not available yet; use the default SQLite database (omit --database)");
-    }
-    let store = haul_store::open(&database).await.with_context(|| format!("cannot open the database {database}"))?;
+    let store = data.open_store(args.database.as_deref()).await?;
+    let account = data.ensure_default_account(store.as_ref()).await?;
     let options = EngineOptions {
         downloads_dir: data.downloads(),
         max_active: args.max_active,
