@@ -1,7 +1,7 @@
 //! Who is calling: the one place that turns a request's credentials into the [`AccountId`] it acts for.
 //!
-//! Today that is one bearer token for one account. Accounts with their own keys change only [`Auth`] and
-//! [`Caller`]'s extractor; handlers just take a `Caller`.
+//! The data directory's token (held in memory, compared in constant time) acts for the default account; every
+//! other bearer key is looked up in the store by the hash of its secret. Handlers just take a `Caller`.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -47,8 +47,13 @@ impl FromRequestParts<AppState> for Caller {
         };
         let token = bearer_token(value.as_bytes())
             .ok_or_else(|| ApiError::unauthorized("Authorization must use the Bearer scheme: Bearer TOKEN"))?;
-        match state.auth.account_for(token) {
-            Some(account) => Ok(Self { account: account.clone() }),
+        if let Some(account) = state.auth.account_for(token) {
+            return Ok(Self { account: account.clone() });
+        }
+        // Other accounts' keys live in the store, found by the hash of the secret.
+        let secret = std::str::from_utf8(token).map_err(|_| ApiError::unauthorized("invalid token"))?;
+        match state.engine.account_for_key(secret, &[haul_store::KeyKind::Bearer]).await? {
+            Some(account) => Ok(Self { account }),
             None => Err(ApiError::unauthorized("invalid token")),
         }
     }

@@ -221,6 +221,15 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The account a presented secret belongs to, if it is a live key of one of `kinds`.
+    pub async fn account_for_key(
+        &self,
+        secret: &str,
+        kinds: &[haul_store::KeyKind],
+    ) -> Result<Option<AccountId>, ServiceError> {
+        Ok(self.inner.store.account_for_key(&haul_store::hash_secret(secret), kinds).await?)
+    }
+
     pub fn downloads_dir(&self) -> &Path {
         &self.inner.options.downloads_dir
     }

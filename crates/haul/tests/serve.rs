@@ -207,3 +207,40 @@ async fn five_hundred_downloads_all_complete_with_at_most_max_active_running() {
         assert_eq!(sha256_of(&path), origin.handle().file_sha256(16 * 1024 + n as u64, &format!("f{n}.bin")));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_account_sees_only_its_own_downloads() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let haul = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_haul")).args(args).arg("--data-dir").arg(dir.path()).output();
+        let output = output.unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    haul(&["account", "add", "bob"]);
+    let bob_key = haul(&["key", "create", "--account", "bob"]);
+    let bob = Server { child: Command::new("true").spawn().unwrap(), base: server.base.clone(), token: bob_key };
+
+    let mine = server.add(&origin.url(MIB, "default.bin")).await;
+    server.wait_state(&mine, "completed").await;
+    let theirs = bob.add(&origin.url(MIB, "bob.bin")).await;
+    bob.wait_state(&theirs, "completed").await;
+
+    for (who, other_id) in [(&server, &theirs), (&bob, &mine)] {
+        let (_, list) = who.call(reqwest::Method::GET, "/v1/downloads", None).await;
+        assert_eq!(list["downloads"].as_array().unwrap().len(), 1, "{list}");
+        for path in [format!("/v1/downloads/{other_id}"), format!("/v1/downloads/{other_id}/file")] {
+            let (status, body) = who.call(reqwest::Method::GET, &path, None).await;
+            assert_eq!(status, 404, "another account's download is not found: {path} {body}");
+        }
+        let (status, _) = who.call(reqwest::Method::DELETE, &format!("/v1/downloads/{other_id}"), None).await;
+        assert_eq!(status, 404);
+    }
+    let revoked = haul(&["key", "ls"]);
+    let key_id = revoked.lines().find(|line| line.contains("bob")).unwrap().split_whitespace().next().unwrap();
+    haul(&["key", "revoke", key_id]);
+    let (status, _) = bob.call(reqwest::Method::GET, "/v1/downloads", None).await;
+    assert_eq!(status, 401, "a revoked key opens nothing");
+}
