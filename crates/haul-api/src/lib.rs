@@ -5,6 +5,7 @@
 //! `Engine` handle, never the store.
 
 mod auth;
+mod dialects;
 mod downloads;
 mod error;
 mod events;
@@ -75,6 +76,8 @@ pub fn router(engine: Engine, options: ApiOptions) -> Router {
         // `get` answers HEAD too; the handler skips opening a body for it.
         .route("/v1/downloads/{id}/file", get(files::file))
         .route("/v1/events", get(events::events))
+        // Compatibility dialects; Surge lives at the root.
+        .merge(dialects::surge::routes())
         // After the routes: axum attaches this to the routes that exist when it is called.
         .method_not_allowed_fallback(error::wrong_method)
         .fallback(error::unknown_route)

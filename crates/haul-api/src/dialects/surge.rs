@@ -1,0 +1,525 @@
+//! The Surge download manager's API (seed 001, `dialects.md` section 2), mounted at the root.
+//!
+//! Same bearer token as `/v1` (checked by [`Caller`], the native extractor), but every failure answers in
+//! Surge's shape: plain text with the status code (`Unauthorized` 401, 400 missing `id`, 404 unknown id,
+//! 405 wrong method, 409 for an action the job's state does not allow).
+//!
+//! `GET /health` is not served here: the native `/health` owns the route (see [`routes`]).
+//!
+//! Units on the wire: `speed` in MB/s with MB = 1024 * 1024 bytes, `eta` in seconds, `added_at` and
+//! `completed_at` in unix seconds, `time_taken` in milliseconds, `avg_speed` in bytes per second.
+
+use std::convert::Infallible;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use futures_util::Stream;
+use haul_core::job::{AccountId, DownloadId, JobState};
+use haul_engine::service::{AddRequest, DownloadView, Engine, EventKind, ServiceError};
+use haul_store::{DownloadPatch, ListFilter};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Caller;
+
+/// Bytes in Surge's "MB" (its speeds are MB/s).
+const MB: f64 = 1024.0 * 1024.0;
+
+/// The Surge routes, to be merged into the root router. `/health` is deliberately absent: the native one
+/// answers `{"status":"ok"}`; Surge clients only test for `status == "ok"`, and the `port` field would need the
+/// listening address, which only the binary knows.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/download", post(create).get(status))
+        .route("/list", get(list))
+        .route("/pause", post(pause))
+        .route("/resume", post(resume))
+        .route("/delete", post(delete).delete(delete))
+        .route("/update-url", put(update_url))
+        .route("/history", get(history))
+        .route("/events", get(events))
+        // Set on these routes now, so the native router's JSON 405 (added later, to routes without one) skips them.
+        .method_not_allowed_fallback(wrong_method)
+}
+
+/// haul's job state as Surge names it: the one place that decides.
+///
+/// Surge has no "cancelled": a cancelled haul job is stopped for good and cannot be resumed, which is what a
+/// Surge client expects of "error" (it offers delete, not resume), so it maps there, with `error` saying
+/// "cancelled" when the job carries no other reason.
+pub(crate) fn surge_status(state: JobState) -> &'static str {
+    match state {
+        JobState::Queued => "queued",
+        JobState::Active => "downloading",
+        JobState::Paused => "paused",
+        JobState::Completed => "completed",
+        JobState::Failed | JobState::Cancelled => "error",
+    }
+}
+
+/// A failure in Surge's shape: plain text and the status code.
+#[derive(Debug)]
+pub(crate) struct SurgeError(StatusCode, String);
+
+impl SurgeError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self(status, message.into())
+    }
+}
+
+impl IntoResponse for SurgeError {
+    fn into_response(self) -> Response {
+        // A `String` body is sent as `text/plain; charset=utf-8`.
+        (self.0, self.1).into_response()
+    }
+}
+
+impl From<ServiceError> for SurgeError {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Invalid(message) | ServiceError::UnsupportedScheme(message) => {
+                Self::new(StatusCode::BAD_REQUEST, message)
+            }
+            ServiceError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "Download not found"),
+            ServiceError::Conflict { message, .. } => Self::new(StatusCode::CONFLICT, message),
+            ServiceError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error answering a Surge API request");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+            }
+        }
+    }
+}
+
+async fn wrong_method() -> SurgeError {
+    SurgeError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+}
+
+/// The authenticated account, by the native token check; any failure is Surge's plain `Unauthorized`.
+pub(crate) struct SurgeCaller(AccountId);
+
+impl FromRequestParts<AppState> for SurgeCaller {
+    type Rejection = SurgeError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, SurgeError> {
+        match Caller::from_request_parts(parts, state).await {
+            Ok(caller) => Ok(Self(caller.account)),
+            // A store failure while looking up a key is not the caller's fault (the native error logged it).
+            Err(error) if error.status.is_server_error() => {
+                Err(SurgeError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"))
+            }
+            Err(_) => Err(SurgeError::new(StatusCode::UNAUTHORIZED, "Unauthorized")),
+        }
+    }
+}
+
+/// `?id=`; unknown parameters are ignored, as Surge does.
+#[derive(Deserialize)]
+pub(crate) struct IdQuery {
+    id: Option<String>,
+}
+
+/// The download `?id=` names: 400 when absent, 404 when it is not an id of ours (a malformed one included).
+fn download_id(query: Result<Query<IdQuery>, QueryRejection>) -> Result<DownloadId, SurgeError> {
+    let Query(query) = query.map_err(|rejection| SurgeError::new(StatusCode::BAD_REQUEST, rejection.body_text()))?;
+    let text = query.id.filter(|id| !id.trim().is_empty());
+    let text = text.ok_or_else(|| SurgeError::new(StatusCode::BAD_REQUEST, "Missing id parameter"))?;
+    text.trim().parse().map_err(|_| SurgeError::new(StatusCode::NOT_FOUND, "Download not found"))
+}
+
+/// A JSON body, whatever the Content-Type (curl's `-d` sends form-urlencoded); 400 with serde's reason.
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, SurgeError> {
+    serde_json::from_slice(body)
+        .map_err(|error| SurgeError::new(StatusCode::BAD_REQUEST, format!("Invalid JSON: {error}")))
+}
+
+/// `POST /download`.
+#[derive(Deserialize)]
+pub(crate) struct AddBody {
+    url: String,
+    filename: Option<String>,
+    /// A directory under haul's downloads directory; absolute or escaping with `..` is a 400.
+    path: Option<String>,
+    /// Accepted and ignored: `path` is always relative to the downloads directory.
+    #[serde(default)]
+    #[allow(dead_code)]
+    relative_to_default_dir: Option<bool>,
+    #[serde(default)]
+    mirrors: Vec<String>,
+    /// Accepted and ignored: haul has no approval step.
+    #[serde(default)]
+    #[allow(dead_code)]
+    skip_approval: Option<bool>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct Queued {
+    status: &'static str,
+    message: &'static str,
+    id: DownloadId,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    SurgeCaller(account): SurgeCaller,
+    body: Bytes,
+) -> Result<Json<Queued>, SurgeError> {
+    let body: AddBody = json_body(&body)?;
+    let directory = match body.path.as_deref().map(str::trim) {
+        None | Some("") | Some(".") => None,
+        Some(path) => Some(confined(path)?),
+    };
+    let request = AddRequest {
+        url: body.url,
+        mirrors: body.mirrors,
+        filename: body.filename.filter(|name| !name.is_empty()),
+        directory,
+        headers: body.headers.into_iter().collect(),
+        ..AddRequest::default()
+    };
+    let view = state.engine.add(&account, request).await?;
+    Ok(Json(Queued { status: "queued", message: "Download queued successfully", id: view.id }))
+}
+
+/// A client's `path`, checked to stay inside the downloads directory (the engine checks again).
+fn confined(path: &str) -> Result<String, SurgeError> {
+    let escapes = path.starts_with('/')
+        || path.starts_with('\\')
+        || path.contains(':')
+        || path.split(['/', '\\']).any(|part| part == "..");
+    if escapes {
+        return Err(SurgeError::new(
+            StatusCode::BAD_REQUEST,
+            format!("path must be a relative directory inside the downloads directory, got {path:?}"),
+        ));
+    }
+    Ok(path.to_owned())
+}
+
+/// Surge's status object.
+#[derive(Debug, Serialize)]
+pub(crate) struct SurgeStatus {
+    id: DownloadId,
+    url: String,
+    filename: String,
+    dest_path: String,
+    total_size: u64,
+    downloaded: u64,
+    /// 0-100.
+    progress: f64,
+    /// MB/s.
+    speed: f64,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// Seconds.
+    eta: u64,
+    connections: u32,
+    /// Unix seconds.
+    added_at: i64,
+    /// Milliseconds since it first started; up to now while it has not finished.
+    time_taken: i64,
+    /// Bytes per second over `time_taken`.
+    avg_speed: u64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+fn time_taken_ms(view: &DownloadView) -> i64 {
+    match view.started_at {
+        Some(started) => (view.finished_at.unwrap_or_else(now_ms) - started).max(0),
+        None => 0,
+    }
+}
+
+fn avg_speed(view: &DownloadView) -> u64 {
+    match u64::try_from(time_taken_ms(view)) {
+        Ok(ms) if ms > 0 => view.bytes_done.saturating_mul(1000) / ms,
+        _ => 0,
+    }
+}
+
+fn dest_path(engine: &Engine, view: &DownloadView) -> String {
+    let relative = view.path.clone().or_else(|| {
+        let name = view.filename.as_deref()?;
+        Some(match view.directory.as_deref() {
+            Some(directory) if !directory.is_empty() => format!("{directory}/{name}"),
+            _ => name.to_owned(),
+        })
+    });
+    relative.map(|path| engine.downloads_dir().join(path).display().to_string()).unwrap_or_default()
+}
+
+fn filename(view: &DownloadView) -> String {
+    let from_path = view.path.as_deref().and_then(|path| path.rsplit('/').next()).filter(|name| !name.is_empty());
+    from_path.or(view.filename.as_deref()).unwrap_or_default().to_owned()
+}
+
+impl SurgeStatus {
+    pub(crate) fn new(engine: &Engine, view: &DownloadView) -> Self {
+        let total_size = view.size.unwrap_or(0);
+        let progress = if view.state == JobState::Completed {
+            100.0
+        } else if total_size > 0 {
+            (view.bytes_done as f64 * 100.0 / total_size as f64).min(100.0)
+        } else {
+            0.0
+        };
+        let error = match view.state {
+            JobState::Cancelled => Some(view.error.clone().unwrap_or_else(|| "cancelled".to_owned())),
+            _ => view.error.clone(),
+        };
+        Self {
+            id: view.id,
+            url: view.url.clone(),
+            filename: filename(view),
+            dest_path: dest_path(engine, view),
+            total_size,
+            downloaded: view.bytes_done,
+            progress,
+            speed: view.speed as f64 / MB,
+            status: surge_status(view.state),
+            error,
+            eta: view.eta_secs.unwrap_or(0),
+            connections: view.connections,
+            added_at: view.created_at.div_euclid(1000),
+            time_taken: time_taken_ms(view),
+            avg_speed: avg_speed(view),
+        }
+    }
+}
+
+/// `GET /download?id=`.
+async fn status(
+    State(state): State<AppState>,
+    SurgeCaller(account): SurgeCaller,
+    query: Result<Query<IdQuery>, QueryRejection>,
+) -> Result<Json<SurgeStatus>, SurgeError> {
+    let id = download_id(query)?;
+    let view = state.engine.get(&account, id).await?;
+    Ok(Json(SurgeStatus::new(&state.engine, &view)))
+}
+
+/// `GET /list`: every download of the account, newest first.
+async fn list(
+    State(state): State<AppState>,
+    SurgeCaller(account): SurgeCaller,
+) -> Result<Json<Vec<SurgeStatus>>, SurgeError> {
+    let views = state.engine.list(&account, &ListFilter::default()).await?;
+    Ok(Json(views.iter().map(|view| SurgeStatus::new(&state.engine, view)).collect()))
+}
+
+/// The answer of pause, resume and delete.
+#[derive(Serialize)]
+struct Done {
+    status: &'static str,
+    id: DownloadId,
+}
+
+/// `POST /pause?id=`.
+async fn pause(
+    State(state): State<AppState>,
+    SurgeCaller(account): SurgeCaller,
+    query: Result<Query<IdQuery>, QueryRejection>,
+) -> Result<Json<Done>, SurgeError> {
+    let id = download_id(query)?;
+    state.engine.pause(&account, id).await?;
+    Ok(Json(Done { status: "paused", id }))
+}
+
+/// `POST /resume?id=`.
+async fn resume(
+    State(state): State<AppState>,
+    SurgeCaller(account): SurgeCaller,
+    query: Result<Query<IdQuery>, QueryRejection>,
+) -> Result<Json<Done>, SurgeError> {
+    let id = download_id(query)?;
+    state.engine.resume(&account, id).await?;
+    Ok(Json(Done { status: "resumed", id }))
+}
+
+/// `DELETE` or `POST /delete?id=` (seed 001): stops the download, forgets it, keeps its file on disk.
+async fn delete(
+    State(state): State<AppState>,
+    SurgeCaller(account): SurgeCaller,
+    query: Result<Query<IdQuery>, QueryRejection>,
+) -> Result<Json<Done>, SurgeError> {
+    let id = download_id(query)?;
+    state.engine.remove(&account, id, false).await?;
+    Ok(Json(Done { status: "deleted", id }))
+}
+
+#[derive(Deserialize)]
+struct UrlBody {
+    url: String,
+}
+
+#[derive(Serialize)]
+struct Updated {
+    status: &'static str,
+    id: DownloadId,
+    url: String,
+}
+
+/// `PUT /update-url?id=` with `{"url"}`: only while paused or failed (409 otherwise, naming the state).
+async fn update_url(
+    State(state): State<AppState>,
+    SurgeCaller(account): SurgeCaller,
+    query: Result<Query<IdQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<Json<Updated>, SurgeError> {
+    let id = download_id(query)?;
+    let UrlBody { url } = json_body(&body)?;
+    let patch = DownloadPatch { url: Some(url), ..DownloadPatch::default() };
+    let view = state.engine.patch(&account, id, patch).await?;
+    Ok(Json(Updated { status: "updated", id, url: view.url }))
+}
+
+/// One entry of `GET /history`.
+#[derive(Serialize)]
+struct HistoryEntry {
+    id: DownloadId,
+    url: String,
+    dest_path: String,
+    filename: String,
+    status: &'static str,
+    total_size: u64,
+    downloaded: u64,
+    /// Unix seconds.
+    completed_at: i64,
+    /// Milliseconds.
+    time_taken: i64,
+    /// Bytes per second.
+    avg_speed: u64,
+}
+
+/// `GET /history`: completed downloads, newest first.
+async fn history(
+    State(state): State<AppState>,
+    SurgeCaller(account): SurgeCaller,
+) -> Result<Json<Vec<HistoryEntry>>, SurgeError> {
+    let filter = ListFilter { state: Some(JobState::Completed), ..ListFilter::default() };
+    let views = state.engine.list(&account, &filter).await?;
+    let entries = views
+        .iter()
+        .map(|view| HistoryEntry {
+            id: view.id,
+            url: view.url.clone(),
+            dest_path: dest_path(&state.engine, view),
+            filename: filename(view),
+            status: surge_status(view.state),
+            total_size: view.size.unwrap_or(view.bytes_done),
+            downloaded: view.bytes_done,
+            completed_at: view.finished_at.unwrap_or(0).div_euclid(1000),
+            time_taken: time_taken_ms(view),
+            avg_speed: avg_speed(view),
+        })
+        .collect();
+    Ok(Json(entries))
+}
+
+/// haul's event kind as Surge names it; a cancel is an "error", like the cancelled state.
+pub(crate) fn surge_event(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Added => "queued",
+        EventKind::Started => "started",
+        EventKind::Progress => "progress",
+        EventKind::Paused => "paused",
+        EventKind::Resumed => "resumed",
+        EventKind::Completed => "complete",
+        EventKind::Failed | EventKind::Cancelled => "error",
+        EventKind::Removed => "removed",
+    }
+}
+
+/// `GET /events`: the account's live events, `event: <kind>` with the status object as `data`. No replay:
+/// Surge clients do not send `Last-Event-ID` (the native `/v1/events` has it); a client too slow for the
+/// engine's channel skips what it missed and reads `/list` for the current picture.
+async fn events(
+    State(state): State<AppState>,
+    SurgeCaller(account): SurgeCaller,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let receiver = state.engine.subscribe();
+    let stream =
+        futures_util::stream::unfold((state.engine, account, receiver), |(engine, account, mut receiver)| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(event) if event.account == account => {
+                        let data = serde_json::to_string(&SurgeStatus::new(&engine, &event.download)).unwrap_or_else(
+                            |error| {
+                                tracing::error!(%error, "serialising a Surge event");
+                                "{}".to_owned()
+                            },
+                        );
+                        let sse = SseEvent::default().event(surge_event(event.kind)).data(data);
+                        return Some((Ok(sse), (engine, account, receiver)));
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "Surge event stream lagged; skipping");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_has_one_surge_name() {
+        let cases = [
+            (JobState::Queued, "queued"),
+            (JobState::Active, "downloading"),
+            (JobState::Paused, "paused"),
+            (JobState::Completed, "completed"),
+            (JobState::Failed, "error"),
+            (JobState::Cancelled, "error"),
+        ];
+        for (state, name) in cases {
+            assert_eq!(surge_status(state), name, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn every_event_kind_has_one_surge_name() {
+        let cases = [
+            (EventKind::Added, "queued"),
+            (EventKind::Started, "started"),
+            (EventKind::Progress, "progress"),
+            (EventKind::Paused, "paused"),
+            (EventKind::Resumed, "resumed"),
+            (EventKind::Completed, "complete"),
+            (EventKind::Failed, "error"),
+            (EventKind::Cancelled, "error"),
+            (EventKind::Removed, "removed"),
+        ];
+        for (kind, name) in cases {
+            assert_eq!(surge_event(kind), name, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn path_is_confined_to_the_downloads_directory() {
+        for bad in ["/etc", "../x", "a/../../b", "a/..", "\\\\server\\share", "C:\\x", "..\\x"] {
+            assert!(confined(bad).is_err(), "{bad}");
+        }
+        for good in ["music", "a/b", "a/./b", "x..y"] {
+            assert_eq!(confined(good).unwrap(), good);
+        }
+    }
+}
