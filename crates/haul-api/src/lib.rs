@@ -53,11 +53,22 @@ impl fmt::Debug for ApiOptions {
 pub(crate) struct AppState {
     pub(crate) engine: Engine,
     pub(crate) auth: Arc<auth::Auth>,
+    /// The listening port, for `/health`.
+    pub(crate) port: Option<u16>,
 }
 
 /// The whole API, ready to serve (`axum::serve`) or to call in tests.
 pub fn router(engine: Engine, options: ApiOptions) -> Router {
-    let state = AppState { engine, auth: Arc::new(auth::Auth::new(options.token, options.account)) };
+    build(engine, options, None)
+}
+
+/// The whole API served on `port`, which `/health` reports (Surge clients read it there).
+pub fn router_on_port(engine: Engine, options: ApiOptions, port: u16) -> Router {
+    build(engine, options, Some(port))
+}
+
+fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Router {
+    let state = AppState { engine, auth: Arc::new(auth::Auth::new(options.token, options.account)), port };
     // Rendered once: the document is fixed for the life of the binary.
     let openapi: Arc<str> = ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_owned()).into();
     let serve_openapi = move || {

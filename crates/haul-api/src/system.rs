@@ -10,10 +10,10 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::wire::{Health, Stats};
 
-/// Liveness; public, so load balancers need no token.
+/// Liveness; public, so load balancers need no token. Also Surge's `/health` (`{"status": "ok", "port": N}`).
 #[utoipa::path(get, path = "/health", tag = "system", responses((status = 200, body = Health)))]
-pub async fn health() -> Json<Health> {
-    Json(Health { status: "ok" })
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health { status: "ok", port: state.port })
 }
 
 /// The caller's downloads per state and their combined speed.

@@ -272,4 +272,8 @@ pub fn kind_name(event: &Event) -> String {
 pub struct Health {
     #[schema(example = "ok")]
     pub status: &'static str,
+    /// The port the server listens on, as Surge's `/health` reports it; absent when not known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 1700)]
+    pub port: Option<u16>,
 }

@@ -136,12 +136,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         client: ClientOptions::default(),
     };
     let engine = Engine::start(store, options).await.context("cannot start the download engine")?;
-    let router = haul_api::router(engine.clone(), haul_api::ApiOptions { token, account });
 
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
         format!("cannot listen on {}; is another server using it? (--listen ADDR:PORT)", args.listen)
     })?;
     let address: SocketAddr = listener.local_addr()?;
+    let router = haul_api::router_on_port(engine.clone(), haul_api::ApiOptions { token, account }, address.port());
     if !address.ip().is_loopback() {
         tracing::warn!(%address, "listening beyond this machine: anyone who can reach it needs only the token");
     }

@@ -112,6 +112,9 @@ async fn data_dir_token_and_auth() {
 
     let health = reqwest::get(format!("{}/health", server.base)).await.unwrap();
     assert_eq!(health.status(), 200);
+    let health: Value = health.json().await.unwrap();
+    let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(health, json!({"status": "ok", "port": port}), "Surge's /health shape, with the real port");
     let denied = reqwest::get(format!("{}/v1/downloads", server.base)).await.unwrap();
     assert_eq!(denied.status(), 401);
     let body: Value = denied.json().await.unwrap();
