@@ -12,6 +12,8 @@ mod events;
 mod extract;
 mod files;
 mod system;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod wire;
 
 use std::fmt;

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use haul_api::{ApiOptions, router};
+use haul_api::testing::TestServer;
 use haul_core::job::AccountId;
-use haul_engine::ClientOptions;
-use haul_engine::service::{AddRequest, Engine, EngineOptions};
+use haul_engine::service::{AddRequest, Engine};
 use haul_test_support::{Origin, OriginOptions};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
@@ -22,34 +21,22 @@ struct Harness {
     engine: Engine,
     account: AccountId,
     downloads_dir: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+    _server: TestServer,
 }
 
 impl Harness {
     async fn start(origin_options: OriginOptions) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = haul_store::open(&format!("sqlite://{}", dir.path().join("haul.db").display())).await.unwrap();
-        let downloads_dir = dir.path().join("downloads");
-        let engine = Engine::start(
-            store,
-            EngineOptions {
-                downloads_dir: downloads_dir.clone(),
-                max_active: 4,
-                node: "api-test".to_owned(),
-                lease: Duration::from_secs(30),
-                resume_on_start: false,
-                client: ClientOptions::default(),
-            },
-        )
-        .await
-        .unwrap();
+        let server = TestServer::start(TOKEN, 4).await;
         let origin = Origin::start(origin_options).await.unwrap();
-        let account = AccountId::generate();
-        let app = router(engine.clone(), ApiOptions { token: TOKEN.to_owned(), account: account.clone() });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { base, client: reqwest::Client::new(), origin, engine, account, downloads_dir, _dir: dir }
+        Self {
+            base: server.base.clone(),
+            client: reqwest::Client::new(),
+            origin,
+            engine: server.engine.clone(),
+            account: server.account.clone(),
+            downloads_dir: server.downloads_dir.clone(),
+            _server: server,
+        }
     }
 
     /// An authenticated request to `path`.

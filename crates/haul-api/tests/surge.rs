@@ -3,10 +3,7 @@
 
 use std::time::Duration;
 
-use haul_api::{ApiOptions, router};
-use haul_core::job::AccountId;
-use haul_engine::ClientOptions;
-use haul_engine::service::{Engine, EngineOptions};
+use haul_api::testing::TestServer;
 use haul_test_support::{Origin, OriginOptions};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
@@ -19,34 +16,20 @@ struct Harness {
     client: reqwest::Client,
     origin: Origin,
     downloads_dir: std::path::PathBuf,
-    _engine: Engine,
-    _dir: tempfile::TempDir,
+    _server: TestServer,
 }
 
 impl Harness {
     async fn start(origin_options: OriginOptions) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = haul_store::open(&format!("sqlite://{}", dir.path().join("haul.db").display())).await.unwrap();
-        let downloads_dir = dir.path().join("downloads");
-        let engine = Engine::start(
-            store,
-            EngineOptions {
-                downloads_dir: downloads_dir.clone(),
-                max_active: 4,
-                node: "surge-test".to_owned(),
-                lease: Duration::from_secs(30),
-                resume_on_start: false,
-                client: ClientOptions::default(),
-            },
-        )
-        .await
-        .unwrap();
+        let server = TestServer::start(TOKEN, 4).await;
         let origin = Origin::start(origin_options).await.unwrap();
-        let app = router(engine.clone(), ApiOptions { token: TOKEN.to_owned(), account: AccountId::generate() });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { base, client: reqwest::Client::new(), origin, downloads_dir, _engine: engine, _dir: dir }
+        Self {
+            base: server.base.clone(),
+            client: reqwest::Client::new(),
+            origin,
+            downloads_dir: server.downloads_dir.clone(),
+            _server: server,
+        }
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {

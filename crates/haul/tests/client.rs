@@ -1,14 +1,11 @@
 //! The client commands (`haul add`, `ls`, `pause`, `resume`, `rm`) as a user runs them: the real binary against
 //! a real server (engine, SQLite store, API router) served in-process on loopback, with a real origin.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use haul_api::{ApiOptions, router};
-use haul_core::job::AccountId;
-use haul_engine::ClientOptions;
-use haul_engine::service::{Engine, EngineOptions};
+use haul_api::testing::TestServer;
 use haul_test_support::{Origin, OriginOptions};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
@@ -22,41 +19,21 @@ struct Server {
     base: String,
     origin: Origin,
     http: reqwest::Client,
-    downloads_dir: PathBuf,
-    dir: tempfile::TempDir,
+    server: TestServer,
 }
 
 impl Server {
     async fn start(origin_options: OriginOptions) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = haul_store::open(&format!("sqlite://{}", dir.path().join("haul.db").display())).await.unwrap();
-        let downloads_dir = dir.path().join("downloads");
-        let engine = Engine::start(
-            store,
-            EngineOptions {
-                downloads_dir: downloads_dir.clone(),
-                max_active: 3,
-                node: "t".into(),
-                lease: Duration::from_secs(30),
-                resume_on_start: true,
-                client: ClientOptions::default(),
-            },
-        )
-        .await
-        .unwrap();
+        let server = TestServer::start(TOKEN, 3).await;
         let origin = Origin::start(origin_options).await.unwrap();
-        let app = router(engine, ApiOptions { token: TOKEN.to_owned(), account: AccountId::generate() });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { base, origin, http: reqwest::Client::new(), downloads_dir, dir }
+        Self { base: server.base.clone(), origin, http: reqwest::Client::new(), server }
     }
 
     /// `haul ARGS --host <this server> --token <its token>`.
     async fn haul(&self, args: &[&str]) -> Output {
         let mut full: Vec<&str> = args.to_vec();
         full.extend(["--host", &self.base, "--token", TOKEN]);
-        run(&full, self.dir.path(), None).await
+        run(&full, self.server.dir.path(), None).await
     }
 
     /// `haul ARGS` succeeding; its stdout.
@@ -166,7 +143,7 @@ async fn add_then_list_as_table_json_and_by_prefix() {
     assert_eq!(one["id"], id.as_str());
 
     // The default data directory (./haul-data) has no token file here.
-    let output = run(&["ls", "--host", &server.base], server.dir.path(), None).await;
+    let output = run(&["ls", "--host", &server.base], server.server.dir.path(), None).await;
     assert_fails_with(&output, "no API token: pass --token, set HAUL_TOKEN");
     assert!(stderr(&output).contains("haul-data/token"), "{}", stderr(&output));
 }
@@ -174,7 +151,7 @@ async fn add_then_list_as_table_json_and_by_prefix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_from_batch_file_and_stdin() {
     let server = Server::start(OriginOptions::default()).await;
-    let batch = server.dir.path().join("urls.txt");
+    let batch = server.server.dir.path().join("urls.txt");
     let (a, b) = (server.origin.url(MIB, "a.bin"), server.origin.url(MIB, "b.bin"));
     std::fs::write(&batch, format!("# my list\n\n{a}\n   # indented comment\n  {b}  \n\n")).unwrap();
     let output = server.ok(&["add", "--paused", "--json", "--batch", batch.to_str().unwrap()]).await;
@@ -185,7 +162,7 @@ async fn add_from_batch_file_and_stdin() {
     let c = server.origin.url(MIB, "c.bin");
     let mut args = vec!["add", "--paused", "--batch", "-"];
     args.extend(["--host", &server.base, "--token", TOKEN]);
-    let output = run(&args, server.dir.path(), Some(&format!("{c}\n# done\n"))).await;
+    let output = run(&args, server.server.dir.path(), Some(&format!("{c}\n# done\n"))).await;
     assert!(output.status.success(), "{}", stderr(&output));
     let id = stdout(&output).trim().to_owned();
     assert_eq!(server.job(&id).await["url"], c.as_str());
@@ -245,7 +222,8 @@ async fn rm_keeps_or_deletes_the_finished_file() {
     let gone = server.ok(&["add", &server.origin.url(MIB, "gone.bin")]).await.trim().to_owned();
     server.wait_for(&kept, "completed").await;
     server.wait_for(&gone, "completed").await;
-    let (kept_file, gone_file) = (server.downloads_dir.join("kept.bin"), server.downloads_dir.join("gone.bin"));
+    let (kept_file, gone_file) =
+        (server.server.downloads_dir.join("kept.bin"), server.server.downloads_dir.join("gone.bin"));
     assert!(kept_file.is_file() && gone_file.is_file());
 
     let output = server.ok(&["rm", &kept[..8]]).await;
@@ -299,15 +277,15 @@ async fn unknown_and_ambiguous_prefixes_are_errors() {
 async fn token_errors_and_token_file() {
     let server = Server::start(OriginOptions::default()).await;
 
-    let output = run(&["ls", "--host", &server.base, "--token", "wrong"], server.dir.path(), None).await;
+    let output = run(&["ls", "--host", &server.base, "--token", "wrong"], server.server.dir.path(), None).await;
     assert_fails_with(&output, "haul: error: invalid token");
 
     // The token file of a data directory, whitespace trimmed.
-    let data_dir = server.dir.path().join("data");
+    let data_dir = server.server.dir.path().join("data");
     std::fs::create_dir(&data_dir).unwrap();
     std::fs::write(data_dir.join("token"), format!("  {TOKEN}\n")).unwrap();
     let args = ["ls", "--host", &server.base, "--data-dir", data_dir.to_str().unwrap()];
-    let output = run(&args, server.dir.path(), None).await;
+    let output = run(&args, server.server.dir.path(), None).await;
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout(&output), "no downloads\n");
 }
