@@ -3,58 +3,19 @@
 
 use std::time::Duration;
 
-use haul_api::testing::TestServer;
+mod common;
+
+use common::Harness;
 use haul_core::job::AccountId;
-use haul_engine::service::{AddRequest, Engine};
-use haul_test_support::{Origin, OriginOptions};
+use haul_engine::service::AddRequest;
+use haul_test_support::OriginOptions;
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 const TOKEN: &str = "test-token-0123456789";
 
-/// One server under test, with everything it needs kept alive.
-struct Harness {
-    base: String,
-    client: reqwest::Client,
-    origin: Origin,
-    engine: Engine,
-    account: AccountId,
-    downloads_dir: std::path::PathBuf,
-    _server: TestServer,
-}
-
 impl Harness {
-    async fn start(origin_options: OriginOptions) -> Self {
-        let server = TestServer::start(TOKEN, 4).await;
-        let origin = Origin::start(origin_options).await.unwrap();
-        Self {
-            base: server.base.clone(),
-            client: reqwest::Client::new(),
-            origin,
-            engine: server.engine.clone(),
-            account: server.account.clone(),
-            downloads_dir: server.downloads_dir.clone(),
-            _server: server,
-        }
-    }
-
-    /// An authenticated request to `path`.
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(TOKEN)
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.request(method, path);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
-    }
-
     async fn create(&self, body: Value) -> Value {
         let (status, job) = self.call(Method::POST, "/v1/downloads", Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{job}");
@@ -88,7 +49,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completed_download_is_served_with_ranges_and_validators() {
-    let server = Harness::start(OriginOptions::default()).await;
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
     let size = 3 * 1024 * 1024 + 17;
     let response = server
         .request(Method::POST, "/v1/downloads")
@@ -204,7 +165,7 @@ fn parse_id(text: &str) -> haul_core::job::DownloadId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_files_and_missing_files() {
-    let server = Harness::start(OriginOptions::default()).await;
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
     let size = 64 * 1024;
     let first = server.create(json!({"url": server.origin.url(size, "one.bin")})).await;
     let second = server.create(json!({"url": server.origin.url(size, "two.bin"), "directory": "sub"})).await;
@@ -235,7 +196,8 @@ async fn delete_files_and_missing_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_resume_patch_and_cancel_on_a_slow_origin() {
-    let server = Harness::start(OriginOptions { per_connection_rate: Some(256 * 1024), ..Default::default() }).await;
+    let server =
+        Harness::start(TOKEN, OriginOptions { per_connection_rate: Some(256 * 1024), ..Default::default() }).await;
     let size = 32 * 1024 * 1024;
     let url = server.origin.url(size, "slow.bin");
     let job = server.create(json!({"url": url, "connections": 2, "speed_limit": "1M", "priority": 3})).await;
@@ -331,7 +293,7 @@ async fn read_events(response: reqwest::Response, stop: impl Fn(&SseEvent) -> bo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stream_the_callers_jobs_and_replay_after_last_event_id() {
-    let server = Harness::start(OriginOptions::default()).await;
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
     let response = server.request(Method::GET, "/v1/events").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/event-stream"));
@@ -364,7 +326,7 @@ async fn events_stream_the_callers_jobs_and_replay_after_last_event_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_share_one_shape() {
-    let server = Harness::start(OriginOptions::default()).await;
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
     let url = |path: &str| format!("{}{path}", server.base);
 
     // Health is public.

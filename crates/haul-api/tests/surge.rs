@@ -3,51 +3,17 @@
 
 use std::time::Duration;
 
-use haul_api::testing::TestServer;
-use haul_test_support::{Origin, OriginOptions};
+mod common;
+
+use common::Harness;
+use haul_test_support::OriginOptions;
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 const TOKEN: &str = "surge-token-0123456789";
 
-struct Harness {
-    base: String,
-    client: reqwest::Client,
-    origin: Origin,
-    downloads_dir: std::path::PathBuf,
-    _server: TestServer,
-}
-
 impl Harness {
-    async fn start(origin_options: OriginOptions) -> Self {
-        let server = TestServer::start(TOKEN, 4).await;
-        let origin = Origin::start(origin_options).await.unwrap();
-        Self {
-            base: server.base.clone(),
-            client: reqwest::Client::new(),
-            origin,
-            downloads_dir: server.downloads_dir.clone(),
-            _server: server,
-        }
-    }
-
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(TOKEN)
-    }
-
-    /// An authenticated call expecting JSON.
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.request(method, path);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
-    }
-
     /// A call expecting Surge's plain-text error.
     async fn text(&self, request: reqwest::RequestBuilder) -> (StatusCode, String) {
         let response = request.send().await.unwrap();
@@ -85,7 +51,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_completes_and_is_listed_in_surge_and_native_shapes() {
-    let server = Harness::start(OriginOptions::default()).await;
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
     let size = 2 * 1024 * 1024 + 5;
     let url = server.origin.url(size, "data.bin");
     let id = server.add(json!({"url": url, "path": "music", "skip_approval": true})).await;
@@ -144,7 +110,8 @@ async fn download_completes_and_is_listed_in_surge_and_native_shapes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_resume_and_update_url_on_a_throttled_origin() {
-    let server = Harness::start(OriginOptions { per_connection_rate: Some(256 * 1024), ..Default::default() }).await;
+    let server =
+        Harness::start(TOKEN, OriginOptions { per_connection_rate: Some(256 * 1024), ..Default::default() }).await;
     let size = 4 * 1024 * 1024;
     let id = server.add(json!({"url": server.origin.url(size, "slow.bin")})).await;
     server.wait_for(&id, "downloading").await;
@@ -182,7 +149,7 @@ async fn pause_resume_and_update_url_on_a_throttled_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_with_delete_and_post_forgets_the_job_and_keeps_the_file() {
-    let server = Harness::start(OriginOptions::default()).await;
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
     for (method, name) in [(Method::DELETE, "one.bin"), (Method::POST, "two.bin")] {
         let size = 64 * 1024 + 3;
         let id = server.add(json!({"url": server.origin.url(size, name)})).await;
@@ -210,7 +177,7 @@ async fn delete_with_delete_and_post_forgets_the_job_and_keeps_the_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_plain_text_in_surge_shape() {
-    let server = Harness::start(OriginOptions::default()).await;
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
 
     // 401 without a token, with a wrong one, and with another scheme.
     let url = format!("{}/list", server.base);
@@ -302,7 +269,7 @@ async fn read_events(mut response: reqwest::Response, stop: impl Fn(&str, &Value
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stream_status_objects_with_surge_kinds() {
-    let server = Harness::start(OriginOptions::default()).await;
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
     let (status, text) = server.text(server.client.get(format!("{}/events", server.base))).await;
     assert_eq!((status, text.as_str()), (StatusCode::UNAUTHORIZED, "Unauthorized"));
     let response = server.request(Method::GET, "/events").send().await.unwrap();

@@ -1,0 +1,57 @@
+//! What the API's test files share: a server under test with an origin beside it, and authenticated calls.
+
+// Each test file uses a different part of this module.
+#![allow(dead_code)]
+
+use haul_api::testing::TestServer;
+use haul_core::job::AccountId;
+use haul_engine::service::Engine;
+use haul_test_support::{Origin, OriginOptions};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// One server under test, with everything it needs kept alive.
+pub struct Harness {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub origin: Origin,
+    pub engine: Engine,
+    pub account: AccountId,
+    pub downloads_dir: std::path::PathBuf,
+    pub token: String,
+    _server: TestServer,
+}
+
+impl Harness {
+    pub async fn start(token: &str, origin_options: OriginOptions) -> Self {
+        let server = TestServer::start(token, 4).await;
+        let origin = Origin::start(origin_options).await.unwrap();
+        Self {
+            base: server.base.clone(),
+            client: reqwest::Client::new(),
+            origin,
+            engine: server.engine.clone(),
+            account: server.account.clone(),
+            downloads_dir: server.downloads_dir.clone(),
+            token: token.to_owned(),
+            _server: server,
+        }
+    }
+
+    /// An authenticated request to `path`.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token)
+    }
+
+    /// An authenticated call expecting a JSON answer.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
+    }
+}
