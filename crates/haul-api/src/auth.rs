@@ -7,6 +7,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use haul_core::job::AccountId;
+use haul_engine::service::ServiceError;
 use subtle::ConstantTimeEq as _;
 
 use crate::AppState;
@@ -47,20 +48,30 @@ impl FromRequestParts<AppState> for Caller {
         };
         let token = bearer_token(value.as_bytes())
             .ok_or_else(|| ApiError::unauthorized("Authorization must use the Bearer scheme: Bearer TOKEN"))?;
-        if let Some(account) = state.auth.account_for(token) {
-            return Ok(Self { account: account.clone() });
-        }
-        // Other accounts' keys live in the store, found by the hash of the secret.
-        let secret = std::str::from_utf8(token).map_err(|_| ApiError::unauthorized("invalid token"))?;
-        match state.engine.account_for_key(secret, &[haul_store::KeyKind::Bearer]).await? {
+        match bearer_account(state, token).await? {
             Some(account) => Ok(Self { account }),
             None => Err(ApiError::unauthorized("invalid token")),
         }
     }
 }
 
+/// The account a bearer token acts for: the data directory's token, or a live bearer key in the store.
+pub(crate) async fn bearer_account(state: &AppState, token: &[u8]) -> Result<Option<AccountId>, ServiceError> {
+    if let Some(account) = state.auth.account_for(token) {
+        return Ok(Some(account.clone()));
+    }
+    // Other accounts' keys live in the store, found by the hash of the secret.
+    let Ok(secret) = std::str::from_utf8(token) else { return Ok(None) };
+    state.engine.account_for_key(secret, &[haul_store::KeyKind::Bearer]).await
+}
+
+/// The account the data directory's token acts for: the one dialects served without auth act for.
+pub(crate) fn default_account(state: &AppState) -> AccountId {
+    state.auth.account.clone()
+}
+
 /// The token of `Bearer TOKEN`; the scheme name is case-insensitive (RFC 7235).
-fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+pub(crate) fn bearer_token(value: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = value.split_at_checked(7)?;
     scheme.eq_ignore_ascii_case(b"bearer ").then(|| rest.trim_ascii())
 }

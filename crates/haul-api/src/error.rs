@@ -17,7 +17,8 @@ use utoipa::ToSchema;
 pub struct ApiError {
     pub status: StatusCode,
     /// Stable, machine-readable: `bad_request`, `unauthorized`, `not_found`, `method_not_allowed`, `conflict`,
-    /// `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`, `unsupported_url`, `internal`.
+    /// `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`, `unsupported_url`, `forbidden`,
+    /// `not_implemented`, `internal`.
     pub code: &'static str,
     /// For people: what failed, on which object, and what to do where that is known.
     pub message: String,
@@ -34,6 +35,10 @@ impl ApiError {
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -99,6 +104,7 @@ impl From<ServiceError> for ApiError {
                     Self::conflict(format!("{message} (the download is {})", current.as_str()))
                 }
             }
+            ServiceError::Unsupported(message) => Self::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", message),
             ServiceError::Internal(detail) => Self::internal(detail),
         }
     }

@@ -2,6 +2,7 @@
 //! conditional requests and a Content-Disposition that survives any file name.
 
 use std::io::SeekFrom;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
@@ -51,40 +52,64 @@ pub async fn file(
     // outside the downloads directory; to the client both mean there is nothing to serve.
     let gone = || ApiError::not_found(format!("the file of download {id} is no longer in the downloads directory"));
     let Some(path) = state.engine.file_path(&view) else { return Err(gone()) };
-    let mut file = match tokio::fs::File::open(&path).await {
+    let name = download_name(&view, &path);
+    send_file(&path, &name, &method, &request_headers).await?.ok_or_else(gone)
+}
+
+/// The name a client should save a download's file as: its title with the file's extension when it has a title
+/// (`My clip.mp4`), else the stored file name.
+pub(crate) fn download_name(view: &haul_engine::service::DownloadView, path: &Path) -> String {
+    let stored = view
+        .filename
+        .clone()
+        .or_else(|| path.file_name().map(|name| name.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "download".to_owned());
+    let Some(title) = view.title.as_deref() else { return stored };
+    match Path::new(&stored).extension().map(|ext| ext.to_string_lossy()) {
+        Some(ext) if !title.to_lowercase().ends_with(&format!(".{}", ext.to_lowercase())) => format!("{title}.{ext}"),
+        _ => title.to_owned(),
+    }
+}
+
+/// Streams the file at `path`, offered to the client as `name`, honouring `Range` (one range; 206, or 416 when
+/// outside the file), `If-None-Match` and `If-Modified-Since` (304), and HEAD. `Ok(None)` when there is no
+/// file there: each API answers that in its own words.
+pub(crate) async fn send_file(
+    path: &Path,
+    name: &str,
+    method: &Method,
+    request_headers: &HeaderMap,
+) -> Result<Option<Response>, ApiError> {
+    let mut file = match tokio::fs::File::open(path).await {
         Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Err(gone()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(ApiError::internal(format!("opening {}: {error}", path.display()))),
     };
     let metadata = file.metadata().await.map_err(|error| ApiError::internal(format!("{}: {error}", path.display())))?;
     if !metadata.is_file() {
-        return Err(gone());
+        return Ok(None);
     }
     let len = metadata.len();
     let modified = metadata.modified().ok();
     let etag = entity_tag(len, modified);
 
-    let name = view
-        .filename
-        .clone()
-        .or_else(|| path.file_name().map(|name| name.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "download".to_owned());
     let mut headers = HeaderMap::new();
     headers.insert(header::ETAG, header_value(&etag)?);
     if let Some(modified) = modified {
         headers.insert(header::LAST_MODIFIED, header_value(&httpdate::fmt_http_date(modified))?);
     }
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    // The file is behind a token: shared caches must not keep it, the client's own cache may revalidate.
+    // The file is behind a token or a signed link: shared caches must not keep it, the client's own cache may
+    // revalidate.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
 
-    if not_modified(&request_headers, &etag, modified) {
-        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    if not_modified(request_headers, &etag, modified) {
+        return Ok(Some((StatusCode::NOT_MODIFIED, headers).into_response()));
     }
 
-    let content_type = mime_guess::from_path(&name).first_or_octet_stream();
+    let content_type = mime_guess::from_path(name).first_or_octet_stream();
     headers.insert(header::CONTENT_TYPE, header_value(content_type.as_ref())?);
-    headers.insert(header::CONTENT_DISPOSITION, header_value(&content_disposition(&name))?);
+    headers.insert(header::CONTENT_DISPOSITION, header_value(&content_disposition(name))?);
 
     let range = match request_headers.get(header::RANGE).and_then(|value| value.to_str().ok()) {
         None => None,
@@ -93,11 +118,11 @@ pub async fn file(
             RangeAnswer::Part(start, end) => Some((start, end)),
             RangeAnswer::Unsatisfiable => {
                 let mut error = ApiError::range_not_satisfiable(format!(
-                    "range {text} is outside the file of download {id}, which is {len} bytes"
+                    "range {text} is outside the file {name:?}, which is {len} bytes"
                 ))
                 .into_response();
                 error.headers_mut().insert(header::CONTENT_RANGE, header_value(&format!("bytes */{len}"))?);
-                return Ok(error);
+                return Ok(Some(error));
             }
         },
     };
@@ -110,7 +135,7 @@ pub async fn file(
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
     if method == Method::HEAD {
-        return Ok((status, headers).into_response());
+        return Ok(Some((status, headers).into_response()));
     }
     if start > 0 {
         file.seek(SeekFrom::Start(start))
@@ -120,7 +145,7 @@ pub async fn file(
     // `take` stops at the length announced even if the file grew; a file that shrank ends the body early and
     // the client sees a short read against Content-Length rather than made-up bytes.
     let body = Body::from_stream(ReaderStream::with_capacity(file.take(count), CHUNK));
-    Ok((status, headers, body).into_response())
+    Ok(Some((status, headers, body).into_response()))
 }
 
 fn header_value(text: &str) -> Result<HeaderValue, ApiError> {

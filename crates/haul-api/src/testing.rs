@@ -2,13 +2,15 @@
 //! in a temp dir, a real engine and the real router. Built only with the `testing` feature.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use haul_core::job::AccountId;
 use haul_engine::ClientOptions;
 use haul_engine::service::{Engine, EngineOptions};
+use haul_store::{KeyKind, Store, hash_secret};
 
-use crate::{ApiOptions, router};
+use crate::{ApiOptions, router_on_port};
 
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`
@@ -17,6 +19,8 @@ pub struct TestServer {
     /// The account `token` acts for.
     pub account: AccountId,
     pub engine: Engine,
+    /// The server's store, for tests that set up accounts and keys.
+    pub store: Arc<dyn Store>,
     pub downloads_dir: PathBuf,
     /// The data directory; removed when the server is dropped.
     pub dir: tempfile::TempDir,
@@ -25,6 +29,11 @@ pub struct TestServer {
 impl TestServer {
     /// Start a server that runs at most `max_active` downloads at once and accepts `token`.
     pub async fn start(token: &str, max_active: usize) -> Self {
+        Self::start_with(token, max_active, |_| {}).await
+    }
+
+    /// Like [`start`](Self::start), with the API options changed by `configure` first (mounts, open dialects).
+    pub async fn start_with(token: &str, max_active: usize, configure: impl FnOnce(&mut ApiOptions)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = haul_store::open(&format!("sqlite://{}", dir.path().join("haul.db").display()))
             .await
@@ -32,18 +41,42 @@ impl TestServer {
         let downloads_dir = dir.path().join("downloads");
         let options = EngineOptions {
             downloads_dir: downloads_dir.clone(),
+            thumbnails_dir: dir.path().join("thumbnails"),
             max_active,
             node: "test".to_owned(),
             lease: Duration::from_secs(30),
             resume_on_start: true,
             client: ClientOptions::default(),
         };
-        let engine = Engine::start(store, options).await.expect("start the engine");
+        let engine = Engine::start(store.clone(), options).await.expect("start the engine");
         let account = AccountId::generate();
-        let app = router(engine.clone(), ApiOptions { token: token.to_owned(), account: account.clone() });
+        let mut options = ApiOptions::new(token, account.clone());
+        configure(&mut options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        let address = listener.local_addr().expect("local address");
+        let base = format!("http://{address}");
+        let app = router_on_port(engine.clone(), options, address.port());
         tokio::spawn(async move { axum::serve(listener, app).await.expect("test server") });
-        Self { base, token: token.to_owned(), account, engine, downloads_dir, dir }
+        store.ensure_account(&account, "default").await.expect("create the default account");
+        Self { base, token: token.to_owned(), account, engine, store, downloads_dir, dir }
+    }
+
+    /// A new account (`email` matters for Cloudflare's X-Auth-Email) with one key of `kind` whose secret is
+    /// `secret`.
+    pub async fn add_account(&self, name: &str, email: Option<&str>, kind: KeyKind, secret: &str) -> AccountId {
+        let account = self.store.create_account(name, email).await.expect("create account").id;
+        self.add_key(&account, kind, secret).await;
+        account
+    }
+
+    /// Registers `secret` as a key of `kind` for `account`.
+    pub async fn add_key(&self, account: &AccountId, kind: KeyKind, secret: &str) {
+        let prefix: String = secret.chars().take(12).collect();
+        self.store.create_key(account, kind, &hash_secret(secret), &prefix).await.expect("create key");
+    }
+
+    /// The data directory's `thumbnails/`.
+    pub fn thumbnails_dir(&self) -> PathBuf {
+        self.dir.path().join("thumbnails")
     }
 }

@@ -23,6 +23,10 @@ pub struct Download {
     pub mirrors: Vec<String>,
     /// What fetches it: `file` (plain HTTP) for now.
     pub kind: String,
+    /// A display name given by the client.
+    pub title: Option<String>,
+    /// The quality asked for: `best`, `2160p` ... `360p`, or `audio`; plain files are fetched as they are.
+    pub quality: String,
     #[schema(value_type = StateName)]
     pub state: JobState,
     pub priority: i32,
@@ -58,6 +62,8 @@ impl From<DownloadView> for Download {
             url: view.url,
             mirrors: view.mirrors,
             kind: view.kind,
+            title: view.title,
+            quality: view.quality,
             state: view.state,
             priority: view.priority,
             filename: view.filename,
@@ -136,6 +142,10 @@ pub struct CreateDownload {
     /// Create it paused: nothing is fetched until it is resumed.
     #[serde(default)]
     pub paused: bool,
+    /// A display name, kept with the download; the file name is chosen separately.
+    pub title: Option<String>,
+    /// `best` (default), `2160p`, `1440p`, `1080p`, `720p`, `480p`, `360p` or `audio` (needs media support).
+    pub quality: Option<String>,
 }
 
 /// A rate as a number of bytes per second or as text for people.
@@ -170,6 +180,8 @@ impl CreateDownload {
             speed_limit,
             priority: self.priority,
             start_paused: self.paused,
+            title: self.title,
+            quality: self.quality,
         })
     }
 }

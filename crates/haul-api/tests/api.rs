@@ -332,7 +332,8 @@ async fn errors_share_one_shape() {
     // Health is public.
     let response = server.client.get(url("/health")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+    let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"status": "ok", "port": port}));
 
     // 401 without a token, with a wrong one, with another scheme.
     for request in [

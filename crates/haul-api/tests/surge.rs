@@ -103,9 +103,10 @@ async fn download_completes_and_is_listed_in_surge_and_native_shapes() {
     assert_eq!(status, StatusCode::OK, "{native}");
     assert_eq!((native["state"].as_str(), native["bytes_done"].as_u64()), (Some("completed"), Some(size)));
 
-    // Native /health is untouched.
+    // /health as Surge clients read it: the listening port.
     let (status, health) = server.call(Method::GET, "/health", None).await;
-    assert_eq!((status, health), (StatusCode::OK, json!({"status": "ok"})));
+    let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!((status, health), (StatusCode::OK, json!({"status": "ok", "port": port})));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

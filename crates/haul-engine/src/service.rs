@@ -36,6 +36,8 @@ const EVENT_HISTORY: usize = 4096;
 pub struct EngineOptions {
     /// Root of every downloaded file; no file is written outside it.
     pub downloads_dir: PathBuf,
+    /// Where a download's thumbnail lives, as `{id}.{jpg|webp|png}`.
+    pub thumbnails_dir: PathBuf,
     pub max_active: usize,
     /// This server's name in leases; unique per node sharing a store.
     pub node: String,
@@ -60,7 +62,20 @@ pub struct AddRequest {
     pub speed_limit: Option<u64>,
     pub priority: i32,
     pub start_paused: bool,
+    /// A display name (VideoDB `name`, Cloudflare `meta.name`); the file name is chosen separately.
+    pub title: Option<String>,
+    /// One of [`QUALITIES`]; `None` is `best`.
+    pub quality: Option<String>,
 }
+
+/// The qualities a download can ask for: the best format, the best at or under a height, or audio only.
+pub const QUALITIES: [&str; 8] = ["best", "2160p", "1440p", "1080p", "720p", "480p", "360p", "audio"];
+
+/// The renditions a download can have made: `default` (its own file) and `audio` (an m4a made from it).
+pub const RENDITIONS: [&str; 2] = ["default", "audio"];
+
+/// Why media-only requests fail until media support exists.
+const NO_MEDIA: &str = "needs media support (yt-dlp and ffmpeg), which this haul server does not have yet";
 
 /// A download as clients see it: the stored record with live progress laid over it while it runs.
 pub type DownloadView = DownloadRecord;
@@ -79,6 +94,9 @@ pub enum ServiceError {
     /// The download is not in a state that allows this; `current` is the state it is in.
     #[error("{message}")]
     Conflict { current: JobState, message: String },
+    /// Something this server cannot do (media work without media support); the message says what.
+    #[error("{0}")]
+    Unsupported(String),
     /// Something broke inside haul; details are logged, not shown.
     #[error("{0}")]
     Internal(String),
@@ -256,6 +274,15 @@ impl Engine {
         if request.speed_limit == Some(0) {
             return Err(ServiceError::Invalid("speed_limit must be positive (bytes per second)".into()));
         }
+        let quality = check_quality(request.quality.as_deref())?;
+        let title = request.title.map(|title| title.trim().to_owned()).filter(|title| !title.is_empty());
+        if let Some(title) = &title
+            && (title.chars().count() > 1000 || title.chars().any(char::is_control))
+        {
+            return Err(ServiceError::Invalid(
+                "title must be at most 1000 characters without control characters".into(),
+            ));
+        }
         let mut new = NewDownload::new(account.clone(), url);
         new.mirrors = mirrors;
         new.filename = filename;
@@ -266,6 +293,8 @@ impl Engine {
         new.speed_limit = request.speed_limit;
         new.priority = request.priority;
         new.start_paused = request.start_paused;
+        new.title = title;
+        new.quality = quality.to_owned();
         let record = self.inner.store.create(new).await?;
         self.emit(EventKind::Added, &record);
         self.inner.wake.notify_one();
@@ -339,6 +368,9 @@ impl Engine {
                 remove_file_logged(&path);
             }
             self.discard_partial(&record);
+            for thumbnail in self.thumbnail_candidates(record.id) {
+                remove_file_logged(&thumbnail);
+            }
         }
         self.emit(EventKind::Removed, &record);
         Ok(record)
@@ -353,6 +385,64 @@ impl Engine {
         let root = self.inner.options.downloads_dir.canonicalize().ok()?;
         let path = path.canonicalize().ok()?;
         (path.starts_with(&root) && path.is_file()).then_some(path)
+    }
+
+    /// The thumbnail of a download, when one exists: `thumbnails/{id}.jpg`, `.webp` or `.png`.
+    pub fn thumbnail_path(&self, view: &DownloadView) -> Option<PathBuf> {
+        self.thumbnail_candidates(view.id).into_iter().find(|path| path.is_file())
+    }
+
+    fn thumbnail_candidates(&self, id: DownloadId) -> Vec<PathBuf> {
+        ["jpg", "webp", "png"].iter().map(|ext| self.inner.options.thumbnails_dir.join(format!("{id}.{ext}"))).collect()
+    }
+
+    /// Asks for the `name` rendition of a download (see [`RENDITIONS`]); asking again returns it unchanged.
+    pub async fn request_rendition(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        name: &str,
+    ) -> Result<haul_store::Rendition, ServiceError> {
+        check_rendition(name)?;
+        Ok(self.inner.store.put_rendition(account, id, name).await?)
+    }
+
+    pub async fn renditions(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+    ) -> Result<Vec<haul_store::Rendition>, ServiceError> {
+        Ok(self.inner.store.renditions(account, id).await?)
+    }
+
+    /// Forgets one rendition or all, deleting the files derived ones made (the `default` rendition is the
+    /// download's own file, which stays).
+    pub async fn delete_renditions(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        name: Option<&str>,
+    ) -> Result<Vec<haul_store::Rendition>, ServiceError> {
+        if let Some(name) = name {
+            check_rendition(name)?;
+        }
+        let removed = self.inner.store.delete_renditions(account, id, name).await?;
+        for rendition in &removed {
+            if let Some(path) = &rendition.path {
+                remove_file_logged(&self.inner.options.downloads_dir.join(path));
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The account of a Cloudflare global API key, which only counts together with its account's email.
+    pub async fn account_for_global_key(&self, email: &str, key: &str) -> Result<Option<AccountId>, ServiceError> {
+        let Some(account) = self.account_for_key(key, &[haul_store::KeyKind::CloudflareGlobal]).await? else {
+            return Ok(None);
+        };
+        let stored = self.inner.store.account(&account).await?;
+        let matches = stored.email.is_some_and(|stored| stored.trim().eq_ignore_ascii_case(email.trim()));
+        Ok(matches.then_some(account))
     }
 
     pub async fn stats(&self, account: &AccountId) -> Result<StatsView, ServiceError> {
@@ -662,6 +752,28 @@ fn remove_file_logged(path: &Path) {
         && error.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(path = %path.display(), %error, "cannot delete file");
+    }
+}
+
+fn check_quality(quality: Option<&str>) -> Result<&'static str, ServiceError> {
+    let Some(text) = quality else { return Ok("best") };
+    let quality = QUALITIES.into_iter().find(|known| known.eq_ignore_ascii_case(text.trim())).ok_or_else(|| {
+        ServiceError::Invalid(format!("unknown quality {text:?}; expected one of {}", QUALITIES.join(", ")))
+    })?;
+    if quality == "audio" {
+        return Err(ServiceError::Unsupported(format!("an audio-only download {NO_MEDIA}; ask for quality best")));
+    }
+    Ok(quality)
+}
+
+fn check_rendition(name: &str) -> Result<(), ServiceError> {
+    match name {
+        "default" => Ok(()),
+        "audio" => Err(ServiceError::Unsupported(format!("an audio rendition {NO_MEDIA}"))),
+        other => Err(ServiceError::Invalid(format!(
+            "unknown rendition {other:?}; expected one of {}",
+            RENDITIONS.join(", ")
+        ))),
     }
 }
 

@@ -22,6 +22,7 @@ async fn start_in(dir: tempfile::TempDir, max_active: usize) -> Service {
     let store = haul_store::open(&format!("sqlite://{}", dir.path().join("haul.db").display())).await.unwrap();
     let options = EngineOptions {
         downloads_dir: dir.path().join("downloads"),
+        thumbnails_dir: dir.path().join("thumbnails"),
         max_active,
         node: "test-node".into(),
         lease: Duration::from_secs(30),

@@ -15,7 +15,9 @@ use async_trait::async_trait;
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState};
 
 pub use accounts::{Account, ApiKey, KeyKind, hash_secret};
-pub use record::{DownloadPatch, DownloadRecord, ListFilter, NewDownload, ProgressUpdate, StateCounts};
+pub use record::{
+    DownloadPatch, DownloadRecord, ListFilter, NewDownload, ProgressUpdate, Rendition, RenditionState, StateCounts,
+};
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed, split by what the caller does next.
@@ -105,6 +107,22 @@ pub trait Store: Send + Sync + 'static {
     /// Downloads per state, for one account or (with `None`) for the whole server.
     async fn counts(&self, account: Option<&AccountId>) -> Result<StateCounts, StoreError>;
 
+    /// Records that the `name` rendition of an account's download was asked for, `pending`; asking again returns
+    /// the existing one unchanged.
+    async fn put_rendition(&self, account: &AccountId, id: DownloadId, name: &str) -> Result<Rendition, StoreError>;
+
+    /// The renditions of an account's download, by name.
+    async fn renditions(&self, account: &AccountId, id: DownloadId) -> Result<Vec<Rendition>, StoreError>;
+
+    /// Forgets one rendition (`Some(name)`) or all of them, returning what was removed so the caller can delete
+    /// their files. `NotFound` when the download is not the account's.
+    async fn delete_renditions(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        name: Option<&str>,
+    ) -> Result<Vec<Rendition>, StoreError>;
+
     /// A new account with a fresh id; `Duplicate` when the name is taken.
     async fn create_account(&self, name: &str, email: Option<&str>) -> Result<Account, StoreError>;
 
@@ -113,6 +131,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ensure_account(&self, id: &AccountId, name: &str) -> Result<Account, StoreError>;
 
     async fn account_by_name(&self, name: &str) -> Result<Account, StoreError>;
+
+    async fn account(&self, id: &AccountId) -> Result<Account, StoreError>;
 
     async fn list_accounts(&self) -> Result<Vec<Account>, StoreError>;
 

@@ -17,6 +17,10 @@ pub struct DownloadRecord {
     pub mirrors: Vec<String>,
     /// What fetches it: "file" (plain HTTP) for now; media downloads will add kinds.
     pub kind: String,
+    /// A display name given by the client (VideoDB `name`, Cloudflare `meta.name`) or, for media, the title.
+    pub title: Option<String>,
+    /// The quality asked for: `best`, `2160p` ... `360p`, or `audio`. Plain files are fetched as they are.
+    pub quality: String,
     pub state: JobState,
     /// Higher runs first; ties go to the oldest.
     pub priority: i32,
@@ -61,6 +65,8 @@ pub struct NewDownload {
     pub mirrors: Vec<String>,
     pub filename: Option<String>,
     pub directory: Option<String>,
+    pub title: Option<String>,
+    pub quality: String,
     pub checksum: Option<String>,
     pub headers: Vec<(String, String)>,
     pub connections_limit: Option<u32>,
@@ -79,6 +85,8 @@ impl NewDownload {
             mirrors: Vec::new(),
             filename: None,
             directory: None,
+            title: None,
+            quality: "best".to_owned(),
             checksum: None,
             headers: Vec::new(),
             connections_limit: None,
@@ -87,6 +95,55 @@ impl NewDownload {
             start_paused: false,
         }
     }
+}
+
+/// Where a rendition is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RenditionState {
+    /// Asked for; waiting for the download to complete or for a worker.
+    Pending,
+    Active,
+    Ready,
+    Failed,
+}
+
+impl RenditionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Ready => "ready",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for RenditionState {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        [Self::Pending, Self::Active, Self::Ready, Self::Failed]
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| format!("unknown rendition state {text:?}"))
+    }
+}
+
+/// A file made from a download on request (Cloudflare Stream's `default` and `audio` downloads). The `default`
+/// rendition is the download's own file, so its progress is the download's; derived ones carry their own.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rendition {
+    pub download: DownloadId,
+    /// `default` or `audio`.
+    pub name: String,
+    pub state: RenditionState,
+    /// 0-100.
+    pub percent: f64,
+    /// Relative to the downloads directory, once made.
+    pub path: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
 }
 
 /// Which of an account's downloads to list; newest first.

@@ -17,7 +17,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, migrate::MigrateError};
 
-use crate::{DownloadPatch, DownloadRecord, ListFilter, NewDownload, ProgressUpdate, StateCounts, Store, StoreError};
+use crate::{
+    DownloadPatch, DownloadRecord, ListFilter, NewDownload, ProgressUpdate, Rendition, StateCounts, Store, StoreError,
+};
 
 /// How long a writer waits for another's lock before failing; claims and progress writes are short, so
 /// hitting this means something is stuck.
@@ -110,8 +112,8 @@ impl Store for SqliteStore {
         let state = if new.start_paused { JobState::Paused } else { JobState::Queued };
         let row = sqlx::query(
             "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
-                 headers, connections_limit, speed_limit, created_at)
-             VALUES (?1, ?2, ?3, ?4, 'file', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 headers, connections_limit, speed_limit, created_at, title, quality)
+             VALUES (?1, ?2, ?3, ?4, 'file', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
              RETURNING *",
         )
         .bind(id.to_string())
@@ -127,6 +129,8 @@ impl Store for SqliteStore {
         .bind(new.connections_limit)
         .bind(new.speed_limit.map(to_db))
         .bind(now_millis())
+        .bind(&new.title)
+        .bind(&new.quality)
         .fetch_one(&self.pool)
         .await?;
         record_from_row(&row)
@@ -365,6 +369,51 @@ impl Store for SqliteStore {
         Ok(counts)
     }
 
+    async fn put_rendition(&self, account: &AccountId, id: DownloadId, name: &str) -> Result<Rendition, StoreError> {
+        // Ownership first: the insert below would happily reference another account's download.
+        self.owned_state(account, id).await?;
+        sqlx::query(
+            "INSERT INTO renditions (download_id, name, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (download_id, name) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(name)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT * FROM renditions WHERE download_id = ?1 AND name = ?2")
+            .bind(id.to_string())
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        rendition_from_row(&row)
+    }
+
+    async fn renditions(&self, account: &AccountId, id: DownloadId) -> Result<Vec<Rendition>, StoreError> {
+        self.owned_state(account, id).await?;
+        let rows = sqlx::query("SELECT * FROM renditions WHERE download_id = ?1 ORDER BY name")
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rendition_from_row).collect()
+    }
+
+    async fn delete_renditions(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        name: Option<&str>,
+    ) -> Result<Vec<Rendition>, StoreError> {
+        self.owned_state(account, id).await?;
+        let rows =
+            sqlx::query("DELETE FROM renditions WHERE download_id = ?1 AND (?2 IS NULL OR name = ?2) RETURNING *")
+                .bind(id.to_string())
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(rendition_from_row).collect()
+    }
+
     async fn create_account(&self, name: &str, email: Option<&str>) -> Result<Account, StoreError> {
         let name = name.trim();
         if name.is_empty() {
@@ -410,6 +459,15 @@ impl Store for SqliteStore {
         match row {
             Some(row) => account_from_row(&row),
             None => Err(StoreError::NotFound(format!("account {name:?}"))),
+        }
+    }
+
+    async fn account(&self, id: &AccountId) -> Result<Account, StoreError> {
+        let row =
+            sqlx::query("SELECT * FROM accounts WHERE id = ?1").bind(id.as_str()).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => account_from_row(&row),
+            None => Err(StoreError::NotFound(format!("account {id}"))),
         }
     }
 
@@ -527,6 +585,20 @@ fn key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
     })
 }
 
+fn rendition_from_row(row: &SqliteRow) -> Result<Rendition, StoreError> {
+    let id: String = row.try_get("download_id")?;
+    let state: String = row.try_get("state")?;
+    Ok(Rendition {
+        download: id.parse().map_err(|error| StoreError::Other(format!("corrupt rendition row: {error}")))?,
+        name: row.try_get("name")?,
+        state: state.parse().map_err(StoreError::Other)?,
+        percent: row.try_get("percent")?,
+        path: row.try_get("path")?,
+        error: row.try_get("error")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
 fn not_found(id: DownloadId) -> StoreError {
     StoreError::NotFound(format!("download {id}"))
 }
@@ -551,6 +623,8 @@ fn record_from_row(row: &SqliteRow) -> Result<DownloadRecord, StoreError> {
         url: row.try_get("url")?,
         mirrors: serde_json::from_str(&mirrors).map_err(|error| corrupt("mirrors list", &error))?,
         kind: row.try_get("kind")?,
+        title: row.try_get("title")?,
+        quality: row.try_get("quality")?,
         state: parse_state(row.try_get("state")?, id)?,
         priority: row.try_get("priority")?,
         filename: row.try_get("filename")?,

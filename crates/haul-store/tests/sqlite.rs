@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState, next_state};
-use haul_store::{DownloadPatch, ListFilter, NewDownload, ProgressUpdate, Store, StoreError};
+use haul_store::{
+    DownloadPatch, ListFilter, NewDownload, ProgressUpdate, Rendition, RenditionState, Store, StoreError,
+};
 use tempfile::TempDir;
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -109,6 +111,8 @@ async fn create_keeps_every_input() {
         connections_limit: Some(8),
         speed_limit: Some(5_000_000),
         priority: 3,
+        title: Some("Fedora 41".into()),
+        quality: "720p".into(),
         ..NewDownload::new(account.clone(), "http://origin/f.iso")
     };
     let created = fixture.store.create(new).await.unwrap();
@@ -120,6 +124,7 @@ async fn create_keeps_every_input() {
     assert_eq!(created.filename.as_deref(), Some("f.iso"));
     assert_eq!(created.directory.as_deref(), Some("isos/linux"));
     assert_eq!(created.checksum.as_deref(), Some("sha256=00ff"));
+    assert_eq!((created.title.as_deref(), created.quality.as_str()), (Some("Fedora 41"), "720p"));
     assert_eq!(created.headers, [("Cookie".to_owned(), "a=1".to_owned()), ("X-Token".to_owned(), "t".to_owned())]);
     assert_eq!((created.connections_limit, created.speed_limit, created.priority), (Some(8), Some(5_000_000), 3));
     assert_eq!((created.bytes_done, created.speed, created.connections, created.size), (0, 0, 0, None));
@@ -463,6 +468,39 @@ async fn delete_returns_the_row_and_removes_it() {
     assert_eq!(store.delete(&account, id).await.unwrap(), before);
     assert_not_found(store.get(&account, id).await, id);
     assert_not_found(store.delete(&account, id).await, id);
+}
+
+#[tokio::test]
+async fn renditions_belong_to_their_download_and_account() {
+    let fixture = fresh().await;
+    let store = &*fixture.store;
+    let (owner, other) = (AccountId::generate(), AccountId::generate());
+    let id = download_in(store, &owner, JobState::Completed).await;
+
+    let first = store.put_rendition(&owner, id, "default").await.unwrap();
+    assert_eq!((first.download, first.name.as_str(), first.state), (id, "default", RenditionState::Pending));
+    assert_eq!((first.percent, first.path.as_deref(), first.error.as_deref()), (0.0, None, None));
+    // Asking again is idempotent.
+    assert_eq!(store.put_rendition(&owner, id, "default").await.unwrap(), first);
+    store.put_rendition(&owner, id, "audio").await.unwrap();
+    let names = |list: Vec<Rendition>| list.into_iter().map(|r| r.name).collect::<Vec<_>>();
+    assert_eq!(names(store.renditions(&owner, id).await.unwrap()), ["audio", "default"]);
+
+    // Another account sees neither the download nor its renditions, and cannot add or delete any.
+    assert_not_found(store.renditions(&other, id).await, id);
+    assert_not_found(store.put_rendition(&other, id, "audio").await, id);
+    assert_not_found(store.delete_renditions(&other, id, None).await, id);
+
+    assert_eq!(names(store.delete_renditions(&owner, id, Some("audio")).await.unwrap()), ["audio"]);
+    assert_eq!(names(store.delete_renditions(&owner, id, Some("audio")).await.unwrap()), Vec::<String>::new());
+    assert_eq!(names(store.renditions(&owner, id).await.unwrap()), ["default"]);
+
+    // Deleting the download takes its renditions with it (the foreign key cascades).
+    store.delete(&owner, id).await.unwrap();
+    assert_not_found(store.renditions(&owner, id).await, id);
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", fixture.db_path.display())).await.unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM renditions").fetch_one(&pool).await.unwrap();
+    assert_eq!(left, 0, "renditions outlived their download");
 }
 
 #[tokio::test]

@@ -178,6 +178,26 @@ pub struct ServeArgs {
     /// This server's name in job leases, when several servers share one database.
     #[arg(long, default_value = "local", hide = true)]
     pub node: String,
+
+    /// Move a foreign API to another path, or switch it off: `videodb=/vdb`, `surge=off`. Repeatable. APIs:
+    /// ytdlp-app (/api), surge (/), videodb (/videodb), cloudflare (/client/v4).
+    #[arg(long, value_name = "API=/PATH|off")]
+    pub mount: Vec<String>,
+
+    /// Also serve one foreign API at the root of a listener of its own, for clients that cannot take a base
+    /// path: `videodb=127.0.0.1:8002`. Repeatable.
+    #[arg(long, value_name = "API=ADDR:PORT")]
+    pub listen_dialect: Vec<String>,
+
+    /// Serve the yt-dlp web app's API without a token, as the original app did (`ytdlp-app` is the only API
+    /// that can be opened). Anyone who can reach the server can then use it as the default account.
+    #[arg(long, value_name = "API")]
+    pub open_dialect: Vec<String>,
+
+    /// The URL clients reach this server at, for the download links the VideoDB and Cloudflare APIs hand out
+    /// (e.g. https://haul.example.com) [default: the address each client used].
+    #[arg(long, env = "HAUL_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

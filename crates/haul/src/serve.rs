@@ -10,6 +10,8 @@ use haul_core::job::AccountId;
 use haul_engine::ClientOptions;
 use haul_engine::service::{Engine, EngineOptions};
 
+use haul_api::Dialect;
+
 use crate::cli::{DataDirArgs, ServeArgs};
 
 /// How long a stopping server waits for downloads to flush their progress.
@@ -33,6 +35,22 @@ impl DataDir {
         self.root.join("account")
     }
 
+    fn link_key_path(&self) -> PathBuf {
+        self.root.join("link.key")
+    }
+
+    pub fn thumbnails(&self) -> PathBuf {
+        self.root.join("thumbnails")
+    }
+
+    /// The secret that signs download links, created on first use (readable by its owner only). Deleting it
+    /// invalidates every link handed out so far.
+    fn link_key(&self) -> anyhow::Result<Vec<u8>> {
+        self.create()?;
+        let text = read_or_create(&self.link_key_path(), || format!("{}{}", uuid_hex(), uuid_hex()))?;
+        Ok(text.into_bytes())
+    }
+
     pub fn downloads(&self) -> PathBuf {
         self.root.join("downloads")
     }
@@ -42,7 +60,7 @@ impl DataDir {
     }
 
     fn create(&self) -> anyhow::Result<()> {
-        for dir in [self.root.clone(), self.downloads(), self.root.join("thumbnails")] {
+        for dir in [self.root.clone(), self.downloads(), self.thumbnails()] {
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         Ok(())
@@ -129,6 +147,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let account = data.ensure_default_account(store.as_ref()).await?;
     let options = EngineOptions {
         downloads_dir: data.downloads(),
+        thumbnails_dir: data.thumbnails(),
         max_active: args.max_active,
         node: args.node.clone(),
         lease: Duration::from_secs(30),
@@ -137,25 +156,107 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let engine = Engine::start(store, options).await.context("cannot start the download engine")?;
 
+    let api = api_options(&args, token, account, data.link_key()?)?;
+    let extra = dialect_listeners(&args.listen_dialect)?;
+
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
         format!("cannot listen on {}; is another server using it? (--listen ADDR:PORT)", args.listen)
     })?;
     let address: SocketAddr = listener.local_addr()?;
-    let router = haul_api::router_on_port(engine.clone(), haul_api::ApiOptions { token, account }, address.port());
-    if !address.ip().is_loopback() {
-        tracing::warn!(%address, "listening beyond this machine: anyone who can reach it needs only the token");
-    }
-    // One line on stdout, for people and for scripts that started us on port 0.
-    println!(
-        "haul listening on http://{address} (data in {}, token in {})",
+    warn_if_public(address);
+    // What a client needs, for people and for scripts that started us on port 0.
+    let mut banner = format!(
+        "haul listening on http://{address} (data in {}, token in {})\n  {:<15} http://{address}/v1\n",
         args.data.data_dir.display(),
-        data.token_path().display()
+        data.token_path().display(),
+        "native API",
     );
+    for (dialect, mount) in api.mounts.iter() {
+        let mount = if mount == "/" { "" } else { mount };
+        banner.push_str(&format!("  {:<15} http://{address}{mount}\n", dialect.name()));
+    }
 
-    axum::serve(listener, router).with_graceful_shutdown(stop_signal()).await.context("the server failed")?;
+    let mut servers = tokio::task::JoinSet::new();
+    for (dialect, wanted) in extra {
+        let listener = tokio::net::TcpListener::bind(wanted)
+            .await
+            .with_context(|| format!("cannot listen on {wanted} for {dialect}; is another server using it?"))?;
+        let bound = listener.local_addr()?;
+        warn_if_public(bound);
+        banner.push_str(&format!("  {:<15} http://{bound} (own listener)\n", dialect.name()));
+        let router = haul_api::dialect_router(engine.clone(), api.clone(), dialect, bound.port());
+        servers.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop_signal()).await });
+    }
+    if api.open_ytdlp_app {
+        tracing::warn!("the yt-dlp web app API is open: anyone who can reach {address} can use it without a token");
+    }
+    // One write, and its failure ignored: a script that read the first line and closed stdout must not stop us.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
+
+    let router = haul_api::router_on_port(engine.clone(), api, address.port());
+    servers.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop_signal()).await });
+    // Every listener stops on the same signal; the first to fail takes the server down.
+    while let Some(finished) = servers.join_next().await {
+        finished.context("a listener crashed")?.context("the server failed")?;
+    }
     tracing::info!("stopping: pausing active downloads");
     engine.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
+}
+
+/// The API's options from the command line, checked before anything listens.
+fn api_options(
+    args: &ServeArgs,
+    token: String,
+    account: AccountId,
+    link_key: Vec<u8>,
+) -> anyhow::Result<haul_api::ApiOptions> {
+    let mut options = haul_api::ApiOptions::new(token, account);
+    options.links = haul_api::LinkSigner::new(link_key);
+    for spec in &args.mount {
+        options.mounts.set(spec).map_err(anyhow::Error::msg)?;
+    }
+    options.mounts.validate().map_err(anyhow::Error::msg)?;
+    for name in &args.open_dialect {
+        match name.parse::<Dialect>().map_err(anyhow::Error::msg)? {
+            Dialect::YtdlpApp => options.open_ytdlp_app = true,
+            other => {
+                bail!("--open-dialect {other}: only ytdlp-app can be served without a key ({other} clients send one)")
+            }
+        }
+    }
+    if let Some(url) = &args.public_url {
+        let parsed = url::Url::parse(url).with_context(|| format!("--public-url {url:?} is not a URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
+            bail!("--public-url must be an http(s) URL without a query, like https://haul.example.com");
+        }
+        options.public_url = Some(url.trim_end_matches('/').to_owned());
+    }
+    Ok(options)
+}
+
+/// `--listen-dialect API=ADDR:PORT` values.
+fn dialect_listeners(specs: &[String]) -> anyhow::Result<Vec<(Dialect, SocketAddr)>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (name, address) = spec
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--listen-dialect takes API=ADDR:PORT, got {spec:?}"))?;
+            let dialect = name.trim().parse::<Dialect>().map_err(anyhow::Error::msg)?;
+            let address = address
+                .trim()
+                .parse()
+                .with_context(|| format!("--listen-dialect {spec}: {address:?} is not ADDR:PORT"))?;
+            Ok((dialect, address))
+        })
+        .collect()
+}
+
+fn warn_if_public(address: SocketAddr) {
+    if !address.ip().is_loopback() {
+        tracing::warn!(%address, "listening beyond this machine: anyone who can reach it needs only a key");
+    }
 }
 
 async fn stop_signal() {

@@ -2,4 +2,40 @@
 //! job model (`haul_engine::service::Engine`). A dialect owns no state: a job made through one API is visible
 //! to the same account through all the others, the native `/v1` included.
 
+pub(crate) mod cloudflare;
 pub(crate) mod surge;
+pub(crate) mod videodb;
+pub(crate) mod ytdlp_app;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use haul_engine::service::DownloadView;
+
+/// A stored time (unix milliseconds) as RFC 3339 / ISO 8601 in UTC, to the second: `2026-11-29T10:00:00Z`.
+pub(crate) fn rfc3339(millis: i64) -> String {
+    let time = UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0));
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// How far along a download is, 0-100 with one decimal; 100 once completed (an empty file included), 0 while
+/// the size is unknown.
+pub(crate) fn percent(view: &DownloadView) -> f64 {
+    if view.state == haul_core::job::JobState::Completed {
+        return 100.0;
+    }
+    match view.size {
+        Some(size) if size > 0 => ((view.bytes_done as f64 * 1000.0 / size as f64).floor() / 10.0).min(100.0),
+        _ => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_is_utc_seconds() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_824_000_999), "2026-11-28T00:00:00Z");
+    }
+}

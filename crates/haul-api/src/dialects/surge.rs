@@ -88,6 +88,7 @@ impl From<ServiceError> for SurgeError {
             ServiceError::Invalid(message) | ServiceError::UnsupportedScheme(message) => {
                 Self::new(StatusCode::BAD_REQUEST, message)
             }
+            ServiceError::Unsupported(message) => Self::new(StatusCode::NOT_IMPLEMENTED, message),
             ServiceError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "Download not found"),
             ServiceError::Conflict { message, .. } => Self::new(StatusCode::CONFLICT, message),
             ServiceError::Internal(detail) => {
@@ -96,6 +97,11 @@ impl From<ServiceError> for SurgeError {
             }
         }
     }
+}
+
+/// 404 for paths Surge does not have, when Surge has a listener of its own.
+pub(crate) async fn unknown_route() -> SurgeError {
+    SurgeError::new(StatusCode::NOT_FOUND, "Not found")
 }
 
 async fn wrong_method() -> SurgeError {

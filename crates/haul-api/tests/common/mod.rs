@@ -19,12 +19,21 @@ pub struct Harness {
     pub account: AccountId,
     pub downloads_dir: std::path::PathBuf,
     pub token: String,
-    _server: TestServer,
+    pub server: TestServer,
 }
 
 impl Harness {
     pub async fn start(token: &str, origin_options: OriginOptions) -> Self {
-        let server = TestServer::start(token, 4).await;
+        Self::start_with(token, origin_options, |_| {}).await
+    }
+
+    /// With the API options changed by `configure` first (mounts, open dialects, public URL).
+    pub async fn start_with(
+        token: &str,
+        origin_options: OriginOptions,
+        configure: impl FnOnce(&mut haul_api::ApiOptions),
+    ) -> Self {
+        let server = TestServer::start_with(token, 4, configure).await;
         let origin = Origin::start(origin_options).await.unwrap();
         Self {
             base: server.base.clone(),
@@ -34,7 +43,7 @@ impl Harness {
             account: server.account.clone(),
             downloads_dir: server.downloads_dir.clone(),
             token: token.to_owned(),
-            _server: server,
+            server,
         }
     }
 

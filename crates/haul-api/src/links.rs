@@ -1,0 +1,180 @@
+//! Signed, expiring download links: what VideoDB's `download_url` and Cloudflare Stream's download `url` hand
+//! out, so that a browser or a plain `curl` can fetch a finished file without the API's credentials.
+//!
+//! A link is `{base}/links/{id}/{variant}?account=A&expires=UNIX&signature=HEX`, where the signature is
+//! HMAC-SHA256 under the server's link key (a random secret kept in the data directory) over every other part.
+//! Changing any part, or using the link after `expires`, is a 403. The link names the account so the download
+//! is looked up as that account's, exactly as an authenticated request would be.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::Response;
+use haul_core::job::{AccountId, DownloadId, JobState};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::files::{download_name, send_file};
+
+/// How long the links handed out by VideoDB and Cloudflare stay valid (VideoDB documents 24 hours).
+pub const LINK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The variant of a link that serves the download's own file; other variants name a rendition (`audio`).
+pub const FILE: &str = "file";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Signs and checks links with one secret key.
+#[derive(Clone)]
+pub struct LinkSigner {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for LinkSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkSigner(<key redacted>)")
+    }
+}
+
+impl LinkSigner {
+    /// A signer over `key`; at least 32 bytes of randomness are expected.
+    pub fn new(key: impl Into<Vec<u8>>) -> Self {
+        Self { key: key.into() }
+    }
+
+    fn mac(&self, account: &AccountId, id: DownloadId, variant: &str, expires: u64) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        // Newline-separated: no part can contain a newline (hex, a UUID, a rendition name, digits).
+        mac.update(format!("haul-link-v1\n{account}\n{id}\n{variant}\n{expires}").as_bytes());
+        mac
+    }
+
+    /// A link to `variant` of download `id`, valid for `ttl` from now.
+    pub fn link(&self, base: &str, account: &AccountId, id: DownloadId, variant: &str, ttl: Duration) -> String {
+        let expires = unix_now().saturating_add(ttl.as_secs());
+        self.link_expiring(base, account, id, variant, expires)
+    }
+
+    /// A link that expires at `expires` (unix seconds).
+    pub fn link_expiring(
+        &self,
+        base: &str,
+        account: &AccountId,
+        id: DownloadId,
+        variant: &str,
+        expires: u64,
+    ) -> String {
+        let signature = hex::encode(self.mac(account, id, variant, expires).finalize().into_bytes());
+        format!(
+            "{}/links/{id}/{variant}?account={account}&expires={expires}&signature={signature}",
+            base.trim_end_matches('/')
+        )
+    }
+
+    /// Whether `signature` (hex) signs these parts; compared in constant time.
+    fn verify(&self, account: &AccountId, id: DownloadId, variant: &str, expires: u64, signature: &str) -> bool {
+        let Ok(bytes) = hex::decode(signature) else { return false };
+        self.mac(account, id, variant, expires).verify_slice(&bytes).is_ok()
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs())
+}
+
+/// The base URL links are built on: the configured public URL, else the scheme-less Host the client used (so a
+/// link works from wherever the client reached this server), else loopback on the listening port.
+pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(public) = &state.public_url {
+        return public.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        // A Host header is the client's to choose; only a plain host[:port] is echoed into a link.
+        .filter(|host| !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)));
+    match (host, state.port) {
+        (Some(host), _) => format!("http://{host}"),
+        (None, Some(port)) => format!("http://127.0.0.1:{port}"),
+        (None, None) => "http://127.0.0.1".to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LinkQuery {
+    account: Option<String>,
+    expires: Option<String>,
+    signature: Option<String>,
+}
+
+/// `GET|HEAD /links/{id}/{variant}`: a signed link's file. 403 for a link that is tampered with or expired,
+/// 404 when the download or its file is gone.
+pub(crate) async fn serve_link(
+    State(state): State<AppState>,
+    Path((id, variant)): Path<(String, String)>,
+    Query(query): Query<LinkQuery>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let forbidden = |why: &str| ApiError::forbidden(format!("{why}; ask the API for a fresh download link"));
+    let (Some(account), Some(expires), Some(signature)) = (query.account, query.expires, query.signature) else {
+        return Err(forbidden("this link is incomplete: it needs account, expires and signature"));
+    };
+    let (Ok(account), Ok(id), Ok(expires)) =
+        (account.parse::<AccountId>(), id.parse::<DownloadId>(), expires.parse::<u64>())
+    else {
+        return Err(forbidden("this link is not valid"));
+    };
+    if !state.links.verify(&account, id, &variant, expires, &signature) {
+        return Err(forbidden("this link's signature does not match"));
+    }
+    if expires < unix_now() {
+        return Err(forbidden("this link has expired"));
+    }
+    let view = state.engine.get(&account, id).await?;
+    let not_ready = || ApiError::not_found(format!("download {id} has no finished {variant} file yet"));
+    let path = if variant == FILE {
+        if view.state != JobState::Completed {
+            return Err(not_ready());
+        }
+        state.engine.file_path(&view).ok_or_else(not_ready)?
+    } else {
+        let rendition = state
+            .engine
+            .renditions(&account, id)
+            .await?
+            .into_iter()
+            .find(|rendition| rendition.name == variant && rendition.state == haul_store::RenditionState::Ready)
+            .ok_or_else(not_ready)?;
+        let relative = rendition.path.ok_or_else(not_ready)?;
+        state.engine.downloads_dir().join(relative)
+    };
+    let name = download_name(&view, &path);
+    send_file(&path, &name, &method, &headers).await?.ok_or_else(not_ready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_verify_only_unchanged() {
+        let signer = LinkSigner::new(b"k".repeat(32));
+        let account = AccountId::generate();
+        let id = DownloadId::new_random();
+        let link = signer.link_expiring("http://h:1/", &account, id, FILE, 2_000_000_000);
+        assert!(link.starts_with(&format!("http://h:1/links/{id}/file?account={account}&expires=2000000000")));
+        let signature = link.rsplit_once("signature=").unwrap().1;
+        assert!(signer.verify(&account, id, FILE, 2_000_000_000, signature));
+        assert!(!signer.verify(&account, id, FILE, 2_000_000_001, signature));
+        assert!(!signer.verify(&account, id, "audio", 2_000_000_000, signature));
+        assert!(!signer.verify(&AccountId::generate(), id, FILE, 2_000_000_000, signature));
+        assert!(!signer.verify(&account, DownloadId::new_random(), FILE, 2_000_000_000, signature));
+        assert!(!signer.verify(&account, id, FILE, 2_000_000_000, "zz"));
+        assert!(!LinkSigner::new(b"x".repeat(32)).verify(&account, id, FILE, 2_000_000_000, signature));
+    }
+}
