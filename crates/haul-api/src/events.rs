@@ -35,19 +35,7 @@ pub async fn events(
     caller: Caller,
     headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let last_event_id =
-        headers.get("last-event-id").and_then(|value| value.to_str().ok()).and_then(|text| text.trim().parse().ok());
-    // Subscribe before reading the replay buffer, so an event published between the two is in one or the
-    // other; one in both is skipped by id.
-    let receiver = state.engine.subscribe();
-    let replay = last_event_id.map(|id| state.engine.events_since(id)).unwrap_or_default();
-    let feed = Feed {
-        engine: state.engine.clone(),
-        account: caller.account,
-        receiver,
-        replay: replay.into(),
-        last_seen: last_event_id,
-    };
+    let feed = Feed::new(state.engine.clone(), caller.account, &headers);
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;
         Some((Ok(to_sse(event)), feed))
@@ -55,8 +43,8 @@ pub async fn events(
     Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
-/// One client's position in the event sequence.
-struct Feed {
+/// One client's position in the event sequence; shared with the dialects that stream events.
+pub(crate) struct Feed {
     engine: Engine,
     account: AccountId,
     receiver: Receiver<Event>,
@@ -67,8 +55,21 @@ struct Feed {
 }
 
 impl Feed {
+    /// A feed of `account`'s events, starting after the request's `Last-Event-ID` when it has one.
+    pub(crate) fn new(engine: Engine, account: AccountId, headers: &HeaderMap) -> Self {
+        let last_event_id = headers
+            .get("last-event-id")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.trim().parse().ok());
+        // Subscribe before reading the replay buffer, so an event published between the two is in one or the
+        // other; one in both is skipped by id.
+        let receiver = engine.subscribe();
+        let replay = last_event_id.map(|id| engine.events_since(id)).unwrap_or_default();
+        Self { engine, account, receiver, replay: replay.into(), last_seen: last_event_id }
+    }
+
     /// The next event for this account; `None` when the engine has shut down.
-    async fn next(&mut self) -> Option<Event> {
+    pub(crate) async fn next(&mut self) -> Option<Event> {
         loop {
             let event = match self.replay.pop_front() {
                 Some(event) => event,

@@ -237,8 +237,11 @@ async fn errors_are_plain_text_in_surge_shape() {
     assert_eq!(list, json!([]), "nothing was queued by the refused requests");
 }
 
-/// Reads server-sent events as (event, data) until `stop` matches one.
-async fn read_events(mut response: reqwest::Response, stop: impl Fn(&str, &Value) -> bool) -> Vec<(String, Value)> {
+/// Reads server-sent events as (event, data, id) until `stop` matches one.
+async fn read_events(
+    mut response: reqwest::Response,
+    stop: impl Fn(&str, &Value) -> bool,
+) -> Vec<(String, Value, u64)> {
     let mut buffer = String::new();
     let mut events = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -249,8 +252,11 @@ async fn read_events(mut response: reqwest::Response, stop: impl Fn(&str, &Value
             let block: String = buffer.drain(..end + 2).collect();
             let mut kind = String::new();
             let mut data = Value::Null;
+            let mut id = 0;
             for line in block.lines() {
-                if let Some(value) = line.strip_prefix("event:") {
+                if let Some(value) = line.strip_prefix("id:") {
+                    id = value.trim().parse().unwrap();
+                } else if let Some(value) = line.strip_prefix("event:") {
                     kind = value.trim().to_owned();
                 } else if let Some(value) = line.strip_prefix("data:") {
                     data = serde_json::from_str(value.trim()).unwrap();
@@ -259,8 +265,9 @@ async fn read_events(mut response: reqwest::Response, stop: impl Fn(&str, &Value
             if kind.is_empty() {
                 continue;
             }
+            assert!(id > 0, "every Surge event carries an id: {block}");
             let done = stop(&kind, &data);
-            events.push((kind, data));
+            events.push((kind, data, id));
             if done {
                 return events;
             }
@@ -279,9 +286,17 @@ async fn events_stream_status_objects_with_surge_kinds() {
 
     let id = server.add(json!({"url": server.origin.url(128 * 1024, "ev.bin")})).await;
     let events = read_events(response, |kind, _| kind == "complete").await;
-    let kinds: Vec<&str> = events.iter().map(|(kind, _)| kind.as_str()).filter(|kind| *kind != "progress").collect();
+    let kinds: Vec<&str> = events.iter().map(|(kind, _, _)| kind.as_str()).filter(|kind| *kind != "progress").collect();
     assert_eq!(kinds, ["queued", "started", "complete"], "{events:?}");
-    assert!(events.iter().all(|(_, data)| data["id"] == id.as_str()), "{events:?}");
-    let (_, last) = events.last().unwrap();
+    assert!(events.iter().all(|(_, data, _)| data["id"] == id.as_str()), "{events:?}");
+    let (_, last, _) = events.last().unwrap();
     assert_eq!((last["status"].as_str(), last["progress"].as_f64()), (Some("completed"), Some(100.0)));
+
+    // A client that reconnects with Last-Event-ID gets what came after it, then live events.
+    let after_queued = events[0].2;
+    let response = server.request(Method::GET, "/events").header("Last-Event-ID", after_queued).send().await.unwrap();
+    let replayed = read_events(response, |kind, _| kind == "complete").await;
+    let expected: Vec<_> = events[1..].iter().map(|(kind, _, id)| (kind.clone(), *id)).collect();
+    let got: Vec<_> = replayed.iter().map(|(kind, _, id)| (kind.clone(), *id)).collect();
+    assert_eq!(got, expected);
 }

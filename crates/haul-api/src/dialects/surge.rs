@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Query, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::events::Feed;
 
 /// Bytes in Surge's "MB" (its speeds are MB/s).
 const MB: f64 = 1024.0 * 1024.0;
@@ -449,36 +450,24 @@ pub(crate) fn surge_event(kind: EventKind) -> &'static str {
     }
 }
 
-/// `GET /events`: the account's live events, `event: <kind>` with the status object as `data`. No replay:
-/// Surge clients do not send `Last-Event-ID` (the native `/v1/events` has it); a client too slow for the
-/// engine's channel skips what it missed and reads `/list` for the current picture.
+/// `GET /events`: the account's events, `event: <kind>` with the status object as `data`, each with an `id:` so
+/// a client that reconnects with `Last-Event-ID` first gets what it missed (as far as the engine's history
+/// goes), the same feed as the native `/v1/events`.
 async fn events(
     State(state): State<AppState>,
     SurgeCaller(account): SurgeCaller,
+    headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let receiver = state.engine.subscribe();
-    let stream =
-        futures_util::stream::unfold((state.engine, account, receiver), |(engine, account, mut receiver)| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(event) if event.account == account => {
-                        let data = serde_json::to_string(&SurgeStatus::new(&engine, &event.download)).unwrap_or_else(
-                            |error| {
-                                tracing::error!(%error, "serialising a Surge event");
-                                "{}".to_owned()
-                            },
-                        );
-                        let sse = SseEvent::default().event(surge_event(event.kind)).data(data);
-                        return Some((Ok(sse), (engine, account, receiver)));
-                    }
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::debug!(missed, "Surge event stream lagged; skipping");
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                }
-            }
+    let feed = Feed::new(state.engine.clone(), account, &headers);
+    let stream = futures_util::stream::unfold((state.engine, feed), |(engine, mut feed)| async move {
+        let event = feed.next().await?;
+        let data = serde_json::to_string(&SurgeStatus::new(&engine, &event.download)).unwrap_or_else(|error| {
+            tracing::error!(%error, "serialising a Surge event");
+            "{}".to_owned()
         });
+        let sse = SseEvent::default().id(event.id.to_string()).event(surge_event(event.kind)).data(data);
+        Some((Ok(sse), (engine, feed)))
+    });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 

@@ -1,9 +1,466 @@
-//! Not built yet.
+//! The yt-dlp web app's API (seeds 000 and 004, `dialects.md` section 1), mounted at `/api`.
+//!
+//! The original is a FastAPI app, so haul answers as FastAPI does: JSON, errors as `{"detail": "..."}` with the
+//! app's Spanish messages, request validation failures as 422 with pydantic's list of problems, and FastAPI's own
+//! `{"detail": "Not Found"}` / `{"detail": "Method Not Allowed"}` for unknown paths and methods.
+//!
+//! The original had no auth. haul asks for the same token as everywhere else, as `Authorization: Bearer` or
+//! `?token=` (for links opened in a browser), unless the server was started with `--open-dialect ytdlp-app`, in
+//! which case every request acts for the data directory's default account.
+//!
+//! Cancel and remove differ as in seed 000: cancel (`DELETE /downloads/{id}`) stops the download and keeps the
+//! task (and any finished file and thumbnail); remove (`DELETE /downloads/{id}/remove`) forgets the task and
+//! deletes its file and `thumbnails/{id}.{jpg,webp,png}`.
 
-use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, OriginalUri, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use haul_core::job::{AccountId, DownloadId, JobState};
+use haul_engine::service::{AddRequest, DownloadView, ServiceError};
+use haul_store::ListFilter;
+use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::auth::{bearer_account, bearer_token, default_account};
+use crate::dialects::{percent, rfc3339};
+use crate::files::{download_name, send_file};
+
+/// The qualities the app offers; haul's engine knows more (`2160p`, `1440p`), which are accepted too.
+const QUALITIES: [&str; 7] = ["best", "2160p", "1440p", "1080p", "720p", "480p", "360p"];
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/download", post(create))
+        .route("/downloads", get(list))
+        .route("/downloads/{id}", delete(cancel))
+        .route("/downloads/{id}/remove", delete(remove))
+        .route("/download/{id}/file", get(file))
+        .route("/thumbnails/{id}", get(thumbnail))
+        .route("/stream/{filename}", get(stream))
+        .route("/info", post(info))
+        .method_not_allowed_fallback(|| async { Detail::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed") })
+        .fallback(|| async { Detail::new(StatusCode::NOT_FOUND, "Not Found") })
+}
+
+/// haul's job state as the app names it: the one place that decides.
+///
+/// The app has no pause: a download paused through another API is waiting, as a pending one is. `processing`
+/// (the app's post-processing step, merging streams) belongs to media downloads.
+pub(crate) fn app_status(state: JobState) -> &'static str {
+    match state {
+        JobState::Queued | JobState::Paused => "pending",
+        JobState::Active => "downloading",
+        JobState::Completed => "completed",
+        JobState::Failed => "error",
+        JobState::Cancelled => "cancelled",
+    }
+}
+
+/// A failure as FastAPI sends it: `{"detail": ...}` with the status code. `detail` is a message, or pydantic's
+/// list of problems for a request that failed validation (422).
+#[derive(Debug)]
+pub(crate) struct Detail(StatusCode, Value);
+
+impl Detail {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self(status, Value::String(message.into()))
+    }
+
+    fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "Descarga no encontrada")
+    }
+
+    /// A 422 naming one field of the body, in pydantic v2's shape.
+    fn invalid(kind: &str, field: Option<&str>, message: impl Into<String>, input: Value) -> Self {
+        let loc = match field {
+            Some(field) => json!(["body", field]),
+            None => json!(["body"]),
+        };
+        Self(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!([{"type": kind, "loc": loc, "msg": message.into(), "input": input}]),
+        )
+    }
+}
+
+impl IntoResponse for Detail {
+    fn into_response(self) -> Response {
+        let mut response = (self.0, Json(json!({ "detail": self.1 }))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<ServiceError> for Detail {
+    fn from(error: ServiceError) -> Self {
+        match error {
+            ServiceError::Invalid(message) | ServiceError::UnsupportedScheme(message) => {
+                Self::new(StatusCode::BAD_REQUEST, format!("Petición no válida: {message}"))
+            }
+            ServiceError::NotFound(_) => Self::not_found(),
+            ServiceError::Conflict { current, message } => {
+                Self::new(StatusCode::CONFLICT, format!("La descarga está {}: {message}", app_status(current)))
+            }
+            ServiceError::Unsupported(message) => {
+                Self::new(StatusCode::NOT_IMPLEMENTED, format!("No disponible en este servidor: {message}"))
+            }
+            ServiceError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error answering a yt-dlp web app request");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Error interno del servidor; consulta el registro de haul")
+            }
+        }
+    }
+}
+
+/// The account a request acts for: from its Bearer token or `?token=`, or the default account when the
+/// dialect is open.
+pub(crate) struct AppCaller(AccountId);
+
+impl FromRequestParts<AppState> for AppCaller {
+    type Rejection = Detail;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Detail> {
+        if state.open_ytdlp_app {
+            return Ok(Self(default_account(state)));
+        }
+        let from_header = parts.headers.get(header::AUTHORIZATION).map(|value| bearer_token(value.as_bytes()));
+        let from_query = parts.uri.query().and_then(|query| {
+            query.split('&').filter_map(|pair| pair.split_once('=')).find(|(key, _)| *key == "token").map(|(_, v)| v)
+        });
+        let token: Option<Vec<u8>> = match (from_header, from_query) {
+            (Some(Some(token)), _) => Some(token.to_vec()),
+            (Some(None), _) => None,
+            (None, Some(token)) => Some(percent_encoding::percent_decode_str(token).collect::<Vec<u8>>()),
+            (None, None) => None,
+        };
+        let refused = || {
+            Detail::new(
+                StatusCode::UNAUTHORIZED,
+                "No autenticado: envía Authorization: Bearer TOKEN o ?token=TOKEN (`haul token` muestra el token)",
+            )
+        };
+        let token = token.ok_or_else(refused)?;
+        match bearer_account(state, &token).await? {
+            Some(account) => Ok(Self(account)),
+            None => Err(refused()),
+        }
+    }
+}
+
+/// The path the app is mounted at (`/api`), for the thumbnail URLs in tasks.
+struct Mount(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Mount {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let inner = parts.uri.path().to_owned();
+        let original = match OriginalUri::from_request_parts(parts, state).await {
+            Ok(OriginalUri(uri)) => uri,
+            Err(never) => match never {},
+        };
+        Ok(Self(original.path().strip_suffix(&inner).unwrap_or("").to_owned()))
+    }
+}
+
+/// A task, field by field as the app lists it.
+#[derive(Serialize)]
+struct Task {
+    id: DownloadId,
+    url: String,
+    title: String,
+    /// `/api/thumbnails/{id}` once the download has a thumbnail.
+    thumbnail: Option<String>,
+    status: &'static str,
+    /// 0-100.
+    progress: f64,
+    /// `"5.2 MB/s"` while downloading.
+    speed: Option<String>,
+    /// `"45s"` while downloading with a known size.
+    eta: Option<String>,
+    filesize: Option<u64>,
+    downloaded_bytes: u64,
+    format_note: Option<String>,
+    is_playlist: bool,
+    playlist_index: Option<u32>,
+    playlist_total: Option<u32>,
+    filename: Option<String>,
+    quality: String,
+    download_type: &'static str,
+    error_message: Option<String>,
+    created_at: String,
+    completed_at: Option<String>,
+}
+
+impl Task {
+    fn new(state: &AppState, mount: &str, view: DownloadView) -> Self {
+        let filename = stored_name(&view);
+        let title = view
+            .title
+            .clone()
+            .or_else(|| filename.as_deref().map(|name| stem(name).to_owned()))
+            .unwrap_or_else(|| view.url.clone());
+        let active = view.state == JobState::Active;
+        let audio = view.quality == "audio";
+        Self {
+            id: view.id,
+            thumbnail: state.engine.thumbnail_path(&view).map(|_| format!("{mount}/thumbnails/{}", view.id)),
+            status: app_status(view.state),
+            progress: percent(&view),
+            speed: active.then(|| format!("{}/s", decimal_size(view.speed))),
+            eta: view.eta_secs.filter(|_| active).map(|secs| format!("{secs}s")),
+            filesize: view.size,
+            downloaded_bytes: view.bytes_done,
+            format_note: None,
+            is_playlist: false,
+            playlist_index: None,
+            playlist_total: None,
+            filename,
+            quality: if audio { "best".to_owned() } else { view.quality.clone() },
+            download_type: if audio { "audio" } else { "video" },
+            error_message: view.error.clone().filter(|_| view.state == JobState::Failed),
+            created_at: rfc3339(view.created_at),
+            completed_at: view.finished_at.filter(|_| view.state == JobState::Completed).map(rfc3339),
+            url: view.url,
+            title,
+        }
+    }
+}
+
+/// The name of the file on disk (the last part of its path).
+fn stored_name(view: &DownloadView) -> Option<String> {
+    let from_path = view.path.as_deref().and_then(|path| path.rsplit('/').next()).filter(|name| !name.is_empty());
+    from_path.or(view.filename.as_deref()).map(str::to_owned)
+}
+
+fn stem(name: &str) -> &str {
+    match name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => name,
+    }
+}
+
+/// Bytes in the app's units (powers of 1000, one decimal): `5.2 MB`.
+fn decimal_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// `POST /download`: `{"url", "quality"?, "download_type"?}`; only `url` is required.
+async fn create(
+    State(state): State<AppState>,
+    AppCaller(account): AppCaller,
+    body: Bytes,
+) -> Result<Json<Value>, Detail> {
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|error| Detail::invalid("json_invalid", None, format!("JSON decode error: {error}"), Value::Null))?;
+    let Value::Object(fields) = &body else {
+        return Err(Detail::invalid("model_attributes_type", None, "Input should be a valid dictionary", body));
+    };
+    let url = match fields.get("url") {
+        Some(Value::String(url)) => url.clone(),
+        Some(other) => {
+            return Err(Detail::invalid("string_type", Some("url"), "Input should be a valid string", other.clone()));
+        }
+        None => return Err(Detail::invalid("missing", Some("url"), "Field required", body.clone())),
+    };
+    let quality = match fields.get("quality") {
+        None | Some(Value::Null) => "best".to_owned(),
+        Some(Value::String(quality)) if QUALITIES.contains(&quality.as_str()) => quality.clone(),
+        Some(other) => {
+            return Err(Detail::invalid(
+                "literal_error",
+                Some("quality"),
+                format!("Input should be {}", QUALITIES.map(|q| format!("'{q}'")).join(", ")),
+                other.clone(),
+            ));
+        }
+    };
+    let audio = match fields.get("download_type") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(kind)) if kind == "video" => false,
+        Some(Value::String(kind)) if kind == "audio" => true,
+        Some(other) => {
+            return Err(Detail::invalid(
+                "literal_error",
+                Some("download_type"),
+                "Input should be 'video' or 'audio'",
+                other.clone(),
+            ));
+        }
+    };
+    let request = AddRequest {
+        url,
+        quality: Some(if audio { "audio".to_owned() } else { quality.clone() }),
+        ..AddRequest::default()
+    };
+    let view = state.engine.add(&account, request).await?;
+    Ok(Json(json!({
+        "download_id": view.id,
+        "status": app_status(view.state),
+        "message": "Descarga iniciada",
+        "url": view.url,
+        "quality": quality,
+        "download_type": if audio { "audio" } else { "video" },
+    })))
+}
+
+/// `GET /downloads`: every task of the caller, in the order they were added (the app keeps them in a dict).
+async fn list(
+    State(state): State<AppState>,
+    AppCaller(account): AppCaller,
+    Mount(mount): Mount,
+) -> Result<Json<Vec<Task>>, Detail> {
+    let mut views = state.engine.list(&account, &ListFilter::default()).await?;
+    views.reverse();
+    Ok(Json(views.into_iter().map(|view| Task::new(&state, &mount, view)).collect()))
+}
+
+/// Task ids are the app's strings: one that is not a haul id is simply not found.
+fn task_id(text: &str) -> Result<DownloadId, Detail> {
+    text.parse().map_err(|_| Detail::not_found())
+}
+
+/// `DELETE /downloads/{id}`: cancel. The task stays listed as `cancelled`; a finished file is never touched.
+async fn cancel(
+    State(state): State<AppState>,
+    AppCaller(account): AppCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Detail> {
+    let id = task_id(&id)?;
+    let view = state.engine.get(&account, id).await?;
+    match view.state {
+        // Cancelling twice is what a client retrying a timed-out request does; it is not an error.
+        JobState::Cancelled => {}
+        JobState::Completed | JobState::Failed => {
+            return Err(Detail::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "La descarga ya terminó ({}) y no se puede cancelar; usa DELETE /api/downloads/{id}/remove \
+                     para borrarla",
+                    app_status(view.state)
+                ),
+            ));
+        }
+        _ => {
+            state.engine.cancel(&account, id).await?;
+        }
+    }
+    Ok(Json(json!({ "message": "Descarga cancelada" })))
+}
+
+/// `DELETE /downloads/{id}/remove`: seed 000. Forget the task, delete its file (finished or partial) and its
+/// thumbnail; files already gone are fine.
+async fn remove(
+    State(state): State<AppState>,
+    AppCaller(account): AppCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Detail> {
+    let id = task_id(&id)?;
+    state.engine.remove(&account, id, true).await?;
+    Ok(Json(json!({ "message": "Descarga eliminada" })))
+}
+
+/// `GET /download/{id}/file`: seed 004. The finished file, named after the task's title.
+async fn file(
+    State(state): State<AppState>,
+    AppCaller(account): AppCaller,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, Detail> {
+    let unavailable = || Detail::new(StatusCode::NOT_FOUND, "Descarga no disponible o no completada");
+    let id = task_id(&id).map_err(|_| unavailable())?;
+    let view = match state.engine.get(&account, id).await {
+        Ok(view) if view.state == JobState::Completed => view,
+        Ok(_) | Err(ServiceError::NotFound(_)) => return Err(unavailable()),
+        Err(error) => return Err(error.into()),
+    };
+    let gone = || Detail::new(StatusCode::NOT_FOUND, "Archivo físico no encontrado");
+    let path = state.engine.file_path(&view).ok_or_else(gone)?;
+    send_file(&path, &download_name(&view, &path), &method, &headers).await.map_err(detail_of)?.ok_or_else(gone)
+}
+
+/// `GET /thumbnails/{id}`: the task's thumbnail image.
+async fn thumbnail(
+    State(state): State<AppState>,
+    AppCaller(account): AppCaller,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, Detail> {
+    let missing = || Detail::new(StatusCode::NOT_FOUND, "Miniatura no encontrada");
+    let id = task_id(&id).map_err(|_| missing())?;
+    let view = state.engine.get(&account, id).await.map_err(|_| missing())?;
+    let path = state.engine.thumbnail_path(&view).ok_or_else(missing)?;
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    send_file(&path, &name, &method, &headers).await.map_err(detail_of)?.ok_or_else(missing)
+}
+
+/// `GET /stream/{filename}`: a finished file by its stored name, for `<video>` players (ranges answer 206).
+/// Only the caller's completed downloads are looked at, so no name reaches any other file.
+async fn stream(
+    State(state): State<AppState>,
+    AppCaller(account): AppCaller,
+    Path(filename): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, Detail> {
+    let missing = || Detail::new(StatusCode::NOT_FOUND, "Archivo no encontrado");
+    let filter = ListFilter { state: Some(JobState::Completed), ..ListFilter::default() };
+    let view = state
+        .engine
+        .list(&account, &filter)
+        .await?
+        .into_iter()
+        .find(|view| stored_name(view).as_deref() == Some(filename.as_str()))
+        .ok_or_else(missing)?;
+    let path = state.engine.file_path(&view).ok_or_else(missing)?;
+    send_file(&path, &filename, &method, &headers).await.map_err(detail_of)?.ok_or_else(missing)
+}
+
+/// `POST /info`: what yt-dlp says about a page (title, duration, formats). Media support is not built yet.
+async fn info(AppCaller(_): AppCaller, _body: Bytes) -> Detail {
+    Detail::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "La información de vídeos necesita soporte de medios (yt-dlp y ffmpeg), que este servidor haul aún no \
+         tiene; las URL directas de archivos se descargan con POST /api/download",
+    )
+}
+
+/// A file-serving failure (416, 500) with its message, in the app's shape.
+fn detail_of(error: crate::ApiError) -> Detail {
+    Detail::new(error.status, error.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_in_decimal_units() {
+        assert_eq!(decimal_size(0), "0 B");
+        assert_eq!(decimal_size(999), "999 B");
+        assert_eq!(decimal_size(5_200_000), "5.2 MB");
+        assert_eq!(decimal_size(1_500_000_000), "1.5 GB");
+    }
+
+    #[test]
+    fn every_state_has_an_app_status() {
+        let statuses: Vec<_> = JobState::ALL.into_iter().map(app_status).collect();
+        assert_eq!(statuses, ["pending", "downloading", "pending", "completed", "error", "cancelled"]);
+    }
 }
