@@ -362,8 +362,13 @@ impl Engine {
     ) -> Result<DownloadView, ServiceError> {
         self.inner.store.get(account, id).await?;
         self.stop_running(id, StopReason::Remove).await;
+        // Read before the row goes: its renditions go with it (a cascading foreign key).
+        let renditions = self.inner.store.renditions(account, id).await.unwrap_or_default();
         let record = self.inner.store.delete(account, id).await?;
         if delete_files {
+            for path in renditions.iter().filter_map(|rendition| rendition.path.as_ref()) {
+                remove_file_logged(&self.inner.options.downloads_dir.join(path));
+            }
             if let Some(path) = self.final_path(&record) {
                 remove_file_logged(&path);
             }
@@ -423,7 +428,10 @@ impl Engine {
         id: DownloadId,
         name: Option<&str>,
     ) -> Result<Vec<haul_store::Rendition>, ServiceError> {
-        if let Some(name) = name {
+        if let Some(name) = name
+            && !RENDITIONS.contains(&name)
+        {
+            // Deleting is allowed for every known name (including ones this server cannot make).
             check_rendition(name)?;
         }
         let removed = self.inner.store.delete_renditions(account, id, name).await?;

@@ -169,7 +169,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "haul listening on http://{address} (data in {}, token in {})\n  {:<15} http://{address}/v1\n",
         args.data.data_dir.display(),
         data.token_path().display(),
-        "native API",
+        "native",
     );
     for (dialect, mount) in api.mounts.iter() {
         let mount = if mount == "/" { "" } else { mount };
