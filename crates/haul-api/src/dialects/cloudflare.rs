@@ -535,21 +535,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_state_has_one_stream_name() {
-        let cases = [
-            (JobState::Queued, "queued"),
-            (JobState::Active, "inprogress"),
-            (JobState::Paused, "queued"),
-            (JobState::Completed, "ready"),
-            (JobState::Failed, "error"),
-            (JobState::Cancelled, "error"),
-        ];
-        for (state, name) in cases {
-            assert_eq!(stream_state(state), name, "{state:?}");
-        }
-    }
-
-    #[test]
     fn uids_are_32_hex_digits_or_hyphenated() {
         let id: DownloadId = "550e8400-e29b-41d4-a716-446655440000".parse().unwrap();
         assert_eq!(uid(id), "550e8400e29b41d4a716446655440000");

@@ -31,7 +31,34 @@ pub(crate) fn percent(view: &DownloadView) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use haul_core::job::JobState;
+
     use super::*;
+
+    /// The README's table of states in each API, row by row; a change to one mapping must change both.
+    #[test]
+    fn states_in_each_api() {
+        use JobState::*;
+        let table = [
+            // haul, yt-dlp web app, Surge, VideoDB, Cloudflare Stream (video)
+            (Queued, "pending", "queued", "processing", "queued"),
+            (Active, "downloading", "downloading", "processing", "inprogress"),
+            (Paused, "pending", "paused", "processing", "queued"),
+            (Completed, "completed", "completed", "done", "ready"),
+            (Failed, "error", "error", "error", "error"),
+            (Cancelled, "cancelled", "error", "error", "error"),
+        ];
+        assert_eq!(table.map(|row| row.0), JobState::ALL, "every state, once");
+        for (state, app, surge, videodb, stream) in table {
+            let got = (
+                ytdlp_app::app_status(state),
+                surge::surge_status(state),
+                videodb::videodb_status(state),
+                cloudflare::stream_state(state),
+            );
+            assert_eq!(got, (app, surge, videodb, stream), "{state:?}");
+        }
+    }
 
     #[test]
     fn rfc3339_is_utc_seconds() {

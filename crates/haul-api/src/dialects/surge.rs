@@ -476,21 +476,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_state_has_one_surge_name() {
-        let cases = [
-            (JobState::Queued, "queued"),
-            (JobState::Active, "downloading"),
-            (JobState::Paused, "paused"),
-            (JobState::Completed, "completed"),
-            (JobState::Failed, "error"),
-            (JobState::Cancelled, "error"),
-        ];
-        for (state, name) in cases {
-            assert_eq!(surge_status(state), name, "{state:?}");
-        }
-    }
-
-    #[test]
     fn every_event_kind_has_one_surge_name() {
         let cases = [
             (EventKind::Added, "queued"),
