@@ -12,6 +12,7 @@ mod events;
 mod extract;
 mod files;
 mod links;
+mod media;
 mod system;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -309,6 +310,10 @@ fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Router {
         .route("/v1/downloads/{id}/cancel", post(downloads::cancel))
         // `get` answers HEAD too; the handler skips opening a body for it.
         .route("/v1/downloads/{id}/file", get(files::file))
+        .route("/v1/downloads/{id}/thumbnail", get(media::thumbnail))
+        .route("/v1/downloads/{id}/renditions", get(media::list))
+        .route("/v1/downloads/{id}/renditions/{name}", get(media::get).post(media::request).delete(media::remove))
+        .route("/v1/downloads/{id}/renditions/{name}/file", get(media::file))
         .route("/v1/events", get(events::events))
         .route("/links/{id}/{variant}", get(links::serve_link));
     // Compatibility dialects, each under its mount; one at `/` shares the root.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haul_core::job::AccountId;
-use haul_engine::ClientOptions;
 use haul_engine::service::{Engine, EngineOptions};
+use haul_engine::{ClientOptions, MediaTools};
 use haul_store::{KeyKind, Store, hash_secret};
 
 use crate::{ApiOptions, router_on_port};
@@ -33,7 +33,19 @@ impl TestServer {
     }
 
     /// Like [`start`](Self::start), with the API options changed by `configure` first (mounts, open dialects).
+    /// Media tools are looked up on PATH.
     pub async fn start_with(token: &str, max_active: usize, configure: impl FnOnce(&mut ApiOptions)) -> Self {
+        let tools = MediaTools::discover(None, None).expect("look up media tools");
+        Self::start_with_tools(token, max_active, tools, configure).await
+    }
+
+    /// With exactly these media tools (`MediaTools::none()` for a server without yt-dlp and ffmpeg).
+    pub async fn start_with_tools(
+        token: &str,
+        max_active: usize,
+        media: MediaTools,
+        configure: impl FnOnce(&mut ApiOptions),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = haul_store::open(&format!("sqlite://{}", dir.path().join("haul.db").display()))
             .await
@@ -47,6 +59,7 @@ impl TestServer {
             lease: Duration::from_secs(30),
             resume_on_start: true,
             client: ClientOptions::default(),
+            media,
         };
         let engine = Engine::start(store.clone(), options).await.expect("start the engine");
         let account = AccountId::generate();

@@ -21,12 +21,22 @@ pub struct Download {
     pub id: DownloadId,
     pub url: String,
     pub mirrors: Vec<String>,
-    /// What fetches it: `file` (plain HTTP) for now.
+    /// What fetches it: `file` (haul's HTTP engine), `media` (a page read by yt-dlp), or `auto` until its
+    /// first run decides.
     pub kind: String,
-    /// A display name given by the client.
+    /// A display name given by the client, or a media page's title.
     pub title: Option<String>,
     /// The quality asked for: `best`, `2160p` ... `360p`, or `audio`; plain files are fetched as they are.
     pub quality: String,
+    /// Media: seconds.
+    pub duration: Option<f64>,
+    /// Media: the video's size in pixels.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Media: the formats chosen, in yt-dlp's spelling (`v720+a1`).
+    pub format: Option<String>,
+    /// Whether `GET /v1/downloads/{id}/thumbnail` has an image.
+    pub has_thumbnail: bool,
     #[schema(value_type = StateName)]
     pub state: JobState,
     pub priority: i32,
@@ -64,6 +74,11 @@ impl From<DownloadView> for Download {
             kind: view.kind,
             title: view.title,
             quality: view.quality,
+            duration: view.duration,
+            width: view.width,
+            height: view.height,
+            format: view.format,
+            has_thumbnail: view.thumbnail.is_some(),
             state: view.state,
             priority: view.priority,
             filename: view.filename,
@@ -144,8 +159,11 @@ pub struct CreateDownload {
     pub paused: bool,
     /// A display name, kept with the download; the file name is chosen separately.
     pub title: Option<String>,
-    /// `best` (default), `2160p`, `1440p`, `1080p`, `720p`, `480p`, `360p` or `audio` (needs media support).
+    /// `best` (default), `2160p`, `1440p`, `1080p`, `720p`, `480p`, `360p` (the best at or under that height),
+    /// or `audio` (the sound alone, as m4a).
     pub quality: Option<String>,
+    /// `auto` (default: a web page yt-dlp can read is media, anything else a file), `file` or `media`.
+    pub kind: Option<String>,
 }
 
 /// A rate as a number of bytes per second or as text for people.
@@ -182,6 +200,7 @@ impl CreateDownload {
             start_paused: self.paused,
             title: self.title,
             quality: self.quality,
+            kind: self.kind,
         })
     }
 }

@@ -260,18 +260,18 @@ async fn every_error_in_fastapi_shape() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["detail"][0]["type"], "json_invalid", "{body}");
 
-    // URLs haul cannot fetch, and audio-only until media support exists.
+    // URLs haul cannot fetch, and pages yt-dlp cannot read.
     for url in ["ftp://example.com/a.mp4", "not a url", "file:///etc/passwd"] {
         let (status, detail) = server.detail(Method::POST, "/api/download", Some(json!({"url": url}))).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {detail}");
         assert!(detail.as_str().unwrap().starts_with("Petición no válida"), "{detail}");
     }
-    let audio = json!({"url": server.origin.url(10, "a.mp4"), "download_type": "audio"});
-    let (status, detail) = server.detail(Method::POST, "/api/download", Some(audio)).await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
-    assert!(detail.as_str().unwrap().contains("yt-dlp"), "{detail}");
-    let (status, detail) = server.detail(Method::POST, "/api/info", Some(json!({"url": "http://x/v"}))).await;
-    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{detail}");
+    let nowhere = json!({"url": "http://127.0.0.1:9/nothing-listens-here"});
+    let (status, detail) = server.detail(Method::POST, "/api/info", Some(nowhere)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{detail}");
+    assert!(detail.as_str().unwrap().starts_with("No se pudo obtener la información"), "{detail}");
+    let (status, detail) = server.detail(Method::POST, "/api/info", Some(json!({}))).await;
+    assert_eq!((status, &detail[0]["type"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("missing")), "{detail}");
     let (list_status, tasks) = server.call(Method::GET, "/api/downloads", None).await;
     assert_eq!((list_status, tasks.as_array().unwrap().len()), (StatusCode::OK, 1), "refused requests add nothing");
 
@@ -280,6 +280,22 @@ async fn every_error_in_fastapi_shape() {
     assert_eq!((status, detail), (StatusCode::METHOD_NOT_ALLOWED, json!("Method Not Allowed")));
     let (status, detail) = server.detail(Method::GET, "/api/nothing/here", None).await;
     assert_eq!((status, detail), (StatusCode::NOT_FOUND, json!("Not Found")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_requests_without_media_tools_say_what_is_missing() {
+    let server = Harness::start_with_tools(TOKEN, OriginOptions::default(), haul_engine::MediaTools::none()).await;
+    let audio = json!({"url": server.origin.url(10, "a.mp4"), "download_type": "audio"});
+    let (status, detail) = server.detail(Method::POST, "/api/download", Some(audio)).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+    assert!(detail.as_str().unwrap().contains("ffmpeg"), "{detail}");
+    let (status, detail) = server.detail(Method::POST, "/api/info", Some(json!({"url": "http://127.0.0.1:9/v"}))).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{detail}");
+    assert!(detail.as_str().unwrap().contains("yt-dlp"), "{detail}");
+    // Plain files still download.
+    let id = server.app_add(json!({"url": server.origin.url(1000, "plain.bin"), "quality": "480p"})).await;
+    let task = server.app_wait(&id, "completed").await;
+    assert_eq!((task["quality"].as_str(), task["download_type"].as_str()), (Some("480p"), Some("video")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

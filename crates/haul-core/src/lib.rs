@@ -7,6 +7,7 @@
 pub mod checksum;
 pub mod filename;
 pub mod job;
+pub mod media;
 pub mod plan;
 pub mod ranges;
 pub mod units;

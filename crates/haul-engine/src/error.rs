@@ -38,6 +38,11 @@ pub enum EngineError {
     #[error("{0} already exists; pass --overwrite to replace it or choose another name")]
     AlreadyExists(PathBuf),
 
+    /// A media step failed: yt-dlp could not read the page, no format fits, ffmpeg failed, or a tool is missing.
+    /// The message says which and what to do.
+    #[error("{0}")]
+    Media(String),
+
     /// The caller stopped the download; completed ranges are saved and a later run resumes them.
     #[error("download paused")]
     Cancelled,

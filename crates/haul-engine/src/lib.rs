@@ -8,6 +8,7 @@ mod download;
 mod error;
 mod http;
 mod limiter;
+mod media;
 mod part_file;
 mod probe;
 mod progress;
@@ -20,6 +21,7 @@ pub use download::{DownloadOptions, Downloaded, Target, check_url, download, par
 pub use error::EngineError;
 pub use http::{ClientOptions, HttpClient};
 pub use limiter::RateLimiter;
+pub use media::MediaTools;
 pub use progress::{Phase, Progress, ProgressSnapshot};
 pub use reqwest::header;
 pub use tokio_util::sync::CancellationToken;

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use haul_core::checksum::ChecksumSpec;
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState};
-use haul_store::{DownloadPatch, DownloadRecord, ListFilter, NewDownload, ProgressUpdate, Store, StoreError};
+use haul_store::{
+    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, RenditionState,
+    RenditionUpdate, Store, StoreError,
+};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast};
@@ -24,6 +27,7 @@ use url::Url;
 use crate::download::{self, DownloadOptions, Target};
 use crate::error::EngineError;
 use crate::http::{ClientOptions, HttpClient};
+use crate::media::{self, MediaTools};
 use crate::progress::Progress;
 
 /// How often a running download writes its progress to the store, renews its lease and emits a progress event.
@@ -46,6 +50,8 @@ pub struct EngineOptions {
     /// Continue downloads that were active when this node stopped.
     pub resume_on_start: bool,
     pub client: ClientOptions,
+    /// yt-dlp, ffmpeg and ffprobe, where found; without them media jobs fail with a clear error.
+    pub media: MediaTools,
 }
 
 /// A new download as a client asks for it; validated by [`Engine::add`].
@@ -66,16 +72,19 @@ pub struct AddRequest {
     pub title: Option<String>,
     /// One of [`QUALITIES`]; `None` is `best`.
     pub quality: Option<String>,
+    /// One of [`KINDS`]; `None` is `auto`.
+    pub kind: Option<String>,
 }
+
+/// What fetches a download: `auto` decides when it first runs (a web page yt-dlp can read is media, anything
+/// else a file), `file` is haul's own HTTP engine, `media` goes through yt-dlp.
+pub const KINDS: [&str; 3] = ["auto", "file", "media"];
 
 /// The qualities a download can ask for: the best format, the best at or under a height, or audio only.
 pub const QUALITIES: [&str; 8] = ["best", "2160p", "1440p", "1080p", "720p", "480p", "360p", "audio"];
 
 /// The renditions a download can have made: `default` (its own file) and `audio` (an m4a made from it).
 pub const RENDITIONS: [&str; 2] = ["default", "audio"];
-
-/// Why media-only requests fail until media support exists.
-const NO_MEDIA: &str = "needs media support (yt-dlp and ffmpeg), which this haul server does not have yet";
 
 /// A download as clients see it: the stored record with live progress laid over it while it runs.
 pub type DownloadView = DownloadRecord;
@@ -180,6 +189,14 @@ impl Running {
     }
 }
 
+/// What one run of a job produced.
+struct Fetched {
+    path: PathBuf,
+    size: u64,
+    /// What a media job learned about its video.
+    media: Option<MediaUpdate>,
+}
+
 struct Inner {
     store: Arc<dyn Store>,
     options: EngineOptions,
@@ -192,6 +209,8 @@ struct Inner {
     wake: Notify,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Renditions being made, each with the token that stops it.
+    making: Mutex<HashMap<(DownloadId, String), CancellationToken>>,
 }
 
 /// The handle HTTP handlers and the CLI hold; clone freely.
@@ -229,6 +248,7 @@ impl Engine {
                 wake: Notify::new(),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                making: Mutex::new(HashMap::new()),
             }),
         };
         let scheduler = engine.clone();
@@ -236,6 +256,8 @@ impl Engine {
             async move { scheduler.schedule().await },
             tracing::info_span!("scheduler"),
         ));
+        // Renditions a stop interrupted.
+        engine.make_renditions();
         Ok(engine)
     }
 
@@ -275,6 +297,28 @@ impl Engine {
             return Err(ServiceError::Invalid("speed_limit must be positive (bytes per second)".into()));
         }
         let quality = check_quality(request.quality.as_deref())?;
+        let kind = match request.kind.as_deref().map(str::trim) {
+            None | Some("") => "auto",
+            Some(kind) => KINDS.into_iter().find(|known| known.eq_ignore_ascii_case(kind)).ok_or_else(|| {
+                ServiceError::Invalid(format!("unknown kind {kind:?}; expected one of {}", KINDS.join(", ")))
+            })?,
+        };
+        if quality == "audio"
+            && (self.inner.options.media.ffmpeg.is_none() || self.inner.options.media.ffprobe.is_none())
+        {
+            return Err(ServiceError::Unsupported(
+                "an audio-only download needs ffmpeg and ffprobe, which this server did not find: install ffmpeg \
+                 and restart haul serve, or start it with --ffmpeg PATH"
+                    .into(),
+            ));
+        }
+        if kind == "media" && self.inner.options.media.yt_dlp.is_none() {
+            return Err(ServiceError::Unsupported(
+                "media downloads need yt-dlp, which this server did not find: install it (pip install yt-dlp) and \
+                 restart haul serve, or start it with --yt-dlp PATH; kind \"file\" downloads the URL as it is"
+                    .into(),
+            ));
+        }
         let title = request.title.map(|title| title.trim().to_owned()).filter(|title| !title.is_empty());
         if let Some(title) = &title
             && (title.chars().count() > 1000 || title.chars().any(char::is_control))
@@ -295,6 +339,7 @@ impl Engine {
         new.start_paused = request.start_paused;
         new.title = title;
         new.quality = quality.to_owned();
+        new.kind = kind.to_owned();
         let record = self.inner.store.create(new).await?;
         self.emit(EventKind::Added, &record);
         self.inner.wake.notify_one();
@@ -362,6 +407,7 @@ impl Engine {
     ) -> Result<DownloadView, ServiceError> {
         self.inner.store.get(account, id).await?;
         self.stop_running(id, StopReason::Remove).await;
+        self.stop_renditions(id, None);
         // Read before the row goes: its renditions go with it (a cascading foreign key).
         let renditions = self.inner.store.renditions(account, id).await.unwrap_or_default();
         let record = self.inner.store.delete(account, id).await?;
@@ -377,6 +423,8 @@ impl Engine {
                 remove_file_logged(&thumbnail);
             }
         }
+        // A media job's work directory is haul's, not the user's: it goes with the job either way.
+        self.discard_work(record.id);
         self.emit(EventKind::Removed, &record);
         Ok(record)
     }
@@ -390,6 +438,28 @@ impl Engine {
         let root = self.inner.options.downloads_dir.canonicalize().ok()?;
         let path = path.canonicalize().ok()?;
         (path.starts_with(&root) && path.is_file()).then_some(path)
+    }
+
+    /// What yt-dlp says about a page (title, duration, thumbnail, formats), without downloading anything.
+    pub async fn media_info(&self, url: &str) -> Result<haul_core::media::MediaInfo, ServiceError> {
+        let url = check_url(url)?;
+        if self.inner.options.media.yt_dlp.is_none() {
+            return Err(ServiceError::Unsupported(
+                "reading a media page needs yt-dlp, which this server did not find: install it (pip install \
+                 yt-dlp) and restart haul serve, or start it with --yt-dlp PATH"
+                    .into(),
+            ));
+        }
+        let cancel = self.inner.shutdown.child_token();
+        media::extract(&self.inner.options.media, &url, &[], &cancel).await.map_err(|error| match error {
+            EngineError::Media(message) => ServiceError::Invalid(message),
+            other => ServiceError::Internal(other.to_string()),
+        })
+    }
+
+    /// The media tools this server found.
+    pub fn media_tools(&self) -> &MediaTools {
+        &self.inner.options.media
     }
 
     /// The thumbnail of a download, when one exists: `thumbnails/{id}.jpg`, `.webp` or `.png`.
@@ -409,7 +479,19 @@ impl Engine {
         name: &str,
     ) -> Result<haul_store::Rendition, ServiceError> {
         check_rendition(name)?;
-        Ok(self.inner.store.put_rendition(account, id, name).await?)
+        if name == "audio" {
+            let tools = &self.inner.options.media;
+            if tools.ffmpeg.is_none() || tools.ffprobe.is_none() {
+                return Err(ServiceError::Unsupported(
+                    "an audio rendition needs ffmpeg and ffprobe, which this server did not find: install ffmpeg \
+                     and restart haul serve, or start it with --ffmpeg PATH"
+                        .into(),
+                ));
+            }
+        }
+        let rendition = self.inner.store.put_rendition(account, id, name).await?;
+        self.make_renditions();
+        Ok(rendition)
     }
 
     pub async fn renditions(
@@ -428,13 +510,11 @@ impl Engine {
         id: DownloadId,
         name: Option<&str>,
     ) -> Result<Vec<haul_store::Rendition>, ServiceError> {
-        if let Some(name) = name
-            && !RENDITIONS.contains(&name)
-        {
-            // Deleting is allowed for every known name (including ones this server cannot make).
+        if let Some(name) = name {
             check_rendition(name)?;
         }
         let removed = self.inner.store.delete_renditions(account, id, name).await?;
+        self.stop_renditions(id, name);
         for rendition in &removed {
             if let Some(path) = &rendition.path {
                 remove_file_logged(&self.inner.options.downloads_dir.join(path));
@@ -554,18 +634,13 @@ impl Engine {
     /// One download's life on this node, from claim to completed, failed or stopped.
     async fn run(&self, record: DownloadRecord, running: &Running) {
         self.emit(EventKind::Started, &record);
-        let options = match self.download_options(&record) {
-            Ok(options) => options,
-            Err(message) => return self.finish_failed(&record, message).await,
-        };
         let reporter = self.report_progress(&record, running);
-        let download =
-            download::download(self.inner.client.clone(), options, running.progress.clone(), running.cancel.clone());
-        tokio::pin!(download);
+        let work = self.fetch(&record, running);
+        tokio::pin!(work);
         tokio::pin!(reporter);
         let result = tokio::select! {
-            result = &mut download => result,
-            _ = &mut reporter => download.await,
+            result = &mut work => result,
+            _ = &mut reporter => work.await,
         };
         self.write_progress(&record, &running.progress).await;
         let reason = *running.reason.lock().expect("stop reason lock");
@@ -579,17 +654,197 @@ impl Engine {
                     ..ProgressUpdate::default()
                 };
                 self.store_quietly(self.inner.store.record_progress(record.id, &update).await);
+                if let Some(media) = &done.media {
+                    self.store_quietly(self.inner.store.set_media(record.id, media).await);
+                }
                 match self.inner.store.apply(&record.account, record.id, JobAction::Complete, None).await {
                     Ok(record) => self.emit(EventKind::Completed, &record),
                     Err(error) => tracing::warn!(%error, "download finished but its job moved on"),
                 }
+                // Renditions asked for before the file was there.
+                self.make_renditions();
             }
             Err(EngineError::Cancelled) => {
                 if reason == Some(StopReason::Cancel) {
                     self.discard_partial_of(&running.progress);
+                    self.discard_work(record.id);
                 }
             }
             Err(error) => self.finish_failed(&record, error.to_string()).await,
+        }
+    }
+
+    /// Fetches the job: a plain file with the engine, or a media page through the media pipeline. A job of kind
+    /// `auto` is decided here, once: a web page yt-dlp can read is media, anything else a file.
+    async fn fetch(&self, record: &DownloadRecord, running: &Running) -> Result<Fetched, EngineError> {
+        let tools = &self.inner.options.media;
+        let audio = record.quality == "audio";
+        let cancel = &running.cancel;
+        let info = match record.kind.as_str() {
+            "media" => Some(media::extract(tools, &record.url, &record.headers, cancel).await?),
+            "auto" => {
+                let headers = build_headers(&record.headers).map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+                let page =
+                    tools.yt_dlp.is_some() && media::is_web_page(&self.inner.client, &record.url, &headers).await;
+                let info =
+                    if page { media::try_extract(tools, &record.url, &record.headers, cancel).await? } else { None };
+                match info {
+                    Some(info) => Some(info),
+                    None if audio => Some(media::direct_info(&record.url)),
+                    None => {
+                        let decided = MediaUpdate { kind: Some("file".into()), ..MediaUpdate::default() };
+                        self.store_quietly(self.inner.store.set_media(record.id, &decided).await);
+                        None
+                    }
+                }
+            }
+            // `audio` of a plain file: its sound as m4a.
+            _ if audio => Some(media::direct_info(&record.url)),
+            _ => None,
+        };
+        let Some(info) = info else {
+            let options = self.download_options(record).map_err(EngineError::InvalidRequest)?;
+            let done = download::download(self.inner.client.clone(), options, running.progress.clone(), cancel.clone())
+                .await?;
+            return Ok(Fetched { path: done.path, size: done.size, media: None });
+        };
+        let quality = record.quality.parse().map_err(EngineError::InvalidRequest)?;
+        let mut target_dir = self.inner.options.downloads_dir.clone();
+        if let Some(directory) = &record.directory {
+            target_dir.push(directory);
+        }
+        let job = media::MediaJob {
+            id: record.id,
+            url: &record.url,
+            quality,
+            headers: &record.headers,
+            title: record.title.as_deref(),
+            target_dir,
+            downloads_dir: &self.inner.options.downloads_dir,
+            thumbnails_dir: &self.inner.options.thumbnails_dir,
+            rate_limit: record.speed_limit,
+            connections: record.connections_limit.map(|n| n as usize),
+        };
+        let store = self.inner.store.as_ref();
+        let done = media::run(&self.inner.client, tools, store, job, info, &running.progress, cancel).await?;
+        Ok(Fetched { path: done.path, size: done.size, media: Some(done.update) })
+    }
+
+    /// Starts making every rendition that was asked for and whose download is complete (at start-up, when one is
+    /// asked for, when a download completes). Each is made once at a time; a stopped one is made again later.
+    fn make_renditions(&self) {
+        if self.inner.shutdown.is_cancelled() {
+            return;
+        }
+        let engine = self.clone();
+        self.inner.tasks.spawn(async move {
+            let todo = match engine.inner.store.renditions_to_make().await {
+                Ok(todo) => todo,
+                Err(error) => return tracing::warn!(%error, "cannot read the renditions to make"),
+            };
+            for (account, id, name) in todo {
+                let cancel = engine.inner.shutdown.child_token();
+                {
+                    let mut making = engine.inner.making.lock().expect("making lock");
+                    if making.contains_key(&(id, name.clone())) {
+                        continue;
+                    }
+                    making.insert((id, name.clone()), cancel.clone());
+                }
+                let worker = engine.clone();
+                engine.inner.tasks.spawn(tracing::Instrument::instrument(
+                    async move {
+                        worker.make_rendition(&account, id, &name, &cancel).await;
+                        worker.inner.making.lock().expect("making lock").remove(&(id, name));
+                    },
+                    tracing::info_span!("rendition", %id),
+                ));
+            }
+        });
+    }
+
+    /// Makes one rendition (only `audio` is made; `default` is the download's own file), recording its
+    /// progress every half second.
+    async fn make_rendition(&self, account: &AccountId, id: DownloadId, name: &str, cancel: &CancellationToken) {
+        let store = &self.inner.store;
+        let set = |update: RenditionUpdate| self.set_rendition(id, name, update);
+        let source = match store.get(account, id).await {
+            Ok(record) => self.file_path(&record),
+            Err(_) => return,
+        };
+        let Some(source) = source else {
+            let error = "the download's file is no longer in the downloads directory".to_owned();
+            return set(RenditionUpdate {
+                state: Some(RenditionState::Failed),
+                error: Some(error),
+                ..Default::default()
+            })
+            .await;
+        };
+        set(RenditionUpdate { state: Some(RenditionState::Active), percent: Some(0.0), ..Default::default() }).await;
+        let percent = AtomicU64::new(0);
+        let making = media::make_audio(&self.inner.options.media, &source, cancel, |value| {
+            percent.store((value * 10.0) as u64, Ordering::Relaxed);
+        });
+        tokio::pin!(making);
+        let result = loop {
+            tokio::select! {
+                result = &mut making => break result,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                    let value = percent.load(Ordering::Relaxed) as f64 / 10.0;
+                    set(RenditionUpdate { percent: Some(value), ..Default::default() }).await;
+                }
+            }
+        };
+        match result {
+            Ok(path) => {
+                let update = RenditionUpdate {
+                    state: Some(RenditionState::Ready),
+                    percent: Some(100.0),
+                    path: Some(self.relative(&path)),
+                    error: None,
+                };
+                set(update).await;
+                // Removed while it was being made: the file has no row to be found by.
+                if !store.renditions(account, id).await.is_ok_and(|all| all.iter().any(|r| r.name == name)) {
+                    remove_file_logged(&path);
+                }
+            }
+            // Stopped by shutdown or deletion: made again at the next start, or gone with its row.
+            Err(EngineError::Cancelled) => {}
+            Err(error) => {
+                tracing::info!(%error, "rendition failed");
+                let update = RenditionUpdate {
+                    state: Some(RenditionState::Failed),
+                    error: Some(error.to_string()),
+                    ..Default::default()
+                };
+                set(update).await;
+            }
+        }
+    }
+
+    async fn set_rendition(&self, id: DownloadId, name: &str, update: RenditionUpdate) {
+        self.store_quietly(self.inner.store.update_rendition(id, name, &update).await);
+    }
+
+    /// Stops making the renditions of `id` (all, or the one named).
+    fn stop_renditions(&self, id: DownloadId, name: Option<&str>) {
+        let making = self.inner.making.lock().expect("making lock");
+        for ((download, rendition), cancel) in making.iter() {
+            if *download == id && name.is_none_or(|name| name == rendition) {
+                cancel.cancel();
+            }
+        }
+    }
+
+    /// Deletes a media job's work directory (its partial formats and yt-dlp's fragments).
+    fn discard_work(&self, id: DownloadId) {
+        let work = media::work_dir(&self.inner.options.downloads_dir, id);
+        if let Err(error) = std::fs::remove_dir_all(&work)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %work.display(), %error, "cannot delete the work directory");
         }
     }
 
@@ -721,6 +976,7 @@ impl Engine {
                 remove_file_logged(&partial);
             }
         }
+        self.discard_work(record.id);
     }
 
     fn discard_partial_of(&self, progress: &Progress) {
@@ -768,21 +1024,14 @@ fn check_quality(quality: Option<&str>) -> Result<&'static str, ServiceError> {
     let quality = QUALITIES.into_iter().find(|known| known.eq_ignore_ascii_case(text.trim())).ok_or_else(|| {
         ServiceError::Invalid(format!("unknown quality {text:?}; expected one of {}", QUALITIES.join(", ")))
     })?;
-    if quality == "audio" {
-        return Err(ServiceError::Unsupported(format!("an audio-only download {NO_MEDIA}; ask for quality best")));
-    }
     Ok(quality)
 }
 
 fn check_rendition(name: &str) -> Result<(), ServiceError> {
-    match name {
-        "default" => Ok(()),
-        "audio" => Err(ServiceError::Unsupported(format!("an audio rendition {NO_MEDIA}"))),
-        other => Err(ServiceError::Invalid(format!(
-            "unknown rendition {other:?}; expected one of {}",
-            RENDITIONS.join(", ")
-        ))),
+    if RENDITIONS.contains(&name) {
+        return Ok(());
     }
+    Err(ServiceError::Invalid(format!("unknown rendition {name:?}; expected one of {}", RENDITIONS.join(", "))))
 }
 
 fn check_url(text: &str) -> Result<String, ServiceError> {

@@ -28,6 +28,7 @@ async fn start_in(dir: tempfile::TempDir, max_active: usize) -> Service {
         lease: Duration::from_secs(30),
         resume_on_start: true,
         client: ClientOptions::default(),
+        media: haul_engine::MediaTools::none(),
     };
     let engine = Engine::start(store, options).await.unwrap();
     Service { engine, dir, account: AccountId::generate() }

@@ -16,7 +16,8 @@ use haul_core::job::{AccountId, DownloadId, JobAction, JobState};
 
 pub use accounts::{Account, ApiKey, KeyKind, hash_secret};
 pub use record::{
-    DownloadPatch, DownloadRecord, ListFilter, NewDownload, ProgressUpdate, Rendition, RenditionState, StateCounts,
+    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionState,
+    RenditionUpdate, StateCounts,
 };
 pub use sqlite::SqliteStore;
 
@@ -110,6 +111,16 @@ pub trait Store: Send + Sync + 'static {
     /// Records that the `name` rendition of an account's download was asked for, `pending`; asking again returns
     /// the existing one unchanged.
     async fn put_rendition(&self, account: &AccountId, id: DownloadId, name: &str) -> Result<Rendition, StoreError>;
+
+    /// Records a rendition's progress (the engine's; no account check). A new `state` replaces the error too.
+    async fn update_rendition(&self, id: DownloadId, name: &str, update: &RenditionUpdate) -> Result<(), StoreError>;
+
+    /// Derived renditions asked for (or interrupted) whose download is complete: (account, download, name),
+    /// oldest first. The engine makes them, at start-up and whenever a download completes.
+    async fn renditions_to_make(&self) -> Result<Vec<(AccountId, DownloadId, String)>, StoreError>;
+
+    /// Records what a media download learned (the engine's; no account check). A title the client gave is kept.
+    async fn set_media(&self, id: DownloadId, update: &MediaUpdate) -> Result<(), StoreError>;
 
     /// The renditions of an account's download, by name.
     async fn renditions(&self, account: &AccountId, id: DownloadId) -> Result<Vec<Rendition>, StoreError>;

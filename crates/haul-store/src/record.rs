@@ -8,19 +8,27 @@ use haul_core::job::{AccountId, DownloadId, JobState};
 use serde::Serialize;
 
 /// One download as stored. Times are unix milliseconds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DownloadRecord {
     pub id: DownloadId,
     pub account: AccountId,
     pub url: String,
     /// Other URLs serving the same bytes, tried when `url` fails.
     pub mirrors: Vec<String>,
-    /// What fetches it: "file" (plain HTTP) for now; media downloads will add kinds.
+    /// What fetches it: `file` (haul's own HTTP engine), `media` (a page yt-dlp understands), or `auto` until
+    /// the first run decides.
     pub kind: String,
     /// A display name given by the client (VideoDB `name`, Cloudflare `meta.name`) or, for media, the title.
     pub title: Option<String>,
     /// The quality asked for: `best`, `2160p` ... `360p`, or `audio`. Plain files are fetched as they are.
     pub quality: String,
+    /// Media only, once known: seconds, the video's size, the chosen formats (`v720+a1`), and the thumbnail's
+    /// file name under `thumbnails/`.
+    pub duration: Option<f64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub format: Option<String>,
+    pub thumbnail: Option<String>,
     pub state: JobState,
     /// Higher runs first; ties go to the oldest.
     pub priority: i32,
@@ -67,6 +75,8 @@ pub struct NewDownload {
     pub directory: Option<String>,
     pub title: Option<String>,
     pub quality: String,
+    /// `auto`, `file` or `media`.
+    pub kind: String,
     pub checksum: Option<String>,
     pub headers: Vec<(String, String)>,
     pub connections_limit: Option<u32>,
@@ -87,6 +97,7 @@ impl NewDownload {
             directory: None,
             title: None,
             quality: "best".to_owned(),
+            kind: "file".to_owned(),
             checksum: None,
             headers: Vec::new(),
             connections_limit: None,
@@ -146,6 +157,15 @@ pub struct Rendition {
     pub created_at: i64,
 }
 
+/// A rendition's progress, written by whoever makes it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RenditionUpdate {
+    pub state: Option<RenditionState>,
+    pub percent: Option<f64>,
+    pub path: Option<String>,
+    pub error: Option<String>,
+}
+
 /// Which of an account's downloads to list; newest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListFilter {
@@ -168,6 +188,18 @@ pub struct ProgressUpdate {
     /// `None` keeps what is stored: the name and path are only known after the probe.
     pub filename: Option<String>,
     pub path: Option<String>,
+}
+
+/// What a media download learned about its video; `None` keeps what is stored.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MediaUpdate {
+    pub kind: Option<String>,
+    pub title: Option<String>,
+    pub duration: Option<f64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub format: Option<String>,
+    pub thumbnail: Option<String>,
 }
 
 /// A user's edit of a download; `None` leaves a field alone.

@@ -18,7 +18,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, migrate::MigrateError};
 
 use crate::{
-    DownloadPatch, DownloadRecord, ListFilter, NewDownload, ProgressUpdate, Rendition, StateCounts, Store, StoreError,
+    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionState,
+    RenditionUpdate, StateCounts, Store, StoreError,
 };
 
 /// How long a writer waits for another's lock before failing; claims and progress writes are short, so
@@ -113,7 +114,7 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
                  headers, connections_limit, speed_limit, created_at, title, quality)
-             VALUES (?1, ?2, ?3, ?4, 'file', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             VALUES (?1, ?2, ?3, ?4, ?16, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
              RETURNING *",
         )
         .bind(id.to_string())
@@ -131,6 +132,7 @@ impl Store for SqliteStore {
         .bind(now_millis())
         .bind(&new.title)
         .bind(&new.quality)
+        .bind(&new.kind)
         .fetch_one(&self.pool)
         .await?;
         record_from_row(&row)
@@ -389,6 +391,68 @@ impl Store for SqliteStore {
         rendition_from_row(&row)
     }
 
+    async fn update_rendition(&self, id: DownloadId, name: &str, update: &RenditionUpdate) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE renditions SET
+                 state = COALESCE(?3, state), percent = COALESCE(?4, percent), path = COALESCE(?5, path),
+                 error = CASE WHEN ?3 IS NULL THEN error ELSE ?6 END
+             WHERE download_id = ?1 AND name = ?2",
+        )
+        .bind(id.to_string())
+        .bind(name)
+        .bind(update.state.map(RenditionState::as_str))
+        .bind(update.percent)
+        .bind(&update.path)
+        .bind(&update.error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn renditions_to_make(&self) -> Result<Vec<(AccountId, DownloadId, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.account, r.download_id, r.name FROM renditions r JOIN downloads d ON d.id = r.download_id
+             WHERE r.name <> 'default' AND r.state IN ('pending', 'active') AND d.state = 'completed'
+             ORDER BY r.created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let account: String = row.try_get("account")?;
+                let id: String = row.try_get("download_id")?;
+                let corrupt =
+                    |error: &dyn std::fmt::Display| StoreError::Other(format!("corrupt rendition row: {error}"));
+                Ok((
+                    account.parse().map_err(|e| corrupt(&e))?,
+                    id.parse().map_err(|e| corrupt(&e))?,
+                    row.try_get("name")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn set_media(&self, id: DownloadId, update: &MediaUpdate) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE downloads SET
+                 kind = COALESCE(?2, kind), title = COALESCE(title, ?3), duration = COALESCE(?4, duration),
+                 width = COALESCE(?5, width), height = COALESCE(?6, height), format = COALESCE(?7, format),
+                 thumbnail = COALESCE(?8, thumbnail)
+             WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .bind(&update.kind)
+        .bind(&update.title)
+        .bind(update.duration)
+        .bind(update.width)
+        .bind(update.height)
+        .bind(&update.format)
+        .bind(&update.thumbnail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn renditions(&self, account: &AccountId, id: DownloadId) -> Result<Vec<Rendition>, StoreError> {
         self.owned_state(account, id).await?;
         let rows = sqlx::query("SELECT * FROM renditions WHERE download_id = ?1 ORDER BY name")
@@ -625,6 +689,11 @@ fn record_from_row(row: &SqliteRow) -> Result<DownloadRecord, StoreError> {
         kind: row.try_get("kind")?,
         title: row.try_get("title")?,
         quality: row.try_get("quality")?,
+        duration: row.try_get("duration")?,
+        width: row.try_get("width")?,
+        height: row.try_get("height")?,
+        format: row.try_get("format")?,
+        thumbnail: row.try_get("thumbnail")?,
         state: parse_state(row.try_get("state")?, id)?,
         priority: row.try_get("priority")?,
         filename: row.try_get("filename")?,

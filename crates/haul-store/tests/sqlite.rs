@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState, next_state};
 use haul_store::{
-    DownloadPatch, ListFilter, NewDownload, ProgressUpdate, Rendition, RenditionState, Store, StoreError,
+    DownloadPatch, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionState, RenditionUpdate,
+    Store, StoreError,
 };
 use tempfile::TempDir;
 
@@ -501,6 +502,64 @@ async fn renditions_belong_to_their_download_and_account() {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", fixture.db_path.display())).await.unwrap();
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM renditions").fetch_one(&pool).await.unwrap();
     assert_eq!(left, 0, "renditions outlived their download");
+}
+
+#[tokio::test]
+async fn media_fields_and_rendition_progress_are_recorded() {
+    let fixture = fresh().await;
+    let store = &*fixture.store;
+    let account = AccountId::generate();
+    let named = NewDownload {
+        kind: "auto".into(),
+        title: Some("Client's name".into()),
+        ..NewDownload::new(account.clone(), "http://site/page")
+    };
+    let id = store.create(named).await.unwrap().id;
+    let update = MediaUpdate {
+        kind: Some("media".into()),
+        title: Some("Page title".into()),
+        duration: Some(2.5),
+        width: Some(1280),
+        height: Some(720),
+        format: Some("v720+a1".into()),
+        thumbnail: Some(format!("{id}.jpg")),
+    };
+    store.set_media(id, &update).await.unwrap();
+    let record = store.get(&account, id).await.unwrap();
+    assert_eq!(record.kind, "media");
+    assert_eq!(record.title.as_deref(), Some("Client's name"), "a title the client gave is kept");
+    assert_eq!((record.duration, record.width, record.height), (Some(2.5), Some(1280), Some(720)));
+    assert_eq!((record.format.as_deref(), record.thumbnail.clone()), (Some("v720+a1"), Some(format!("{id}.jpg"))));
+    // `None` keeps what is there.
+    store.set_media(id, &MediaUpdate::default()).await.unwrap();
+    assert_eq!(store.get(&account, id).await.unwrap(), record);
+
+    // Renditions to make: derived ones, pending or active, of completed downloads only.
+    store.put_rendition(&account, id, "audio").await.unwrap();
+    store.put_rendition(&account, id, "default").await.unwrap();
+    assert!(store.renditions_to_make().await.unwrap().is_empty(), "the download is not complete yet");
+    store.apply(&account, id, JobAction::Start, None).await.unwrap();
+    store.apply(&account, id, JobAction::Complete, None).await.unwrap();
+    assert_eq!(store.renditions_to_make().await.unwrap(), [(account.clone(), id, "audio".to_owned())]);
+    let active = RenditionUpdate { state: Some(RenditionState::Active), percent: Some(40.0), ..Default::default() };
+    store.update_rendition(id, "audio", &active).await.unwrap();
+    assert_eq!(store.renditions_to_make().await.unwrap().len(), 1, "an interrupted one is made again");
+    let failed =
+        RenditionUpdate { state: Some(RenditionState::Failed), error: Some("no audio".into()), ..Default::default() };
+    store.update_rendition(id, "audio", &failed).await.unwrap();
+    let ready = RenditionUpdate {
+        state: Some(RenditionState::Ready),
+        percent: Some(100.0),
+        path: Some("a.m4a".into()),
+        ..Default::default()
+    };
+    store.update_rendition(id, "audio", &ready).await.unwrap();
+    let audio = store.renditions(&account, id).await.unwrap().into_iter().find(|r| r.name == "audio").unwrap();
+    assert_eq!(
+        (audio.state, audio.percent, audio.path.as_deref(), audio.error),
+        (RenditionState::Ready, 100.0, Some("a.m4a"), None)
+    );
+    assert!(store.renditions_to_make().await.unwrap().is_empty());
 }
 
 #[tokio::test]

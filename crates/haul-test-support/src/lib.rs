@@ -5,6 +5,7 @@
 
 mod body;
 mod content;
+pub mod media;
 mod options;
 mod pacing;
 mod range;
@@ -12,6 +13,7 @@ mod server;
 mod stats;
 
 pub use content::{BLOCK_LEN, ContentBlock, content_byte, expected_bytes, expected_sha256, file_seed};
+pub use media::{MediaOptions, MediaSite, PathStats, codec_types, ffprobe, missing_tools, tools_available};
 pub use options::{OriginOptions, SLOW_BASE_RATE, parse_byte_size};
 pub use server::{Origin, OriginHandle};
 pub use stats::OriginStats;

@@ -194,6 +194,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "API")]
     pub open_dialect: Vec<String>,
 
+    /// The yt-dlp program for media pages [default: yt-dlp on PATH].
+    #[arg(long, env = "HAUL_YT_DLP", value_name = "PATH")]
+    pub yt_dlp: Option<PathBuf>,
+
+    /// The ffmpeg program for merging streams, audio files and thumbnails [default: ffmpeg on PATH; ffprobe is
+    /// looked for beside it].
+    #[arg(long, env = "HAUL_FFMPEG", value_name = "PATH")]
+    pub ffmpeg: Option<PathBuf>,
+
     /// The URL clients reach this server at, for the download links the VideoDB and Cloudflare APIs hand out
     /// (e.g. https://haul.example.com) [default: the address each client used].
     #[arg(long, env = "HAUL_PUBLIC_URL", value_name = "URL")]

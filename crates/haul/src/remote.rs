@@ -85,6 +85,18 @@ pub struct AddArgs {
     #[arg(long = "mirror", value_name = "URL")]
     pub mirrors: Vec<String>,
 
+    /// For video pages: best, 2160p, 1440p, 1080p, 720p, 480p or 360p (the best at or under that height).
+    #[arg(short = 'q', long, value_name = "QUALITY", value_parser = parse_quality, conflicts_with = "audio")]
+    pub quality: Option<String>,
+
+    /// Only the sound, as an m4a file (from a video page or a video file; needs ffmpeg on the server).
+    #[arg(long)]
+    pub audio: bool,
+
+    /// What fetches it: auto (a video page yt-dlp can read is media, anything else a file), file or media.
+    #[arg(long, value_name = "KIND", value_parser = ["auto", "file", "media"])]
+    pub kind: Option<String>,
+
     /// Print the created downloads as a JSON array instead of their IDs.
     #[arg(long)]
     pub json: bool,
@@ -151,6 +163,14 @@ fn parse_checksum(text: &str) -> Result<String, String> {
 // ---------------------------------------------------------------------------------------------------------------
 // Commands
 
+/// A video quality as `--quality` takes it (audio has its own flag).
+fn parse_quality(text: &str) -> Result<String, String> {
+    match text.parse::<haul_core::media::Quality>()? {
+        haul_core::media::Quality::Audio => Err("use --audio for the sound alone".into()),
+        quality => Ok(quality.to_string()),
+    }
+}
+
 pub async fn add(remote: RemoteArgs, args: AddArgs) -> anyhow::Result<ExitCode> {
     let mut urls = args.urls.clone();
     if let Some(batch) = &args.batch {
@@ -189,6 +209,8 @@ pub async fn add(remote: RemoteArgs, args: AddArgs) -> anyhow::Result<ExitCode> 
             ("checksum", args.checksum.clone().map(Value::from)),
             ("connections", args.connections.map(Value::from)),
             ("speed_limit", args.limit_rate.map(Value::from)),
+            ("quality", if args.audio { Some("audio".into()) } else { args.quality.clone().map(Value::from) }),
+            ("kind", args.kind.clone().map(Value::from)),
         ] {
             if let Some(value) = value {
                 body[key] = value;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use haul_core::job::AccountId;
-use haul_engine::ClientOptions;
 use haul_engine::service::{Engine, EngineOptions};
+use haul_engine::{ClientOptions, MediaTools};
 
 use haul_api::Dialect;
 
@@ -153,7 +153,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lease: Duration::from_secs(30),
         resume_on_start: !args.no_resume,
         client: ClientOptions::default(),
+        media: MediaTools::discover(args.yt_dlp.clone(), args.ffmpeg.clone()).map_err(anyhow::Error::msg)?,
     };
+    let media_line = options.media.describe();
     let engine = Engine::start(store, options).await.context("cannot start the download engine")?;
 
     let api = api_options(&args, token, account, data.link_key()?)?;
@@ -187,6 +189,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let router = haul_api::dialect_router(engine.clone(), api.clone(), dialect, bound.port());
         servers.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop_signal()).await });
     }
+    banner.push_str(&format!("  {:<15} {media_line}\n", "media"));
     if api.open_ytdlp_app {
         tracing::warn!("the yt-dlp web app API is open: anyone who can reach {address} can use it without a token");
     }

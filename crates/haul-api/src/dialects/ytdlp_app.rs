@@ -436,13 +436,49 @@ async fn stream(
     send_file(&path, &filename, &method, &headers).await.map_err(detail_of)?.ok_or_else(missing)
 }
 
-/// `POST /info`: what yt-dlp says about a page (title, duration, formats). Media support is not built yet.
-async fn info(AppCaller(_): AppCaller, _body: Bytes) -> Detail {
-    Detail::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "La información de vídeos necesita soporte de medios (yt-dlp y ffmpeg), que este servidor haul aún no \
-         tiene; las URL directas de archivos se descargan con POST /api/download",
-    )
+/// `POST /info` `{"url"}`: what yt-dlp says about a page (title, duration, thumbnail, formats), as the app
+/// shows it before a download.
+async fn info(State(state): State<AppState>, AppCaller(_): AppCaller, body: Bytes) -> Result<Json<Value>, Detail> {
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|error| Detail::invalid("json_invalid", None, format!("JSON decode error: {error}"), Value::Null))?;
+    let url = match body.get("url") {
+        Some(Value::String(url)) => url.clone(),
+        Some(other) => {
+            return Err(Detail::invalid("string_type", Some("url"), "Input should be a valid string", other.clone()));
+        }
+        None => return Err(Detail::invalid("missing", Some("url"), "Field required", body.clone())),
+    };
+    let info = state.engine.media_info(&url).await.map_err(|error| match error {
+        ServiceError::Invalid(message) => {
+            Detail::new(StatusCode::BAD_REQUEST, format!("No se pudo obtener la información: {message}"))
+        }
+        other => other.into(),
+    })?;
+    let formats: Vec<Value> = info
+        .formats
+        .iter()
+        .map(|format| {
+            json!({
+                "format_id": format.format_id,
+                "ext": format.ext,
+                "resolution": format.height.map(|height| format!("{height}p")),
+                "height": format.height,
+                "width": format.width,
+                "filesize": format.size(),
+                "vcodec": format.vcodec,
+                "acodec": format.acodec,
+                "protocol": format.protocol,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "url": url,
+        "title": info.title,
+        "duration": info.duration,
+        "thumbnail": info.thumbnail,
+        "is_playlist": info.kind.as_deref() == Some("playlist"),
+        "formats": formats,
+    })))
 }
 
 /// A file-serving failure (416, 500) with its message, in the app's shape.

@@ -34,6 +34,16 @@ impl Harness {
         configure: impl FnOnce(&mut haul_api::ApiOptions),
     ) -> Self {
         let server = TestServer::start_with(token, 4, configure).await;
+        Self::around(server, token, origin_options).await
+    }
+
+    /// A server with exactly these media tools (`MediaTools::none()`: no yt-dlp, no ffmpeg).
+    pub async fn start_with_tools(token: &str, origin_options: OriginOptions, tools: haul_engine::MediaTools) -> Self {
+        let server = TestServer::start_with_tools(token, 4, tools, |_| {}).await;
+        Self::around(server, token, origin_options).await
+    }
+
+    async fn around(server: TestServer, token: &str, origin_options: OriginOptions) -> Self {
         let origin = Origin::start(origin_options).await.unwrap();
         Self {
             base: server.base.clone(),

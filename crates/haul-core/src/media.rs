@@ -1,0 +1,358 @@
+//! Media rules without I/O: the qualities a user can ask for, the parts of yt-dlp's `-J` output haul reads, which
+//! formats a quality picks, and the file name of a media download.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// What a media download asks for: the best, the best at or under a height, or the audio alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quality {
+    Best,
+    /// At most this many lines (`720` for `720p`).
+    Height(u32),
+    Audio,
+}
+
+impl Quality {
+    /// Every quality by name, best first.
+    pub const NAMES: [&'static str; 8] = ["best", "2160p", "1440p", "1080p", "720p", "480p", "360p", "audio"];
+}
+
+impl FromStr for Quality {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim().to_ascii_lowercase();
+        match text.as_str() {
+            "best" => Ok(Self::Best),
+            "audio" => Ok(Self::Audio),
+            _ => match text.strip_suffix('p').and_then(|digits| digits.parse::<u32>().ok()) {
+                Some(height) if Self::NAMES.contains(&text.as_str()) => Ok(Self::Height(height)),
+                _ => Err(format!("unknown quality {text:?}; expected one of {}", Self::NAMES.join(", "))),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Quality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Best => f.write_str("best"),
+            Self::Height(height) => write!(f, "{height}p"),
+            Self::Audio => f.write_str("audio"),
+        }
+    }
+}
+
+/// What haul reads of `yt-dlp -J`: one video (a playlist is refused before this).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct MediaInfo {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Seconds.
+    #[serde(default)]
+    pub duration: Option<f64>,
+    #[serde(default)]
+    pub thumbnail: Option<String>,
+    #[serde(default)]
+    pub formats: Vec<Format>,
+    /// `playlist` for a page with several videos.
+    #[serde(default, rename = "_type")]
+    pub kind: Option<String>,
+}
+
+/// One way yt-dlp can fetch the video: a direct URL (`protocol` http/https) or a manifest (HLS, DASH fragments).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Format {
+    pub format_id: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub ext: Option<String>,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    /// `none` when the format has no video; absent when yt-dlp does not know (plain `<video>` sources).
+    #[serde(default)]
+    pub vcodec: Option<String>,
+    /// `none` when the format has no audio; absent when unknown.
+    #[serde(default)]
+    pub acodec: Option<String>,
+    #[serde(default)]
+    pub filesize: Option<u64>,
+    #[serde(default)]
+    pub filesize_approx: Option<u64>,
+    /// Total bitrate, kbit/s.
+    #[serde(default)]
+    pub tbr: Option<f64>,
+    /// Audio bitrate, kbit/s.
+    #[serde(default)]
+    pub abr: Option<f64>,
+    /// Headers the URL needs (Referer, User-Agent, cookies).
+    #[serde(default)]
+    pub http_headers: BTreeMap<String, String>,
+}
+
+impl Format {
+    /// Has a video track, or might have (unknown codecs count as a muxed file).
+    pub fn has_video(&self) -> bool {
+        self.vcodec.as_deref() != Some("none")
+    }
+
+    pub fn has_audio(&self) -> bool {
+        self.acodec.as_deref() != Some("none")
+    }
+
+    /// Fetched as one plain HTTP(S) file, which haul's own engine does; anything else (HLS, DASH fragments)
+    /// is left to yt-dlp's downloader.
+    pub fn is_direct(&self) -> bool {
+        matches!(self.protocol.as_deref(), Some("http" | "https")) && self.url.is_some()
+    }
+
+    pub fn size(&self) -> Option<u64> {
+        self.filesize.or(self.filesize_approx)
+    }
+}
+
+/// The formats a quality picks from a video's list.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Selection {
+    /// One format holds everything wanted (a muxed video, or an audio-only format for `Audio`).
+    Single(Format),
+    /// A video-only and an audio-only format, to be merged into one mp4.
+    Merge { video: Box<Format>, audio: Box<Format> },
+    /// `Audio` from a page without an audio-only format: the audio is taken out of this muxed one.
+    ExtractAudio(Format),
+}
+
+impl Selection {
+    /// yt-dlp's `-f` spelling of the choice (`v720+a1`), recorded with the job and passed to yt-dlp's own
+    /// downloader when the engine cannot fetch a format itself.
+    pub fn format_spec(&self) -> String {
+        match self {
+            Self::Single(format) | Self::ExtractAudio(format) => format.format_id.clone(),
+            Self::Merge { video, audio } => format!("{}+{}", video.format_id, audio.format_id),
+        }
+    }
+
+    pub fn formats(&self) -> Vec<&Format> {
+        match self {
+            Self::Single(format) | Self::ExtractAudio(format) => vec![format],
+            Self::Merge { video, audio } => vec![&**video, &**audio],
+        }
+    }
+
+    /// The extension of the finished file: mp4 for video, m4a for audio alone, or the format's own.
+    pub fn final_ext(&self, quality: Quality) -> String {
+        match (self, quality) {
+            (_, Quality::Audio) => "m4a".to_owned(),
+            (Self::Merge { .. }, _) => "mp4".to_owned(),
+            (Self::Single(format) | Self::ExtractAudio(format), _) => {
+                format.ext.clone().filter(|ext| is_safe_ext(ext)).unwrap_or_else(|| "mp4".to_owned())
+            }
+        }
+    }
+}
+
+fn is_safe_ext(ext: &str) -> bool {
+    (1..=5).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Why no format fits.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NoFormat(pub String);
+
+/// The formats `quality` picks: for video, the best (tallest, then highest bitrate) at or under the height
+/// (the smallest there is when every format is taller), muxed when a muxed format is as tall as the best
+/// video-only one, else video-only plus the best audio-only; for `Audio`, the best audio-only format (m4a
+/// preferred), else the audio of the smallest muxed format.
+pub fn select(formats: &[Format], quality: Quality) -> Result<Selection, NoFormat> {
+    let usable: Vec<&Format> =
+        formats.iter().filter(|format| format.url.is_some() || format.protocol.is_some()).collect();
+    if usable.is_empty() {
+        return Err(NoFormat("the page offers no downloadable format".into()));
+    }
+    let audio_only: Vec<&Format> = usable.iter().copied().filter(|f| !f.has_video() && f.has_audio()).collect();
+    let best_audio = audio_only.iter().copied().max_by(|a, b| audio_rank(a).total_cmp(&audio_rank(b))).cloned();
+    if quality == Quality::Audio {
+        if let Some(audio) = best_audio {
+            return Ok(Selection::Single(audio));
+        }
+        let smallest_muxed = usable
+            .iter()
+            .copied()
+            .filter(|f| f.has_video() && f.has_audio())
+            .min_by_key(|f| (f.height.unwrap_or(0), f.size().unwrap_or(u64::MAX)));
+        return smallest_muxed
+            .cloned()
+            .map(Selection::ExtractAudio)
+            .ok_or_else(|| NoFormat("the page offers no format with audio".into()));
+    }
+    let limit = match quality {
+        Quality::Height(height) => height,
+        _ => u32::MAX,
+    };
+    let video: Vec<&Format> = usable.iter().copied().filter(|f| f.has_video()).collect();
+    if video.is_empty() {
+        return best_audio.map(Selection::Single).ok_or_else(|| NoFormat("the page offers no video".into()));
+    }
+    let fitting: Vec<&Format> = video.iter().copied().filter(|f| f.height.unwrap_or(0) <= limit).collect();
+    let pool = if fitting.is_empty() {
+        // Every format is taller than asked: the smallest is the closest.
+        let lowest = video.iter().map(|f| f.height.unwrap_or(0)).min().unwrap_or(0);
+        video.iter().copied().filter(|f| f.height.unwrap_or(0) == lowest).collect()
+    } else {
+        fitting
+    };
+    let best = |candidates: &mut dyn Iterator<Item = &Format>| {
+        candidates
+            .max_by(|a, b| video_rank(a).partial_cmp(&video_rank(b)).unwrap_or(std::cmp::Ordering::Equal))
+            .cloned()
+    };
+    let best_muxed = best(&mut pool.iter().copied().filter(|f| f.has_audio()));
+    let best_video_only = best(&mut pool.iter().copied().filter(|f| !f.has_audio()));
+    match (best_muxed, best_video_only, best_audio) {
+        (Some(muxed), Some(video), Some(audio)) if video.height.unwrap_or(0) > muxed.height.unwrap_or(0) => {
+            Ok(Selection::Merge { video: Box::new(video), audio: Box::new(audio) })
+        }
+        (Some(muxed), _, _) => Ok(Selection::Single(muxed)),
+        (None, Some(video), Some(audio)) => Ok(Selection::Merge { video: Box::new(video), audio: Box::new(audio) }),
+        (None, Some(video), None) => Ok(Selection::Single(video)),
+        (None, None, _) => Err(NoFormat("the page offers no video".into())),
+    }
+}
+
+fn video_rank(format: &Format) -> (u32, f64) {
+    (format.height.unwrap_or(0), format.tbr.unwrap_or(0.0))
+}
+
+/// m4a first (it goes into mp4 and m4a without re-encoding), then bitrate.
+fn audio_rank(format: &Format) -> f64 {
+    let m4a = matches!(format.ext.as_deref(), Some("m4a" | "mp4"))
+        || format.acodec.as_deref().is_some_and(|c| c.starts_with("mp4a"));
+    f64::from(u8::from(m4a)) * 100_000.0 + format.abr.or(format.tbr).unwrap_or(0.0)
+}
+
+/// The stored name of a media file: `{title}__{id}.{ext}`, with the title made safe for any file system (one
+/// path component, no control characters, at most 150 characters) and `media` when nothing of it is left.
+pub fn media_file_name(title: &str, id: &str, ext: &str) -> String {
+    let cleaned: String = title
+        .chars()
+        .map(|c| if matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') { '_' } else { c })
+        .collect();
+    let stem = crate::filename::sanitize(&cleaned).unwrap_or_default();
+    let stem: String = stem.chars().take(150).collect();
+    let stem = stem.trim_end_matches(['.', ' ']);
+    let stem = if stem.is_empty() { "media" } else { stem };
+    format!("{stem}__{id}.{ext}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(id: &str, height: Option<u32>, vcodec: Option<&str>, acodec: Option<&str>) -> Format {
+        Format {
+            format_id: id.to_owned(),
+            url: Some(format!("http://h/{id}")),
+            ext: Some(if vcodec == Some("none") { "m4a" } else { "mp4" }.to_owned()),
+            protocol: Some("http".to_owned()),
+            height,
+            vcodec: vcodec.map(str::to_owned),
+            acodec: acodec.map(str::to_owned),
+            ..Format::default()
+        }
+    }
+
+    #[test]
+    fn qualities_parse_and_print() {
+        for name in Quality::NAMES {
+            assert_eq!(name.parse::<Quality>().unwrap().to_string(), name);
+        }
+        assert_eq!("720P".parse::<Quality>(), Ok(Quality::Height(720)));
+        for bad in ["", "999p", "hd", "720", "p"] {
+            assert!(bad.parse::<Quality>().unwrap_err().contains("expected one of best"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn muxed_sources_pick_by_height() {
+        // Plain <video> sources: codecs unknown, so each counts as muxed.
+        let formats = [format("360p", Some(360), None, None), format("720p", Some(720), None, None)];
+        let pick = |quality: &str| select(&formats, quality.parse().unwrap()).unwrap().format_spec();
+        assert_eq!(pick("best"), "720p");
+        assert_eq!(pick("1080p"), "720p");
+        assert_eq!(pick("720p"), "720p");
+        assert_eq!(pick("480p"), "360p");
+        assert_eq!(pick("360p"), "360p");
+        assert_eq!(select(&formats, Quality::Audio).unwrap(), Selection::ExtractAudio(formats[0].clone()));
+    }
+
+    #[test]
+    fn separate_streams_are_merged() {
+        let formats = [
+            format("a1", None, Some("none"), Some("mp4a.40.2")),
+            format("v360", Some(360), Some("avc1"), Some("none")),
+            format("v720", Some(720), Some("avc1"), Some("none")),
+        ];
+        let pick = |quality: Quality| select(&formats, quality).unwrap();
+        assert_eq!(pick(Quality::Best).format_spec(), "v720+a1");
+        assert_eq!(pick(Quality::Height(480)).format_spec(), "v360+a1");
+        // Taller than every format asked for the smallest: the closest there is.
+        assert_eq!(pick(Quality::Height(240)).format_spec(), "v360+a1");
+        assert_eq!(pick(Quality::Audio), Selection::Single(formats[0].clone()));
+        assert_eq!(pick(Quality::Best).final_ext(Quality::Best), "mp4");
+        assert_eq!(pick(Quality::Audio).final_ext(Quality::Audio), "m4a");
+    }
+
+    #[test]
+    fn muxed_wins_a_tie_with_video_only() {
+        let formats = [
+            format("a1", None, Some("none"), Some("opus")),
+            format("a2", None, Some("none"), Some("mp4a.40.2")),
+            format("m720", Some(720), Some("avc1"), Some("mp4a")),
+            format("v720", Some(720), Some("avc1"), Some("none")),
+            format("v1080", Some(1080), Some("avc1"), Some("none")),
+        ];
+        assert_eq!(select(&formats, Quality::Height(720)).unwrap().format_spec(), "m720");
+        assert_eq!(select(&formats, Quality::Best).unwrap().format_spec(), "v1080+a2", "m4a audio preferred");
+    }
+
+    #[test]
+    fn nothing_to_pick_says_why() {
+        assert!(select(&[], Quality::Best).unwrap_err().0.contains("no downloadable format"));
+        let video_only = [format("v", Some(360), Some("avc1"), Some("none"))];
+        assert_eq!(select(&video_only, Quality::Best).unwrap().format_spec(), "v");
+        assert!(select(&video_only, Quality::Audio).unwrap_err().0.contains("no format with audio"));
+    }
+
+    #[test]
+    fn media_names_are_one_safe_component() {
+        let id = "550e8400-e29b-41d4-a716-446655440000";
+        let cases = [
+            ("My clip", "My clip"),
+            ("../../etc/passwd", "_._.._etc_passwd"),
+            ("a/b\\c:d", "a_b_c_d"),
+            ("quote \"this\" <now>", "quote _this_ _now_"),
+            ("emoji 🎬 ok", "emoji 🎬 ok"),
+            ("..", "media"),
+            ("", "media"),
+            ("tab\tand\nnewline", "tabandnewline"),
+        ];
+        for (title, stem) in cases {
+            let name = media_file_name(title, id, "mp4");
+            assert_eq!(name, format!("{stem}__{id}.mp4"), "{title:?}");
+            assert!(!name.contains('/') && !name.starts_with('.'), "{name}");
+        }
+        assert_eq!(media_file_name(&"x".repeat(400), id, "m4a").len(), 150 + 2 + id.len() + 4);
+    }
+}

@@ -1,0 +1,505 @@
+//! Media downloads: a page yt-dlp understands becomes one playable file (or an m4a for `audio`) and a
+//! thumbnail.
+//!
+//! The pipeline: **extract** (`yt-dlp -J`) → **select** formats for the quality (`haul_core::media::select`) →
+//! **thumbnail** (the page's, fetched now; else a frame once the file is there) → **fetch**: every chosen
+//! format that is a plain HTTP(S) file goes through haul's own multi-connection engine with the headers yt-dlp
+//! says it needs; anything else (HLS, DASH fragments) through yt-dlp's downloader → **finish** with ffmpeg
+//! (merge video and audio into mp4, or take the audio out as m4a) → **move** to `{title}__{id}.{ext}`.
+//!
+//! Everything in between lives in the job's work directory `downloads/.haul-{id}/`: the engine's part files
+//! and resume records, yt-dlp's fragments. A pause keeps it, so the next run continues where this one stopped;
+//! a cancel or a removal deletes it.
+
+mod ffmpeg;
+mod process;
+mod tools;
+mod ytdlp;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use haul_core::job::DownloadId;
+use haul_core::media::{Format, MediaInfo, Quality, Selection, media_file_name, select};
+use haul_store::{MediaUpdate, Store};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+pub use tools::MediaTools;
+
+use crate::download::{self, DownloadOptions, Target};
+use crate::error::EngineError;
+use crate::http::HttpClient;
+use crate::progress::{Phase, Progress};
+
+/// How often the progress of a format being fetched is folded into the job's.
+const MIRROR_EVERY: Duration = Duration::from_millis(250);
+
+/// The work directory of a media job, inside the downloads directory so the final move is a rename.
+pub(crate) fn work_dir(downloads_dir: &Path, id: DownloadId) -> PathBuf {
+    downloads_dir.join(format!(".haul-{id}"))
+}
+
+/// One media job, as the service hands it over.
+pub(crate) struct MediaJob<'a> {
+    pub(crate) id: DownloadId,
+    pub(crate) url: &'a str,
+    pub(crate) quality: Quality,
+    pub(crate) headers: &'a [(String, String)],
+    /// A title the client gave, which wins over the page's.
+    pub(crate) title: Option<&'a str>,
+    /// Where the finished file goes (the downloads directory, or the directory the client asked for in it).
+    pub(crate) target_dir: PathBuf,
+    pub(crate) downloads_dir: &'a Path,
+    pub(crate) thumbnails_dir: &'a Path,
+    pub(crate) rate_limit: Option<u64>,
+    pub(crate) connections: Option<usize>,
+}
+
+/// A finished media job.
+pub(crate) struct MediaDone {
+    pub(crate) path: PathBuf,
+    pub(crate) size: u64,
+    pub(crate) update: MediaUpdate,
+}
+
+/// Whether `url` looks like a page for yt-dlp (an HTML document), from a HEAD or a short GET.
+pub(crate) async fn is_web_page(client: &HttpClient, url: &str, headers: &HeaderMap) -> bool {
+    let content_type = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(|value| value.to_ascii_lowercase())
+    };
+    let head = client.inner.head(url).headers(headers.clone()).send().await;
+    let kind = match head {
+        Ok(response) if response.status().is_success() => content_type(&response),
+        _ => match client.inner.get(url).headers(headers.clone()).header("range", "bytes=0-0").send().await {
+            Ok(response) if response.status().is_success() => content_type(&response),
+            _ => None,
+        },
+    };
+    kind.is_some_and(|kind| kind.starts_with("text/html") || kind.starts_with("application/xhtml"))
+}
+
+/// Reads the page with yt-dlp; `None` when yt-dlp cannot make a video of it (the job is then a plain file).
+pub(crate) async fn try_extract(
+    tools: &MediaTools,
+    url: &str,
+    headers: &[(String, String)],
+    cancel: &CancellationToken,
+) -> Result<Option<MediaInfo>, EngineError> {
+    let Ok(yt_dlp) = tools.yt_dlp() else { return Ok(None) };
+    match ytdlp::extract(yt_dlp, url, headers, cancel).await {
+        Ok(info) if !info.formats.is_empty() || info.kind.as_deref() == Some("playlist") => Ok(Some(info)),
+        Ok(_) => Ok(None),
+        Err(EngineError::Cancelled) => Err(EngineError::Cancelled),
+        Err(error) => {
+            tracing::debug!(%error, "yt-dlp cannot read the page; fetching it as a file");
+            Ok(None)
+        }
+    }
+}
+
+/// Reads the page with yt-dlp, which must succeed: the job was asked to be media.
+pub(crate) async fn extract(
+    tools: &MediaTools,
+    url: &str,
+    headers: &[(String, String)],
+    cancel: &CancellationToken,
+) -> Result<MediaInfo, EngineError> {
+    let yt_dlp = tools.yt_dlp().map_err(EngineError::Media)?;
+    ytdlp::extract(yt_dlp, url, headers, cancel).await
+}
+
+/// A direct file described as a one-format "page", for `audio` asked of a plain video file.
+pub(crate) fn direct_info(url: &str) -> MediaInfo {
+    let title = Url::parse(url)
+        .ok()
+        .and_then(|url| url.path_segments().and_then(|mut segments| segments.next_back().map(str::to_owned)))
+        .map(|name| percent_encoding::percent_decode_str(&name).decode_utf8_lossy().into_owned())
+        .map(|name| name.rsplit_once('.').map_or(name.clone(), |(stem, _)| stem.to_owned()))
+        .filter(|stem| !stem.is_empty());
+    MediaInfo {
+        title,
+        formats: vec![Format {
+            format_id: "direct".into(),
+            url: Some(url.to_owned()),
+            protocol: Some(if url.starts_with("https:") { "https" } else { "http" }.into()),
+            ..Format::default()
+        }],
+        ..MediaInfo::default()
+    }
+}
+
+/// Records in the store what a media job learns as soon as it is learned (title, formats, thumbnail), so
+/// clients see it while the fetch runs.
+async fn record(store: &dyn Store, id: DownloadId, update: MediaUpdate) {
+    if let Err(error) = store.set_media(id, &update).await {
+        tracing::warn!(%error, "cannot record what the media job learned");
+    }
+}
+
+/// The whole pipeline for one job.
+pub(crate) async fn run(
+    client: &HttpClient,
+    tools: &MediaTools,
+    store: &dyn Store,
+    job: MediaJob<'_>,
+    info: MediaInfo,
+    progress: &Arc<Progress>,
+    cancel: &CancellationToken,
+) -> Result<MediaDone, EngineError> {
+    if info.kind.as_deref() == Some("playlist") {
+        return Err(EngineError::Media(
+            "the page is a playlist; haul downloads one video per job: add each video's own page".into(),
+        ));
+    }
+    let selection = select(&info.formats, job.quality).map_err(|error| EngineError::Media(error.0))?;
+    let needs_ffmpeg = matches!(selection, Selection::Merge { .. } | Selection::ExtractAudio(_))
+        || (job.quality == Quality::Audio && !is_m4a(selection.formats()[0]));
+    if needs_ffmpeg {
+        tools.ffmpeg().map_err(|message| EngineError::Media(format!("{} {message}", selection_purpose(&selection))))?;
+    }
+    let title = job.title.map(str::to_owned).or(info.title.clone()).unwrap_or_else(|| "media".to_owned());
+    let ext = selection.final_ext(job.quality);
+    let final_path = job.target_dir.join(media_file_name(&title, &job.id.to_string(), &ext));
+    let chosen_video = selection.formats().into_iter().find(|format| format.has_video());
+    let mut update = MediaUpdate {
+        kind: Some("media".into()),
+        title: info.title.clone(),
+        duration: info.duration,
+        width: chosen_video.and_then(|format| format.width),
+        height: chosen_video.and_then(|format| format.height),
+        format: Some(selection.format_spec()),
+        thumbnail: None,
+    };
+    record(store, job.id, update.clone()).await;
+    progress.set_destination(final_path.clone());
+
+    let work = work_dir(job.downloads_dir, job.id);
+    std::fs::create_dir_all(&work).map_err(|error| EngineError::io(&work, error))?;
+    std::fs::create_dir_all(&job.target_dir).map_err(|error| EngineError::io(&job.target_dir, error))?;
+    std::fs::create_dir_all(job.thumbnails_dir).map_err(|error| EngineError::io(job.thumbnails_dir, error))?;
+
+    // The page's thumbnail first, so a client can show it while the video comes.
+    if let Some(thumbnail) = info.thumbnail.as_deref() {
+        match fetch_thumbnail(client, tools, thumbnail, job.headers, job.thumbnails_dir, job.id, cancel).await {
+            Ok(name) => {
+                update.thumbnail = Some(name);
+                record(store, job.id, MediaUpdate { thumbnail: update.thumbnail.clone(), ..MediaUpdate::default() })
+                    .await;
+            }
+            Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
+            Err(error) => tracing::info!(%error, "cannot fetch the page's thumbnail; a frame will do"),
+        }
+    }
+
+    progress.set_phase(Phase::Downloading);
+    let fetched = if selection.formats().iter().all(|format| format.is_direct()) {
+        fetch_direct(client, &job, &selection, &work, progress, cancel).await?
+    } else {
+        vec![fetch_with_ytdlp(tools, &job, &selection, &work, progress, cancel).await?]
+    };
+
+    progress.set_phase(Phase::Verifying);
+    let output = finish(tools, &job, &selection, &fetched, &work, cancel).await?;
+    let size = std::fs::metadata(&output).map_err(|error| EngineError::io(&output, error))?.len();
+    std::fs::rename(&output, &final_path).map_err(|error| EngineError::io(&final_path, error))?;
+    if let Err(error) = std::fs::remove_dir_all(&work) {
+        tracing::warn!(%error, dir = %work.display(), "cannot remove the work directory");
+    }
+
+    // What the file really holds, and a frame when the page had no thumbnail.
+    if let Ok(ffprobe) = tools.ffprobe()
+        && let Ok(probed) = ffmpeg::probe(ffprobe, &final_path, cancel).await
+    {
+        update.duration = probed.duration.or(update.duration);
+        update.width = probed.width.or(update.width);
+        update.height = probed.height.or(update.height);
+        if update.thumbnail.is_none()
+            && probed.has_video
+            && let Ok(ffmpeg_path) = tools.ffmpeg()
+        {
+            let name = format!("{}.jpg", job.id);
+            let at = probed.duration.map_or(0.0, |duration| (duration / 2.0).min(1.0));
+            let out = job.thumbnails_dir.join(&name);
+            match ffmpeg::frame(ffmpeg_path, &final_path, at, &out, cancel).await {
+                Ok(()) => update.thumbnail = Some(name),
+                Err(error) => tracing::info!(%error, "cannot grab a thumbnail frame"),
+            }
+        }
+    }
+    progress.set_total(Some(size));
+    progress.set_done(size);
+    progress.set_phase(Phase::Done);
+    Ok(MediaDone { path: final_path, size, update })
+}
+
+fn is_m4a(format: &Format) -> bool {
+    matches!(format.ext.as_deref(), Some("m4a"))
+}
+
+fn selection_purpose(selection: &Selection) -> &'static str {
+    match selection {
+        Selection::Merge { .. } => "merging the video and audio streams:",
+        _ => "making the audio file:",
+    }
+}
+
+/// Each chosen format through haul's engine into `work/f{format_id}`, one after the other, continuing from
+/// earlier runs; the job's progress counts all of them.
+async fn fetch_direct(
+    client: &HttpClient,
+    job: &MediaJob<'_>,
+    selection: &Selection,
+    work: &Path,
+    progress: &Arc<Progress>,
+    cancel: &CancellationToken,
+) -> Result<Vec<PathBuf>, EngineError> {
+    let formats = selection.formats();
+    let mut done_before = 0;
+    let mut paths = Vec::new();
+    for (index, format) in formats.iter().enumerate() {
+        let path = work.join(format!("f{}", safe_id(&format.format_id)));
+        let later: u64 = formats[index + 1..].iter().filter_map(|format| format.size()).sum();
+        if let Ok(meta) = std::fs::metadata(&path) {
+            // Finished by an earlier run.
+            done_before += meta.len();
+            paths.push(path);
+            continue;
+        }
+        let url: Url = format.url.as_deref().unwrap_or_default().parse().map_err(|error| {
+            EngineError::Media(format!("yt-dlp gave a bad URL for format {}: {error}", format.format_id))
+        })?;
+        let mut options = DownloadOptions::new(url, Target::File(path.clone()));
+        options.overwrite = true;
+        options.rate_limit = job.rate_limit;
+        options.connections = job.connections;
+        options.headers = header_map(format.http_headers.iter().chain(job.headers.iter().map(|(k, v)| (k, v))));
+        let part = Arc::new(Progress::default());
+        let fetch = download::download(client.clone(), options, part.clone(), cancel.clone());
+        tokio::pin!(fetch);
+        let result = loop {
+            tokio::select! {
+                result = &mut fetch => break result,
+                _ = tokio::time::sleep(MIRROR_EVERY) => mirror(progress, &part.snapshot(), done_before, later),
+            }
+        };
+        let done = result?;
+        done_before += done.size;
+        paths.push(done.path);
+    }
+    progress.set_done(done_before);
+    progress.set_speed(0);
+    progress.set_connections(0);
+    Ok(paths)
+}
+
+/// The job's progress from the format being fetched and those before and after it.
+fn mirror(progress: &Progress, part: &crate::progress::ProgressSnapshot, before: u64, later: u64) {
+    progress.set_done(before + part.done);
+    progress.set_total(part.total.map(|total| before + total + later));
+    progress.set_speed(part.speed);
+    progress.set_connections(part.connections);
+}
+
+/// Format ids come from the page; only letters, digits, `-` and `_` reach a file name.
+fn safe_id(id: &str) -> String {
+    id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+fn header_map<'a>(headers: impl Iterator<Item = (&'a String, &'a String)>) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
+            map.insert(name, value);
+        }
+    }
+    map
+}
+
+/// The formats through yt-dlp's own downloader (HLS, DASH fragments), which also merges them.
+async fn fetch_with_ytdlp(
+    tools: &MediaTools,
+    job: &MediaJob<'_>,
+    selection: &Selection,
+    work: &Path,
+    progress: &Arc<Progress>,
+    cancel: &CancellationToken,
+) -> Result<PathBuf, EngineError> {
+    progress.set_connections(1);
+    let result = ytdlp::download(tools, job.url, &selection.format_spec(), job.headers, work, cancel, |report| {
+        progress.set_done(report.downloaded);
+        progress.set_total(report.total);
+        progress.set_speed(report.speed);
+    })
+    .await;
+    progress.set_speed(0);
+    progress.set_connections(0);
+    result
+}
+
+/// The fetched files made into the one the user asked for, in `work`.
+async fn finish(
+    tools: &MediaTools,
+    job: &MediaJob<'_>,
+    selection: &Selection,
+    fetched: &[PathBuf],
+    work: &Path,
+    cancel: &CancellationToken,
+) -> Result<PathBuf, EngineError> {
+    let out = work.join("out");
+    match (selection, fetched) {
+        // yt-dlp's downloader merged them already.
+        (Selection::Merge { video, audio }, [video_path, audio_path]) if video.is_direct() && audio.is_direct() => {
+            let ffmpeg = tools.ffmpeg().map_err(EngineError::Media)?;
+            ffmpeg::merge(ffmpeg, video_path, audio_path, &out, cancel).await?;
+            Ok(out)
+        }
+        (_, [single, ..]) if job.quality == Quality::Audio => {
+            let probed = match tools.ffprobe() {
+                Ok(ffprobe) => ffmpeg::probe(ffprobe, single, cancel).await?,
+                Err(_) => ffmpeg::Probed { audio_codec: Some("aac".into()), ..Default::default() },
+            };
+            let codec = probed
+                .audio_codec
+                .ok_or_else(|| EngineError::Media("the downloaded media has no audio track".into()))?;
+            if codec == "aac" && !probed.has_video && is_m4a(selection.formats()[0]) {
+                return Ok(single.clone());
+            }
+            let ffmpeg = tools.ffmpeg().map_err(EngineError::Media)?;
+            ffmpeg::to_m4a(ffmpeg, single, &codec, probed.duration, &out, cancel, |_| {}).await?;
+            Ok(out)
+        }
+        (_, [single, ..]) => Ok(single.clone()),
+        (_, []) => Err(EngineError::Media("nothing was downloaded".into())),
+    }
+}
+
+/// The page's thumbnail as `thumbnails/{id}.{jpg|webp|png}` (other image types become JPEG with ffmpeg).
+/// Returns the file name.
+async fn fetch_thumbnail(
+    client: &HttpClient,
+    tools: &MediaTools,
+    url: &str,
+    headers: &[(String, String)],
+    dir: &Path,
+    id: DownloadId,
+    cancel: &CancellationToken,
+) -> Result<String, EngineError> {
+    const LIMIT: usize = 20 * 1024 * 1024;
+    let parsed: Url = url.parse().map_err(|error| EngineError::Media(format!("thumbnail URL {url:?}: {error}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(EngineError::Media(format!("thumbnail URL {url:?} is not http(s)")));
+    }
+    let request = client.inner.get(parsed).headers(header_map(headers.iter().map(|(k, v)| (k, v))));
+    let response = tokio::select! {
+        response = request.send() => response.map_err(|error| EngineError::Media(format!("thumbnail: {error}")))?,
+        _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+    };
+    if !response.status().is_success() {
+        return Err(EngineError::Media(format!("thumbnail: the server answered {}", response.status())));
+    }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let bytes = response.bytes().await.map_err(|error| EngineError::Media(format!("thumbnail: {error}")))?;
+    if bytes.len() > LIMIT {
+        return Err(EngineError::Media("thumbnail: larger than 20 MiB".into()));
+    }
+    let ext = image_ext(&bytes, &content_type);
+    let temp = dir.join(format!(".{id}.thumbnail"));
+    std::fs::write(&temp, &bytes).map_err(|error| EngineError::io(&temp, error))?;
+    let name = match ext {
+        Some(ext) => {
+            let name = format!("{id}.{ext}");
+            std::fs::rename(&temp, dir.join(&name)).map_err(|error| EngineError::io(dir.join(&name), error))?;
+            name
+        }
+        None => {
+            let ffmpeg = tools.ffmpeg().map_err(EngineError::Media);
+            let name = format!("{id}.jpg");
+            let converted = match ffmpeg {
+                Ok(ffmpeg) => ffmpeg::to_jpeg(ffmpeg, &temp, &dir.join(&name), cancel).await,
+                Err(error) => Err(error),
+            };
+            let _ = std::fs::remove_file(&temp);
+            converted?;
+            name
+        }
+    };
+    Ok(name)
+}
+
+/// jpg, webp or png by the file's own signature (servers often say `application/octet-stream`), then by type.
+fn image_ext(bytes: &[u8], content_type: &str) -> Option<&'static str> {
+    if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some("jpg")
+    } else if bytes.starts_with(b"\x89PNG") {
+        Some("png")
+    } else if bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("webp")
+    } else {
+        match content_type {
+            "image/jpeg" => Some("jpg"),
+            "image/png" => Some("png"),
+            "image/webp" => Some("webp"),
+            _ => None,
+        }
+    }
+}
+
+/// Makes the `audio` rendition of a finished video: `{stem}.audio.m4a` beside it. `on_percent` hears progress.
+pub(crate) async fn make_audio(
+    tools: &MediaTools,
+    source: &Path,
+    cancel: &CancellationToken,
+    on_percent: impl FnMut(f64),
+) -> Result<PathBuf, EngineError> {
+    let ffmpeg = tools.ffmpeg().map_err(EngineError::Media)?;
+    let ffprobe = tools.ffprobe().map_err(EngineError::Media)?;
+    let probed = ffmpeg::probe(ffprobe, source, cancel).await?;
+    let codec = probed.audio_codec.ok_or_else(|| {
+        EngineError::Media("the download has no audio track, so there is no audio to make a file of".into())
+    })?;
+    let stem = source.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_else(|| "media".into());
+    let out = source.with_file_name(format!("{stem}.audio.m4a"));
+    let temp = source.with_file_name(format!(".{stem}.audio.m4a.part"));
+    let made = ffmpeg::to_m4a(ffmpeg, source, &codec, probed.duration, &temp, cancel, on_percent).await;
+    if let Err(error) = made {
+        let _ = std::fs::remove_file(&temp);
+        return Err(error);
+    }
+    std::fs::rename(&temp, &out).map_err(|error| EngineError::io(&out, error))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_by_signature_then_type() {
+        assert_eq!(image_ext(b"\xff\xd8\xff\xe0rest", "application/octet-stream"), Some("jpg"));
+        assert_eq!(image_ext(b"\x89PNG\r\n", ""), Some("png"));
+        assert_eq!(image_ext(b"RIFF\0\0\0\0WEBPVP8 ", ""), Some("webp"));
+        assert_eq!(image_ext(b"GIF89a", "image/gif"), None);
+        assert_eq!(image_ext(b"????", "image/png"), Some("png"));
+    }
+
+    #[test]
+    fn direct_files_are_one_format_pages() {
+        let info = direct_info("http://h/videos/My%20clip.mp4?x=1");
+        assert_eq!(info.title.as_deref(), Some("My clip"));
+        assert_eq!(info.formats.len(), 1);
+        assert!(info.formats[0].is_direct());
+        assert_eq!(safe_id("v720+a/../1"), "v720_a____1");
+    }
+}

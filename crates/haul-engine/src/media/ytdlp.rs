@@ -1,0 +1,126 @@
+//! What haul asks of yt-dlp: a page's video described as JSON (`-J`), and, for formats haul's engine does not
+//! fetch itself (HLS, DASH fragments), the download.
+
+use std::path::Path;
+use std::time::Duration;
+
+use haul_core::media::MediaInfo;
+use tokio_util::sync::CancellationToken;
+
+use super::MediaTools;
+use super::process::{command, run};
+use crate::error::EngineError;
+
+/// How long reading a page may take before haul gives up on it.
+const EXTRACT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The page's video as yt-dlp understands it; `Media` when yt-dlp cannot read the page.
+pub(crate) async fn extract(
+    yt_dlp: &Path,
+    url: &str,
+    headers: &[(String, String)],
+    cancel: &CancellationToken,
+) -> Result<MediaInfo, EngineError> {
+    let mut cmd = command(yt_dlp);
+    cmd.args(["-J", "--no-playlist", "--no-warnings", "--no-progress", "--ignore-config"]);
+    for (name, value) in headers {
+        cmd.arg("--add-headers").arg(format!("{name}:{value}"));
+    }
+    cmd.arg("--").arg(url);
+    let timeout = cancel.child_token();
+    let reading = run(cmd, "yt-dlp (reading the page)", true, &timeout, |_| {});
+    let finished = tokio::select! {
+        finished = reading => finished?,
+        _ = tokio::time::sleep(EXTRACT_TIMEOUT) => {
+            timeout.cancel();
+            return Err(EngineError::Media(format!(
+                "yt-dlp took over {} s to read {url}; try again later", EXTRACT_TIMEOUT.as_secs()
+            )));
+        }
+    };
+    serde_json::from_str(&finished.stdout)
+        .map_err(|error| EngineError::Media(format!("yt-dlp described {url} in a way haul cannot read: {error}")))
+}
+
+/// What yt-dlp's downloader reports, from the progress template below.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Report {
+    pub(crate) downloaded: u64,
+    pub(crate) total: Option<u64>,
+    pub(crate) speed: u64,
+}
+
+const PROGRESS_TEMPLATE: &str = "download:haul-progress %(progress.downloaded_bytes)s %(progress.total_bytes)s \
+                                 %(progress.total_bytes_estimate)s %(progress.speed)s";
+
+fn parse_report(line: &str) -> Option<Report> {
+    let mut fields = line.strip_prefix("haul-progress ")?.split_whitespace();
+    let number =
+        |text: Option<&str>| text.and_then(|text| text.parse::<f64>().ok()).filter(|n| n.is_finite() && *n >= 0.0);
+    let downloaded = number(fields.next())? as u64;
+    let total = number(fields.next()).or(number(fields.next())).map(|n| n as u64);
+    let speed = number(fields.next()).unwrap_or(0.0) as u64;
+    Some(Report { downloaded, total, speed })
+}
+
+/// Downloads formats `spec` of `url` into `dir` as `media.EXT` with yt-dlp's own downloader (merging with
+/// ffmpeg when the spec joins two formats), continuing from what an earlier, stopped run left in `dir`.
+/// Returns the file it made.
+pub(crate) async fn download(
+    tools: &MediaTools,
+    url: &str,
+    spec: &str,
+    headers: &[(String, String)],
+    dir: &Path,
+    cancel: &CancellationToken,
+    mut on_report: impl FnMut(Report),
+) -> Result<std::path::PathBuf, EngineError> {
+    let mut cmd = command(tools.yt_dlp().map_err(EngineError::Media)?);
+    cmd.args(["--no-playlist", "--no-warnings", "--ignore-config", "--newline", "--continue", "--no-mtime"])
+        .args(["--progress-template", PROGRESS_TEMPLATE, "-f", spec, "--merge-output-format", "mp4"])
+        .arg("-P")
+        .arg(dir)
+        .args(["-o", "media.%(ext)s"]);
+    if let Ok(ffmpeg) = tools.ffmpeg() {
+        cmd.arg("--ffmpeg-location").arg(ffmpeg);
+    }
+    for (name, value) in headers {
+        cmd.arg("--add-headers").arg(format!("{name}:{value}"));
+    }
+    cmd.arg("--").arg(url);
+    run(cmd, "yt-dlp (downloading)", false, cancel, |line| {
+        if let Some(report) = parse_report(line) {
+            on_report(report);
+        }
+    })
+    .await?;
+    finished_file(dir)
+}
+
+/// The file yt-dlp left in `dir`: `media.EXT`, not a part or a fragment.
+fn finished_file(dir: &Path) -> Result<std::path::PathBuf, EngineError> {
+    let entries = std::fs::read_dir(dir).map_err(|error| EngineError::io(dir, error))?;
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| {
+            let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+            name.starts_with("media.") && name.matches('.').count() == 1 && path.is_file()
+        })
+        .ok_or_else(|| EngineError::Media("yt-dlp finished but left no file; see the server log".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines() {
+        let line = "haul-progress 1024 4096 NA 512.5";
+        assert_eq!(parse_report(line), Some(Report { downloaded: 1024, total: Some(4096), speed: 512 }));
+        let estimated = "haul-progress 10 NA 3000.0 NA";
+        assert_eq!(parse_report(estimated), Some(Report { downloaded: 10, total: Some(3000), speed: 0 }));
+        assert_eq!(parse_report("[download] 10%"), None);
+        assert_eq!(parse_report("haul-progress NA NA NA NA"), None);
+    }
+}
