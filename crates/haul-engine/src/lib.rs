@@ -21,7 +21,7 @@ pub use download::{DownloadOptions, Downloaded, Target, check_url, download, par
 pub use error::EngineError;
 pub use http::{ClientOptions, HttpClient};
 pub use limiter::RateLimiter;
-pub use media::MediaTools;
+pub use media::{MediaRequest, MediaTools, get_media};
 pub use progress::{Phase, Progress, ProgressSnapshot};
 pub use reqwest::header;
 pub use tokio_util::sync::CancellationToken;

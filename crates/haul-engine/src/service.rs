@@ -721,11 +721,12 @@ impl Engine {
             title: record.title.as_deref(),
             target_dir,
             downloads_dir: &self.inner.options.downloads_dir,
-            thumbnails_dir: &self.inner.options.thumbnails_dir,
+            thumbnails_dir: Some(&self.inner.options.thumbnails_dir),
             rate_limit: record.speed_limit,
             connections: record.connections_limit.map(|n| n as usize),
+            plain_name: false,
         };
-        let store = self.inner.store.as_ref();
+        let store = Some(self.inner.store.as_ref());
         let done = media::run(&self.inner.client, tools, store, job, info, &running.progress, cancel).await?;
         Ok(Fetched { path: done.path, size: done.size, media: Some(done.update) })
     }

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use haul_core::media::Quality;
+
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 use haul_core::checksum::ChecksumSpec;
@@ -153,6 +155,14 @@ fn parse_kind(text: &str) -> Result<haul_store::KeyKind, String> {
     text.parse()
 }
 
+/// A video quality as `--quality` takes it (the sound alone has `--audio`).
+fn parse_video_quality(text: &str) -> Result<Quality, String> {
+    match text.parse::<Quality>()? {
+        Quality::Audio => Err("use --audio for the sound alone".into()),
+        quality => Ok(quality),
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on; the default accepts connections from this machine only.
@@ -254,6 +264,27 @@ pub struct GetArgs {
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// For video pages: best, 2160p, 1440p, 1080p, 720p, 480p or 360p (the best at or under that height).
+    #[arg(long, value_name = "QUALITY", value_parser = parse_video_quality, conflicts_with = "audio")]
+    pub quality: Option<Quality>,
+
+    /// Only the sound, as an m4a file (from a video page or a video file; needs ffmpeg).
+    #[arg(long)]
+    pub audio: bool,
+
+    /// What fetches it: auto (a video page yt-dlp can read is media, anything else the file as it is), file or
+    /// media.
+    #[arg(long, value_name = "KIND", default_value = "auto", value_parser = ["auto", "file", "media"])]
+    pub kind: String,
+
+    /// The yt-dlp program for video pages [default: yt-dlp on PATH].
+    #[arg(long, env = "HAUL_YT_DLP", value_name = "PATH")]
+    pub yt_dlp: Option<PathBuf>,
+
+    /// The ffmpeg program [default: ffmpeg on PATH].
+    #[arg(long, env = "HAUL_FFMPEG", value_name = "PATH")]
+    pub ffmpeg: Option<PathBuf>,
 }
 
 fn parse_rate(text: &str) -> Result<u64, String> {

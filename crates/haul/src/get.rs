@@ -5,8 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use haul_core::media::Quality;
 use haul_engine::header::{HeaderMap, HeaderName, HeaderValue};
-use haul_engine::{CancellationToken, ClientOptions, DownloadOptions, EngineError, HttpClient, Progress, Target};
+use haul_engine::{
+    CancellationToken, ClientOptions, DownloadOptions, EngineError, HttpClient, MediaRequest, MediaTools, Progress,
+    Target,
+};
 use url::Url;
 
 use crate::cli::GetArgs;
@@ -38,6 +42,22 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
     let cancel = CancellationToken::new();
     tokio::spawn(pause_on_signal(cancel.clone()));
 
+    let media_wanted = args.kind != "file" || args.audio;
+    let tools = if media_wanted {
+        MediaTools::discover(args.yt_dlp.clone(), args.ffmpeg.clone()).map_err(anyhow::Error::msg)?
+    } else {
+        MediaTools::none()
+    };
+    if args.kind == "media" && tools.yt_dlp.is_none() {
+        bail!("--kind media needs yt-dlp: install it (pip install yt-dlp) or pass --yt-dlp PATH");
+    }
+    if args.audio && (tools.ffmpeg.is_none() || tools.ffprobe.is_none()) {
+        bail!("--audio needs ffmpeg and ffprobe: install ffmpeg or pass --ffmpeg PATH");
+    }
+    let quality = if args.audio { Quality::Audio } else { args.quality.unwrap_or(Quality::Best) };
+    let header_pairs: Vec<(String, String)> =
+        headers.iter().map(|(name, value)| (name.to_string(), value.to_str().unwrap_or_default().to_owned())).collect();
+
     let mut failed = 0;
     for url in urls {
         let target = match (&args.output, &args.dir) {
@@ -55,7 +75,38 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
 
         let progress = Arc::new(Progress::default());
         let ui = ProgressUi::start(progress.clone(), url.to_string(), display);
-        let result = haul_engine::download(client.clone(), options, progress.clone(), cancel.clone()).await;
+        let media = MediaRequest {
+            url: url.to_string(),
+            media: match args.kind.as_str() {
+                "media" => Some(true),
+                "file" => Some(false),
+                _ => None,
+            },
+            quality,
+            headers: header_pairs.clone(),
+            dir: match (&args.output, &args.dir) {
+                (Some(file), _) => file.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")),
+                (None, Some(dir)) => dir.clone(),
+                (None, None) => PathBuf::from("."),
+            },
+            rate_limit: args.limit_rate,
+            connections: args.connections.map(usize::from),
+        };
+        let result = match if media_wanted {
+            haul_engine::get_media(&client, &tools, &media, &progress, &cancel).await
+        } else {
+            Ok(None)
+        } {
+            Ok(Some(done)) => match &args.output {
+                // A media file is named after its title; -o names it.
+                Some(output) if *output != done.path => std::fs::rename(&done.path, output)
+                    .map(|()| haul_engine::Downloaded { path: output.clone(), ..done })
+                    .map_err(|error| EngineError::Media(format!("cannot move it to {}: {error}", output.display()))),
+                _ => Ok(done),
+            },
+            Ok(None) => haul_engine::download(client.clone(), options, progress.clone(), cancel.clone()).await,
+            Err(error) => Err(error),
+        };
         ui.finish().await;
         match result {
             Ok(downloaded) => {

@@ -193,3 +193,32 @@ async fn full_disk_fails_clearly_and_keeps_what_was_written() {
     assert_eq!(origin.handle().stats().body_bytes_sent, 0);
     assert!(std::fs::read_dir(disk.dir.path()).unwrap().next().is_none(), "nothing left on the full disk");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_makes_one_file_of_a_video_page() {
+    use haul_test_support::{MediaSite, codec_types, media};
+    let site = MediaSite::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let get = |args: &[&str]| {
+        let output = run(haul().current_dir(dir.path()).arg("get").arg("-q").args(args));
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    };
+
+    // Separate video and audio streams, fetched by haul and merged into one mp4 named after the page.
+    get(&[&site.dash("Talk: one/two")]);
+    let merged = dir.path().join("Talk_ one_two (1).mp4");
+    assert_eq!(codec_types(&merged), ["video", "audio"], "{:?}", std::fs::read_dir(dir.path()).unwrap().count());
+    assert!(site.requests(media::VIDEO_720) > 0 && site.requests(media::AUDIO) > 0);
+    // The sound alone, and a quality under the best, saved under the name asked for.
+    get(&["--audio", &site.muxed("Song")]);
+    assert_eq!(codec_types(dir.path().join("Song (1).m4a")), ["audio"]);
+    get(&["--quality", "360p", "-o", "small.mp4", &site.muxed("Small")]);
+    let small = haul_test_support::ffprobe(dir.path().join("small.mp4"));
+    assert_eq!(small["streams"][0]["height"], 360, "{small}");
+    // A page that is not a video is saved as it is; nothing is left behind in the directory.
+    get(&[&site.plain_html()]);
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["Song (1).m4a", "Talk_ one_two (1).mp4", "plain.html", "small.mp4"]);
+}

@@ -53,9 +53,13 @@ pub(crate) struct MediaJob<'a> {
     /// Where the finished file goes (the downloads directory, or the directory the client asked for in it).
     pub(crate) target_dir: PathBuf,
     pub(crate) downloads_dir: &'a Path,
-    pub(crate) thumbnails_dir: &'a Path,
+    /// Where the thumbnail goes; `None` makes none (`haul get`).
+    pub(crate) thumbnails_dir: Option<&'a Path>,
     pub(crate) rate_limit: Option<u64>,
     pub(crate) connections: Option<usize>,
+    /// Name the file `{title}.{ext}` instead of `{title}__{id}.{ext}` (`haul get`, where one user saves into
+    /// a directory of their own).
+    pub(crate) plain_name: bool,
 }
 
 /// A finished media job.
@@ -83,6 +87,70 @@ pub(crate) async fn is_web_page(client: &HttpClient, url: &str, headers: &Header
         },
     };
     kind.is_some_and(|kind| kind.starts_with("text/html") || kind.starts_with("application/xhtml"))
+}
+
+/// One media download without a server (`haul get`).
+#[derive(Clone, Debug)]
+pub struct MediaRequest {
+    pub url: String,
+    /// `Some(true)`: it must be media; `Some(false)`: plain file, never asked here; `None`: decide (a web page
+    /// yt-dlp can read is media).
+    pub media: Option<bool>,
+    pub quality: Quality,
+    pub headers: Vec<(String, String)>,
+    /// Where the file goes, as `{title}.{ext}`; the work directory `.haul-{hash}` is made beside it.
+    pub dir: PathBuf,
+    pub rate_limit: Option<u64>,
+    pub connections: Option<usize>,
+}
+
+/// Downloads `request` as media; `Ok(None)` when it turns out to be a plain file (the caller fetches it with
+/// [`download`](crate::download)). Stopping it keeps the work directory, so the same request resumes.
+pub async fn get_media(
+    client: &HttpClient,
+    tools: &MediaTools,
+    request: &MediaRequest,
+    progress: &Arc<Progress>,
+    cancel: &CancellationToken,
+) -> Result<Option<download::Downloaded>, EngineError> {
+    let audio = request.quality == Quality::Audio;
+    let info = match request.media {
+        Some(true) => extract(tools, &request.url, &request.headers, cancel).await?,
+        Some(false) if audio => direct_info(&request.url),
+        Some(false) => return Ok(None),
+        None => {
+            let headers = header_map(request.headers.iter().map(|(k, v)| (k, v)));
+            let page = tools.yt_dlp.is_some() && is_web_page(client, &request.url, &headers).await;
+            match if page { try_extract(tools, &request.url, &request.headers, cancel).await? } else { None } {
+                Some(info) => info,
+                None if audio => direct_info(&request.url),
+                None => return Ok(None),
+            }
+        }
+    };
+    // The same request maps to the same work directory, so a second run continues the first.
+    let digest = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(format!("{}\n{}", request.url, request.quality).as_bytes())
+    };
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    let id = DownloadId::from_uuid(uuid::Uuid::from_bytes(bytes));
+    let job = MediaJob {
+        id,
+        url: &request.url,
+        quality: request.quality,
+        headers: &request.headers,
+        title: None,
+        target_dir: request.dir.clone(),
+        downloads_dir: &request.dir,
+        thumbnails_dir: None,
+        rate_limit: request.rate_limit,
+        connections: request.connections,
+        plain_name: true,
+    };
+    let done = run(client, tools, None, job, info, progress, cancel).await?;
+    Ok(Some(download::Downloaded { path: done.path, size: done.size, resumed_bytes: 0 }))
 }
 
 /// Reads the page with yt-dlp; `None` when yt-dlp cannot make a video of it (the job is then a plain file).
@@ -137,8 +205,10 @@ pub(crate) fn direct_info(url: &str) -> MediaInfo {
 
 /// Records in the store what a media job learns as soon as it is learned (title, formats, thumbnail), so
 /// clients see it while the fetch runs.
-async fn record(store: &dyn Store, id: DownloadId, update: MediaUpdate) {
-    if let Err(error) = store.set_media(id, &update).await {
+async fn record(store: Option<&dyn Store>, id: DownloadId, update: MediaUpdate) {
+    if let Some(store) = store
+        && let Err(error) = store.set_media(id, &update).await
+    {
         tracing::warn!(%error, "cannot record what the media job learned");
     }
 }
@@ -147,7 +217,7 @@ async fn record(store: &dyn Store, id: DownloadId, update: MediaUpdate) {
 pub(crate) async fn run(
     client: &HttpClient,
     tools: &MediaTools,
-    store: &dyn Store,
+    store: Option<&dyn Store>,
     job: MediaJob<'_>,
     info: MediaInfo,
     progress: &Arc<Progress>,
@@ -166,7 +236,13 @@ pub(crate) async fn run(
     }
     let title = job.title.map(str::to_owned).or(info.title.clone()).unwrap_or_else(|| "media".to_owned());
     let ext = selection.final_ext(job.quality);
-    let final_path = job.target_dir.join(media_file_name(&title, &job.id.to_string(), &ext));
+    let name = if job.plain_name {
+        haul_core::filename::sanitize(&format!("{}.{ext}", title.replace(['/', '\\'], "_")))
+            .unwrap_or_else(|| format!("media.{ext}"))
+    } else {
+        media_file_name(&title, &job.id.to_string(), &ext)
+    };
+    let final_path = job.target_dir.join(name);
     let chosen_video = selection.formats().into_iter().find(|format| format.has_video());
     let mut update = MediaUpdate {
         kind: Some("media".into()),
@@ -180,14 +256,19 @@ pub(crate) async fn run(
     record(store, job.id, update.clone()).await;
     progress.set_destination(final_path.clone());
 
+    if job.plain_name && final_path.exists() {
+        return Err(EngineError::AlreadyExists(final_path));
+    }
     let work = work_dir(job.downloads_dir, job.id);
     std::fs::create_dir_all(&work).map_err(|error| EngineError::io(&work, error))?;
     std::fs::create_dir_all(&job.target_dir).map_err(|error| EngineError::io(&job.target_dir, error))?;
-    std::fs::create_dir_all(job.thumbnails_dir).map_err(|error| EngineError::io(job.thumbnails_dir, error))?;
+    if let Some(dir) = job.thumbnails_dir {
+        std::fs::create_dir_all(dir).map_err(|error| EngineError::io(dir, error))?;
+    }
 
     // The page's thumbnail first, so a client can show it while the video comes.
-    if let Some(thumbnail) = info.thumbnail.as_deref() {
-        match fetch_thumbnail(client, tools, thumbnail, job.headers, job.thumbnails_dir, job.id, cancel).await {
+    if let (Some(thumbnail), Some(dir)) = (info.thumbnail.as_deref(), job.thumbnails_dir) {
+        match fetch_thumbnail(client, tools, thumbnail, job.headers, dir, job.id, cancel).await {
             Ok(name) => {
                 update.thumbnail = Some(name);
                 record(store, job.id, MediaUpdate { thumbnail: update.thumbnail.clone(), ..MediaUpdate::default() })
@@ -223,10 +304,11 @@ pub(crate) async fn run(
         if update.thumbnail.is_none()
             && probed.has_video
             && let Ok(ffmpeg_path) = tools.ffmpeg()
+            && let Some(dir) = job.thumbnails_dir
         {
             let name = format!("{}.jpg", job.id);
             let at = probed.duration.map_or(0.0, |duration| (duration / 2.0).min(1.0));
-            let out = job.thumbnails_dir.join(&name);
+            let out = dir.join(&name);
             match ffmpeg::frame(ffmpeg_path, &final_path, at, &out, cancel).await {
                 Ok(()) => update.thumbnail = Some(name),
                 Err(error) => tracing::info!(%error, "cannot grab a thumbnail frame"),
