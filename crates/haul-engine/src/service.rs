@@ -377,6 +377,7 @@ impl Engine {
         let record = self.inner.store.apply(account, id, JobAction::Cancel, None).await?;
         if !self.stop_running(id, StopReason::Cancel).await {
             self.discard_partial(&record);
+            self.fail_renditions(&record, "the download was cancelled").await;
         }
         let record = self.inner.store.get(account, id).await?;
         self.emit(EventKind::Cancelled, &record);
@@ -419,11 +420,12 @@ impl Engine {
                 remove_file_logged(&path);
             }
             self.discard_partial(&record);
-            for thumbnail in self.thumbnail_candidates(record.id) {
-                remove_file_logged(&thumbnail);
-            }
         }
-        // A media job's work directory is haul's, not the user's: it goes with the job either way.
+        // The thumbnail and a media job's work directory are haul's, not the user's: they go with the job
+        // either way.
+        for thumbnail in self.thumbnail_candidates(record.id) {
+            remove_file_logged(&thumbnail);
+        }
         self.discard_work(record.id);
         self.emit(EventKind::Removed, &record);
         Ok(record)
@@ -668,9 +670,26 @@ impl Engine {
                 if reason == Some(StopReason::Cancel) {
                     self.discard_partial_of(&running.progress);
                     self.discard_work(record.id);
+                    self.fail_renditions(&record, "the download was cancelled").await;
                 }
             }
-            Err(error) => self.finish_failed(&record, error.to_string()).await,
+            Err(error) => {
+                self.finish_failed(&record, error.to_string()).await;
+                self.fail_renditions(&record, "the download failed").await;
+            }
+        }
+    }
+
+    /// Renditions waiting for a download that will not complete: failed, with why.
+    async fn fail_renditions(&self, record: &DownloadRecord, why: &str) {
+        let Ok(renditions) = self.inner.store.renditions(&record.account, record.id).await else { return };
+        for rendition in renditions.iter().filter(|r| r.name != "default" && r.state == RenditionState::Pending) {
+            let update = RenditionUpdate {
+                state: Some(RenditionState::Failed),
+                error: Some(format!("{why}; resume or retry it, then ask again")),
+                ..Default::default()
+            };
+            self.set_rendition(record.id, &rendition.name, update).await;
         }
     }
 

@@ -109,7 +109,7 @@ pub trait Store: Send + Sync + 'static {
     async fn counts(&self, account: Option<&AccountId>) -> Result<StateCounts, StoreError>;
 
     /// Records that the `name` rendition of an account's download was asked for, `pending`; asking again returns
-    /// the existing one unchanged.
+    /// the existing one unchanged, except that a failed one is asked for afresh.
     async fn put_rendition(&self, account: &AccountId, id: DownloadId, name: &str) -> Result<Rendition, StoreError>;
 
     /// Records a rendition's progress (the engine's; no account check). A new `state` replaces the error too.

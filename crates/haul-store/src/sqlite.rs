@@ -376,7 +376,8 @@ impl Store for SqliteStore {
         self.owned_state(account, id).await?;
         sqlx::query(
             "INSERT INTO renditions (download_id, name, created_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (download_id, name) DO NOTHING",
+             ON CONFLICT (download_id, name) DO UPDATE SET state = 'pending', percent = 0, error = NULL
+                 WHERE renditions.state = 'failed'",
         )
         .bind(id.to_string())
         .bind(name)

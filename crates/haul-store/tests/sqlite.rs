@@ -547,6 +547,9 @@ async fn media_fields_and_rendition_progress_are_recorded() {
     let failed =
         RenditionUpdate { state: Some(RenditionState::Failed), error: Some("no audio".into()), ..Default::default() };
     store.update_rendition(id, "audio", &failed).await.unwrap();
+    // Asking again for a failed one starts it afresh.
+    let again = store.put_rendition(&account, id, "audio").await.unwrap();
+    assert_eq!((again.state, again.percent, again.error), (RenditionState::Pending, 0.0, None));
     let ready = RenditionUpdate {
         state: Some(RenditionState::Ready),
         percent: Some(100.0),

@@ -266,8 +266,13 @@ pub(crate) async fn run(
         std::fs::create_dir_all(dir).map_err(|error| EngineError::io(dir, error))?;
     }
 
-    // The page's thumbnail first, so a client can show it while the video comes.
-    if let (Some(thumbnail), Some(dir)) = (info.thumbnail.as_deref(), job.thumbnails_dir) {
+    // The page's thumbnail first, so a client can show it while the video comes (once: a resumed job has it).
+    let existing = job.thumbnails_dir.and_then(|dir| {
+        ["jpg", "webp", "png"].into_iter().map(|ext| format!("{}.{ext}", job.id)).find(|name| dir.join(name).is_file())
+    });
+    if existing.is_some() {
+        update.thumbnail = existing;
+    } else if let (Some(thumbnail), Some(dir)) = (info.thumbnail.as_deref(), job.thumbnails_dir) {
         match fetch_thumbnail(client, tools, thumbnail, job.headers, dir, job.id, cancel).await {
             Ok(name) => {
                 update.thumbnail = Some(name);
@@ -289,31 +294,44 @@ pub(crate) async fn run(
     progress.set_phase(Phase::Verifying);
     let output = finish(tools, &job, &selection, &fetched, &work, cancel).await?;
     let size = std::fs::metadata(&output).map_err(|error| EngineError::io(&output, error))?.len();
+
+    // What the file really holds, and a frame when the page had no thumbnail: done while the file is still in
+    // the work directory, so that a stop in these steps leaves nothing under the final name.
+    if let Ok(ffprobe) = tools.ffprobe() {
+        let probed = match ffmpeg::probe(ffprobe, &output, cancel).await {
+            Ok(probed) => Some(probed),
+            Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
+            Err(error) => {
+                tracing::info!(%error, "cannot read the finished file's streams");
+                None
+            }
+        };
+        if let Some(probed) = probed {
+            update.duration = probed.duration.or(update.duration);
+            update.width = probed.width.or(update.width);
+            update.height = probed.height.or(update.height);
+            if update.thumbnail.is_none()
+                && probed.has_video
+                && let Ok(ffmpeg_path) = tools.ffmpeg()
+                && let Some(dir) = job.thumbnails_dir
+            {
+                let name = format!("{}.jpg", job.id);
+                let at = probed.duration.map_or(0.0, |duration| (duration / 2.0).min(1.0));
+                match ffmpeg::frame(ffmpeg_path, &output, at, &dir.join(&name), cancel).await {
+                    Ok(()) => update.thumbnail = Some(name),
+                    Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
+                    Err(error) => tracing::info!(%error, "cannot grab a thumbnail frame"),
+                }
+            }
+        }
+    }
+    // The last moment a stop can still win: after the rename the job is done.
+    if cancel.is_cancelled() {
+        return Err(EngineError::Cancelled);
+    }
     std::fs::rename(&output, &final_path).map_err(|error| EngineError::io(&final_path, error))?;
     if let Err(error) = std::fs::remove_dir_all(&work) {
         tracing::warn!(%error, dir = %work.display(), "cannot remove the work directory");
-    }
-
-    // What the file really holds, and a frame when the page had no thumbnail.
-    if let Ok(ffprobe) = tools.ffprobe()
-        && let Ok(probed) = ffmpeg::probe(ffprobe, &final_path, cancel).await
-    {
-        update.duration = probed.duration.or(update.duration);
-        update.width = probed.width.or(update.width);
-        update.height = probed.height.or(update.height);
-        if update.thumbnail.is_none()
-            && probed.has_video
-            && let Ok(ffmpeg_path) = tools.ffmpeg()
-            && let Some(dir) = job.thumbnails_dir
-        {
-            let name = format!("{}.jpg", job.id);
-            let at = probed.duration.map_or(0.0, |duration| (duration / 2.0).min(1.0));
-            let out = dir.join(&name);
-            match ffmpeg::frame(ffmpeg_path, &final_path, at, &out, cancel).await {
-                Ok(()) => update.thumbnail = Some(name),
-                Err(error) => tracing::info!(%error, "cannot grab a thumbnail frame"),
-            }
-        }
     }
     progress.set_total(Some(size));
     progress.set_done(size);
@@ -492,7 +510,10 @@ async fn fetch_thumbnail(
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let bytes = response.bytes().await.map_err(|error| EngineError::Media(format!("thumbnail: {error}")))?;
+    let bytes = tokio::select! {
+        bytes = response.bytes() => bytes.map_err(|error| EngineError::Media(format!("thumbnail: {error}")))?,
+        _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+    };
     if bytes.len() > LIMIT {
         return Err(EngineError::Media("thumbnail: larger than 20 MiB".into()));
     }

@@ -1,0 +1,739 @@
+//! End-to-end tests of media downloads through the native API: a real server (engine, SQLite, router) beside a
+//! [`MediaSite`] whose pages the real yt-dlp reads offline and whose clips the real ffmpeg generated, driven with
+//! reqwest as a client would.
+//!
+//! Every test checks what ends up on disk and on the wire: file names and places, bytes compared with the
+//! site's, streams and sizes read back with ffprobe, thumbnails, renditions, and for cancel / pause the work
+//! directory `downloads/.haul-{id}/` and the yt-dlp processes (found in `/proc/*/cmdline`). Nothing is mocked.
+//!
+//! The tools (yt-dlp, ffmpeg, ffprobe) must be on PATH; a test fails naming the missing one otherwise. Each
+//! test starts its own server and site (the site's rate is global), runs its jobs concurrently in that server,
+//! and polls every [`POLL`] with a [`TIMEOUT`] that only a hung download reaches.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::Harness;
+use haul_api::testing::TestServer;
+use haul_core::media::media_file_name;
+use haul_engine::MediaTools;
+use haul_test_support::media::{AUDIO, CLIP_360, CLIP_720, HLS_MEDIA, THUMBNAIL, VIDEO_360, VIDEO_720};
+use haul_test_support::{MediaOptions, MediaSite, Origin, OriginOptions, codec_types, ffprobe, missing_tools};
+use reqwest::{Method, StatusCode, header};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "media-test-token-0123456789";
+/// How long any one wait may take; only a hung job reaches it.
+const TIMEOUT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(75);
+/// A slow site's rate (bytes/s per response): a 2 s 720p video stream (~100 kB) takes about 5 s, a 1 s HLS
+/// segment (~42 kB) about 2 s.
+const SLOW: u64 = 20_000;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers
+
+/// A server with the media tools found on PATH, and a media site.
+async fn setup(options: MediaOptions) -> (Harness, MediaSite) {
+    let missing = missing_tools();
+    assert!(missing.is_empty(), "the media tests need {} on PATH", missing.join(", "));
+    let (harness, site) = tokio::join!(Harness::start(TOKEN, OriginOptions::default()), MediaSite::start_with(options));
+    (harness, site.expect("the media site starts"))
+}
+
+/// A site serving files at [`SLOW`] with clips of `clip_seconds`.
+async fn slow_setup(clip_seconds: u32) -> (Harness, MediaSite) {
+    setup(MediaOptions { rate: Some(SLOW), clip_seconds }).await
+}
+
+/// A harness around a server started with exactly `tools`.
+async fn harness_with_tools(tools: MediaTools) -> Harness {
+    let server = TestServer::start_with_tools(TOKEN, 4, tools, |_| {}).await;
+    let origin = Origin::start(OriginOptions::default()).await.expect("origin starts");
+    Harness {
+        base: server.base.clone(),
+        client: reqwest::Client::new(),
+        origin,
+        engine: server.engine.clone(),
+        account: server.account.clone(),
+        downloads_dir: server.downloads_dir.clone(),
+        token: TOKEN.to_owned(),
+        server,
+    }
+}
+
+impl Harness {
+    /// `POST /v1/downloads`, expecting 201.
+    async fn add(&self, body: Value) -> Value {
+        let (status, job) = self.call(Method::POST, "/v1/downloads", Some(body.clone())).await;
+        assert_eq!(status, StatusCode::CREATED, "POST /v1/downloads {body}: {job}");
+        job
+    }
+
+    /// `POST /v1/downloads`, returning the id.
+    async fn add_id(&self, body: Value) -> String {
+        id_of(&self.add(body).await)
+    }
+
+    async fn job(&self, id: &str) -> Value {
+        let (status, job) = self.call(Method::GET, &format!("/v1/downloads/{id}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        job
+    }
+
+    /// Polls the download until `done` holds, failing at once if the download fails.
+    async fn wait_until(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let job = self.job(id).await;
+            if done(&job) {
+                return job;
+            }
+            assert_ne!(job["state"], "failed", "download failed while waiting until {what}: {job:#}");
+            assert!(Instant::now() < deadline, "download {id} never {what} within {TIMEOUT:?}: {job:#}");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn completed(&self, id: &str) -> Value {
+        self.wait_until(id, "completed", |job| job["state"] == "completed").await
+    }
+
+    /// Waits until the download is active with at least `bytes` done.
+    async fn active_with(&self, id: &str, bytes: u64) -> Value {
+        let what = format!("was active with {bytes} bytes or more done");
+        let job = self
+            .wait_until(id, &what, |job| {
+                job["state"] == "completed" || (job["state"] == "active" && job["bytes_done"].as_u64() >= Some(bytes))
+            })
+            .await;
+        assert_eq!(job["state"], "active", "the download finished before it could be observed mid-way: {job:#}");
+        job
+    }
+
+    /// `POST /v1/downloads/{id}/{action}`, expecting 200.
+    async fn act(&self, id: &str, action: &str) -> Value {
+        let (status, job) = self.call(Method::POST, &format!("/v1/downloads/{id}/{action}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{action}: {job}");
+        job
+    }
+
+    /// The finished file of a completed download, on disk.
+    fn file_of(&self, job: &Value) -> PathBuf {
+        let path = job["path"].as_str().unwrap_or_else(|| panic!("no path: {job:#}"));
+        self.downloads_dir.join(path)
+    }
+
+    /// A media job's work directory.
+    fn work_dir(&self, id: &str) -> PathBuf {
+        self.downloads_dir.join(format!(".haul-{id}"))
+    }
+
+    fn thumbnails_dir(&self) -> PathBuf {
+        self.server.thumbnails_dir()
+    }
+
+    /// An authenticated GET of raw bytes.
+    async fn get_bytes(&self, path: &str) -> (StatusCode, header::HeaderMap, Vec<u8>) {
+        let response = self.request(Method::GET, path).send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        (status, headers, response.bytes().await.unwrap().to_vec())
+    }
+
+    /// Polls the download's `audio` rendition until it is `state`, failing at once if it fails.
+    async fn rendition_until(&self, id: &str, state: &str) -> Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let (status, rendition) =
+                self.call(Method::GET, &format!("/v1/downloads/{id}/renditions/audio"), None).await;
+            assert_eq!(status, StatusCode::OK, "{rendition}");
+            if rendition["state"] == state {
+                return rendition;
+            }
+            assert_ne!(rendition["state"], "failed", "rendition failed while waiting for {state}: {rendition:#}");
+            assert!(Instant::now() < deadline, "rendition of {id} never {state}: {rendition:#}");
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+fn id_of(job: &Value) -> String {
+    job["id"].as_str().unwrap_or_else(|| panic!("no id: {job:#}")).to_owned()
+}
+
+/// Asserts the one error shape and returns the message.
+fn error_message(body: &Value, code: &str) -> String {
+    assert_eq!(body["error"]["code"], code, "{body}");
+    body["error"]["message"].as_str().unwrap_or_else(|| panic!("no message: {body}")).to_owned()
+}
+
+/// The names in `dir`, sorted; empty when it does not exist.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(read) => read.map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.symlink_metadata().unwrap().is_dir() {
+                pending.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// The first stream of `kind` that ffprobe sees in `path`.
+fn stream(path: &Path, kind: &str) -> Value {
+    let probe = ffprobe(path);
+    let streams = probe["streams"].as_array().cloned().unwrap_or_default();
+    streams.into_iter().find(|s| s["codec_type"] == kind).unwrap_or_else(|| panic!("no {kind} in {probe:#}"))
+}
+
+/// ffprobe's duration of `path`, in seconds.
+fn probed_duration(path: &Path) -> f64 {
+    let probe = ffprobe(path);
+    probe["format"]["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or_else(|| panic!("{probe:#}"))
+}
+
+fn assert_about(value: &Value, expected: f64, what: &str) {
+    let got = value.as_f64().unwrap_or_else(|| panic!("{what} is not a number: {value}"));
+    assert!((got - expected).abs() < 0.3, "{what} {got}, expected about {expected}");
+}
+
+/// Asserts a finished video: streams, height (by ffprobe) and duration.
+fn assert_video(path: &Path, height: u64, seconds: f64) {
+    assert_eq!(codec_types(path), ["video", "audio"], "{}", path.display());
+    let video = stream(path, "video");
+    assert_eq!(video["height"], height, "{}: {video:#}", path.display());
+    let duration = probed_duration(path);
+    assert!((duration - seconds).abs() < 0.3, "{}: duration {duration}, expected {seconds}", path.display());
+}
+
+/// Command lines of the running processes that mention any of `needles`.
+fn processes_mentioning(needles: &[&str]) -> Vec<String> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
+        if pid == me {
+            continue;
+        }
+        // Gone meanwhile, or a zombie (empty command line): not running.
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if needles.iter().any(|needle| cmdline.contains(needle)) {
+            found.push(format!("{pid}: {cmdline}"));
+        }
+    }
+    found
+}
+
+/// Waits until some process mentions `needle` (yt-dlp's downloader names the work directory) and returns them.
+async fn wait_for_process(needle: &str) -> Vec<String> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let found = processes_mentioning(&[needle]);
+        if !found.is_empty() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "no process mentioning {needle} within {TIMEOUT:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Waits (at most 5 s) until no process mentions any of `needles`.
+async fn assert_no_process(needles: &[&str], when: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = processes_mentioning(needles);
+        if found.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "processes still running {when}: {found:#?}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The ranges a resume record says are on disk, in bytes.
+fn recorded_bytes(control: &Path) -> u64 {
+    let text = std::fs::read_to_string(control).unwrap_or_else(|e| panic!("{}: {e}", control.display()));
+    let record: Value = serde_json::from_str(&text).unwrap();
+    let ranges = record["done"].as_array().unwrap_or_else(|| panic!("no ranges in {record}"));
+    ranges.iter().map(|range| range[1].as_u64().unwrap() - range[0].as_u64().unwrap()).sum()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_page_titles_make_one_safe_file_name_in_the_downloads_dir() {
+    let (h, site) = setup(MediaOptions::default()).await;
+    let titles = ["../../etc/passwd", r"a/b\c", r#"quote "this" <now> & 'that'"#, "emoji 🎬 ok", ".."];
+    // (the title the job should report, the job's id)
+    let mut expected = Vec::new();
+    for title in titles {
+        let job = h.add(json!({"url": site.muxed(title), "kind": "media"})).await;
+        assert_eq!(job["kind"], "media", "{job:#}");
+        // yt-dlp reports the page's title with " (1)" appended.
+        expected.push((format!("{title} (1)"), id_of(&job)));
+    }
+    // A title the client gives wins over the page's, and is made just as safe.
+    let client_title = "../mine/<own> \\ title";
+    let job = h.add(json!({"url": site.muxed("Page title"), "kind": "media", "title": client_title})).await;
+    assert_eq!(job["title"], client_title);
+    expected.push((client_title.to_owned(), id_of(&job)));
+    let clip = site.bytes(CLIP_720).unwrap();
+    let thumbnail = site.bytes(THUMBNAIL).unwrap();
+    let mut names = Vec::new();
+    for (title, id) in &expected {
+        let job = h.completed(id).await;
+        assert_eq!(job["kind"], "media", "{job:#}");
+        let reported = job["title"].as_str().unwrap_or_else(|| panic!("no title: {job:#}"));
+        assert_eq!(reported, title, "{job:#}");
+        let name = media_file_name(reported, id, "mp4");
+        assert!(name.ends_with(&format!("__{id}.mp4")), "{name}");
+        assert!(!name.contains(['/', '\\', '"', '<', '>']) && !name.starts_with('.'), "{name}");
+        assert_eq!(job["filename"], name.as_str(), "{job:#}");
+        assert_eq!(job["path"], name.as_str(), "directly in the downloads directory: {job:#}");
+        let path = h.downloads_dir.join(&name);
+        assert_eq!(std::fs::read(&path).unwrap(), clip, "the 720p source, byte for byte: {}", path.display());
+
+        assert_about(&job["duration"], 2.0, "duration");
+        assert_eq!((job["width"].as_u64(), job["height"].as_u64()), (Some(1280), Some(720)), "{job:#}");
+        assert_eq!(job["format"], "720p");
+        assert_eq!(job["size"].as_u64(), Some(clip.len() as u64));
+        assert_eq!(codec_types(&path), ["video", "audio"]);
+
+        assert_eq!(job["has_thumbnail"], true, "{job:#}");
+        let stored = h.thumbnails_dir().join(format!("{id}.jpg"));
+        assert_eq!(std::fs::read(&stored).unwrap(), thumbnail, "the page's thumbnail: {}", stored.display());
+        let (status, headers, bytes) = h.get_bytes(&format!("/v1/downloads/{id}/thumbnail")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], "image/jpeg");
+        assert_eq!(bytes, thumbnail);
+        names.push(name);
+    }
+    names.sort();
+    assert_eq!(entries(&h.downloads_dir), names, "no work directory or anything else is left");
+    // Nothing was written anywhere else in the server's data directory.
+    let data_dir = h.server.dir.path();
+    for file in files_under(data_dir) {
+        let parent = file.parent().unwrap();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let allowed = parent == h.downloads_dir
+            || parent == h.thumbnails_dir()
+            || (parent == data_dir && name.starts_with("haul.db"));
+        assert!(allowed, "unexpected file {}", file.display());
+    }
+    assert!(site.stats(CLIP_720).requests > 0, "haul fetched the clip itself");
+    assert_eq!(site.stats(CLIP_360).requests, 0, "only the chosen format is fetched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quality_picks_the_tallest_format_that_fits() {
+    let (h, site) = setup(MediaOptions::default()).await;
+    // (page, quality, format chosen, height, the site's file it must equal when a muxed source is taken whole)
+    let cases = [
+        (site.muxed("Muxed best"), "best", "720p", 720, Some(CLIP_720)),
+        (site.muxed("Muxed 720p"), "720p", "720p", 720, Some(CLIP_720)),
+        (site.muxed("Muxed 480p"), "480p", "360p", 360, Some(CLIP_360)),
+        (site.muxed("Muxed 360p"), "360p", "360p", 360, Some(CLIP_360)),
+        (site.dash("Dash best"), "best", "v720+a1", 720, None),
+        (site.dash("Dash 360p"), "360p", "v360+a1", 360, None),
+    ];
+    let mut ids = Vec::new();
+    for (url, quality, ..) in &cases {
+        let job = h.add(json!({"url": url, "quality": quality})).await;
+        assert_eq!(job["quality"], *quality);
+        ids.push(id_of(&job));
+    }
+    for ((url, quality, format, height, source), id) in cases.iter().zip(&ids) {
+        let job = h.completed(id).await;
+        let what = format!("{url} at {quality}");
+        assert_eq!(job["kind"], "media", "{what}: {job:#}");
+        assert_eq!(job["format"], *format, "{what}: {job:#}");
+        assert_eq!(job["height"].as_u64(), Some(*height), "{what}: {job:#}");
+        assert_eq!(job["width"].as_u64(), Some(height * 16 / 9), "{what}: {job:#}");
+        let path = h.file_of(&job);
+        assert!(path.to_string_lossy().ends_with(&format!("__{id}.mp4")), "{what}: {}", path.display());
+        assert_video(&path, *height, 2.0);
+        if let Some(source) = source {
+            assert_eq!(std::fs::read(&path).unwrap(), site.bytes(source).unwrap(), "{what}: {source} as it is");
+        }
+    }
+    // The separate streams went through haul's own engine, in full.
+    for name in [VIDEO_720, VIDEO_360, AUDIO] {
+        let stats = site.stats(name);
+        assert!(stats.requests > 0, "{name} was never fetched");
+        assert!(stats.bytes_sent >= site.bytes(name).unwrap().len() as u64, "{name}: {stats:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_quality_makes_an_m4a_with_only_the_sound() {
+    let (h, site) = setup(MediaOptions::default()).await;
+    let dash = h.add_id(json!({"url": site.dash("Dash audio"), "quality": "audio"})).await;
+    let muxed = h.add_id(json!({"url": site.muxed("Muxed audio"), "quality": "audio"})).await;
+    let direct = h.add_id(json!({"url": site.clip_url(CLIP_720), "quality": "audio"})).await;
+
+    for (id, format) in [(&dash, "a1"), (&muxed, "360p"), (&direct, "direct")] {
+        let job = h.completed(id).await;
+        assert_eq!(job["kind"], "media", "{job:#}");
+        assert_eq!(job["format"], format, "{job:#}");
+        let path = h.file_of(&job);
+        assert!(path.to_string_lossy().ends_with(&format!("__{id}.m4a")), "{}", path.display());
+        assert_eq!(path.parent(), Some(h.downloads_dir.as_path()));
+        assert_eq!(codec_types(&path), ["audio"], "{}", path.display());
+        assert_eq!(stream(&path, "audio")["codec_name"], "aac");
+        let probe = ffprobe(&path);
+        assert!(probe["format"]["format_name"].as_str().unwrap().contains("m4a"), "{probe:#}");
+        let duration = probed_duration(&path);
+        assert!((duration - 2.0).abs() < 0.3, "{}: duration {duration}", path.display());
+        assert_eq!(job["size"].as_u64(), Some(std::fs::metadata(&path).unwrap().len()));
+    }
+    // The DASH audio stream is already an m4a: taken as it is.
+    let job = h.job(&dash).await;
+    assert_eq!(std::fs::read(h.file_of(&job)).unwrap(), site.bytes(AUDIO).unwrap());
+    assert_eq!(site.stats(VIDEO_720).requests + site.stats(VIDEO_360).requests, 0, "no video stream was fetched");
+    // A direct file is named after its URL.
+    let job = h.job(&direct).await;
+    assert_eq!(job["filename"], media_file_name("clip720", &direct, "m4a"), "{job:#}");
+    assert!(site.stats(CLIP_720).requests > 0 && site.stats(CLIP_360).requests > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_without_a_thumbnail_gets_a_frame_of_the_video() {
+    let (h, site) = setup(MediaOptions::default()).await;
+    let id = h.add_id(json!({"url": site.no_thumbnail("No thumbnail"), "kind": "media"})).await;
+    let job = h.completed(&id).await;
+    assert_eq!(job["has_thumbnail"], true, "{job:#}");
+    let thumbnail = h.thumbnails_dir().join(format!("{id}.jpg"));
+    let bytes = std::fs::read(&thumbnail).unwrap_or_else(|e| panic!("{}: {e}", thumbnail.display()));
+    assert!(bytes.starts_with(&[0xff, 0xd8, 0xff]), "not a JPEG: {:02x?}", &bytes[..bytes.len().min(8)]);
+    let image = stream(&thumbnail, "video");
+    assert_eq!(image["codec_name"], "mjpeg", "{image:#}");
+    assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(1280), Some(720)), "{image:#}");
+    assert_eq!(entries(&h.thumbnails_dir()), [format!("{id}.jpg")], "no temporary file is left");
+
+    let (status, headers, served) = h.get_bytes(&format!("/v1/downloads/{id}/thumbnail")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "image/jpeg");
+    assert_eq!(served, bytes);
+    assert_eq!(site.stats(THUMBNAIL).requests, 0, "the page names no image");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_goes_through_yt_dlp_and_a_rendition_asked_meanwhile_waits_for_it() {
+    let (h, site) = slow_setup(2).await;
+    let url = site.hls("Live stream");
+    let id = h.add_id(json!({"url": url})).await;
+    let job = h.active_with(&id, 1).await;
+    assert!(job["bytes_done"].as_u64() > Some(0), "{job:#}");
+
+    // Asked for while the video is still coming: pending until it is there.
+    let (status, rendition) = h.call(Method::POST, &format!("/v1/downloads/{id}/renditions/audio"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{rendition}");
+    assert_eq!(rendition["name"], "audio");
+    assert_eq!(rendition["state"], "pending", "{rendition:#}");
+    assert_eq!(rendition["file"], Value::Null);
+    let (status, file) = h.call(Method::GET, &format!("/v1/downloads/{id}/renditions/audio/file"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{file}");
+    let (_, rendition) = h.call(Method::GET, &format!("/v1/downloads/{id}/renditions/audio"), None).await;
+    assert_eq!(rendition["state"], "pending", "{rendition:#}");
+    assert_eq!(h.job(&id).await["state"], "active", "the download is slow enough to still be running");
+
+    let job = h.completed(&id).await;
+    assert_eq!(job["kind"], "media", "{job:#}");
+    assert_eq!(job["format"].as_str().map(|format| format.is_empty()), Some(false), "{job:#}");
+    let path = h.file_of(&job);
+    assert_eq!(codec_types(&path), ["video", "audio"], "{}", path.display());
+    assert_eq!(stream(&path, "video")["height"], 360);
+    assert!(!h.work_dir(&id).exists(), "the work directory is gone");
+    assert!(site.stats(HLS_MEDIA).requests > 0);
+    assert!(site.stats("hls/index0.ts").bytes_sent > 0, "{:#?}", site.all_stats());
+
+    let rendition = h.rendition_until(&id, "ready").await;
+    assert_eq!(rendition["percent"].as_f64(), Some(100.0));
+    let (status, _, bytes) = h.get_bytes(&format!("/v1/downloads/{id}/renditions/audio/file")).await;
+    assert_eq!(status, StatusCode::OK);
+    let temp = tempfile::tempdir().unwrap();
+    let audio = temp.path().join("audio.m4a");
+    std::fs::write(&audio, bytes).unwrap();
+    assert_eq!(codec_types(&audio), ["audio"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audio_rendition_is_made_served_and_deleted() {
+    let (h, site) = setup(MediaOptions::default()).await;
+    let id = h.add_id(json!({"url": site.dash("Rendition source")})).await;
+    let job = h.completed(&id).await;
+    let video = h.file_of(&job);
+    assert_video(&video, 720, 2.0);
+    let rendition_path = {
+        let stem = video.file_stem().unwrap().to_string_lossy();
+        video.with_file_name(format!("{stem}.audio.m4a"))
+    };
+    let path = format!("/v1/downloads/{id}/renditions/audio");
+    let (status, none) = h.call(Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not asked for yet: {none}");
+
+    let (status, rendition) = h.call(Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{rendition}");
+    assert_eq!(rendition["name"], "audio");
+    assert!(["pending", "active", "ready"].contains(&rendition["state"].as_str().unwrap()), "{rendition:#}");
+    let rendition = h.rendition_until(&id, "ready").await;
+    assert_eq!(rendition["percent"].as_f64(), Some(100.0), "{rendition:#}");
+    assert_eq!(rendition["error"], Value::Null);
+    assert_eq!(rendition["file"], format!("{path}/file"));
+    let (status, again) = h.call(Method::POST, &path, None).await;
+    assert_eq!((status, &again["state"]), (StatusCode::ACCEPTED, &json!("ready")), "asking again: {again}");
+
+    let (status, _, bytes) = h.get_bytes(&format!("{path}/file")).await;
+    assert_eq!(status, StatusCode::OK);
+    let temp = tempfile::tempdir().unwrap();
+    let served = temp.path().join("served.m4a");
+    std::fs::write(&served, &bytes).unwrap();
+    assert_eq!(codec_types(&served), ["audio"]);
+    assert_eq!(stream(&served, "audio")["codec_name"], "aac");
+    assert_eq!(std::fs::read(&rendition_path).unwrap(), bytes, "served from {}", rendition_path.display());
+
+    // Deleting the rendition deletes its file, not the video.
+    let (status, removed) = h.call(Method::DELETE, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert!(!rendition_path.exists(), "{} is still there", rendition_path.display());
+    assert!(video.is_file());
+    let (status, gone) = h.call(Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{gone}");
+    let (status, _, _) = h.get_bytes(&format!("{path}/file")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Made again, then everything goes with the download.
+    let (status, rendition) = h.call(Method::POST, &path, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{rendition}");
+    h.rendition_until(&id, "ready").await;
+    assert!(rendition_path.is_file());
+    let thumbnail = h.thumbnails_dir().join(format!("{id}.jpg"));
+    assert!(thumbnail.is_file());
+    let (status, removed) = h.call(Method::DELETE, &format!("/v1/downloads/{id}?delete_files=true"), None).await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    for gone in [&video, &rendition_path, &thumbnail] {
+        assert!(!gone.exists(), "{} is still there", gone.display());
+    }
+    assert_eq!(entries(&h.downloads_dir), Vec::<String>::new());
+    assert_eq!(entries(&h.thumbnails_dir()), Vec::<String>::new());
+    let (status, _) = h.call(Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_media_jobs_and_their_processes_and_leaves_nothing() {
+    // 4 s clips: yt-dlp's downloader runs for about 8 s, long enough to be caught at work.
+    let (h, site) = slow_setup(4).await;
+    let dash_url = site.dash("Cancelled dash");
+    let hls_url = site.hls("Cancelled hls");
+    let dash = h.add_id(json!({"url": dash_url})).await;
+    let hls = h.add_id(json!({"url": hls_url})).await;
+
+    // (a) haul's own engine fetching the separate streams.
+    h.active_with(&dash, 1).await;
+    assert!(h.work_dir(&dash).is_dir(), "the streams come into the work directory");
+    let job = h.act(&dash, "cancel").await;
+    assert_eq!(job["state"], "cancelled", "{job:#}");
+    assert_eq!(h.job(&dash).await["state"], "cancelled");
+    assert!(!h.work_dir(&dash).exists(), "the work directory is deleted");
+
+    // (b) yt-dlp's downloader, killed with its process group.
+    let hls_work = h.work_dir(&hls);
+    let hls_work = hls_work.to_str().unwrap();
+    let running = wait_for_process(hls_work).await;
+    assert!(running.iter().any(|cmdline| cmdline.contains(&hls_url)), "{running:#?}");
+    let job = h.act(&hls, "cancel").await;
+    assert_eq!(job["state"], "cancelled", "{job:#}");
+    assert_no_process(&[&hls_url, hls_work, &dash_url], "after the cancel").await;
+    assert!(!Path::new(hls_work).exists(), "the work directory is deleted");
+
+    assert_eq!(entries(&h.downloads_dir), Vec::<String>::new(), "no partial or final file");
+    for id in [&dash, &hls] {
+        let job = h.job(id).await;
+        assert_eq!(job["state"], "cancelled", "{job:#}");
+        let (status, _, _) = h.get_bytes(&format!("/v1/downloads/{id}/file")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    // Nothing comes back later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(entries(&h.downloads_dir), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_continue_media_jobs_where_they_stopped() {
+    // 4 s clips: the HLS download (four segments) is still running once its first segment is in.
+    let (h, site) = slow_setup(4).await;
+    let video_len = site.bytes(VIDEO_720).unwrap().len() as u64;
+    let hls_url = site.hls("Paused hls");
+    let dash = h.add_id(json!({"url": site.dash("Paused dash")})).await;
+    let hls = h.add_id(json!({"url": hls_url})).await;
+
+    // haul's engine: paused a third of the way into the video stream.
+    h.active_with(&dash, video_len / 3).await;
+    let job = h.act(&dash, "pause").await;
+    assert_eq!(job["state"], "paused", "{job:#}");
+    let work = h.work_dir(&dash);
+    let control = work.join("fv720.part.haul");
+    let kept = recorded_bytes(&control);
+    assert!(kept >= video_len / 3 && kept < video_len, "{kept} of {video_len} bytes recorded in {}", control.display());
+    assert!(work.join("fv720.part").is_file(), "{:?}", entries(&work));
+    let sent_before = site.stats(VIDEO_720).bytes_sent;
+
+    // yt-dlp's downloader: paused once its first segment is in.
+    let hls_work = h.work_dir(&hls);
+    let hls_work_text = hls_work.to_str().unwrap().to_owned();
+    wait_for_process(&hls_work_text).await;
+    let first_segment = site.bytes("hls/index0.ts").unwrap().len() as u64;
+    h.active_with(&hls, first_segment + 1024).await;
+    let job = h.act(&hls, "pause").await;
+    assert_eq!(job["state"], "paused", "{job:#}");
+    assert_no_process(&[&hls_url, &hls_work_text], "after the pause").await;
+    let partial: u64 = files_under(&hls_work).iter().map(|file| std::fs::metadata(file).unwrap().len()).sum();
+    assert!(partial > 0, "yt-dlp's partial data is kept: {:?}", entries(&hls_work));
+
+    // Still paused a moment later: nothing runs.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.job(&dash).await["state"], "paused");
+    assert_eq!(site.stats(VIDEO_720).bytes_sent, sent_before, "nothing is fetched while paused");
+
+    site.set_rate(None);
+    for id in [&dash, &hls] {
+        let job = h.act(id, "resume").await;
+        assert!(job["state"] == "queued" || job["state"] == "active", "{job:#}");
+    }
+    let job = h.completed(&dash).await;
+    let path = h.file_of(&job);
+    assert_video(&path, 720, 4.0);
+    assert!(!work.exists(), "the work directory is gone once done");
+    let sent = site.stats(VIDEO_720).bytes_sent;
+    assert!(sent < 2 * video_len, "{sent} bytes sent for a {video_len}-byte stream: fetched again from the start");
+    let after_resume = sent - sent_before;
+    assert!(
+        after_resume <= video_len - kept + 16 * 1024,
+        "{after_resume} bytes fetched after the resume, but only {} were missing",
+        video_len - kept
+    );
+
+    let job = h.completed(&hls).await;
+    let path = h.file_of(&job);
+    assert_eq!(codec_types(&path), ["video", "audio"], "{}", path.display());
+    assert_video(&path, 360, 4.0);
+    assert!(!hls_work.exists(), "the work directory is gone once done");
+    let first = site.stats("hls/index0.ts");
+    assert_eq!(first.requests, 1, "yt-dlp continued after the segment it had: {first:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_media_tools_media_is_refused_and_pages_are_plain_files() {
+    let h = harness_with_tools(MediaTools::none()).await;
+    let site = MediaSite::start().await.expect("the media site starts");
+    let page = site.muxed("No tools here");
+
+    let (status, body) = h.call(Method::POST, "/v1/downloads", Some(json!({"url": page, "kind": "media"}))).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert!(error_message(&body, "not_implemented").contains("yt-dlp"), "{body}");
+    let (status, body) = h.call(Method::POST, "/v1/downloads", Some(json!({"url": page, "quality": "audio"}))).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert!(error_message(&body, "not_implemented").contains("ffmpeg"), "{body}");
+
+    // `auto`: the page as it is.
+    let page_job = h.add_id(json!({"url": page})).await;
+    let clip_job = h.add_id(json!({"url": site.clip_url(CLIP_720)})).await;
+    let job = h.completed(&page_job).await;
+    assert_eq!(job["kind"], "file", "{job:#}");
+    assert_eq!(job["format"], Value::Null);
+    assert_eq!(job["has_thumbnail"], false);
+    let html = std::fs::read(h.file_of(&job)).unwrap();
+    assert!(String::from_utf8_lossy(&html).contains("No tools here"), "the HTML page");
+    let (status, _, served) = h.get_bytes(&format!("/v1/downloads/{page_job}/file")).await;
+    assert_eq!((status, served), (StatusCode::OK, html));
+
+    let job = h.completed(&clip_job).await;
+    assert_eq!(job["kind"], "file", "{job:#}");
+    assert_eq!(std::fs::read(h.file_of(&job)).unwrap(), site.bytes(CLIP_720).unwrap());
+    assert_eq!(job["filename"], CLIP_720);
+
+    let (status, body) = h.call(Method::POST, &format!("/v1/downloads/{clip_job}/renditions/audio"), None).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    assert!(error_message(&body, "not_implemented").contains("ffmpeg"), "{body}");
+    assert_eq!(site.stats(THUMBNAIL).requests, 0, "no media work was done");
+    assert!(!h.thumbnails_dir().exists() || entries(&h.thumbnails_dir()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_pages_and_kind_file_are_fetched_as_they_are() {
+    let (h, site) = setup(MediaOptions::default()).await;
+    let plain = h.add_id(json!({"url": site.plain_html()})).await;
+    let page = site.muxed("Fetched as a file");
+    let as_file = h.add_id(json!({"url": page, "kind": "file"})).await;
+
+    let job = h.completed(&plain).await;
+    assert_eq!(job["kind"], "file", "yt-dlp could not read it: {job:#}");
+    assert_eq!(job["format"], Value::Null);
+    let expected = reqwest::get(site.plain_html()).await.unwrap().bytes().await.unwrap();
+    assert_eq!(std::fs::read(h.file_of(&job)).unwrap(), expected);
+
+    let job = h.completed(&as_file).await;
+    assert_eq!(job["kind"], "file", "{job:#}");
+    assert_eq!((&job["format"], &job["has_thumbnail"]), (&Value::Null, &json!(false)), "{job:#}");
+    assert_eq!(job["title"], Value::Null, "no page was read: {job:#}");
+    // yt-dlp reads a page twice and would have fetched the thumbnail; haul's engine fetches it once.
+    let page_stats = site.stats(&page);
+    assert_eq!(page_stats.requests - page_stats.head_requests, 1, "{page_stats:?}");
+    for name in [THUMBNAIL, CLIP_720, CLIP_360] {
+        assert_eq!(site.stats(name).requests, 0, "{name} fetched");
+    }
+    assert!(!h.work_dir(&as_file).exists());
+    assert!(entries(&h.thumbnails_dir()).is_empty());
+    let expected = reqwest::get(&page).await.unwrap().bytes().await.unwrap();
+    assert_eq!(std::fs::read(h.file_of(&job)).unwrap(), expected);
+}
+
+/// A cancel that lands in the last steps (while ffprobe reads the finished file or a frame is grabbed) must
+/// still leave nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_while_the_thumbnail_frame_is_grabbed_leaves_no_file() {
+    let missing = missing_tools();
+    assert!(missing.is_empty(), "the media tests need {} on PATH", missing.join(", "));
+    // ffmpeg as found, except that grabbing a frame first waits 5 s: the cancel lands in that step.
+    let found = MediaTools::discover(None, None).expect("look up media tools");
+    let real = found.ffmpeg.clone().expect("ffmpeg on PATH");
+    let bin = tempfile::tempdir().unwrap();
+    let wrapper = bin.path().join("ffmpeg");
+    let script = format!("#!/bin/sh\ncase \"$*\" in *-frames:v*) sleep 5 ;; esac\nexec '{}' \"$@\"\n", real.display());
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let h = harness_with_tools(MediaTools { ffmpeg: Some(wrapper), ..found }).await;
+    let site = MediaSite::start().await.expect("the media site starts");
+
+    let id = h.add_id(json!({"url": site.no_thumbnail("Cancelled at the end"), "kind": "media"})).await;
+    let thumbnail = h.thumbnails_dir().join(format!("{id}.jpg"));
+    wait_for_process(thumbnail.to_str().unwrap()).await;
+    let job = h.act(&id, "cancel").await;
+    assert_eq!(job["state"], "cancelled", "{job:#}");
+    assert_no_process(&[thumbnail.to_str().unwrap()], "after the cancel").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let job = h.job(&id).await;
+    assert_eq!(job["state"], "cancelled", "{job:#}");
+    assert_eq!(entries(&h.downloads_dir), Vec::<String>::new(), "a cancelled job leaves no file: {job:#}");
+}
