@@ -23,8 +23,12 @@ use crate::files::{download_name, send_file};
 /// How long the links handed out by VideoDB and Cloudflare stay valid (VideoDB documents 24 hours).
 pub const LINK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// The variant of a link that serves the download's own file; other variants name a rendition (`audio`).
+/// The variant of a link that serves the download's own file; other variants name a rendition (`audio`) or
+/// the thumbnail.
 pub const FILE: &str = "file";
+
+/// The variant of a link that serves the download's thumbnail.
+pub const THUMBNAIL: &str = "thumbnail";
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -137,6 +141,12 @@ pub(crate) async fn serve_link(
     }
     let view = state.engine.get(&account, id).await?;
     let not_ready = || ApiError::not_found(format!("download {id} has no finished {variant} file yet"));
+    if variant == THUMBNAIL {
+        let none = || ApiError::not_found(format!("download {id} has no thumbnail"));
+        let path = state.engine.thumbnail_path(&view).ok_or_else(none)?;
+        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        return send_file(&path, &name, &method, &headers).await?.ok_or_else(none);
+    }
     let path = if variant == FILE {
         if view.state != JobState::Completed {
             return Err(not_ready());

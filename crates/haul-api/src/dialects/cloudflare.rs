@@ -295,11 +295,11 @@ struct Video {
     uid: String,
     status: VideoStatus,
     meta: Meta,
-    /// Empty: haul makes no thumbnails until it has media support.
-    thumbnail: &'static str,
+    /// A signed link to the thumbnail of a media video; empty for a plain file, which has none.
+    thumbnail: String,
     ready_to_stream: bool,
-    /// Seconds; -1 while unknown, which is always until haul has media support.
-    duration: i64,
+    /// Seconds; -1 (as Cloudflare writes it, an integer) while unknown: a plain file, or a video not read yet.
+    duration: serde_json::Value,
     /// Bytes; 0 while unknown.
     size: u64,
     input: Input,
@@ -332,7 +332,7 @@ struct Meta {
     downloaded_from: String,
 }
 
-/// The source's dimensions: -1 while unknown, which is always until haul has media support.
+/// The source's dimensions: -1 while unknown.
 #[derive(Debug, Serialize)]
 struct Input {
     width: i64,
@@ -340,7 +340,7 @@ struct Input {
 }
 
 impl Video {
-    fn new(view: &DownloadView) -> Self {
+    fn new(state: &AppState, base: &str, view: &DownloadView) -> Self {
         let (error_reason_code, error_reason_text) = match view.state {
             // Stream's code for a copy whose fetch failed, which is what a failed haul job is.
             JobState::Failed => {
@@ -363,11 +363,15 @@ impl Video {
                 name: view.title.clone().or_else(|| file_name.or(view.filename.as_deref()).map(str::to_owned)),
                 downloaded_from: view.url.clone(),
             },
-            thumbnail: "",
+            thumbnail: if view.thumbnail.is_some() {
+                state.links.link(base, &view.account, view.id, links::THUMBNAIL, LINK_TTL)
+            } else {
+                String::new()
+            },
             ready_to_stream: completed,
-            duration: -1,
+            duration: view.duration.map_or(serde_json::Value::from(-1), serde_json::Value::from),
             size: view.size.unwrap_or(0),
-            input: Input { width: -1, height: -1 },
+            input: Input { width: view.width.map_or(-1, i64::from), height: view.height.map_or(-1, i64::from) },
             created: rfc3339(view.created_at),
             modified: rfc3339(view.finished_at.or(view.started_at).unwrap_or(view.created_at)),
             uploaded: view.finished_at.filter(|_| completed).map(rfc3339),
@@ -392,6 +396,7 @@ struct CopyMeta {
 async fn copy(
     State(state): State<AppState>,
     StreamAccount(account): StreamAccount,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer<Video> {
     // Whatever the Content-Type: curl's `--data` sends form-urlencoded, as Cloudflare's own examples do.
@@ -399,18 +404,24 @@ async fn copy(
         .map_err(|error| StreamError::bad_request(format!("invalid JSON body: {error}; expected {{\"url\": ...}}")))?;
     let request = AddRequest { url, title: meta.and_then(|meta| meta.name), ..AddRequest::default() };
     let view = state.engine.add(&account, request).await?;
-    ok(Video::new(&view))
+    ok(Video::new(&state, &links::base_url(&state, &headers), &view))
 }
 
 /// `GET /accounts/{account_id}/stream`: the account's videos, newest first.
-async fn list(State(state): State<AppState>, StreamAccount(account): StreamAccount) -> Answer<Vec<Video>> {
+async fn list(
+    State(state): State<AppState>,
+    StreamAccount(account): StreamAccount,
+    headers: HeaderMap,
+) -> Answer<Vec<Video>> {
     let views = state.engine.list(&account, &ListFilter::default()).await?;
-    ok(views.iter().map(Video::new).collect())
+    let base = links::base_url(&state, &headers);
+    ok(views.iter().map(|view| Video::new(&state, &base, view)).collect())
 }
 
 /// `GET /accounts/{account_id}/stream/{identifier}`.
-async fn video(State(state): State<AppState>, VideoRef { account, id }: VideoRef) -> Answer<Video> {
-    ok(Video::new(&state.engine.get(&account, id).await?))
+async fn video(State(state): State<AppState>, VideoRef { account, id }: VideoRef, headers: HeaderMap) -> Answer<Video> {
+    let view = state.engine.get(&account, id).await?;
+    ok(Video::new(&state, &links::base_url(&state, &headers), &view))
 }
 
 /// `DELETE /accounts/{account_id}/stream/{identifier}`: stops the job and removes it with its file and its
