@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark `haul get` against aria2c, axel and curl on the test origin, in several host profiles.
+"""Benchmark `haul get` against aria2c, axel and curl on the test origin, in several host profiles, and against
+yt-dlp (alone and with aria2c as its downloader) on a video page.
 
 Every tool downloads the same file from the same `haul-origin` profile in one run; every result's sha256 is
 checked; each tool's median time is printed with its ratio to the best of the other tools and to the
@@ -8,6 +9,10 @@ limit times its per-connection cap, whichever is lower). Peak memory (max RSS) i
 
     python3 bench/bench.py                 # all profiles, 3 runs each (curl once on capped hosts)
     python3 bench/bench.py --profiles lan,cdn --runs 5 --tools haul,aria2c
+    python3 bench/bench.py --profiles media-cdn
+
+Media profiles (`media-...`) serve a page at /watch/SIZE/NAME whose <video> is the file: every tool reads the
+page, finds the video and downloads it (haul and yt-dlp both through yt-dlp's generic extractor).
 """
 
 import argparse
@@ -42,9 +47,16 @@ PROFILES = {
     "flaky": ("flaky host: 30% of responses cut mid-body, 50 MiB/s per connection", 256 * MIB,
               ["--cut-fraction", "0.3", "--per-connection-rate", "50M"], 50 * MIB, None, None),
     "no-range": ("host without Range support", 1024 * MIB, ["--no-range"], None, None, None),
+    "media-cdn": (
+        "a video page on the CDN host: 1 MiB/s per connection, 50 ms latency, 40 MiB/s aggregate, 48 connections",
+        128 * MIB,
+        ["--per-connection-rate", "1M", "--latency-ms", "50", "--aggregate-rate", "40M", "--max-connections", "48"],
+        1 * MIB, 48, 40 * MIB,
+    ),
 }
 
 TOOLS = ["haul", "aria2c", "axel", "curl"]
+MEDIA_TOOLS = ["haul", "yt-dlp", "yt-dlp+aria2c"]
 
 
 def physical_limit(profile):
@@ -57,6 +69,25 @@ def physical_limit(profile):
     if per_conn and "--no-range" in PROFILES[profile][2]:
         caps.append(per_conn)
     return size / min(caps) if caps else None
+
+
+def media_command_for(tool, page, out_dir, haul_bin):
+    """A page-to-file download; the tool names the file, which is the only one left in `out_dir`."""
+    if tool == "haul":
+        return [haul_bin, "get", "-q", "-d", out_dir, page]
+    ytdlp = ["yt-dlp", "-q", "--no-warnings", "--no-progress", "--fixup", "never", "--no-part", "-P", out_dir,
+             "-o", "%(id)s.%(ext)s"]
+    if tool == "yt-dlp":
+        return [*ytdlp, page]
+    if tool == "yt-dlp+aria2c":
+        return [*ytdlp, "--downloader", "aria2c", "--downloader-args",
+                "aria2c:-x16 -s16 -k1M --file-allocation=none", page]
+    raise ValueError(tool)
+
+
+def only_file(out_dir):
+    names = [n for n in os.listdir(out_dir) if not n.startswith(".")]
+    return os.path.join(out_dir, names[0]) if len(names) == 1 else None
 
 
 def command_for(tool, url, out_dir, name, haul_bin):
@@ -131,7 +162,8 @@ def start_origin(origin_bin, flags):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", default=",".join(PROFILES))
-    parser.add_argument("--tools", default=",".join(TOOLS))
+    parser.add_argument("--tools", default=",".join(TOOLS), help="for file profiles; media profiles use " +
+                        ", ".join(MEDIA_TOOLS))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--slow-runs", type=int, default=1,
                         help="runs for a tool expected to take over a minute (curl on capped hosts)")
@@ -144,8 +176,11 @@ def main():
                        check=True)
     haul_bin = os.path.join(ROOT, "target", "release", "haul")
     origin_bin = os.path.join(ROOT, "target", "release", "haul-origin")
-    tools = [t for t in args.tools.split(",") if t == "haul" or shutil.which(t)]
-    missing = set(args.tools.split(",")) - set(tools)
+    installed = lambda tool: tool == "haul" or all(shutil.which(part) for part in tool.split("+"))
+    wanted = args.tools.split(",") if args.tools else TOOLS
+    tools = [t for t in wanted if installed(t)]
+    media_tools = [t for t in MEDIA_TOOLS if installed(t)]
+    missing = (set(wanted) | set(MEDIA_TOOLS)) - set(tools) - set(media_tools)
     if missing:
         print(f"not installed, skipped: {', '.join(sorted(missing))}", file=sys.stderr)
 
@@ -154,7 +189,8 @@ def main():
         description, size, flags, per_conn, _, _ = PROFILES[profile]
         origin, base = start_origin(origin_bin, flags)
         name = f"{profile}.bin"
-        url = f"{base}/data/{size}/{name}"
+        media = profile.startswith("media-")
+        url = f"{base}/watch/{size}/{name}" if media else f"{base}/data/{size}/{name}"
         expected = subprocess.run([origin_bin, "--print-sha256", str(size), name], capture_output=True, text=True,
                                   check=True).stdout.strip()
         phys = physical_limit(profile)
@@ -162,16 +198,17 @@ def main():
               + (f"; physical limit {phys:.2f} s" if phys else ""), flush=True)
         results = {}
         try:
-            for tool in tools:
-                single_stream_capped = tool == "curl" and per_conn and size / per_conn > 60
+            for tool in media_tools if media else tools:
+                single_stream_capped = tool in ("curl", "yt-dlp") and per_conn and size / per_conn > 60
                 runs = args.slow_runs if single_stream_capped else args.runs
                 times, rss, correct = [], [], 0
                 for _ in range(runs):
                     with tempfile.TemporaryDirectory(prefix="haul-bench-") as out_dir:
-                        elapsed, code, peak = timed_run(command_for(tool, url, out_dir, name, haul_bin),
-                                                        args.timeout)
-                        path = os.path.join(out_dir, name)
-                        ok = code == 0 and os.path.exists(path) and sha256_file(path) == expected
+                        command = (media_command_for(tool, url, out_dir, haul_bin) if media
+                                   else command_for(tool, url, out_dir, name, haul_bin))
+                        elapsed, code, peak = timed_run(command, args.timeout)
+                        path = only_file(out_dir) if media else os.path.join(out_dir, name)
+                        ok = code == 0 and path and os.path.exists(path) and sha256_file(path) == expected
                         correct += ok
                         if elapsed is not None and code == 0:
                             times.append(elapsed)
@@ -179,7 +216,7 @@ def main():
                 median = statistics.median(times) if times else None
                 results[tool] = (median, correct, runs, max(rss))
                 shown = f"{median:7.2f} s" if median else "   failed"
-                print(f"  {tool:7} {shown}  correct {correct}/{runs}  peak RSS {max(rss):6.1f} MiB", flush=True)
+                print(f"  {tool:13} {shown}  correct {correct}/{runs}  peak RSS {max(rss):6.1f} MiB", flush=True)
         finally:
             origin.kill()
             origin.wait()

@@ -299,6 +299,20 @@ async fn data(
     (status, h, body).into_response()
 }
 
+/// A video page around `/data/SIZE/NAME`, as a media site serves one: `og:title` and a `<video>` whose source
+/// is the file. yt-dlp's generic extractor reads it; the benchmark's media profile times page-to-file downloads.
+async fn watch(Path((size, name)): Path<(u64, String)>) -> Response {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    };
+    let name = escape(&name);
+    let page = format!(
+        "<!doctype html><html><head><title>{name}</title><meta property=\"og:title\" content=\"{name}\"></head>\
+         <body><video controls><source src=\"/data/{size}/{name}\" type=\"video/mp4\"></video></body></html>"
+    );
+    ([(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
 async fn redirect(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -336,6 +350,7 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/data/{size}/{name}", get(data))
         .route("/redirect/{n}/data/{size}/{name}", get(redirect))
+        .route("/watch/{size}/{name}", get(watch))
         .route("/stats", get(stats))
         .with_state(shared)
 }

@@ -97,7 +97,7 @@ async fn banner_mounts_own_listeners_and_the_open_app() {
         "--open-dialect",
         "ytdlp-app",
     ];
-    let server = Server::start(dir.path(), &args, 6);
+    let server = Server::start(dir.path(), &args, 7);
     let base = server.base.clone();
     assert_eq!(server.url_of("native"), Some(format!("{base}/v1")), "{:?}", server.banner);
     assert_eq!(server.url_of("ytdlp-app"), Some(format!("{base}/api")));
@@ -108,6 +108,9 @@ async fn banner_mounts_own_listeners_and_the_open_app() {
     assert!(own.starts_with("  videodb") && own.ends_with("(own listener)"), "{own}");
     let own_base = own.split_whitespace().nth(1).unwrap().to_owned();
     assert_ne!(own_base, base);
+    // Which media tools were found, and where.
+    let media = &server.banner[6];
+    assert!(media.starts_with("  media") && media.contains("yt-dlp /") && media.contains("ffmpeg /"), "{media}");
 
     let client = reqwest::Client::new();
     // VideoDB at its new mount and at the root of its own listener: one job, seen through both.
@@ -153,7 +156,7 @@ async fn banner_mounts_own_listeners_and_the_open_app() {
 #[test]
 fn bad_layout_flags_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["--mount", "videodb"], "DIALECT=/path"),
         (&["--mount", "nope=/x"], "ytdlp-app, surge, videodb, cloudflare"),
         (&["--mount", "videodb=v"], "must start with /"),
@@ -161,6 +164,7 @@ fn bad_layout_flags_are_refused_with_the_reason() {
         (&["--mount", "videodb=/api"], "overlap"),
         (&["--open-dialect", "surge"], "only ytdlp-app"),
         (&["--listen-dialect", "videodb=nowhere"], "ADDR:PORT"),
+        (&["--yt-dlp", "/nonexistent/yt-dlp"], "--yt-dlp /nonexistent/yt-dlp: no such executable file"),
     ];
     for (args, expected) in cases {
         let output = Command::new(env!("CARGO_BIN_EXE_haul"))
