@@ -302,9 +302,8 @@ async fn data(
 /// A video page around `/data/SIZE/NAME`, as a media site serves one: `og:title` and a `<video>` whose source
 /// is the file. yt-dlp's generic extractor reads it; the benchmark's media profile times page-to-file downloads.
 async fn watch(Path((size, name)): Path<(u64, String)>) -> Response {
-    let escape = |text: &str| {
-        text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-    };
+    let escape =
+        |text: &str| text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
     let name = escape(&name);
     let page = format!(
         "<!doctype html><html><head><title>{name}</title><meta property=\"og:title\" content=\"{name}\"></head>\
