@@ -16,11 +16,10 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::Harness;
-use haul_api::testing::TestServer;
 use haul_core::media::media_file_name;
 use haul_engine::MediaTools;
 use haul_test_support::media::{AUDIO, CLIP_360, CLIP_720, HLS_MEDIA, THUMBNAIL, VIDEO_360, VIDEO_720};
-use haul_test_support::{MediaOptions, MediaSite, Origin, OriginOptions, codec_types, ffprobe, missing_tools};
+use haul_test_support::{MediaOptions, MediaSite, OriginOptions, codec_types, ffprobe, missing_tools};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
@@ -50,18 +49,7 @@ async fn slow_setup(clip_seconds: u32) -> (Harness, MediaSite) {
 
 /// A harness around a server started with exactly `tools`.
 async fn harness_with_tools(tools: MediaTools) -> Harness {
-    let server = TestServer::start_with_tools(TOKEN, 4, tools, |_| {}).await;
-    let origin = Origin::start(OriginOptions::default()).await.expect("origin starts");
-    Harness {
-        base: server.base.clone(),
-        client: reqwest::Client::new(),
-        origin,
-        engine: server.engine.clone(),
-        account: server.account.clone(),
-        downloads_dir: server.downloads_dir.clone(),
-        token: TOKEN.to_owned(),
-        server,
-    }
+    Harness::start_with_tools(TOKEN, OriginOptions::default(), tools).await
 }
 
 impl Harness {
