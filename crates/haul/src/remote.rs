@@ -706,6 +706,20 @@ struct Download {
     checksum: Option<String>,
     #[serde(default)]
     priority: i32,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    quality: String,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    duration: Option<f64>,
+    #[serde(default)]
+    width: Option<u32>,
+    #[serde(default)]
+    height: Option<u32>,
+    #[serde(default)]
+    format: Option<String>,
 }
 
 impl Download {
@@ -843,6 +857,22 @@ fn render_detail(download: &Download) -> String {
     }
     if let Some(directory) = &download.directory {
         field("directory", directory);
+    }
+    if download.kind == "media" || download.quality != "best" && !download.quality.is_empty() {
+        let mut media = format!("{} ({})", download.kind, download.quality);
+        if let (Some(width), Some(height)) = (download.width, download.height) {
+            media.push_str(&format!(", {width}x{height}"));
+        }
+        if let Some(duration) = download.duration {
+            media.push_str(&format!(", {}", format_duration(Duration::from_secs_f64(duration.max(0.0)))));
+        }
+        if let Some(format) = &download.format {
+            media.push_str(&format!(", formats {format}"));
+        }
+        field("media", &media);
+    }
+    if let Some(title) = &download.title {
+        field("title", title);
     }
     let done = format_bytes(download.bytes_done);
     let progress = match download.size {

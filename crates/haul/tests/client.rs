@@ -304,3 +304,33 @@ async fn server_not_running() {
         assert_eq!(stderr(&output).lines().count(), 1, "one line, not one per ID: {}", stderr(&output));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn add_a_video_page_with_a_quality_or_the_audio() {
+    use haul_test_support::{MediaSite, codec_types};
+    let server = Server::start(OriginOptions::default()).await;
+    let site = MediaSite::start().await.unwrap();
+    let video = server.ok(&["add", "--quality", "480p", &site.muxed("Lecture")]).await.trim().to_owned();
+    let audio = server.ok(&["add", "--audio", &site.dash("Lecture audio")]).await.trim().to_owned();
+    let (video_job, audio_job) =
+        (server.wait_for(&video, "completed").await, server.wait_for(&audio, "completed").await);
+    assert_eq!((video_job["kind"].as_str(), video_job["quality"].as_str()), (Some("media"), Some("480p")));
+    assert_eq!(audio_job["quality"], "audio");
+    let downloads = server.server.downloads_dir.clone();
+    assert_eq!(codec_types(downloads.join(audio_job["path"].as_str().unwrap())), ["audio"]);
+
+    // The detail view says what was fetched.
+    let shown = server.ok(&["ls", &video]).await;
+    assert!(shown.contains("media (480p), 640x360") && shown.contains("formats 360p"), "{shown}");
+    assert!(shown.lines().any(|line| line.starts_with("title") && line.contains("Lecture")), "{shown}");
+
+    // --audio and --quality are one choice; audio is not a --quality.
+    for args in
+        [&["add", "--audio", "--quality", "720p", "http://h/x"][..], &["add", "--quality", "audio", "http://h/x"]]
+    {
+        let output = server.haul(args).await;
+        assert!(!output.status.success(), "{args:?} was accepted");
+    }
+    let output = server.haul(&["add", "--quality", "audio", "http://h/x"]).await;
+    assert!(stderr(&output).contains("use --audio"), "{}", stderr(&output));
+}
