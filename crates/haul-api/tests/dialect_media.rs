@@ -170,3 +170,40 @@ async fn cloudflare_default_and_audio_downloads_of_a_video() {
     let (status, video) = server.call(Method::GET, &format!("{stream}/{uid}"), None).await;
     assert_eq!((status, video["result"]["readyToStream"].as_bool()), (StatusCode::OK, Some(true)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ytdlp_app_shows_processing_while_ffmpeg_merges() {
+    let missing = missing_tools();
+    assert!(missing.is_empty(), "the media tests need {} on PATH (./test.sh installs them)", missing.join(", "));
+    // ffmpeg as found, except that merging first waits 2 s, so the merge step can be seen.
+    let found = haul_engine::MediaTools::discover(None, None).unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let wrapper = bin.path().join("ffmpeg");
+    let real = found.ffmpeg.clone().unwrap();
+    let script = format!("#!/bin/sh\ncase \"$*\" in *1:a:0*) sleep 2 ;; esac\nexec '{}' \"$@\"\n", real.display());
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let tools = haul_engine::MediaTools { ffmpeg: Some(wrapper), ..found };
+    let server = Harness::start_with_tools(TOKEN, OriginOptions::default(), tools).await;
+    let site = MediaSite::start().await.unwrap();
+
+    let (status, answer) = server.call(Method::POST, "/api/download", Some(json!({"url": site.dash("Merged")}))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let id = answer["download_id"].as_str().unwrap().to_owned();
+    let mut seen = Vec::new();
+    for _ in 0..400 {
+        let (_, tasks) = server.call(Method::GET, "/api/downloads", None).await;
+        let status = tasks[0]["status"].as_str().unwrap().to_owned();
+        if seen.last() != Some(&status) {
+            seen.push(status.clone());
+        }
+        if status == "completed" || status == "error" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen.contains(&"processing".to_owned()), "the merge shows as processing: {seen:?} ({id})");
+    assert_eq!(seen.last().map(String::as_str), Some("completed"), "{seen:?}");
+    let after: Vec<&String> = seen.iter().skip_while(|s| *s != "processing").collect();
+    assert_eq!(after, ["processing", "completed"], "processing comes last, before completed: {seen:?}");
+}

@@ -459,6 +459,13 @@ impl Engine {
         })
     }
 
+    /// What a running download is doing now (probing, downloading, or verifying / post-processing with
+    /// ffmpeg); `None` when it is not running here.
+    pub fn phase(&self, id: DownloadId) -> Option<crate::progress::Phase> {
+        let running = self.inner.running.lock().expect("running lock").get(&id).cloned();
+        running.map(|running| running.progress.snapshot().phase)
+    }
+
     /// The media tools this server found.
     pub fn media_tools(&self) -> &MediaTools {
         &self.inner.options.media

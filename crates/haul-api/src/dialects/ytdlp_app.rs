@@ -49,8 +49,9 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// haul's job state as the app names it: the one place that decides.
 ///
-/// The app has no pause: a download paused through another API is waiting, as a pending one is. `processing`
-/// (the app's post-processing step, merging streams) belongs to media downloads.
+/// The app has no pause: a download paused through another API is waiting, as a pending one is. The app's
+/// `processing` (its post-processing step: merging streams, taking out the audio) is an active job whose
+/// fetch is over, which only the running engine knows: see [`task_status`].
 pub(crate) fn app_status(state: JobState) -> &'static str {
     match state {
         JobState::Queued | JobState::Paused => "pending",
@@ -59,6 +60,13 @@ pub(crate) fn app_status(state: JobState) -> &'static str {
         JobState::Failed => "error",
         JobState::Cancelled => "cancelled",
     }
+}
+
+/// The status of a task: [`app_status`], except that an active job past its fetch is `processing`.
+fn task_status(state: &AppState, view: &DownloadView) -> &'static str {
+    let finishing =
+        view.state == JobState::Active && state.engine.phase(view.id) == Some(haul_engine::Phase::Verifying);
+    if finishing { "processing" } else { app_status(view.state) }
 }
 
 /// A failure as FastAPI sends it: `{"detail": ...}` with the status code. `detail` is a message, or pydantic's
@@ -212,7 +220,7 @@ impl Task {
         Self {
             id: view.id,
             thumbnail: state.engine.thumbnail_path(&view).map(|_| format!("{mount}/thumbnails/{}", view.id)),
-            status: app_status(view.state),
+            status: task_status(state, &view),
             progress: percent(&view),
             speed: active.then(|| format!("{}/s", decimal_size(view.speed))),
             eta: view.eta_secs.filter(|_| active).map(|secs| format!("{secs}s")),
