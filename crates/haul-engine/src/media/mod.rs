@@ -510,12 +510,19 @@ async fn fetch_thumbnail(
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let bytes = tokio::select! {
-        bytes = response.bytes() => bytes.map_err(|error| EngineError::Media(format!("thumbnail: {error}")))?,
-        _ = cancel.cancelled() => return Err(EngineError::Cancelled),
-    };
-    if bytes.len() > LIMIT {
-        return Err(EngineError::Media("thumbnail: larger than 20 MiB".into()));
+    // Read in chunks with a cap: a thumbnail URL comes from the page, which may point at anything.
+    let mut response = response;
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            chunk = response.chunk() => chunk.map_err(|error| EngineError::Media(format!("thumbnail: {error}")))?,
+            _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+        };
+        let Some(chunk) = chunk else { break };
+        if bytes.len() + chunk.len() > LIMIT {
+            return Err(EngineError::Media("thumbnail: larger than 20 MiB".into()));
+        }
+        bytes.extend_from_slice(&chunk);
     }
     let ext = image_ext(&bytes, &content_type);
     let temp = dir.join(format!(".{id}.thumbnail"));
