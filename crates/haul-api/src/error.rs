@@ -110,6 +110,22 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// A service failure's status and message for the compatibility dialects, which each wrap the pair in their own
+/// shape: the one mapping they share, so a new kind of failure is answered the same way by all of them.
+/// Internal details are logged (naming `api`) and replaced by a generic message.
+pub(crate) fn dialect_failure(error: ServiceError, api: &str) -> (StatusCode, String) {
+    match error {
+        ServiceError::Invalid(message) | ServiceError::UnsupportedScheme(message) => (StatusCode::BAD_REQUEST, message),
+        ServiceError::NotFound(message) => (StatusCode::NOT_FOUND, message),
+        ServiceError::Conflict { message, .. } => (StatusCode::CONFLICT, message),
+        ServiceError::Unsupported(message) => (StatusCode::NOT_IMPLEMENTED, message),
+        ServiceError::Internal(detail) => {
+            tracing::error!(error = %detail, api, "internal error answering a request");
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error; see the server log".to_owned())
+        }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection.status() {

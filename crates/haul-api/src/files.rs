@@ -71,6 +71,18 @@ pub(crate) fn download_name(view: &haul_engine::service::DownloadView, path: &Pa
     }
 }
 
+/// A download's thumbnail (`thumbnails/{id}.jpg|webp|png`) under its own name; `Ok(None)` when it has none.
+pub(crate) async fn send_thumbnail(
+    engine: &haul_engine::service::Engine,
+    view: &haul_engine::service::DownloadView,
+    method: &Method,
+    request_headers: &HeaderMap,
+) -> Result<Option<Response>, ApiError> {
+    let Some(path) = engine.thumbnail_path(view) else { return Ok(None) };
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    send_file(&path, &name, method, request_headers).await
+}
+
 /// Streams the file at `path`, offered to the client as `name`, honouring `Range` (one range; 206, or 416 when
 /// outside the file), `If-None-Match` and `If-Modified-Since` (304), and HEAD. `Ok(None)` when there is no
 /// file there: each API answers that in its own words.

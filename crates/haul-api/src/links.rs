@@ -18,7 +18,7 @@ use sha2::Sha256;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::files::{download_name, send_file};
+use crate::files::{download_name, send_file, send_thumbnail};
 
 /// How long the links handed out by VideoDB and Cloudflare stay valid (VideoDB documents 24 hours).
 pub const LINK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -143,9 +143,7 @@ pub(crate) async fn serve_link(
     let not_ready = || ApiError::not_found(format!("download {id} has no finished {variant} file yet"));
     if variant == THUMBNAIL {
         let none = || ApiError::not_found(format!("download {id} has no thumbnail"));
-        let path = state.engine.thumbnail_path(&view).ok_or_else(none)?;
-        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-        return send_file(&path, &name, &method, &headers).await?.ok_or_else(none);
+        return send_thumbnail(&state.engine, &view, &method, &headers).await?.ok_or_else(none);
     }
     let path = if variant == FILE {
         if view.state != JobState::Completed {

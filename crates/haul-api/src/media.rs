@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::files::send_file;
+use crate::files::{send_file, send_thumbnail};
 
 /// A rendition of a download.
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,9 +64,7 @@ pub async fn thumbnail(
     let id = parse_id(&id)?;
     let view = state.engine.get(&caller.account, id).await?;
     let none = || ApiError::not_found(format!("download {id} has no thumbnail (only media downloads have one)"));
-    let path = state.engine.thumbnail_path(&view).ok_or_else(none)?;
-    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    send_file(&path, &name, &method, &headers).await?.ok_or_else(none)
+    send_thumbnail(&state.engine, &view, &method, &headers).await?.ok_or_else(none)
 }
 
 /// Asks for a rendition; it is made as soon as the download is complete (`audio` needs ffmpeg). Asking again

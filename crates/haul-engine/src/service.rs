@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use haul_core::checksum::ChecksumSpec;
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState};
+use haul_core::media::Quality;
 use haul_store::{
     DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, RenditionState,
     RenditionUpdate, Store, StoreError,
@@ -70,7 +71,7 @@ pub struct AddRequest {
     pub start_paused: bool,
     /// A display name (VideoDB `name`, Cloudflare `meta.name`); the file name is chosen separately.
     pub title: Option<String>,
-    /// One of [`QUALITIES`]; `None` is `best`.
+    /// A [`Quality`] by name (`best`, `720p`, `audio`, ...); `None` is `best`.
     pub quality: Option<String>,
     /// One of [`KINDS`]; `None` is `auto`.
     pub kind: Option<String>,
@@ -79,9 +80,6 @@ pub struct AddRequest {
 /// What fetches a download: `auto` decides when it first runs (a web page yt-dlp can read is media, anything
 /// else a file), `file` is haul's own HTTP engine, `media` goes through yt-dlp.
 pub const KINDS: [&str; 3] = ["auto", "file", "media"];
-
-/// The qualities a download can ask for: the best format, the best at or under a height, or audio only.
-pub const QUALITIES: [&str; 8] = ["best", "2160p", "1440p", "1080p", "720p", "480p", "360p", "audio"];
 
 /// The renditions a download can have made: `default` (its own file) and `audio` (an m4a made from it).
 pub const RENDITIONS: [&str; 2] = ["default", "audio"];
@@ -303,21 +301,13 @@ impl Engine {
                 ServiceError::Invalid(format!("unknown kind {kind:?}; expected one of {}", KINDS.join(", ")))
             })?,
         };
-        if quality == "audio"
-            && (self.inner.options.media.ffmpeg.is_none() || self.inner.options.media.ffprobe.is_none())
-        {
-            return Err(ServiceError::Unsupported(
-                "an audio-only download needs ffmpeg and ffprobe, which this server did not find: install ffmpeg \
-                 and restart haul serve, or start it with --ffmpeg PATH"
-                    .into(),
-            ));
+        let tools = &self.inner.options.media;
+        if quality == Quality::Audio {
+            require("an audio-only download", tools.ffmpeg())?;
+            require("an audio-only download", tools.ffprobe())?;
         }
-        if kind == "media" && self.inner.options.media.yt_dlp.is_none() {
-            return Err(ServiceError::Unsupported(
-                "media downloads need yt-dlp, which this server did not find: install it (pip install yt-dlp) and \
-                 restart haul serve, or start it with --yt-dlp PATH; kind \"file\" downloads the URL as it is"
-                    .into(),
-            ));
+        if kind == "media" {
+            require("a media download (kind \"file\" fetches the URL as it is)", tools.yt_dlp())?;
         }
         let title = request.title.map(|title| title.trim().to_owned()).filter(|title| !title.is_empty());
         if let Some(title) = &title
@@ -338,7 +328,7 @@ impl Engine {
         new.priority = request.priority;
         new.start_paused = request.start_paused;
         new.title = title;
-        new.quality = quality.to_owned();
+        new.quality = quality.to_string();
         new.kind = kind.to_owned();
         let record = self.inner.store.create(new).await?;
         self.emit(EventKind::Added, &record);
@@ -445,13 +435,7 @@ impl Engine {
     /// What yt-dlp says about a page (title, duration, thumbnail, formats), without downloading anything.
     pub async fn media_info(&self, url: &str) -> Result<haul_core::media::MediaInfo, ServiceError> {
         let url = check_url(url)?;
-        if self.inner.options.media.yt_dlp.is_none() {
-            return Err(ServiceError::Unsupported(
-                "reading a media page needs yt-dlp, which this server did not find: install it (pip install \
-                 yt-dlp) and restart haul serve, or start it with --yt-dlp PATH"
-                    .into(),
-            ));
-        }
+        require("reading a media page", self.inner.options.media.yt_dlp())?;
         let cancel = self.inner.shutdown.child_token();
         media::extract(&self.inner.options.media, &url, &[], &cancel).await.map_err(|error| match error {
             EngineError::Media(message) => ServiceError::Invalid(message),
@@ -489,14 +473,8 @@ impl Engine {
     ) -> Result<haul_store::Rendition, ServiceError> {
         check_rendition(name)?;
         if name == "audio" {
-            let tools = &self.inner.options.media;
-            if tools.ffmpeg.is_none() || tools.ffprobe.is_none() {
-                return Err(ServiceError::Unsupported(
-                    "an audio rendition needs ffmpeg and ffprobe, which this server did not find: install ffmpeg \
-                     and restart haul serve, or start it with --ffmpeg PATH"
-                        .into(),
-                ));
-            }
+            require("an audio rendition", self.inner.options.media.ffmpeg())?;
+            require("an audio rendition", self.inner.options.media.ffprobe())?;
         }
         let rendition = self.inner.store.put_rendition(account, id, name).await?;
         self.make_renditions();
@@ -1046,12 +1024,13 @@ fn remove_file_logged(path: &Path) {
     }
 }
 
-fn check_quality(quality: Option<&str>) -> Result<&'static str, ServiceError> {
-    let Some(text) = quality else { return Ok("best") };
-    let quality = QUALITIES.into_iter().find(|known| known.eq_ignore_ascii_case(text.trim())).ok_or_else(|| {
-        ServiceError::Invalid(format!("unknown quality {text:?}; expected one of {}", QUALITIES.join(", ")))
-    })?;
-    Ok(quality)
+/// Refuses `what` when a program it needs was not found, saying which and how to get it.
+fn require(what: &str, found: Result<&Path, String>) -> Result<(), ServiceError> {
+    found.map(drop).map_err(|why| ServiceError::Unsupported(format!("{what} cannot be done here: {why}")))
+}
+
+fn check_quality(quality: Option<&str>) -> Result<Quality, ServiceError> {
+    quality.map_or(Ok(Quality::Best), |text| text.parse().map_err(ServiceError::Invalid))
 }
 
 fn check_rendition(name: &str) -> Result<(), ServiceError> {

@@ -39,7 +39,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use haul_core::job::{AccountId, DownloadId, JobState};
-use haul_engine::service::{AddRequest, DownloadView, ServiceError};
+use haul_engine::service::{AddRequest, DownloadView, RENDITIONS, ServiceError};
 use haul_store::{ListFilter, Rendition, RenditionState};
 use serde::{Deserialize, Serialize};
 
@@ -47,9 +47,6 @@ use crate::AppState;
 use crate::auth::{bearer_account, bearer_token};
 use crate::dialects::{percent, rfc3339};
 use crate::links::{self, LINK_TTL};
-
-/// The download types Cloudflare Stream offers, which are the engine's rendition names.
-const DOWNLOAD_TYPES: [&str; 2] = ["default", "audio"];
 
 /// The Cloudflare Stream routes, relative to the mount.
 pub(crate) fn routes() -> Router<AppState> {
@@ -151,16 +148,8 @@ impl IntoResponse for StreamError {
 
 impl From<ServiceError> for StreamError {
     fn from(error: ServiceError) -> Self {
-        match error {
-            ServiceError::Invalid(message) | ServiceError::UnsupportedScheme(message) => Self::bad_request(message),
-            ServiceError::NotFound(message) => Self::new(StatusCode::NOT_FOUND, message),
-            ServiceError::Conflict { message, .. } => Self::new(StatusCode::CONFLICT, message),
-            ServiceError::Unsupported(message) => Self::new(StatusCode::NOT_IMPLEMENTED, message),
-            ServiceError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error answering a Cloudflare Stream API request");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error; see the server log")
-            }
-        }
+        let (status, message) = crate::error::dialect_failure(error, "Cloudflare Stream");
+        Self::new(status, message)
     }
 }
 
@@ -266,7 +255,7 @@ impl FromRequestParts<AppState> for DownloadType {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, StreamError> {
         let params = path_params(parts, state).await?;
         let text = params.get("download_type").map(String::as_str).unwrap_or_default();
-        DOWNLOAD_TYPES.into_iter().find(|name| *name == text).map(Self).ok_or_else(|| {
+        RENDITIONS.into_iter().find(|name| *name == text).map(Self).ok_or_else(|| {
             StreamError::bad_request(format!("unknown download type {text:?}; expected default or audio"))
         })
     }

@@ -85,17 +85,10 @@ impl IntoResponse for SurgeError {
 
 impl From<ServiceError> for SurgeError {
     fn from(error: ServiceError) -> Self {
-        match error {
-            ServiceError::Invalid(message) | ServiceError::UnsupportedScheme(message) => {
-                Self::new(StatusCode::BAD_REQUEST, message)
-            }
-            ServiceError::Unsupported(message) => Self::new(StatusCode::NOT_IMPLEMENTED, message),
-            ServiceError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "Download not found"),
-            ServiceError::Conflict { message, .. } => Self::new(StatusCode::CONFLICT, message),
-            ServiceError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error answering a Surge API request");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
-            }
+        match crate::error::dialect_failure(error, "Surge") {
+            // Surge's own words for an unknown id, which its clients match on.
+            (StatusCode::NOT_FOUND, _) => Self::new(StatusCode::NOT_FOUND, "Download not found"),
+            (status, message) => Self::new(status, message),
         }
     }
 }

@@ -78,10 +78,6 @@ impl VideodbError {
     fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
-
-    fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error; see the server log")
-    }
 }
 
 impl IntoResponse for VideodbError {
@@ -92,16 +88,8 @@ impl IntoResponse for VideodbError {
 
 impl From<ServiceError> for VideodbError {
     fn from(error: ServiceError) -> Self {
-        match error {
-            ServiceError::Invalid(message) | ServiceError::UnsupportedScheme(message) => Self::bad_request(message),
-            ServiceError::NotFound(message) => Self::new(StatusCode::NOT_FOUND, message),
-            ServiceError::Conflict { message, .. } => Self::new(StatusCode::CONFLICT, message),
-            ServiceError::Unsupported(message) => Self::new(StatusCode::NOT_IMPLEMENTED, message),
-            ServiceError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error answering a VideoDB API request");
-                Self::internal()
-            }
-        }
+        let (status, message) = crate::error::dialect_failure(error, "VideoDB");
+        Self::new(status, message)
     }
 }
 

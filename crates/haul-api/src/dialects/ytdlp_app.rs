@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use haul_core::job::{AccountId, DownloadId, JobState};
+use haul_core::media::Quality;
 use haul_engine::service::{AddRequest, DownloadView, ServiceError};
 use haul_store::ListFilter;
 use serde::Serialize;
@@ -28,10 +29,12 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::{bearer_account, bearer_token, default_account};
 use crate::dialects::{percent, rfc3339};
-use crate::files::{download_name, send_file};
+use crate::files::{download_name, send_file, send_thumbnail};
 
-/// The qualities the app offers; haul's engine knows more (`2160p`, `1440p`), which are accepted too.
-const QUALITIES: [&str; 7] = ["best", "2160p", "1440p", "1080p", "720p", "480p", "360p"];
+/// The video qualities, as the app takes them (audio alone is its `download_type`).
+fn video_qualities() -> impl Iterator<Item = &'static str> {
+    Quality::NAMES.into_iter().filter(|name| *name != "audio")
+}
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -267,15 +270,12 @@ fn decimal_size(bytes: u64) -> String {
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
-/// `POST /download`: `{"url", "quality"?, "download_type"?}`; only `url` is required.
-async fn create(
-    State(state): State<AppState>,
-    AppCaller(account): AppCaller,
-    body: Bytes,
-) -> Result<Json<Value>, Detail> {
-    let body: Value = serde_json::from_slice(&body)
+/// A JSON object body with a string `url`, checked as pydantic would (422 naming what is wrong); answers its
+/// fields and the URL.
+fn body_with_url(body: &[u8]) -> Result<(serde_json::Map<String, Value>, String), Detail> {
+    let body: Value = serde_json::from_slice(body)
         .map_err(|error| Detail::invalid("json_invalid", None, format!("JSON decode error: {error}"), Value::Null))?;
-    let Value::Object(fields) = &body else {
+    let Value::Object(fields) = body else {
         return Err(Detail::invalid("model_attributes_type", None, "Input should be a valid dictionary", body));
     };
     let url = match fields.get("url") {
@@ -283,16 +283,29 @@ async fn create(
         Some(other) => {
             return Err(Detail::invalid("string_type", Some("url"), "Input should be a valid string", other.clone()));
         }
-        None => return Err(Detail::invalid("missing", Some("url"), "Field required", body.clone())),
+        None => return Err(Detail::invalid("missing", Some("url"), "Field required", Value::Object(fields))),
     };
+    Ok((fields, url))
+}
+
+/// `POST /download`: `{"url", "quality"?, "download_type"?}`; only `url` is required.
+async fn create(
+    State(state): State<AppState>,
+    AppCaller(account): AppCaller,
+    body: Bytes,
+) -> Result<Json<Value>, Detail> {
+    let (fields, url) = body_with_url(&body)?;
     let quality = match fields.get("quality") {
         None | Some(Value::Null) => "best".to_owned(),
-        Some(Value::String(quality)) if QUALITIES.contains(&quality.as_str()) => quality.clone(),
+        Some(Value::String(quality)) if video_qualities().any(|known| known == quality) => quality.clone(),
         Some(other) => {
             return Err(Detail::invalid(
                 "literal_error",
                 Some("quality"),
-                format!("Input should be {}", QUALITIES.map(|q| format!("'{q}'")).join(", ")),
+                format!(
+                    "Input should be {}",
+                    video_qualities().map(|q| format!("'{q}'")).collect::<Vec<_>>().join(", ")
+                ),
                 other.clone(),
             ));
         }
@@ -417,9 +430,7 @@ async fn thumbnail(
         Err(ServiceError::NotFound(_)) => return Err(missing()),
         Err(error) => return Err(error.into()),
     };
-    let path = state.engine.thumbnail_path(&view).ok_or_else(missing)?;
-    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    send_file(&path, &name, &method, &headers).await.map_err(detail_of)?.ok_or_else(missing)
+    send_thumbnail(&state.engine, &view, &method, &headers).await.map_err(detail_of)?.ok_or_else(missing)
 }
 
 /// `GET /stream/{filename}`: a finished file by its stored name, for `<video>` players (ranges answer 206).
@@ -447,15 +458,7 @@ async fn stream(
 /// `POST /info` `{"url"}`: what yt-dlp says about a page (title, duration, thumbnail, formats), as the app
 /// shows it before a download.
 async fn info(State(state): State<AppState>, AppCaller(_): AppCaller, body: Bytes) -> Result<Json<Value>, Detail> {
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|error| Detail::invalid("json_invalid", None, format!("JSON decode error: {error}"), Value::Null))?;
-    let url = match body.get("url") {
-        Some(Value::String(url)) => url.clone(),
-        Some(other) => {
-            return Err(Detail::invalid("string_type", Some("url"), "Input should be a valid string", other.clone()));
-        }
-        None => return Err(Detail::invalid("missing", Some("url"), "Field required", body.clone())),
-    };
+    let (_, url) = body_with_url(&body)?;
     let info = state.engine.media_info(&url).await.map_err(|error| match error {
         ServiceError::Invalid(message) => {
             Detail::new(StatusCode::BAD_REQUEST, format!("No se pudo obtener la información: {message}"))

@@ -31,26 +31,19 @@ impl MediaTools {
         Self::default()
     }
 
-    pub(crate) fn yt_dlp(&self) -> Result<&Path, String> {
-        self.yt_dlp.as_deref().ok_or_else(|| {
-            "media downloads need yt-dlp, which this server did not find: install it (pip install yt-dlp) \
-             and restart, or start haul serve with --yt-dlp PATH"
-                .to_owned()
-        })
+    /// yt-dlp, or why there is none and how to get it.
+    pub fn yt_dlp(&self) -> Result<&Path, String> {
+        found(&self.yt_dlp, "yt-dlp", "pip install yt-dlp", "--yt-dlp PATH")
     }
 
-    pub(crate) fn ffmpeg(&self) -> Result<&Path, String> {
-        self.ffmpeg.as_deref().ok_or_else(|| {
-            "this needs ffmpeg, which this server did not find: install it (apt-get install ffmpeg) and \
-             restart, or start haul serve with --ffmpeg PATH"
-                .to_owned()
-        })
+    /// ffmpeg, or why there is none and how to get it.
+    pub fn ffmpeg(&self) -> Result<&Path, String> {
+        found(&self.ffmpeg, "ffmpeg", "apt-get install ffmpeg", "--ffmpeg PATH")
     }
 
-    pub(crate) fn ffprobe(&self) -> Result<&Path, String> {
-        self.ffprobe.as_deref().ok_or_else(|| {
-            "this needs ffprobe (part of ffmpeg), which this server did not find: install ffmpeg and restart".to_owned()
-        })
+    /// ffprobe, or why there is none and how to get it (it comes with ffmpeg and is looked for beside it).
+    pub fn ffprobe(&self) -> Result<&Path, String> {
+        found(&self.ffprobe, "ffprobe", "apt-get install ffmpeg", "--ffmpeg PATH with ffprobe beside it")
     }
 
     /// One line for the start-up banner: what was found where.
@@ -68,6 +61,12 @@ impl MediaTools {
         }
         line
     }
+}
+
+fn found<'a>(path: &'a Option<PathBuf>, name: &str, install: &str, flag: &str) -> Result<&'a Path, String> {
+    path.as_deref().ok_or_else(|| {
+        format!("{name} was not found on this server: install it ({install}) and restart haul serve, or start it with {flag}")
+    })
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
