@@ -34,9 +34,8 @@ use crate::events::Feed;
 /// Bytes in Surge's "MB" (its speeds are MB/s).
 const MB: f64 = 1024.0 * 1024.0;
 
-/// The Surge routes, to be merged into the root router. `/health` is deliberately absent: the native one
-/// answers `{"status":"ok"}`; Surge clients only test for `status == "ok"`, and the `port` field would need the
-/// listening address, which only the binary knows.
+/// The Surge routes, to be merged into the root router. `/health` is absent: the native one already answers
+/// Surge's `{"status": "ok", "port": N}` on every listener.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/download", post(create).get(status))
