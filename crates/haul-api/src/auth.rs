@@ -6,6 +6,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
+use haul_core::account::KeyKind;
 use haul_core::job::AccountId;
 use haul_engine::service::ServiceError;
 use subtle::ConstantTimeEq as _;
@@ -62,7 +63,7 @@ pub(crate) async fn bearer_account(state: &AppState, token: &[u8]) -> Result<Opt
     }
     // Other accounts' keys live in the store, found by the hash of the secret.
     let Ok(secret) = std::str::from_utf8(token) else { return Ok(None) };
-    state.engine.account_for_key(secret, &[haul_store::KeyKind::Bearer]).await
+    state.engine.account_for_key(secret, &[KeyKind::Bearer]).await
 }
 
 /// The account the data directory's token acts for: the one dialects served without auth act for.

@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use haul_core::job::JobState;
-use haul_store::ListFilter;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -62,8 +61,9 @@ pub async fn list(
     caller: Caller,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<DownloadList>, ApiError> {
-    let filter = ListFilter { state: query.state, limit: query.limit, offset: query.offset.unwrap_or(0) };
-    let views = state.engine.list(&caller.account, &filter).await?;
+    let filter =
+        haul_engine::service::ListQuery { state: query.state, limit: query.limit, offset: query.offset.unwrap_or(0) };
+    let views = state.engine.list(&caller.account, filter).await?;
     // Counted from the per-state totals rather than a second query: a download changing state between the two
     // calls can make `total` off by one for a moment, which paging tolerates.
     let stats = Stats::from(state.engine.stats(&caller.account).await?);

@@ -9,6 +9,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use haul_engine::service::ServiceError;
+use haul_engine::task::chain;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -95,17 +96,11 @@ impl From<ServiceError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported_url", message)
             }
             ServiceError::NotFound(message) => Self::not_found(message),
-            // The engine's message already names the current state ("cannot resume a download that is
-            // completed"); the state is added only if a future message forgets it.
-            ServiceError::Conflict { current, message } => {
-                if message.contains(current.as_str()) {
-                    Self::conflict(message)
-                } else {
-                    Self::conflict(format!("{message} (the download is {})", current.as_str()))
-                }
-            }
+            // The message names the current state ("cannot resume a download that is completed"): an invariant
+            // of the store's `Conflict`.
+            ServiceError::Conflict { message, .. } => Self::conflict(message),
             ServiceError::Unsupported(message) => Self::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", message),
-            ServiceError::Internal(detail) => Self::internal(detail),
+            ServiceError::Internal(cause) => Self::internal(chain(cause.as_ref())),
         }
     }
 }
@@ -120,7 +115,7 @@ pub(crate) fn dialect_failure(error: ServiceError, api: &str) -> (StatusCode, St
         ServiceError::Conflict { message, .. } => (StatusCode::CONFLICT, message),
         ServiceError::Unsupported(message) => (StatusCode::NOT_IMPLEMENTED, message),
         ServiceError::Internal(detail) => {
-            tracing::error!(error = %detail, api, "internal error answering a request");
+            tracing::error!(error = %chain(detail.as_ref()), api, "internal error answering a request");
             (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error; see the server log".to_owned())
         }
     }

@@ -15,7 +15,7 @@ use tokio::sync::broadcast::{Receiver, error::RecvError};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ErrorBody;
-use crate::wire::{EventData, kind_name};
+use crate::wire::EventData;
 
 /// How often an idle stream sends a comment, so proxies and clients do not time the connection out.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -99,7 +99,7 @@ impl Feed {
 }
 
 fn to_sse(event: Event) -> SseEvent {
-    let kind = kind_name(&event);
+    let kind = event.kind.as_str();
     let id = event.id.to_string();
     let data = serde_json::to_string(&EventData::from(event)).unwrap_or_else(|error| {
         tracing::error!(%error, "serialising an event");

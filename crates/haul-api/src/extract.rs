@@ -4,6 +4,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::{Json, RequestExt as _};
 use haul_core::job::DownloadId;
+use haul_core::media::RenditionName;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -40,6 +41,27 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(text) = Path::<String>::from_request_parts(parts, state).await?;
-        text.parse().map(Self).map_err(|error: haul_core::job::IdError| ApiError::bad_request(error.to_string()))
+        download_id(&text).map(Self)
     }
+}
+
+/// The `{id}/renditions/{name}` of a rendition route; a bad id or an unknown name is a 400.
+pub struct RenditionPath(pub DownloadId, pub RenditionName);
+
+impl<S: Send + Sync> FromRequestParts<S> for RenditionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((id, name)) = Path::<(String, String)>::from_request_parts(parts, state).await?;
+        let id = download_id(&id)?;
+        let name =
+            name.parse().map_err(|error: haul_core::names::UnknownName| ApiError::bad_request(error.to_string()))?;
+        Ok(Self(id, name))
+    }
+}
+
+/// A download id from a path or a query, or a 400 that says what one looks like; the dialects wrap the message
+/// in their own shapes.
+pub fn download_id(text: &str) -> Result<DownloadId, ApiError> {
+    text.parse().map_err(|error: haul_core::job::IdError| ApiError::bad_request(error.to_string()))
 }

@@ -51,7 +51,7 @@ pub async fn file(
     // The engine answers `None` both when the file was removed from disk and when its recorded path leads
     // outside the downloads directory; to the client both mean there is nothing to serve.
     let gone = || ApiError::not_found(format!("the file of download {id} is no longer in the downloads directory"));
-    let Some(path) = state.engine.file_path(&view) else { return Err(gone()) };
+    let Some(path) = state.engine.file_path(&view).await else { return Err(gone()) };
     let name = download_name(&view, &path);
     send_file(&path, &name, &method, &request_headers).await?.ok_or_else(gone)
 }
@@ -78,7 +78,7 @@ pub(crate) async fn send_thumbnail(
     method: &Method,
     request_headers: &HeaderMap,
 ) -> Result<Option<Response>, ApiError> {
-    let Some(path) = engine.thumbnail_path(view) else { return Ok(None) };
+    let Some(path) = engine.thumbnail_path(view).await else { return Ok(None) };
     let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     send_file(&path, &name, method, request_headers).await
 }

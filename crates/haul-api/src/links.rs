@@ -12,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::Response;
 use haul_core::job::{AccountId, DownloadId, JobState};
+use haul_core::media::RenditionName;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
@@ -149,17 +150,10 @@ pub(crate) async fn serve_link(
         if view.state != JobState::Completed {
             return Err(not_ready());
         }
-        state.engine.file_path(&view).ok_or_else(not_ready)?
+        state.engine.file_path(&view).await.ok_or_else(not_ready)?
     } else {
-        let rendition = state
-            .engine
-            .renditions(&account, id)
-            .await?
-            .into_iter()
-            .find(|rendition| rendition.name == variant && rendition.state == haul_store::RenditionState::Ready)
-            .ok_or_else(not_ready)?;
-        let relative = rendition.path.ok_or_else(not_ready)?;
-        state.engine.downloads_dir().join(relative)
+        let name: RenditionName = variant.parse().map_err(|_| not_ready())?;
+        state.engine.rendition_file(&account, id, name).await?.ok_or_else(not_ready)?
     };
     let name = download_name(&view, &path);
     send_file(&path, &name, &method, &headers).await?.ok_or_else(not_ready)

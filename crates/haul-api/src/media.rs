@@ -2,27 +2,29 @@
 //! finished video by ffmpeg, tracked with its own state and percentage).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use haul_core::job::DownloadId;
-use haul_store::{Rendition, RenditionState};
-use serde::Serialize;
+use haul_core::media::{RenditionName, RenditionState};
+use haul_engine::service::RenditionView as Rendition;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{IdPath, RenditionPath};
 use crate::files::{send_file, send_thumbnail};
 
 /// A rendition of a download.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RenditionView {
     /// `default` (the download's own file) or `audio`.
-    pub name: String,
+    #[schema(value_type = String, example = "audio")]
+    pub name: RenditionName,
     /// `pending` (waiting for the download to complete), `active`, `ready` or `failed`.
-    #[schema(example = "ready")]
-    pub state: String,
+    #[schema(value_type = String, example = "ready")]
+    pub state: RenditionState,
     /// 0-100.
     pub percent: f64,
     pub error: Option<String>,
@@ -30,21 +32,17 @@ pub struct RenditionView {
     pub file: Option<String>,
 }
 
-impl RenditionView {
-    fn new(rendition: Rendition) -> Self {
+impl From<Rendition> for RenditionView {
+    fn from(rendition: Rendition) -> Self {
         let ready = rendition.state == RenditionState::Ready;
         Self {
             file: ready.then(|| format!("/v1/downloads/{}/renditions/{}/file", rendition.download, rendition.name)),
-            state: rendition.state.as_str().to_owned(),
+            state: rendition.state,
             percent: rendition.percent,
             error: rendition.error,
             name: rendition.name,
         }
     }
-}
-
-fn parse_id(text: &str) -> Result<DownloadId, ApiError> {
-    text.parse().map_err(|error: haul_core::job::IdError| ApiError::bad_request(error.to_string()))
 }
 
 /// The download's thumbnail: the page's image, or a frame of the video.
@@ -57,11 +55,10 @@ fn parse_id(text: &str) -> Result<DownloadId, ApiError> {
 pub async fn thumbnail(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
     let view = state.engine.get(&caller.account, id).await?;
     let none = || ApiError::not_found(format!("download {id} has no thumbnail (only media downloads have one)"));
     send_thumbnail(&state.engine, &view, &method, &headers).await?.ok_or_else(none)
@@ -81,11 +78,10 @@ pub async fn thumbnail(
 pub async fn request(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, name)): Path<(String, String)>,
+    RenditionPath(id, name): RenditionPath,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
-    let rendition = state.engine.request_rendition(&caller.account, id, &name).await?;
-    Ok((StatusCode::ACCEPTED, Json(RenditionView::new(rendition))).into_response())
+    let rendition = state.engine.request_rendition(&caller.account, id, name).await?;
+    Ok((StatusCode::ACCEPTED, Json(RenditionView::from(rendition))).into_response())
 }
 
 /// Every rendition asked for.
@@ -95,22 +91,10 @@ pub async fn request(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Vec<RenditionView>>, ApiError> {
-    let id = parse_id(&id)?;
     let renditions = state.engine.renditions(&caller.account, id).await?;
-    Ok(Json(renditions.into_iter().map(RenditionView::new).collect()))
-}
-
-async fn find(state: &AppState, caller: &Caller, id: &str, name: &str) -> Result<Rendition, ApiError> {
-    let id = parse_id(id)?;
-    state
-        .engine
-        .renditions(&caller.account, id)
-        .await?
-        .into_iter()
-        .find(|rendition| rendition.name == name)
-        .ok_or_else(|| ApiError::not_found(format!("download {id} has no {name} rendition; POST to ask for one")))
+    Ok(Json(renditions.into_iter().map(RenditionView::from).collect()))
 }
 
 /// One rendition's state.
@@ -120,9 +104,9 @@ async fn find(state: &AppState, caller: &Caller, id: &str, name: &str) -> Result
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, name)): Path<(String, String)>,
+    RenditionPath(id, name): RenditionPath,
 ) -> Result<Json<RenditionView>, ApiError> {
-    Ok(Json(RenditionView::new(find(&state, &caller, &id, &name).await?)))
+    Ok(Json(state.engine.rendition(&caller.account, id, name).await?.into()))
 }
 
 /// Forgets a rendition and deletes the file it made (the `default` rendition's file is the download's own and
@@ -133,11 +117,11 @@ pub async fn get(
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, name)): Path<(String, String)>,
+    RenditionPath(id, name): RenditionPath,
 ) -> Result<Json<RenditionView>, ApiError> {
-    let found = find(&state, &caller, &id, &name).await?;
-    state.engine.delete_renditions(&caller.account, found.download, Some(&name)).await?;
-    Ok(Json(RenditionView::new(found)))
+    let found = state.engine.rendition(&caller.account, id, name).await?;
+    state.engine.delete_renditions(&caller.account, id, Some(name)).await?;
+    Ok(Json(found.into()))
 }
 
 /// A ready rendition's file.
@@ -150,22 +134,17 @@ pub async fn remove(
 pub async fn file(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, name)): Path<(String, String)>,
+    RenditionPath(id, name): RenditionPath,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let found = find(&state, &caller, &id, &name).await?;
-    let not_ready = || {
-        ApiError::not_found(format!("the {name} rendition of download {} is {}", found.download, found.state.as_str()))
+    let found = state.engine.rendition(&caller.account, id, name).await?;
+    let not_ready = || ApiError::not_found(format!("the {name} rendition of download {id} is {}", found.state));
+    let path = state.engine.rendition_file(&caller.account, id, name).await?.ok_or_else(not_ready)?;
+    let file_name = if name == RenditionName::Default {
+        crate::files::download_name(&state.engine.get(&caller.account, id).await?, &path)
+    } else {
+        path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
     };
-    if found.name == "default" {
-        let view = state.engine.get(&caller.account, found.download).await?;
-        let path = state.engine.file_path(&view).ok_or_else(not_ready)?;
-        let download_name = crate::files::download_name(&view, &path);
-        return send_file(&path, &download_name, &method, &headers).await?.ok_or_else(not_ready);
-    }
-    let relative = found.path.clone().filter(|_| found.state == RenditionState::Ready).ok_or_else(not_ready)?;
-    let path = state.engine.downloads_dir().join(&relative);
-    let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     send_file(&path, &file_name, &method, &headers).await?.ok_or_else(not_ready)
 }

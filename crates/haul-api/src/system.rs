@@ -13,7 +13,7 @@ use crate::wire::{Health, Stats};
 /// Liveness; public, so load balancers need no token. Also Surge's `/health` (`{"status": "ok", "port": N}`).
 #[utoipa::path(get, path = "/health", tag = "system", responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
-    Json(Health { status: "ok", port: state.port })
+    Json(Health { status: "ok".to_owned(), port: state.port })
 }
 
 /// The caller's downloads per state and their combined speed.

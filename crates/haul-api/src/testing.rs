@@ -2,13 +2,12 @@
 //! in a temp dir, a real engine and the real router. Built only with the `testing` feature.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
+use haul_core::account::KeyKind;
 use haul_core::job::AccountId;
 use haul_engine::service::{Engine, EngineOptions};
 use haul_engine::{ClientOptions, MediaTools};
-use haul_store::{KeyKind, Store, hash_secret};
 
 use crate::{ApiOptions, router_on_port};
 
@@ -18,9 +17,8 @@ pub struct TestServer {
     pub token: String,
     /// The account `token` acts for.
     pub account: AccountId,
+    /// The server's engine, for tests that set up accounts and keys.
     pub engine: Engine,
-    /// The server's store, for tests that set up accounts and keys.
-    pub store: Arc<dyn Store>,
     pub downloads_dir: PathBuf,
     /// The data directory; removed when the server is dropped.
     pub dir: tempfile::TempDir,
@@ -35,7 +33,7 @@ impl TestServer {
     /// Like [`start`](Self::start), with the API options changed by `configure` first (mounts, open dialects).
     /// Media tools are looked up on PATH.
     pub async fn start_with(token: &str, max_active: usize, configure: impl FnOnce(&mut ApiOptions)) -> Self {
-        let tools = MediaTools::discover(None, None).expect("look up media tools");
+        let tools = MediaTools::discover(None, None, std::env::var_os("PATH").as_deref()).expect("look up media tools");
         Self::start_with_tools(token, max_active, tools, configure).await
     }
 
@@ -47,9 +45,6 @@ impl TestServer {
         configure: impl FnOnce(&mut ApiOptions),
     ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = haul_store::open(&format!("sqlite://{}", dir.path().join("haul.db").display()))
-            .await
-            .expect("open the test database");
         let downloads_dir = dir.path().join("downloads");
         let options = EngineOptions {
             downloads_dir: downloads_dir.clone(),
@@ -61,7 +56,8 @@ impl TestServer {
             client: ClientOptions::default(),
             media,
         };
-        let engine = Engine::start(store.clone(), options).await.expect("start the engine");
+        let database = format!("sqlite://{}", dir.path().join("haul.db").display());
+        let engine = Engine::open(&database, options).await.expect("open the test database and start the engine");
         let account = AccountId::generate();
         let mut options = ApiOptions::new(token, account.clone());
         configure(&mut options);
@@ -70,22 +66,28 @@ impl TestServer {
         let base = format!("http://{address}");
         let app = router_on_port(engine.clone(), options, address.port());
         tokio::spawn(async move { axum::serve(listener, app).await.expect("test server") });
-        store.ensure_account(&account, "default").await.expect("create the default account");
-        Self { base, token: token.to_owned(), account, engine, store, downloads_dir, dir }
+        engine.ensure_account(&account, "default").await.expect("create the default account");
+        Self { base, token: token.to_owned(), account, engine, downloads_dir, dir }
     }
 
     /// A new account (`email` matters for Cloudflare's X-Auth-Email) with one key of `kind` whose secret is
     /// `secret`.
     pub async fn add_account(&self, name: &str, email: Option<&str>, kind: KeyKind, secret: &str) -> AccountId {
-        let account = self.store.create_account(name, email).await.expect("create account").id;
+        let account = self.engine.create_account(name, email).await.expect("create account");
         self.add_key(&account, kind, secret).await;
         account
     }
 
     /// Registers `secret` as a key of `kind` for `account`.
     pub async fn add_key(&self, account: &AccountId, kind: KeyKind, secret: &str) {
-        let prefix: String = secret.chars().take(12).collect();
-        self.store.create_key(account, kind, &hash_secret(secret), &prefix).await.expect("create key");
+        self.engine.add_key(account, kind, secret).await.expect("create key");
+    }
+
+    /// Revokes every key of `account`.
+    pub async fn revoke_keys(&self, account: &AccountId) {
+        for key in self.engine.keys(account).await.expect("list keys") {
+            self.engine.revoke_key(account, &key.id).await.expect("revoke key");
+        }
     }
 
     /// The data directory's `thumbnails/`.

@@ -1,21 +1,22 @@
 //! The native API's JSON: request bodies, and the views it sends, converted from engine types here.
 //!
-//! Keeping our own types rather than serialising the store's record means the wire format changes only when
-//! this file does (the scheduler's lease columns, for instance, are not sent), and gives the OpenAPI
-//! document a schema for each.
+//! **API boundary**: this module is the one wire contract of `/v1`. The server serialises these types and
+//! `haul`'s client commands deserialise the same ones, so a field renamed on one side fails to compile on the
+//! other. Keeping our own types rather than the engine's means the wire format changes only when this file
+//! does, and gives the OpenAPI document a schema for each.
 
 use std::collections::BTreeMap;
 
-use haul_core::job::{DownloadId, JobState};
-use haul_engine::service::{AddRequest, DownloadView, Event, StatsView};
-use haul_store::DownloadPatch;
+use haul_core::job::{DownloadId, JobKind, JobState};
+use haul_core::media::Quality;
+use haul_engine::service::{AddRequest, DownloadView, Event, EventKind, PatchRequest, StatsView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
 /// One download, as the API shows it. Times are unix milliseconds.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Download {
     #[schema(value_type = String, format = Uuid)]
     pub id: DownloadId,
@@ -23,11 +24,13 @@ pub struct Download {
     pub mirrors: Vec<String>,
     /// What fetches it: `file` (haul's HTTP engine), `media` (a page read by yt-dlp), or `auto` until its
     /// first run decides.
-    pub kind: String,
+    #[schema(value_type = String, example = "file")]
+    pub kind: JobKind,
     /// A display name given by the client, or a media page's title.
     pub title: Option<String>,
     /// The quality asked for: `best`, `2160p` ... `360p`, or `audio`; plain files are fetched as they are.
-    pub quality: String,
+    #[schema(value_type = String, example = "best")]
+    pub quality: Quality,
     /// Media: seconds.
     pub duration: Option<f64>,
     /// Media: the video's size in pixels.
@@ -130,44 +133,56 @@ pub enum EventKindName {
     Removed,
 }
 
-/// `POST /v1/downloads`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// `POST /v1/downloads`. Fields left out take their defaults (and are not sent by haul's client).
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDownload {
     /// http or https.
     pub url: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<String>,
     /// The file name to save as; reduced to one safe path component. Default: from the server or the URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
     /// A directory under the downloads directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub directory: Option<String>,
     /// `sha256=HEX`, `sha1=HEX` or `md5=HEX`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
     /// Extra request headers, name to value.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// Most connections to open; default: adaptive.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub connections: Option<u32>,
     /// Bytes per second: an integer, or text such as `"5M"` or `"1.5 MiB"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub speed_limit: Option<Rate>,
     /// Higher runs first.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub priority: i32,
     /// Create it paused: nothing is fetched until it is resumed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
     /// A display name, kept with the download; the file name is chosen separately.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// `best` (default), `2160p`, `1440p`, `1080p`, `720p`, `480p`, `360p` (the best at or under that height),
     /// or `audio` (the sound alone, as m4a).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub quality: Option<String>,
     /// `auto` (default: a web page yt-dlp can read is media, anything else a file), `file` or `media`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
 }
 
+fn is_zero(value: &i32) -> bool {
+    *value == 0
+}
+
 /// A rate as a number of bytes per second or as text for people.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum Rate {
     BytesPerSecond(u64),
@@ -199,29 +214,45 @@ impl CreateDownload {
             priority: self.priority,
             start_paused: self.paused,
             title: self.title,
-            quality: self.quality,
-            kind: self.kind,
+            quality: parse_name::<Quality>(self.quality.as_deref())?,
+            kind: parse_name::<JobKind>(self.kind.as_deref())?,
         })
     }
 }
 
+/// A name from a request (`quality`, `kind`), trimmed and in any case; absent or empty is the default.
+pub fn parse_name<T>(text: Option<&str>) -> Result<Option<T>, ApiError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => {
+            text.to_ascii_lowercase().parse().map(Some).map_err(|error| ApiError::bad_request(format!("{error}")))
+        }
+    }
+}
+
 /// `PATCH /v1/downloads/{id}`: fields left out are unchanged.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchDownload {
     /// Only while paused or failed: a running fetch would mix two origins' bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
 }
 
-impl From<PatchDownload> for DownloadPatch {
+impl From<PatchDownload> for PatchRequest {
     fn from(patch: PatchDownload) -> Self {
         Self { url: patch.url, priority: patch.priority }
     }
 }
 
 /// `GET /v1/downloads`.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DownloadList {
     /// Newest first.
     pub downloads: Vec<Download>,
@@ -230,7 +261,7 @@ pub struct DownloadList {
 }
 
 /// Downloads per state for the caller, and their combined speed.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Stats {
     pub active: u64,
     pub queued: u64,
@@ -274,35 +305,26 @@ impl Stats {
 }
 
 /// The `data:` of a server-sent event.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventData {
     /// Increasing; sent again as `Last-Event-ID` to resume after a reconnect.
     pub id: u64,
     #[schema(value_type = EventKindName)]
-    pub kind: String,
+    pub kind: EventKind,
     /// The download as it is after the event.
     pub download: Download,
 }
 
 impl From<Event> for EventData {
     fn from(event: Event) -> Self {
-        Self { id: event.id, kind: kind_name(&event), download: event.download.into() }
+        Self { id: event.id, kind: event.kind, download: event.download.into() }
     }
 }
 
-/// The event kind's wire name (`added`, `completed`, ...), taken from its serde form so that a kind the engine
-/// adds later is named without a change here.
-pub fn kind_name(event: &Event) -> String {
-    match serde_json::to_value(event.kind) {
-        Ok(serde_json::Value::String(name)) => name,
-        _ => format!("{:?}", event.kind).to_lowercase(),
-    }
-}
-
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     #[schema(example = "ok")]
-    pub status: &'static str,
+    pub status: String,
     /// The port the server listens on, as Surge's `/health` reports it; absent when not known.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = 1700)]

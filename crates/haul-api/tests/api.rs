@@ -148,8 +148,8 @@ async fn completed_download_is_served_with_ranges_and_validators() {
     assert_eq!((stats["completed"].as_u64(), stats["total"].as_u64()), (Some(1), Some(1)), "{stats}");
 
     // Delete without files: the row goes, the file stays.
-    let on_disk = server.engine.file_path(&server.engine.get(&server.account, parse_id(&id)).await.unwrap());
-    let on_disk = on_disk.expect("completed file inside the downloads dir");
+    let view = server.engine.get(&server.account, parse_id(&id)).await.unwrap();
+    let on_disk = server.engine.file_path(&view).await.expect("completed file inside the downloads dir");
     let (status, removed) = server.call(Method::DELETE, &format!("/v1/downloads/{id}"), None).await;
     assert_eq!(status, StatusCode::OK, "{removed}");
     assert_eq!(removed["id"], id.as_str());

@@ -7,8 +7,8 @@ use std::time::Duration;
 mod common;
 
 use common::Harness;
+use haul_core::account::KeyKind;
 use haul_core::job::{AccountId, DownloadId};
-use haul_store::KeyKind;
 use haul_test_support::OriginOptions;
 use reqwest::{Method, RequestBuilder, StatusCode, header};
 use serde_json::{Value, json};
@@ -321,8 +321,7 @@ async fn every_failure_answers_in_the_envelope() {
     let gamma_list = server.stream(&gamma, "");
     let (status, _) = envelope(server.cf(Auth::Bearer(GAMMA_TOKEN), Method::GET, &gamma_list)).await;
     assert_eq!(status, StatusCode::OK);
-    let keys = server.server.store.list_keys(Some(&gamma)).await.unwrap();
-    server.server.store.revoke_key(&keys[0].id).await.unwrap();
+    server.server.revoke_keys(&gamma).await;
     for request in [
         server.client.get(&list),
         server.cf(Auth::Bearer("wrong"), Method::GET, &list),

@@ -176,7 +176,7 @@ async fn ytdlp_app_shows_processing_while_ffmpeg_merges() {
     let missing = missing_tools();
     assert!(missing.is_empty(), "the media tests need {} on PATH (./test.sh installs them)", missing.join(", "));
     // ffmpeg as found, except that merging first waits 2 s, so the merge step can be seen.
-    let found = haul_engine::MediaTools::discover(None, None).unwrap();
+    let found = haul_engine::MediaTools::discover(None, None, std::env::var_os("PATH").as_deref()).unwrap();
     let bin = tempfile::tempdir().unwrap();
     let wrapper = bin.path().join("ffmpeg");
     let real = found.ffmpeg.clone().unwrap();

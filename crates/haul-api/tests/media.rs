@@ -705,7 +705,7 @@ async fn cancel_while_the_thumbnail_frame_is_grabbed_leaves_no_file() {
     let missing = missing_tools();
     assert!(missing.is_empty(), "the media tests need {} on PATH", missing.join(", "));
     // ffmpeg as found, except that grabbing a frame first waits 5 s: the cancel lands in that step.
-    let found = MediaTools::discover(None, None).expect("look up media tools");
+    let found = MediaTools::discover(None, None, std::env::var_os("PATH").as_deref()).expect("look up media tools");
     let real = found.ffmpeg.clone().expect("ffmpeg on PATH");
     let bin = tempfile::tempdir().unwrap();
     let wrapper = bin.path().join("ffmpeg");

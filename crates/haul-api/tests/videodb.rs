@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 mod common;
 
 use common::Harness;
+use haul_core::account::KeyKind;
 use haul_core::job::{AccountId, DownloadId, JobState};
-use haul_store::KeyKind;
 use haul_test_support::OriginOptions;
 use reqwest::{Method, RequestBuilder, StatusCode, header};
 use serde_json::{Value, json};
@@ -263,11 +263,9 @@ async fn every_error_answers_in_videodb_shape() {
     let bearer_secret = "sk-bearer-not-videodb-0123456789";
     server.server.add_key(&account, KeyKind::Bearer, bearer_secret).await;
     let revoked_secret = "sk-videodb-revoked-0123456789";
-    server.videodb_account("carol", revoked_secret).await;
+    let carol = server.videodb_account("carol", revoked_secret).await;
     assert!(server.list(revoked_secret, "").await.is_empty(), "the key works until it is revoked");
-    let keys = server.server.store.list_keys(None).await.unwrap();
-    let revoked = keys.iter().find(|key| revoked_secret.starts_with(&key.prefix)).unwrap();
-    server.server.store.revoke_key(&revoked.id).await.unwrap();
+    server.server.revoke_keys(&carol).await;
 
     // 401: no key, a wrong one, the native token, a bearer-kind key, a revoked key; on every route.
     let list_url = format!("{}/videodb/download", server.base);

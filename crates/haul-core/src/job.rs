@@ -114,36 +114,22 @@ impl<'de> Deserialize<'de> for AccountId {
     }
 }
 
-/// Where a download is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    /// Waiting for the scheduler to give it a slot.
-    Queued,
-    /// Being fetched by the engine on some node.
-    Active,
-    /// Stopped by the user; keeps its partial file and resumes where it left off.
-    Paused,
-    Completed,
-    Failed,
-    Cancelled,
+crate::named_enum! {
+    /// Where a download is in its life.
+    pub enum JobState as "download state" {
+        /// Waiting for the scheduler to give it a slot.
+        Queued = "queued",
+        /// Being fetched by the engine on some node.
+        Active = "active",
+        /// Stopped by the user; keeps its partial file and resumes where it left off.
+        Paused = "paused",
+        Completed = "completed",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
 }
 
 impl JobState {
-    pub const ALL: [JobState; 6] =
-        [Self::Queued, Self::Active, Self::Paused, Self::Completed, Self::Failed, Self::Cancelled];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Active => "active",
-            Self::Paused => "paused",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
     /// True when no work will happen without a user asking for it again (`Retry` can still revive a failed or
     /// cancelled download; a completed one is final).
     pub fn is_terminal(self) -> bool {
@@ -151,22 +137,15 @@ impl JobState {
     }
 }
 
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A state name that is not one of [`JobState::ALL`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown download state {0:?}; expected one of queued, active, paused, completed, failed, cancelled")]
-pub struct UnknownState(pub String);
-
-impl FromStr for JobState {
-    type Err = UnknownState;
-
-    fn from_str(text: &str) -> Result<Self, UnknownState> {
-        Self::ALL.into_iter().find(|state| state.as_str() == text).ok_or_else(|| UnknownState(text.to_owned()))
+crate::named_enum! {
+    /// What fetches a download.
+    pub enum JobKind as "kind" {
+        /// Decided when the job first runs: a web page yt-dlp can read is media, anything else a file.
+        Auto = "auto",
+        /// haul's own HTTP engine fetches the URL as it is.
+        File = "file",
+        /// A page read by yt-dlp; haul's engine fetches the streams it names and ffmpeg finishes them.
+        Media = "media",
     }
 }
 

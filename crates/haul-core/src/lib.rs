@@ -4,10 +4,12 @@
 //! the rules without sharing a runtime, and so that the tricky edge cases can be tested exhaustively
 //! without a network or a filesystem.
 
+pub mod account;
 pub mod checksum;
 pub mod filename;
 pub mod job;
 pub mod media;
+pub mod names;
 pub mod plan;
 pub mod ranges;
 pub mod units;

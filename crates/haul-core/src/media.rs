@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
+use crate::names::UnknownName;
+
 /// What a media download asks for: the best, the best at or under a height, or the audio alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Quality {
@@ -22,18 +24,31 @@ impl Quality {
 }
 
 impl FromStr for Quality {
-    type Err = String;
+    type Err = UnknownName;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, UnknownName> {
         let text = text.trim().to_ascii_lowercase();
         match text.as_str() {
             "best" => Ok(Self::Best),
             "audio" => Ok(Self::Audio),
             _ => match text.strip_suffix('p').and_then(|digits| digits.parse::<u32>().ok()) {
                 Some(height) if Self::NAMES.contains(&text.as_str()) => Ok(Self::Height(height)),
-                _ => Err(format!("unknown quality {text:?}; expected one of {}", Self::NAMES.join(", "))),
+                _ => Err(UnknownName { what: "quality", given: text, expected: &Self::NAMES }),
             },
         }
+    }
+}
+
+impl serde::Serialize for Quality {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Quality {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -256,6 +271,38 @@ pub fn media_file_name(title: &str, id: &str, ext: &str) -> String {
     format!("{stem}__{id}.{ext}")
 }
 
+/// The image types a thumbnail is kept as, `thumbnails/{id}.{ext}`, in the order they are looked for.
+pub const THUMBNAIL_EXTENSIONS: [&str; 3] = ["jpg", "webp", "png"];
+
+crate::named_enum! {
+    /// A file made from a download on request (Cloudflare Stream's downloads).
+    pub enum RenditionName as "rendition" {
+        /// The download's own file.
+        Default = "default",
+        /// An m4a of its sound, made by ffmpeg.
+        Audio = "audio",
+    }
+}
+
+impl RenditionName {
+    /// True for renditions made from the download (with their own file, state and progress); `default` is the
+    /// download's own file and shares its progress.
+    pub fn is_derived(self) -> bool {
+        self != Self::Default
+    }
+}
+
+crate::named_enum! {
+    /// Where a rendition is in its life.
+    pub enum RenditionState as "rendition state" {
+        /// Asked for; waiting for the download to complete or for a worker.
+        Pending = "pending",
+        Active = "active",
+        Ready = "ready",
+        Failed = "failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,7 +327,7 @@ mod tests {
         }
         assert_eq!("720P".parse::<Quality>(), Ok(Quality::Height(720)));
         for bad in ["", "999p", "hd", "720", "p"] {
-            assert!(bad.parse::<Quality>().unwrap_err().contains("expected one of best"), "{bad}");
+            assert!(bad.parse::<Quality>().unwrap_err().to_string().contains("expected one of best"), "{bad}");
         }
     }
 

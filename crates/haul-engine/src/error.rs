@@ -35,7 +35,7 @@ pub enum EngineError {
     ChecksumMismatch { path: PathBuf, algorithm: &'static str, expected: String, actual: String },
 
     /// The destination exists and the caller did not allow replacing it.
-    #[error("{0} already exists; pass --overwrite to replace it or choose another name")]
+    #[error("{0} already exists; choose another name or allow replacing it")]
     AlreadyExists(PathBuf),
 
     /// A media step failed: yt-dlp could not read the page, no format fits, ffmpeg failed, or a tool is missing.
@@ -49,12 +49,13 @@ pub enum EngineError {
 }
 
 /// What a person can do about a local I/O failure; completed ranges are kept, so the advice is to resume.
+/// Worded for every caller: the CLI adds its own flags.
 fn io_advice(error: &std::io::Error) -> &'static str {
     match error.kind() {
         std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
-            "; free some space and run the same command again to resume"
+            "; free some space, then resume the download"
         }
-        std::io::ErrorKind::PermissionDenied => "; choose a directory you can write to (-d DIR)",
+        std::io::ErrorKind::PermissionDenied => "; the directory is not writable",
         std::io::ErrorKind::NotFound => "; the directory does not exist",
         _ => "",
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::EngineError;
 
@@ -53,6 +53,34 @@ impl HttpClient {
             .map_err(|e| EngineError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self { inner })
     }
+}
+
+/// One request header from its name and value, or what is wrong with it. The one check every way a header
+/// enters haul goes through (`-H`, the API's `headers`, what yt-dlp says a format needs).
+pub fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let name = name.trim();
+    let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
+    let value = HeaderValue::from_str(value.trim()).map_err(|_| format!("invalid value for header {name}"))?;
+    Ok((header, value))
+}
+
+/// A `Name: value` line as curl's and wget's `-H` take it, checked, as (name, value).
+pub fn parse_header_line(line: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = line.split_once(':') else {
+        return Err(format!("header must look like 'Name: Value', got {line:?}"));
+    };
+    parse_header(name, value).map_err(|error| format!("{error} in {line:?}"))?;
+    Ok((name.trim().to_owned(), value.trim().to_owned()))
+}
+
+/// A request's headers from (name, value) pairs, in order; a repeated name is sent once per value.
+pub fn header_map<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<HeaderMap, String> {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        let (name, value) = parse_header(name, value)?;
+        map.append(name, value);
+    }
+    Ok(map)
 }
 
 /// `Content-Range: bytes START-END/TOTAL` (END inclusive) or `bytes */TOTAL`.
@@ -107,7 +135,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 pub fn status_hint(status: reqwest::StatusCode) -> String {
     let reason = status.canonical_reason().map(|r| format!(" {r}")).unwrap_or_default();
     let advice = match status.as_u16() {
-        401 | 403 => "; the link may need credentials (--header) or may have expired",
+        401 | 403 => "; the link may need credentials (a request header) or may have expired",
         404 | 410 => "; check the URL",
         416 => "; the file is shorter than the range asked for",
         _ => "",
@@ -147,5 +175,16 @@ mod tests {
         check("bytes 5-4/100", None);
         check("items 0-1/2", None);
         check("bytes x-1/2", None);
+    }
+
+    #[test]
+    fn header_lines_are_checked_and_trimmed() {
+        assert_eq!(parse_header_line("X-Token:  abc "), Ok(("X-Token".to_owned(), "abc".to_owned())));
+        assert_eq!(parse_header_line("Referer: http://a/b"), Ok(("Referer".to_owned(), "http://a/b".to_owned())));
+        assert!(parse_header_line("no colon").unwrap_err().contains("Name: Value"));
+        assert!(parse_header_line("Bad Name: x").unwrap_err().contains("invalid header name"));
+        assert!(parse_header_line("X: a\nb").unwrap_err().contains("invalid value for header X"));
+        let map = header_map([("A", "1"), ("a", "2")]).unwrap();
+        assert_eq!(map.get_all("a").iter().collect::<Vec<_>>(), ["1", "2"]);
     }
 }

@@ -15,13 +15,14 @@ mod progress;
 pub mod service;
 mod single;
 mod swarm;
+pub mod task;
 mod verify;
 
 pub use download::{DownloadOptions, Downloaded, Target, check_url, download, partial_files};
 pub use error::EngineError;
-pub use http::{ClientOptions, HttpClient};
+pub use http::{ClientOptions, HttpClient, header_map, parse_header, parse_header_line};
 pub use limiter::RateLimiter;
-pub use media::{MediaRequest, MediaTools, get_media};
-pub use progress::{Phase, Progress, ProgressSnapshot};
+pub use media::{MediaRequest, MediaTools, NotExecutable, get_media};
+pub use progress::{MediaFacts, Phase, Progress, ProgressSnapshot};
 pub use reqwest::header;
 pub use tokio_util::sync::CancellationToken;

@@ -1,8 +1,10 @@
 //! Live progress of one download, written by its connections as atomics and read out as a snapshot.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
 
 /// What a download is doing right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -26,6 +28,22 @@ pub struct Progress {
     phase: AtomicU8,
     destination: OnceLock<PathBuf>,
     note: Mutex<Option<String>>,
+    media: Mutex<MediaFacts>,
+    media_changed: AtomicBool,
+}
+
+/// What a media job has learned about its video so far; each field once known.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MediaFacts {
+    pub title: Option<String>,
+    /// Seconds.
+    pub duration: Option<f64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// The formats chosen, in yt-dlp's spelling (`v720+a1`).
+    pub format: Option<String>,
+    /// The thumbnail's file name in the thumbnails directory.
+    pub thumbnail: Option<String>,
 }
 
 /// A consistent-enough read of [`Progress`] at one moment.
@@ -54,6 +72,8 @@ impl Default for Progress {
             phase: AtomicU8::new(Phase::Probing as u8),
             destination: OnceLock::new(),
             note: Mutex::new(None),
+            media: Mutex::new(MediaFacts::default()),
+            media_changed: AtomicBool::new(false),
         }
     }
 }
@@ -78,11 +98,11 @@ impl Progress {
 
     /// The last notable event (a restart, a lowered connection count), for a human to read.
     pub fn take_note(&self) -> Option<String> {
-        self.note.lock().expect("progress lock poisoned").take()
+        self.note.lock().take()
     }
 
     pub(crate) fn note(&self, text: String) {
-        *self.note.lock().expect("progress lock poisoned") = Some(text);
+        *self.note.lock() = Some(text);
     }
 
     pub(crate) fn set_total(&self, total: Option<u64>) {
@@ -111,5 +131,16 @@ impl Progress {
 
     pub(crate) fn set_destination(&self, path: PathBuf) {
         let _ = self.destination.set(path);
+    }
+
+    /// What a media job knows now, for whoever reports it (the service writes it to the store).
+    pub(crate) fn set_media(&self, facts: MediaFacts) {
+        *self.media.lock() = facts;
+        self.media_changed.store(true, Ordering::Release);
+    }
+
+    /// The media facts, if they changed since the last call.
+    pub fn take_media_change(&self) -> Option<MediaFacts> {
+        self.media_changed.swap(false, Ordering::AcqRel).then(|| self.media.lock().clone())
     }
 }

@@ -5,8 +5,7 @@ use std::time::{Duration, Instant};
 
 use haul_core::job::{AccountId, JobState};
 use haul_engine::ClientOptions;
-use haul_engine::service::{AddRequest, Engine, EngineOptions, EventKind, ServiceError};
-use haul_store::ListFilter;
+use haul_engine::service::{AddRequest, DownloadView, Engine, EngineOptions, EventKind, ListQuery, ServiceError};
 use haul_test_support::{Origin, OriginOptions};
 use sha2::{Digest, Sha256};
 
@@ -19,7 +18,7 @@ struct Service {
 }
 
 async fn start_in(dir: tempfile::TempDir, max_active: usize) -> Service {
-    let store = haul_store::open(&format!("sqlite://{}", dir.path().join("haul.db").display())).await.unwrap();
+    let database = format!("sqlite://{}", dir.path().join("haul.db").display());
     let options = EngineOptions {
         downloads_dir: dir.path().join("downloads"),
         thumbnails_dir: dir.path().join("thumbnails"),
@@ -30,7 +29,7 @@ async fn start_in(dir: tempfile::TempDir, max_active: usize) -> Service {
         client: ClientOptions::default(),
         media: haul_engine::MediaTools::none(),
     };
-    let engine = Engine::start(store, options).await.unwrap();
+    let engine = Engine::open(&database, options).await.unwrap();
     Service { engine, dir, account: AccountId::generate() }
 }
 
@@ -42,15 +41,25 @@ fn request(url: String) -> AddRequest {
     AddRequest { url, ..AddRequest::default() }
 }
 
-async fn wait_for(service: &Service, id: haul_core::job::DownloadId, state: JobState) -> haul_store::DownloadRecord {
+async fn wait_for(service: &Service, id: haul_core::job::DownloadId, state: JobState) -> DownloadView {
+    wait_until(service, id, &format!("{state}"), |view| view.state == state).await
+}
+
+/// Polls the download until `done` holds for it (a minute at most), and returns it as it was then.
+async fn wait_until(
+    service: &Service,
+    id: haul_core::job::DownloadId,
+    what: &str,
+    done: impl Fn(&DownloadView) -> bool,
+) -> DownloadView {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let view = service.engine.get(&service.account, id).await.unwrap();
-        if view.state == state {
+        if done(&view) {
             return view;
         }
-        assert!(Instant::now() < deadline, "download stayed {:?} ({:?}), expected {state:?}", view.state, view.error);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(Instant::now() < deadline, "waited for {what}; the download is {} ({:?})", view.state, view.error);
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -68,7 +77,7 @@ async fn a_job_runs_to_completion_and_its_file_is_served_from_the_downloads_dir(
     let done = wait_for(&service, added.id, JobState::Completed).await;
     assert_eq!(done.size, Some(4 * MIB));
     assert_eq!(done.bytes_done, 4 * MIB);
-    let path = service.engine.file_path(&done).expect("a completed file");
+    let path = service.engine.file_path(&done).await.expect("a completed file");
     assert!(path.starts_with(service.dir.path().join("downloads").canonicalize().unwrap()));
     assert_eq!(sha256_of(&path), origin.handle().file_sha256(4 * MIB, "a.bin"));
 
@@ -103,7 +112,7 @@ async fn bad_requests_are_refused_with_the_reason() {
         let unsupported = matches!(error, ServiceError::UnsupportedScheme(_));
         assert_eq!(unsupported, request.url.starts_with("ftp"), "{error:?}");
     }
-    assert!(service.engine.list(&service.account, &ListFilter::default()).await.unwrap().is_empty());
+    assert!(service.engine.list(&service.account, ListQuery::default()).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,8 +122,7 @@ async fn pause_resume_and_illegal_transitions() {
         .unwrap();
     let service = start(2).await;
     let job = service.engine.add(&service.account, request(origin.url(8 * MIB, "p.bin"))).await.unwrap();
-    wait_for(&service, job.id, JobState::Active).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_until(&service, job.id, "the first MiB", |view| view.bytes_done >= MIB).await;
     let paused = service.engine.pause(&service.account, job.id).await.unwrap();
     assert_eq!(paused.state, JobState::Paused);
     assert!(paused.bytes_done > 0, "progress was flushed on pause");
@@ -124,7 +132,7 @@ async fn pause_resume_and_illegal_transitions() {
     origin.handle().reset_stats();
     service.engine.resume(&service.account, job.id).await.unwrap();
     let done = wait_for(&service, job.id, JobState::Completed).await;
-    let path = service.engine.file_path(&done).unwrap();
+    let path = service.engine.file_path(&done).await.unwrap();
     assert_eq!(sha256_of(&path), origin.handle().file_sha256(8 * MIB, "p.bin"));
     let refetched = origin.handle().stats().body_bytes_sent;
     assert!(refetched < 8 * MIB, "resume fetched {refetched} bytes; the paused part was kept");
@@ -142,18 +150,24 @@ async fn cancel_discards_the_partial_file_and_remove_can_keep_or_delete_files() 
         .unwrap();
     let service = start(2).await;
     let job = service.engine.add(&service.account, request(origin.url(8 * MIB, "c.bin"))).await.unwrap();
-    wait_for(&service, job.id, JobState::Active).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let downloads = service.dir.path().join("downloads");
+    let partial = downloads.join("c.bin.part");
+    let record = downloads.join("c.bin.part.haul");
+    let running = wait_until(&service, job.id, "a recorded range on disk", |view| {
+        view.bytes_done >= MIB && partial.is_file() && record.is_file()
+    })
+    .await;
+    assert_eq!(running.state, JobState::Active);
     let cancelled = service.engine.cancel(&service.account, job.id).await.unwrap();
     assert_eq!(cancelled.state, JobState::Cancelled);
-    let downloads = service.dir.path().join("downloads");
-    assert!(std::fs::read_dir(&downloads).unwrap().next().is_none(), "no partial file after cancel");
+    let left: Vec<_> = std::fs::read_dir(&downloads).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "the partial file and its record go with the cancel; left {left:?}");
 
     let fast = Origin::start(OriginOptions::default()).await.unwrap();
     for delete_files in [false, true] {
         let job = service.engine.add(&service.account, request(fast.url(MIB, "r.bin"))).await.unwrap();
         let done = wait_for(&service, job.id, JobState::Completed).await;
-        let path = service.engine.file_path(&done).unwrap();
+        let path = service.engine.file_path(&done).await.unwrap();
         service.engine.remove(&service.account, job.id, delete_files).await.unwrap();
         assert_eq!(path.exists(), !delete_files, "delete_files={delete_files}");
         assert!(matches!(service.engine.get(&service.account, job.id).await, Err(ServiceError::NotFound(_))));
@@ -188,7 +202,7 @@ async fn many_jobs_all_complete_with_at_most_max_active_running() {
     assert!(peak >= 2, "jobs ran in parallel (peak {peak})");
     for (n, id) in ids.into_iter().enumerate() {
         let view = service.engine.get(&service.account, id).await.unwrap();
-        let path = service.engine.file_path(&view).unwrap();
+        let path = service.engine.file_path(&view).await.unwrap();
         assert_eq!(sha256_of(&path), origin.handle().file_sha256(64 * 1024, &format!("f{n}.bin")));
     }
 }
@@ -202,8 +216,7 @@ async fn shutdown_keeps_progress_and_the_next_start_resumes() {
     let service = start(2).await;
     let slow = AddRequest { connections: Some(2), ..request(origin.url(size, "s.bin")) };
     let job = service.engine.add(&service.account, slow).await.unwrap();
-    wait_for(&service, job.id, JobState::Active).await;
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    wait_until(&service, job.id, "the first MiB", |view| view.bytes_done >= MIB).await;
     service.engine.shutdown(Duration::from_secs(10)).await;
     let Service { engine, dir, account } = service;
     let before = engine.get(&account, job.id).await.unwrap();
@@ -214,7 +227,7 @@ async fn shutdown_keeps_progress_and_the_next_start_resumes() {
     origin.handle().reset_stats();
     let service = Service { account, ..start_in(dir, 2).await };
     let done = wait_for(&service, job.id, JobState::Completed).await;
-    let path = service.engine.file_path(&done).unwrap();
+    let path = service.engine.file_path(&done).await.unwrap();
     assert_eq!(sha256_of(&path), origin.handle().file_sha256(size, "s.bin"));
     let refetched = origin.handle().stats().body_bytes_sent;
     assert!(refetched <= size - before.bytes_done + MIB, "refetched {refetched}, had {}", before.bytes_done);

@@ -12,12 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use haul_core::account::KeyKind;
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState};
+use haul_core::media::RenditionName;
 
-pub use accounts::{Account, ApiKey, KeyKind, hash_secret};
+pub use accounts::{Account, ApiKey, hash_secret, key_prefix};
 pub use record::{
-    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionState,
-    RenditionUpdate, StateCounts,
+    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionUpdate,
+    StateCounts,
 };
 pub use sqlite::SqliteStore;
 
@@ -28,20 +30,38 @@ pub enum StoreError {
     /// not leak). Holds what was looked for, e.g. `download 3f2a…`.
     #[error("{0} not found")]
     NotFound(String),
-    /// The download's current state forbids the change; the API answers 409 naming `current`.
+    /// The download's current state forbids the change; the API answers 409. **Invariant**: `message` names
+    /// `current` ("cannot resume a download that is completed"), so it can be shown as it is.
     #[error("{message}")]
     Conflict { current: JobState, message: String },
     /// A name that must be unique is taken (an account name).
     #[error("{0}")]
     Duplicate(String),
-    /// The database failed or holds something unreadable; not the caller's fault.
-    #[error("store: {0}")]
-    Other(String),
+    /// The database failed or holds something unreadable; not the caller's fault. `source` is the cause
+    /// (the driver's error), kept so that a log shows the whole chain.
+    #[error("{message}")]
+    Other {
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    /// A failure with no underlying error (data that makes no sense, a bad URL).
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::Other { message: message.into(), source: None }
+    }
+
+    /// A failure caused by `source`, described by `message` (what was being done).
+    pub fn caused(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Other { message: message.into(), source: Some(Box::new(source)) }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Other(error.to_string())
+        Self::caused("the database failed", error)
     }
 }
 
@@ -110,14 +130,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records that the `name` rendition of an account's download was asked for, `pending`; asking again returns
     /// the existing one unchanged, except that a failed one is asked for afresh.
-    async fn put_rendition(&self, account: &AccountId, id: DownloadId, name: &str) -> Result<Rendition, StoreError>;
+    async fn put_rendition(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        name: RenditionName,
+    ) -> Result<Rendition, StoreError>;
 
     /// Records a rendition's progress (the engine's; no account check). A new `state` replaces the error too.
-    async fn update_rendition(&self, id: DownloadId, name: &str, update: &RenditionUpdate) -> Result<(), StoreError>;
+    async fn update_rendition(
+        &self,
+        id: DownloadId,
+        name: RenditionName,
+        update: &RenditionUpdate,
+    ) -> Result<(), StoreError>;
 
     /// Derived renditions asked for (or interrupted) whose download is complete: (account, download, name),
     /// oldest first. The engine makes them, at start-up and whenever a download completes.
-    async fn renditions_to_make(&self) -> Result<Vec<(AccountId, DownloadId, String)>, StoreError>;
+    async fn renditions_to_make(&self) -> Result<Vec<(AccountId, DownloadId, RenditionName)>, StoreError>;
 
     /// Records what a media download learned (the engine's; no account check). A title the client gave is kept.
     async fn set_media(&self, id: DownloadId, update: &MediaUpdate) -> Result<(), StoreError>;
@@ -131,7 +161,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         account: &AccountId,
         id: DownloadId,
-        name: Option<&str>,
+        name: Option<RenditionName>,
     ) -> Result<Vec<Rendition>, StoreError>;
 
     /// A new account with a fresh id; `Duplicate` when the name is taken.
@@ -170,13 +200,13 @@ pub trait Store: Send + Sync + 'static {
 /// `sqlite://relative.db`, or a plain file path.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::Other("postgres backend not built yet".to_owned()));
+        return Err(StoreError::other("postgres backend not built yet"));
     }
     if url.starts_with("sqlite:") {
         return Ok(Arc::new(SqliteStore::open_url(url).await?));
     }
     if url.contains("://") {
-        return Err(StoreError::Other(format!(
+        return Err(StoreError::other(format!(
             "unsupported store url {url}: expected sqlite:///path/haul.db or a file path"
         )));
     }

@@ -4,7 +4,8 @@
 //! scheduler's lease columns and the store's query inputs), while core keeps the rules with edge cases worth
 //! testing on their own: ids and the state machine in `haul_core::job`.
 
-use haul_core::job::{AccountId, DownloadId, JobState};
+use haul_core::job::{AccountId, DownloadId, JobKind, JobState};
+use haul_core::media::{Quality, RenditionName, RenditionState};
 use serde::Serialize;
 
 /// One download as stored. Times are unix milliseconds.
@@ -15,13 +16,12 @@ pub struct DownloadRecord {
     pub url: String,
     /// Other URLs serving the same bytes, tried when `url` fails.
     pub mirrors: Vec<String>,
-    /// What fetches it: `file` (haul's own HTTP engine), `media` (a page yt-dlp understands), or `auto` until
-    /// the first run decides.
-    pub kind: String,
+    /// What fetches it; `auto` until the first run decides.
+    pub kind: JobKind,
     /// A display name given by the client (VideoDB `name`, Cloudflare `meta.name`) or, for media, the title.
     pub title: Option<String>,
-    /// The quality asked for: `best`, `2160p` ... `360p`, or `audio`. Plain files are fetched as they are.
-    pub quality: String,
+    /// The quality asked for; plain files are fetched as they are.
+    pub quality: Quality,
     /// Media only, once known: seconds, the video's size, the chosen formats (`v720+a1`), and the thumbnail's
     /// file name under `thumbnails/`.
     pub duration: Option<f64>,
@@ -74,9 +74,8 @@ pub struct NewDownload {
     pub filename: Option<String>,
     pub directory: Option<String>,
     pub title: Option<String>,
-    pub quality: String,
-    /// `auto`, `file` or `media`.
-    pub kind: String,
+    pub quality: Quality,
+    pub kind: JobKind,
     pub checksum: Option<String>,
     pub headers: Vec<(String, String)>,
     pub connections_limit: Option<u32>,
@@ -96,8 +95,8 @@ impl NewDownload {
             filename: None,
             directory: None,
             title: None,
-            quality: "best".to_owned(),
-            kind: "file".to_owned(),
+            quality: Quality::Best,
+            kind: JobKind::File,
             checksum: None,
             headers: Vec::new(),
             connections_limit: None,
@@ -108,46 +107,12 @@ impl NewDownload {
     }
 }
 
-/// Where a rendition is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RenditionState {
-    /// Asked for; waiting for the download to complete or for a worker.
-    Pending,
-    Active,
-    Ready,
-    Failed,
-}
-
-impl RenditionState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Active => "active",
-            Self::Ready => "ready",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-impl std::str::FromStr for RenditionState {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        [Self::Pending, Self::Active, Self::Ready, Self::Failed]
-            .into_iter()
-            .find(|state| state.as_str() == text)
-            .ok_or_else(|| format!("unknown rendition state {text:?}"))
-    }
-}
-
 /// A file made from a download on request (Cloudflare Stream's `default` and `audio` downloads). The `default`
 /// rendition is the download's own file, so its progress is the download's; derived ones carry their own.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Rendition {
     pub download: DownloadId,
-    /// `default` or `audio`.
-    pub name: String,
+    pub name: RenditionName,
     pub state: RenditionState,
     /// 0-100.
     pub percent: f64,
@@ -193,7 +158,7 @@ pub struct ProgressUpdate {
 /// What a media download learned about its video; `None` keeps what is stored.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MediaUpdate {
-    pub kind: Option<String>,
+    pub kind: Option<JobKind>,
     pub title: Option<String>,
     pub duration: Option<f64>,
     pub width: Option<u32>,

@@ -9,17 +9,19 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use haul_core::account::KeyKind;
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState, next_state};
+use haul_core::media::{RenditionName, RenditionState};
 
-use crate::accounts::{Account, ApiKey, KeyKind};
+use crate::accounts::{Account, ApiKey};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, migrate::MigrateError};
 
 use crate::{
-    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionState,
-    RenditionUpdate, StateCounts, Store, StoreError,
+    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionUpdate,
+    StateCounts, Store, StoreError,
 };
 
 /// How long a writer waits for another's lock before failing; claims and progress writes are short, so
@@ -40,7 +42,7 @@ impl SqliteStore {
     /// Opens `sqlite:///abs/path.db` or `sqlite://relative.db` (query options such as `?mode=ro` are honoured).
     pub async fn open_url(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|error| StoreError::Other(format!("invalid sqlite url {url}: {error}")))?;
+            .map_err(|error| StoreError::caused(format!("invalid sqlite url {url}"), error))?;
         Self::open_with(options, url).await
     }
 
@@ -61,11 +63,11 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .connect_with(options)
             .await
-            .map_err(|error| StoreError::Other(format!("cannot open {name}: {error}")))?;
+            .map_err(|error| StoreError::caused(format!("cannot open {name}"), error))?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
-            .map_err(|error: MigrateError| StoreError::Other(format!("cannot migrate {name}: {error}")))?;
+            .map_err(|error: MigrateError| StoreError::caused(format!("cannot migrate {name}"), error))?;
         Ok(Self { pool })
     }
 
@@ -131,8 +133,8 @@ impl Store for SqliteStore {
         .bind(new.speed_limit.map(to_db))
         .bind(now_millis())
         .bind(&new.title)
-        .bind(&new.quality)
-        .bind(&new.kind)
+        .bind(new.quality.to_string())
+        .bind(new.kind.as_str())
         .fetch_one(&self.pool)
         .await?;
         record_from_row(&row)
@@ -206,7 +208,7 @@ impl Store for SqliteStore {
             // Another writer changed the state (or deleted the row) between the read and the write: judge the
             // action again against what is there now.
         }
-        Err(StoreError::Other(format!("download {id} kept changing state while applying {action}; try again")))
+        Err(StoreError::other(format!("download {id} kept changing state while applying {action}; try again")))
     }
 
     async fn claim_next(
@@ -363,15 +365,18 @@ impl Store for SqliteStore {
                 .await?;
         let mut counts = StateCounts::default();
         for row in rows {
-            let state: String = row.try_get("state")?;
-            let state =
-                state.parse::<JobState>().map_err(|error| StoreError::Other(format!("corrupt state: {error}")))?;
+            let state: JobState = parse_column(row.try_get("state")?, "state count")?;
             *counts.slot(state) = from_db(row.try_get("n")?, "count")?;
         }
         Ok(counts)
     }
 
-    async fn put_rendition(&self, account: &AccountId, id: DownloadId, name: &str) -> Result<Rendition, StoreError> {
+    async fn put_rendition(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        name: RenditionName,
+    ) -> Result<Rendition, StoreError> {
         // Ownership first: the insert below would happily reference another account's download.
         self.owned_state(account, id).await?;
         sqlx::query(
@@ -380,19 +385,24 @@ impl Store for SqliteStore {
                  WHERE renditions.state = 'failed'",
         )
         .bind(id.to_string())
-        .bind(name)
+        .bind(name.as_str())
         .bind(now_millis())
         .execute(&self.pool)
         .await?;
         let row = sqlx::query("SELECT * FROM renditions WHERE download_id = ?1 AND name = ?2")
             .bind(id.to_string())
-            .bind(name)
+            .bind(name.as_str())
             .fetch_one(&self.pool)
             .await?;
         rendition_from_row(&row)
     }
 
-    async fn update_rendition(&self, id: DownloadId, name: &str, update: &RenditionUpdate) -> Result<(), StoreError> {
+    async fn update_rendition(
+        &self,
+        id: DownloadId,
+        name: RenditionName,
+        update: &RenditionUpdate,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE renditions SET
                  state = COALESCE(?3, state), percent = COALESCE(?4, percent), path = COALESCE(?5, path),
@@ -400,7 +410,7 @@ impl Store for SqliteStore {
              WHERE download_id = ?1 AND name = ?2",
         )
         .bind(id.to_string())
-        .bind(name)
+        .bind(name.as_str())
         .bind(update.state.map(RenditionState::as_str))
         .bind(update.percent)
         .bind(&update.path)
@@ -410,7 +420,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn renditions_to_make(&self) -> Result<Vec<(AccountId, DownloadId, String)>, StoreError> {
+    async fn renditions_to_make(&self) -> Result<Vec<(AccountId, DownloadId, RenditionName)>, StoreError> {
         let rows = sqlx::query(
             "SELECT d.account, r.download_id, r.name FROM renditions r JOIN downloads d ON d.id = r.download_id
              WHERE r.name <> 'default' AND r.state IN ('pending', 'active') AND d.state = 'completed'
@@ -420,14 +430,10 @@ impl Store for SqliteStore {
         .await?;
         rows.iter()
             .map(|row| {
-                let account: String = row.try_get("account")?;
-                let id: String = row.try_get("download_id")?;
-                let corrupt =
-                    |error: &dyn std::fmt::Display| StoreError::Other(format!("corrupt rendition row: {error}"));
                 Ok((
-                    account.parse().map_err(|e| corrupt(&e))?,
-                    id.parse().map_err(|e| corrupt(&e))?,
-                    row.try_get("name")?,
+                    parse_column(row.try_get("account")?, "rendition's account")?,
+                    parse_column(row.try_get("download_id")?, "rendition's download")?,
+                    parse_column(row.try_get("name")?, "rendition name")?,
                 ))
             })
             .collect()
@@ -442,7 +448,7 @@ impl Store for SqliteStore {
              WHERE id = ?1",
         )
         .bind(id.to_string())
-        .bind(&update.kind)
+        .bind(update.kind.map(|kind| kind.as_str()))
         .bind(&update.title)
         .bind(update.duration)
         .bind(update.width)
@@ -467,13 +473,13 @@ impl Store for SqliteStore {
         &self,
         account: &AccountId,
         id: DownloadId,
-        name: Option<&str>,
+        name: Option<RenditionName>,
     ) -> Result<Vec<Rendition>, StoreError> {
         self.owned_state(account, id).await?;
         let rows =
             sqlx::query("DELETE FROM renditions WHERE download_id = ?1 AND (?2 IS NULL OR name = ?2) RETURNING *")
                 .bind(id.to_string())
-                .bind(name)
+                .bind(name.map(RenditionName::as_str))
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(rendition_from_row).collect()
@@ -482,7 +488,7 @@ impl Store for SqliteStore {
     async fn create_account(&self, name: &str, email: Option<&str>) -> Result<Account, StoreError> {
         let name = name.trim();
         if name.is_empty() {
-            return Err(StoreError::Other("an account needs a name".into()));
+            return Err(StoreError::other("an account needs a name"));
         }
         let id = AccountId::generate();
         let created_at = now_millis();
@@ -617,20 +623,17 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let kind: String = row.try_get("kind")?;
-        let kind: KeyKind = kind.parse().map_err(StoreError::Other)?;
+        let kind: KeyKind = parse_column(row.try_get("kind")?, "key kind")?;
         if !kinds.contains(&kind) {
             return Ok(None);
         }
-        let account: String = row.try_get("account_id")?;
-        account.parse().map(Some).map_err(|error| StoreError::Other(format!("corrupt key row: {error}")))
+        parse_column(row.try_get("account_id")?, "key's account").map(Some)
     }
 }
 
 fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
-    let id: String = row.try_get("id")?;
     Ok(Account {
-        id: id.parse().map_err(|error| StoreError::Other(format!("corrupt account row: {error}")))?,
+        id: parse_column(row.try_get("id")?, "account id")?,
         name: row.try_get("name")?,
         email: row.try_get("email")?,
         created_at: row.try_get("created_at")?,
@@ -638,12 +641,10 @@ fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
 }
 
 fn key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
-    let account: String = row.try_get("account_id")?;
-    let kind: String = row.try_get("kind")?;
     Ok(ApiKey {
         id: row.try_get("id")?,
-        account: account.parse().map_err(|error| StoreError::Other(format!("corrupt key row: {error}")))?,
-        kind: kind.parse().map_err(StoreError::Other)?,
+        account: parse_column(row.try_get("account_id")?, "key's account")?,
+        kind: parse_column(row.try_get("kind")?, "key kind")?,
         prefix: row.try_get("prefix")?,
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
@@ -651,12 +652,10 @@ fn key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
 }
 
 fn rendition_from_row(row: &SqliteRow) -> Result<Rendition, StoreError> {
-    let id: String = row.try_get("download_id")?;
-    let state: String = row.try_get("state")?;
     Ok(Rendition {
-        download: id.parse().map_err(|error| StoreError::Other(format!("corrupt rendition row: {error}")))?,
-        name: row.try_get("name")?,
-        state: state.parse().map_err(StoreError::Other)?,
+        download: parse_column(row.try_get("download_id")?, "rendition's download")?,
+        name: parse_column(row.try_get("name")?, "rendition name")?,
+        state: parse_column(row.try_get("state")?, "rendition state")?,
         percent: row.try_get("percent")?,
         path: row.try_get("path")?,
         error: row.try_get("error")?,
@@ -669,27 +668,33 @@ fn not_found(id: DownloadId) -> StoreError {
 }
 
 fn parse_state(text: String, id: DownloadId) -> Result<JobState, StoreError> {
-    text.parse().map_err(|error| StoreError::Other(format!("download {id} has a corrupt state: {error}")))
+    text.parse().map_err(|error| StoreError::caused(format!("download {id} has a corrupt state"), error))
+}
+
+/// A stored name or id read back into its type; a value that does not parse is corrupt data, not a caller's
+/// mistake.
+fn parse_column<T>(text: String, what: &str) -> Result<T, StoreError>
+where
+    T: FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    text.parse().map_err(|error| StoreError::caused(format!("corrupt {what} in the database"), error))
 }
 
 fn record_from_row(row: &SqliteRow) -> Result<DownloadRecord, StoreError> {
-    let id_text: String = row.try_get("id")?;
-    let id: DownloadId =
-        id_text.parse().map_err(|error| StoreError::Other(format!("corrupt download row: {error}")))?;
-    let corrupt = |what: &str, error: &dyn std::fmt::Display| {
-        StoreError::Other(format!("download {id} has a corrupt {what}: {error}"))
-    };
-    let account: String = row.try_get("account")?;
+    let id: DownloadId = parse_column(row.try_get("id")?, "download id")?;
+    let corrupt =
+        |what: &str, error: serde_json::Error| StoreError::caused(format!("download {id} has a corrupt {what}"), error);
     let mirrors: String = row.try_get("mirrors")?;
     let headers: String = row.try_get("headers")?;
     Ok(DownloadRecord {
         id,
-        account: account.parse().map_err(|error| corrupt("account", &error))?,
+        account: parse_column(row.try_get("account")?, "download's account")?,
         url: row.try_get("url")?,
-        mirrors: serde_json::from_str(&mirrors).map_err(|error| corrupt("mirrors list", &error))?,
-        kind: row.try_get("kind")?,
+        mirrors: serde_json::from_str(&mirrors).map_err(|error| corrupt("mirrors list", error))?,
+        kind: parse_column(row.try_get("kind")?, "download kind")?,
         title: row.try_get("title")?,
-        quality: row.try_get("quality")?,
+        quality: parse_column(row.try_get("quality")?, "quality")?,
         duration: row.try_get("duration")?,
         width: row.try_get("width")?,
         height: row.try_get("height")?,
@@ -707,7 +712,7 @@ fn record_from_row(row: &SqliteRow) -> Result<DownloadRecord, StoreError> {
         connections: row.try_get("connections")?,
         error: row.try_get("error")?,
         checksum: row.try_get("checksum")?,
-        headers: serde_json::from_str(&headers).map_err(|error| corrupt("headers list", &error))?,
+        headers: serde_json::from_str(&headers).map_err(|error| corrupt("headers list", error))?,
         connections_limit: row.try_get("connections_limit")?,
         speed_limit: optional_from_db(row.try_get("speed_limit")?, "speed_limit")?,
         created_at: row.try_get("created_at")?,
@@ -719,7 +724,7 @@ fn record_from_row(row: &SqliteRow) -> Result<DownloadRecord, StoreError> {
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|error| StoreError::Other(error.to_string()))
+    serde_json::to_string(value).map_err(|error| StoreError::caused("cannot encode a list as JSON", error))
 }
 
 /// SQLite integers are signed 64-bit; no byte count or rate comes near 2^63, so saturating loses nothing real.
@@ -728,7 +733,7 @@ fn to_db(value: u64) -> i64 {
 }
 
 fn from_db(value: i64, column: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Other(format!("negative {column} in the database: {value}")))
+    u64::try_from(value).map_err(|_| StoreError::other(format!("negative {column} in the database: {value}")))
 }
 
 fn optional_from_db(value: Option<i64>, column: &str) -> Result<Option<u64>, StoreError> {

@@ -1,8 +1,9 @@
 //! Accounts and API keys in the SQLite store: unique names, keys found only by the hash of their secret and
 //! only for their kind, revocation, and the default account of a data directory.
 
+use haul_core::account::KeyKind;
 use haul_core::job::AccountId;
-use haul_store::{KeyKind, Store, StoreError, hash_secret};
+use haul_store::{Store, StoreError, hash_secret};
 
 async fn fresh() -> (tempfile::TempDir, std::sync::Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
@@ -20,7 +21,7 @@ async fn accounts_have_unique_names() {
     assert!(matches!(again, StoreError::Duplicate(_)), "{again:?}");
     assert!(again.to_string().contains("alice"), "{again}");
     assert!(matches!(store.account_by_name("bob").await, Err(StoreError::NotFound(_))));
-    assert!(matches!(store.create_account("  ", None).await, Err(StoreError::Other(_))));
+    assert!(matches!(store.create_account("  ", None).await, Err(StoreError::Other { .. })));
     assert_eq!(store.list_accounts().await.unwrap(), vec![alice]);
 }
 

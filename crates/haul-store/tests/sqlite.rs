@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use haul_core::job::{AccountId, DownloadId, JobAction, JobState, next_state};
+use haul_core::job::{AccountId, DownloadId, JobAction, JobKind, JobState, next_state};
+use haul_core::media::{RenditionName, RenditionState};
 use haul_store::{
-    DownloadPatch, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionState, RenditionUpdate,
-    Store, StoreError,
+    DownloadPatch, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionUpdate, Store, StoreError,
 };
 use tempfile::TempDir;
 
@@ -90,7 +90,7 @@ async fn migrations_run_on_a_fresh_file() {
 async fn unsupported_backends_say_so() {
     for url in ["postgres://haul@localhost/haul", "mysql://localhost/haul"] {
         match haul_store::open(url).await {
-            Err(StoreError::Other(message)) => {
+            Err(StoreError::Other { message, .. }) => {
                 assert!(message.contains("postgres") || message.contains(url), "{message}")
             }
             Err(other) => panic!("{url}: unexpected error {other:?}"),
@@ -113,19 +113,19 @@ async fn create_keeps_every_input() {
         speed_limit: Some(5_000_000),
         priority: 3,
         title: Some("Fedora 41".into()),
-        quality: "720p".into(),
+        quality: "720p".parse().unwrap(),
         ..NewDownload::new(account.clone(), "http://origin/f.iso")
     };
     let created = fixture.store.create(new).await.unwrap();
     assert_eq!(created.state, JobState::Queued);
-    assert_eq!(created.kind, "file");
+    assert_eq!(created.kind, JobKind::File);
     assert_eq!(created.account, account);
     assert_eq!(created.url, "http://origin/f.iso");
     assert_eq!(created.mirrors, ["http://mirror-a/f.iso", "http://mirror-b/f.iso"]);
     assert_eq!(created.filename.as_deref(), Some("f.iso"));
     assert_eq!(created.directory.as_deref(), Some("isos/linux"));
     assert_eq!(created.checksum.as_deref(), Some("sha256=00ff"));
-    assert_eq!((created.title.as_deref(), created.quality.as_str()), (Some("Fedora 41"), "720p"));
+    assert_eq!((created.title.as_deref(), created.quality.to_string().as_str()), (Some("Fedora 41"), "720p"));
     assert_eq!(created.headers, [("Cookie".to_owned(), "a=1".to_owned()), ("X-Token".to_owned(), "t".to_owned())]);
     assert_eq!((created.connections_limit, created.speed_limit, created.priority), (Some(8), Some(5_000_000), 3));
     assert_eq!((created.bytes_done, created.speed, created.connections, created.size), (0, 0, 0, None));
@@ -478,22 +478,25 @@ async fn renditions_belong_to_their_download_and_account() {
     let (owner, other) = (AccountId::generate(), AccountId::generate());
     let id = download_in(store, &owner, JobState::Completed).await;
 
-    let first = store.put_rendition(&owner, id, "default").await.unwrap();
-    assert_eq!((first.download, first.name.as_str(), first.state), (id, "default", RenditionState::Pending));
+    let first = store.put_rendition(&owner, id, RenditionName::Default).await.unwrap();
+    assert_eq!((first.download, first.name, first.state), (id, RenditionName::Default, RenditionState::Pending));
     assert_eq!((first.percent, first.path.as_deref(), first.error.as_deref()), (0.0, None, None));
     // Asking again is idempotent.
-    assert_eq!(store.put_rendition(&owner, id, "default").await.unwrap(), first);
-    store.put_rendition(&owner, id, "audio").await.unwrap();
-    let names = |list: Vec<Rendition>| list.into_iter().map(|r| r.name).collect::<Vec<_>>();
+    assert_eq!(store.put_rendition(&owner, id, RenditionName::Default).await.unwrap(), first);
+    store.put_rendition(&owner, id, RenditionName::Audio).await.unwrap();
+    let names = |list: Vec<Rendition>| list.into_iter().map(|r| r.name.as_str()).collect::<Vec<_>>();
     assert_eq!(names(store.renditions(&owner, id).await.unwrap()), ["audio", "default"]);
 
     // Another account sees neither the download nor its renditions, and cannot add or delete any.
     assert_not_found(store.renditions(&other, id).await, id);
-    assert_not_found(store.put_rendition(&other, id, "audio").await, id);
+    assert_not_found(store.put_rendition(&other, id, RenditionName::Audio).await, id);
     assert_not_found(store.delete_renditions(&other, id, None).await, id);
 
-    assert_eq!(names(store.delete_renditions(&owner, id, Some("audio")).await.unwrap()), ["audio"]);
-    assert_eq!(names(store.delete_renditions(&owner, id, Some("audio")).await.unwrap()), Vec::<String>::new());
+    assert_eq!(names(store.delete_renditions(&owner, id, Some(RenditionName::Audio)).await.unwrap()), ["audio"]);
+    assert_eq!(
+        names(store.delete_renditions(&owner, id, Some(RenditionName::Audio)).await.unwrap()),
+        Vec::<&str>::new()
+    );
     assert_eq!(names(store.renditions(&owner, id).await.unwrap()), ["default"]);
 
     // Deleting the download takes its renditions with it (the foreign key cascades).
@@ -510,13 +513,13 @@ async fn media_fields_and_rendition_progress_are_recorded() {
     let store = &*fixture.store;
     let account = AccountId::generate();
     let named = NewDownload {
-        kind: "auto".into(),
+        kind: JobKind::Auto,
         title: Some("Client's name".into()),
         ..NewDownload::new(account.clone(), "http://site/page")
     };
     let id = store.create(named).await.unwrap().id;
     let update = MediaUpdate {
-        kind: Some("media".into()),
+        kind: Some(JobKind::Media),
         title: Some("Page title".into()),
         duration: Some(2.5),
         width: Some(1280),
@@ -526,7 +529,7 @@ async fn media_fields_and_rendition_progress_are_recorded() {
     };
     store.set_media(id, &update).await.unwrap();
     let record = store.get(&account, id).await.unwrap();
-    assert_eq!(record.kind, "media");
+    assert_eq!(record.kind, JobKind::Media);
     assert_eq!(record.title.as_deref(), Some("Client's name"), "a title the client gave is kept");
     assert_eq!((record.duration, record.width, record.height), (Some(2.5), Some(1280), Some(720)));
     assert_eq!((record.format.as_deref(), record.thumbnail.clone()), (Some("v720+a1"), Some(format!("{id}.jpg"))));
@@ -535,20 +538,20 @@ async fn media_fields_and_rendition_progress_are_recorded() {
     assert_eq!(store.get(&account, id).await.unwrap(), record);
 
     // Renditions to make: derived ones, pending or active, of completed downloads only.
-    store.put_rendition(&account, id, "audio").await.unwrap();
-    store.put_rendition(&account, id, "default").await.unwrap();
+    store.put_rendition(&account, id, RenditionName::Audio).await.unwrap();
+    store.put_rendition(&account, id, RenditionName::Default).await.unwrap();
     assert!(store.renditions_to_make().await.unwrap().is_empty(), "the download is not complete yet");
     store.apply(&account, id, JobAction::Start, None).await.unwrap();
     store.apply(&account, id, JobAction::Complete, None).await.unwrap();
-    assert_eq!(store.renditions_to_make().await.unwrap(), [(account.clone(), id, "audio".to_owned())]);
+    assert_eq!(store.renditions_to_make().await.unwrap(), [(account.clone(), id, RenditionName::Audio)]);
     let active = RenditionUpdate { state: Some(RenditionState::Active), percent: Some(40.0), ..Default::default() };
-    store.update_rendition(id, "audio", &active).await.unwrap();
+    store.update_rendition(id, RenditionName::Audio, &active).await.unwrap();
     assert_eq!(store.renditions_to_make().await.unwrap().len(), 1, "an interrupted one is made again");
     let failed =
         RenditionUpdate { state: Some(RenditionState::Failed), error: Some("no audio".into()), ..Default::default() };
-    store.update_rendition(id, "audio", &failed).await.unwrap();
+    store.update_rendition(id, RenditionName::Audio, &failed).await.unwrap();
     // Asking again for a failed one starts it afresh.
-    let again = store.put_rendition(&account, id, "audio").await.unwrap();
+    let again = store.put_rendition(&account, id, RenditionName::Audio).await.unwrap();
     assert_eq!((again.state, again.percent, again.error), (RenditionState::Pending, 0.0, None));
     let ready = RenditionUpdate {
         state: Some(RenditionState::Ready),
@@ -556,8 +559,9 @@ async fn media_fields_and_rendition_progress_are_recorded() {
         path: Some("a.m4a".into()),
         ..Default::default()
     };
-    store.update_rendition(id, "audio", &ready).await.unwrap();
-    let audio = store.renditions(&account, id).await.unwrap().into_iter().find(|r| r.name == "audio").unwrap();
+    store.update_rendition(id, RenditionName::Audio, &ready).await.unwrap();
+    let audio =
+        store.renditions(&account, id).await.unwrap().into_iter().find(|r| r.name == RenditionName::Audio).unwrap();
     assert_eq!(
         (audio.state, audio.percent, audio.path.as_deref(), audio.error),
         (RenditionState::Ready, 100.0, Some("a.m4a"), None)

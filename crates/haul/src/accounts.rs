@@ -4,13 +4,11 @@
 //! shell access to the server's machine, not a token.
 
 use anyhow::bail;
-use haul_store::{KeyKind, Store, hash_secret};
+use haul_core::account::KeyKind;
+use haul_store::{Store, hash_secret, key_prefix};
 
 use crate::cli::{AccountCommand, KeyCommand, StoreArgs};
 use crate::serve::DataDir;
-
-/// Characters of a secret kept in the database to tell keys apart.
-const PREFIX_LEN: usize = 12;
 
 async fn open(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     let data = DataDir::new(args.data.data_dir.clone());
@@ -46,7 +44,7 @@ pub async fn key(store_args: StoreArgs, command: KeyCommand) -> anyhow::Result<(
                 other => other.into(),
             })?;
             let secret = new_secret(kind);
-            store.create_key(&owner.id, kind, &hash_secret(&secret), &secret[..PREFIX_LEN]).await?;
+            store.create_key(&owner.id, kind, &hash_secret(&secret), &key_prefix(&secret)).await?;
             eprintln!("key for {} ({kind}); it is shown once, keep it now:", owner.name);
             println!("{secret}");
         }

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use haul_core::account::KeyKind;
+use haul_core::job::JobKind;
 use haul_core::media::Quality;
 
 use clap::builder::TypedValueParser as _;
@@ -142,8 +144,8 @@ pub enum KeyCommand {
         account: String,
         /// Which API the key opens: bearer (native, Surge, yt-dlp web app, Cloudflare tokens), videodb (sk-...),
         /// or cloudflare-global (X-Auth-Key).
-        #[arg(long, default_value = "bearer", value_parser = parse_kind)]
-        kind: haul_store::KeyKind,
+        #[arg(long, default_value = "bearer", value_parser = parse_name::<KeyKind>)]
+        kind: KeyKind,
     },
     /// List keys (never their secrets).
     Ls,
@@ -151,13 +153,17 @@ pub enum KeyCommand {
     Revoke { id: String },
 }
 
-fn parse_kind(text: &str) -> Result<haul_store::KeyKind, String> {
-    text.parse()
+/// One of a closed set of names (a key kind, a download kind), as clap's value parser.
+pub fn parse_name<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr<Err = haul_core::names::UnknownName>,
+{
+    text.parse().map_err(|error: haul_core::names::UnknownName| error.to_string())
 }
 
 /// A video quality as `--quality` takes it (the sound alone has `--audio`).
-fn parse_video_quality(text: &str) -> Result<Quality, String> {
-    match text.parse::<Quality>()? {
+pub fn parse_video_quality(text: &str) -> Result<Quality, String> {
+    match text.parse::<Quality>().map_err(|error| error.to_string())? {
         Quality::Audio => Err("use --audio for the sound alone".into()),
         quality => Ok(quality),
     }
@@ -275,8 +281,8 @@ pub struct GetArgs {
 
     /// What fetches it: auto (a video page yt-dlp can read is media, anything else the file as it is), file or
     /// media.
-    #[arg(long, value_name = "KIND", default_value = "auto", value_parser = ["auto", "file", "media"])]
-    pub kind: String,
+    #[arg(long, value_name = "KIND", default_value = "auto", value_parser = parse_name::<JobKind>)]
+    pub kind: JobKind,
 
     /// The yt-dlp program for video pages [default: yt-dlp on PATH].
     #[arg(long, env = "HAUL_YT_DLP", value_name = "PATH")]
@@ -289,4 +295,11 @@ pub struct GetArgs {
 
 fn parse_rate(text: &str) -> Result<u64, String> {
     haul_core::units::parse_rate(text).map_err(|error| error.to_string())
+}
+
+/// The media programs: the paths given with `--yt-dlp` / `--ffmpeg`, else those on `PATH`.
+pub fn media_tools(yt_dlp: Option<PathBuf>, ffmpeg: Option<PathBuf>) -> anyhow::Result<haul_engine::MediaTools> {
+    let search_path = std::env::var_os("PATH");
+    haul_engine::MediaTools::discover(yt_dlp, ffmpeg, search_path.as_deref())
+        .map_err(|error| anyhow::anyhow!("--{} {error}", error.program))
 }

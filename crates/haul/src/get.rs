@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use haul_core::job::JobKind;
 use haul_core::media::Quality;
 use haul_engine::header::{HeaderMap, HeaderName, HeaderValue};
 use haul_engine::{
@@ -13,7 +14,7 @@ use haul_engine::{
 };
 use url::Url;
 
-use crate::cli::GetArgs;
+use crate::cli::{GetArgs, media_tools};
 use crate::progress_ui::{Display, ProgressUi};
 
 /// Exit status after Ctrl-C: the conventional 128 + SIGINT, so scripts can tell a pause from a failure.
@@ -42,13 +43,9 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
     let cancel = CancellationToken::new();
     tokio::spawn(pause_on_signal(cancel.clone()));
 
-    let media_wanted = args.kind != "file" || args.audio;
-    let tools = if media_wanted {
-        MediaTools::discover(args.yt_dlp.clone(), args.ffmpeg.clone()).map_err(anyhow::Error::msg)?
-    } else {
-        MediaTools::none()
-    };
-    if args.kind == "media" && tools.yt_dlp.is_none() {
+    let media_wanted = args.kind != JobKind::File || args.audio;
+    let tools = if media_wanted { media_tools(args.yt_dlp.clone(), args.ffmpeg.clone())? } else { MediaTools::none() };
+    if args.kind == JobKind::Media && tools.yt_dlp.is_none() {
         bail!("--kind media needs yt-dlp: install it (pip install yt-dlp) or pass --yt-dlp PATH");
     }
     if args.audio && (tools.ffmpeg.is_none() || tools.ffprobe.is_none()) {
@@ -77,10 +74,10 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         let ui = ProgressUi::start(progress.clone(), url.to_string(), display);
         let media = MediaRequest {
             url: url.to_string(),
-            media: match args.kind.as_str() {
-                "media" => Some(true),
-                "file" => Some(false),
-                _ => None,
+            media: match args.kind {
+                JobKind::Media => Some(true),
+                JobKind::File => Some(false),
+                JobKind::Auto => None,
             },
             quality,
             headers: header_pairs.clone(),

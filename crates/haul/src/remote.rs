@@ -165,10 +165,7 @@ fn parse_checksum(text: &str) -> Result<String, String> {
 
 /// A video quality as `--quality` takes it (audio has its own flag).
 fn parse_quality(text: &str) -> Result<String, String> {
-    match text.parse::<haul_core::media::Quality>()? {
-        haul_core::media::Quality::Audio => Err("use --audio for the sound alone".into()),
-        quality => Ok(quality.to_string()),
-    }
+    crate::cli::parse_video_quality(text).map(|quality| quality.to_string())
 }
 
 pub async fn add(remote: RemoteArgs, args: AddArgs) -> anyhow::Result<ExitCode> {

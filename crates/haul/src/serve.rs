@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use haul_core::account::KeyKind;
 use haul_core::job::AccountId;
+use haul_engine::ClientOptions;
 use haul_engine::service::{Engine, EngineOptions};
-use haul_engine::{ClientOptions, MediaTools};
 
 use haul_api::Dialect;
 
@@ -90,9 +91,8 @@ impl DataDir {
         store.ensure_account(&account, "default").await?;
         let token = self.token()?;
         let hash = haul_store::hash_secret(&token);
-        if store.account_for_key(&hash, &[haul_store::KeyKind::Bearer]).await?.is_none() {
-            let prefix: String = token.chars().take(12).collect();
-            match store.create_key(&account, haul_store::KeyKind::Bearer, &hash, &prefix).await {
+        if store.account_for_key(&hash, &[KeyKind::Bearer]).await?.is_none() {
+            match store.create_key(&account, KeyKind::Bearer, &hash, &haul_store::key_prefix(&token)).await {
                 // Revoked: the token file is stale; the operator revoked it on purpose.
                 Ok(_) | Err(haul_store::StoreError::Duplicate(_)) => {}
                 Err(error) => return Err(error.into()),
@@ -153,7 +153,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lease: Duration::from_secs(30),
         resume_on_start: !args.no_resume,
         client: ClientOptions::default(),
-        media: MediaTools::discover(args.yt_dlp.clone(), args.ffmpeg.clone()).map_err(anyhow::Error::msg)?,
+        media: crate::cli::media_tools(args.yt_dlp.clone(), args.ffmpeg.clone())?,
     };
     let media_line = options.media.describe();
     let engine = Engine::start(store, options).await.context("cannot start the download engine")?;

@@ -39,8 +39,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use haul_core::job::{AccountId, DownloadId, JobState};
-use haul_engine::service::{AddRequest, DownloadView, RENDITIONS, ServiceError};
-use haul_store::{ListFilter, Rendition, RenditionState};
+use haul_core::media::{RenditionName, RenditionState};
+use haul_engine::service::{AddRequest, DownloadView, ListQuery, RenditionView, ServiceError};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -247,7 +247,7 @@ impl FromRequestParts<AppState> for VideoRef {
 }
 
 /// A `{download_type}`: `default` or `audio`.
-struct DownloadType(&'static str);
+struct DownloadType(RenditionName);
 
 impl FromRequestParts<AppState> for DownloadType {
     type Rejection = StreamError;
@@ -255,8 +255,11 @@ impl FromRequestParts<AppState> for DownloadType {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, StreamError> {
         let params = path_params(parts, state).await?;
         let text = params.get("download_type").map(String::as_str).unwrap_or_default();
-        RENDITIONS.into_iter().find(|name| *name == text).map(Self).ok_or_else(|| {
-            StreamError::bad_request(format!("unknown download type {text:?}; expected default or audio"))
+        text.parse().map(Self).map_err(|_| {
+            StreamError::bad_request(format!(
+                "unknown download type {text:?}; expected {}",
+                RenditionName::NAMES.join(" or ")
+            ))
         })
     }
 }
@@ -402,7 +405,7 @@ async fn list(
     StreamAccount(account): StreamAccount,
     headers: HeaderMap,
 ) -> Answer<Vec<Video>> {
-    let views = state.engine.list(&account, &ListFilter::default()).await?;
+    let views = state.engine.list(&account, ListQuery::default()).await?;
     let base = links::base_url(&state, &headers);
     ok(views.iter().map(|view| Video::new(&state, &base, view)).collect())
 }
@@ -435,8 +438,8 @@ struct Download {
 
 impl Download {
     /// `default` is the job's own file, so its progress is the job's; others carry their own.
-    fn new(state: &AppState, base: &str, view: &DownloadView, rendition: &Rendition) -> Self {
-        let (status, percent_complete, variant) = if rendition.name == "default" {
+    fn new(state: &AppState, base: &str, view: &DownloadView, rendition: &RenditionView) -> Self {
+        let (status, percent_complete, variant) = if rendition.name == RenditionName::Default {
             let status = match view.state {
                 JobState::Completed => "ready",
                 JobState::Failed | JobState::Cancelled => "error",
@@ -461,7 +464,7 @@ async fn download_map(
     headers: &HeaderMap,
     account: &AccountId,
     id: DownloadId,
-    only: Option<&str>,
+    only: Option<RenditionName>,
 ) -> Result<BTreeMap<String, Download>, StreamError> {
     let view = state.engine.get(account, id).await?;
     let base = links::base_url(state, headers);
@@ -469,7 +472,7 @@ async fn download_map(
     Ok(renditions
         .iter()
         .filter(|rendition| only.is_none_or(|name| rendition.name == name))
-        .map(|rendition| (rendition.name.clone(), Download::new(state, &base, &view, rendition)))
+        .map(|rendition| (rendition.name.to_string(), Download::new(state, &base, &view, rendition)))
         .collect())
 }
 
@@ -488,7 +491,7 @@ async fn create(
     headers: &HeaderMap,
     account: &AccountId,
     id: DownloadId,
-    name: &str,
+    name: RenditionName,
 ) -> Answer<BTreeMap<String, Download>> {
     state.engine.request_rendition(account, id, name).await?;
     ok(download_map(state, headers, account, id, Some(name)).await?)
@@ -500,7 +503,7 @@ async fn create_default_download(
     VideoRef { account, id }: VideoRef,
     headers: HeaderMap,
 ) -> Answer<BTreeMap<String, Download>> {
-    create(&state, &headers, &account, id, "default").await
+    create(&state, &headers, &account, id, RenditionName::Default).await
 }
 
 /// `POST .../stream/{identifier}/downloads/{download_type}`.

@@ -23,8 +23,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures_util::Stream;
 use haul_core::job::{AccountId, DownloadId, JobState};
-use haul_engine::service::{AddRequest, DownloadView, Engine, EventKind, ServiceError};
-use haul_store::{DownloadPatch, ListFilter};
+use haul_engine::service::{AddRequest, DownloadView, Engine, EventKind, ListQuery, PatchRequest, ServiceError};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -315,7 +314,7 @@ async fn list(
     State(state): State<AppState>,
     SurgeCaller(account): SurgeCaller,
 ) -> Result<Json<Vec<SurgeStatus>>, SurgeError> {
-    let views = state.engine.list(&account, &ListFilter::default()).await?;
+    let views = state.engine.list(&account, ListQuery::default()).await?;
     Ok(Json(views.iter().map(|view| SurgeStatus::new(&state.engine, view)).collect()))
 }
 
@@ -380,7 +379,7 @@ async fn update_url(
 ) -> Result<Json<Updated>, SurgeError> {
     let id = download_id(query)?;
     let UrlBody { url } = json_body(&body)?;
-    let patch = DownloadPatch { url: Some(url), ..DownloadPatch::default() };
+    let patch = PatchRequest { url: Some(url), ..PatchRequest::default() };
     let view = state.engine.patch(&account, id, patch).await?;
     Ok(Json(Updated { status: "updated", id, url: view.url }))
 }
@@ -408,8 +407,8 @@ async fn history(
     State(state): State<AppState>,
     SurgeCaller(account): SurgeCaller,
 ) -> Result<Json<Vec<HistoryEntry>>, SurgeError> {
-    let filter = ListFilter { state: Some(JobState::Completed), ..ListFilter::default() };
-    let views = state.engine.list(&account, &filter).await?;
+    let filter = ListQuery { state: Some(JobState::Completed), ..ListQuery::default() };
+    let views = state.engine.list(&account, filter).await?;
     let entries = views
         .iter()
         .map(|view| HistoryEntry {

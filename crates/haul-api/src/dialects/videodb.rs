@@ -16,9 +16,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use haul_core::account::KeyKind;
 use haul_core::job::{AccountId, DownloadId, JobState};
-use haul_engine::service::{AddRequest, DownloadView, ServiceError};
-use haul_store::{KeyKind, ListFilter};
+use haul_engine::service::{self, AddRequest, DownloadView, ServiceError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -262,14 +262,14 @@ async fn list(
 ) -> Result<Json<serde_json::Value>, VideodbError> {
     let Query(query) = query.map_err(|rejection| VideodbError::bad_request(rejection.body_text()))?;
     let filter = page_filter(query.page_index.as_deref(), query.count.as_deref())?;
-    let views = state.engine.list(&account, &filter).await?;
+    let views = state.engine.list(&account, filter).await?;
     let base = links::base_url(&state, &headers);
     let downloads: Vec<Job> = views.iter().map(|view| Job::new(&state, &base, view)).collect();
     Ok(Json(json!({"success": true, "data": {"downloads": downloads}})))
 }
 
 /// The store's filter for page `page_index` (from 0) of `count` jobs (1 to [`MAX_COUNT`]).
-fn page_filter(page_index: Option<&str>, count: Option<&str>) -> Result<ListFilter, VideodbError> {
+fn page_filter(page_index: Option<&str>, count: Option<&str>) -> Result<service::ListQuery, VideodbError> {
     let page_index = match page_index.map(str::trim) {
         None | Some("") => 0,
         Some(text) => text.parse::<u32>().map_err(|_| {
@@ -285,7 +285,7 @@ fn page_filter(page_index: Option<&str>, count: Option<&str>) -> Result<ListFilt
     let offset = page_index
         .checked_mul(count)
         .ok_or_else(|| VideodbError::bad_request(format!("page_index {page_index} is too large")))?;
-    Ok(ListFilter { state: None, limit: Some(count), offset })
+    Ok(service::ListQuery { state: None, limit: Some(count), offset })
 }
 
 #[derive(Deserialize)]

@@ -21,8 +21,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use haul_core::job::{AccountId, DownloadId, JobState};
 use haul_core::media::Quality;
-use haul_engine::service::{AddRequest, DownloadView, ServiceError};
-use haul_store::ListFilter;
+use haul_engine::service::{AddRequest, DownloadView, ListQuery, ServiceError};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -33,7 +32,12 @@ use crate::files::{download_name, send_file, send_thumbnail};
 
 /// The video qualities, as the app takes them (audio alone is its `download_type`).
 fn video_qualities() -> impl Iterator<Item = &'static str> {
-    Quality::NAMES.into_iter().filter(|name| *name != "audio")
+    Quality::NAMES.into_iter().filter(|name| *name != Quality::Audio.to_string())
+}
+
+/// A video quality exactly as the app spells it (`720p`, `best`).
+fn video_quality(text: &str) -> Option<Quality> {
+    video_qualities().find(|known| *known == text).and_then(|known| known.parse().ok())
 }
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -123,7 +127,7 @@ impl From<ServiceError> for Detail {
                 Self::new(StatusCode::NOT_IMPLEMENTED, format!("No disponible en este servidor: {message}"))
             }
             ServiceError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error answering a yt-dlp web app request");
+                tracing::error!(error = %haul_engine::task::chain(detail.as_ref()), "internal error answering a yt-dlp web app request");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Error interno del servidor; consulta el registro de haul")
             }
         }
@@ -219,10 +223,10 @@ impl Task {
             .or_else(|| filename.as_deref().map(|name| stem(name).to_owned()))
             .unwrap_or_else(|| view.url.clone());
         let active = view.state == JobState::Active;
-        let audio = view.quality == "audio";
+        let audio = view.quality == Quality::Audio;
         Self {
             id: view.id,
-            thumbnail: state.engine.thumbnail_path(&view).map(|_| format!("{mount}/thumbnails/{}", view.id)),
+            thumbnail: view.thumbnail.is_some().then(|| format!("{mount}/thumbnails/{}", view.id)),
             status: task_status(state, &view),
             progress: percent(&view),
             speed: active.then(|| format!("{}/s", decimal_size(view.speed))),
@@ -234,7 +238,7 @@ impl Task {
             playlist_index: None,
             playlist_total: None,
             filename,
-            quality: if audio { "best".to_owned() } else { view.quality.clone() },
+            quality: if audio { Quality::Best.to_string() } else { view.quality.to_string() },
             download_type: if audio { "audio" } else { "video" },
             error_message: view.error.clone().filter(|_| view.state == JobState::Failed),
             created_at: rfc3339(view.created_at),
@@ -296,8 +300,8 @@ async fn create(
 ) -> Result<Json<Value>, Detail> {
     let (fields, url) = body_with_url(&body)?;
     let quality = match fields.get("quality") {
-        None | Some(Value::Null) => "best".to_owned(),
-        Some(Value::String(quality)) if video_qualities().any(|known| known == quality) => quality.clone(),
+        None | Some(Value::Null) => Quality::Best,
+        Some(Value::String(text)) if let Some(quality) = video_quality(text) => quality,
         Some(other) => {
             return Err(Detail::invalid(
                 "literal_error",
@@ -323,18 +327,15 @@ async fn create(
             ));
         }
     };
-    let request = AddRequest {
-        url,
-        quality: Some(if audio { "audio".to_owned() } else { quality.clone() }),
-        ..AddRequest::default()
-    };
+    let request =
+        AddRequest { url, quality: Some(if audio { Quality::Audio } else { quality }), ..AddRequest::default() };
     let view = state.engine.add(&account, request).await?;
     Ok(Json(json!({
         "download_id": view.id,
         "status": app_status(view.state),
         "message": "Descarga iniciada",
         "url": view.url,
-        "quality": quality,
+        "quality": quality.to_string(),
         "download_type": if audio { "audio" } else { "video" },
     })))
 }
@@ -345,7 +346,7 @@ async fn list(
     AppCaller(account): AppCaller,
     Mount(mount): Mount,
 ) -> Result<Json<Vec<Task>>, Detail> {
-    let mut views = state.engine.list(&account, &ListFilter::default()).await?;
+    let mut views = state.engine.list(&account, ListQuery::default()).await?;
     views.reverse();
     Ok(Json(views.into_iter().map(|view| Task::new(&state, &mount, view)).collect()))
 }
@@ -411,7 +412,7 @@ async fn file(
         Err(error) => return Err(error.into()),
     };
     let gone = || Detail::new(StatusCode::NOT_FOUND, "Archivo físico no encontrado");
-    let path = state.engine.file_path(&view).ok_or_else(gone)?;
+    let path = state.engine.file_path(&view).await.ok_or_else(gone)?;
     send_file(&path, &download_name(&view, &path), &method, &headers).await.map_err(detail_of)?.ok_or_else(gone)
 }
 
@@ -443,15 +444,15 @@ async fn stream(
     headers: HeaderMap,
 ) -> Result<Response, Detail> {
     let missing = || Detail::new(StatusCode::NOT_FOUND, "Archivo no encontrado");
-    let filter = ListFilter { state: Some(JobState::Completed), ..ListFilter::default() };
+    let filter = ListQuery { state: Some(JobState::Completed), ..ListQuery::default() };
     let view = state
         .engine
-        .list(&account, &filter)
+        .list(&account, filter)
         .await?
         .into_iter()
         .find(|view| stored_name(view).as_deref() == Some(filename.as_str()))
         .ok_or_else(missing)?;
-    let path = state.engine.file_path(&view).ok_or_else(missing)?;
+    let path = state.engine.file_path(&view).await.ok_or_else(missing)?;
     send_file(&path, &filename, &method, &headers).await.map_err(detail_of)?.ok_or_else(missing)
 }
 

@@ -21,18 +21,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haul_core::job::DownloadId;
-use haul_core::media::{Format, MediaInfo, Quality, Selection, media_file_name, select};
-use haul_store::{MediaUpdate, Store};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use haul_core::media::{Format, MediaInfo, Quality, Selection, THUMBNAIL_EXTENSIONS, media_file_name, select};
+use reqwest::header::HeaderMap;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-pub use tools::MediaTools;
+pub use tools::{MediaTools, NotExecutable};
 
 use crate::download::{self, DownloadOptions, Target};
 use crate::error::EngineError;
 use crate::http::HttpClient;
-use crate::progress::{Phase, Progress};
+use crate::http::{header_map, parse_header};
+use crate::progress::{MediaFacts, Phase, Progress};
 
 /// How often the progress of a format being fetched is folded into the job's.
 const MIRROR_EVERY: Duration = Duration::from_millis(250);
@@ -62,11 +62,10 @@ pub(crate) struct MediaJob<'a> {
     pub(crate) plain_name: bool,
 }
 
-/// A finished media job.
+/// A finished media job; what it learned about the video was reported through its `Progress`.
 pub(crate) struct MediaDone {
     pub(crate) path: PathBuf,
     pub(crate) size: u64,
-    pub(crate) update: MediaUpdate,
 }
 
 /// Whether `url` looks like a page for yt-dlp (an HTML document), from a HEAD or a short GET.
@@ -119,7 +118,7 @@ pub async fn get_media(
         Some(false) if audio => direct_info(&request.url),
         Some(false) => return Ok(None),
         None => {
-            let headers = header_map(request.headers.iter().map(|(k, v)| (k, v)));
+            let headers = job_headers(&request.headers)?;
             let page = tools.yt_dlp.is_some() && is_web_page(client, &request.url, &headers).await;
             match if page { try_extract(tools, &request.url, &request.headers, cancel).await? } else { None } {
                 Some(info) => info,
@@ -149,7 +148,7 @@ pub async fn get_media(
         connections: request.connections,
         plain_name: true,
     };
-    let done = run(client, tools, None, job, info, progress, cancel).await?;
+    let done = run(client, tools, job, info, progress, cancel).await?;
     Ok(Some(download::Downloaded { path: done.path, size: done.size, resumed_bytes: 0 }))
 }
 
@@ -203,21 +202,11 @@ pub(crate) fn direct_info(url: &str) -> MediaInfo {
     }
 }
 
-/// Records in the store what a media job learns as soon as it is learned (title, formats, thumbnail), so
-/// clients see it while the fetch runs.
-async fn record(store: Option<&dyn Store>, id: DownloadId, update: MediaUpdate) {
-    if let Some(store) = store
-        && let Err(error) = store.set_media(id, &update).await
-    {
-        tracing::warn!(%error, "cannot record what the media job learned");
-    }
-}
-
-/// The whole pipeline for one job.
+/// The whole pipeline for one job. What it learns about the video (title, formats, thumbnail, streams) is
+/// reported through `progress` as soon as it is known, as the byte counts are.
 pub(crate) async fn run(
     client: &HttpClient,
     tools: &MediaTools,
-    store: Option<&dyn Store>,
     job: MediaJob<'_>,
     info: MediaInfo,
     progress: &Arc<Progress>,
@@ -244,8 +233,7 @@ pub(crate) async fn run(
     };
     let final_path = job.target_dir.join(name);
     let chosen_video = selection.formats().into_iter().find(|format| format.has_video());
-    let mut update = MediaUpdate {
-        kind: Some("media".into()),
+    let mut facts = MediaFacts {
         title: info.title.clone(),
         duration: info.duration,
         width: chosen_video.and_then(|format| format.width),
@@ -253,31 +241,32 @@ pub(crate) async fn run(
         format: Some(selection.format_spec()),
         thumbnail: None,
     };
-    record(store, job.id, update.clone()).await;
+    progress.set_media(facts.clone());
     progress.set_destination(final_path.clone());
 
-    if job.plain_name && final_path.exists() {
+    if job.plain_name && tokio::fs::symlink_metadata(&final_path).await.is_ok() {
         return Err(EngineError::AlreadyExists(final_path));
     }
     let work = work_dir(job.downloads_dir, job.id);
-    std::fs::create_dir_all(&work).map_err(|error| EngineError::io(&work, error))?;
-    std::fs::create_dir_all(&job.target_dir).map_err(|error| EngineError::io(&job.target_dir, error))?;
+    create_dir(&work).await?;
+    create_dir(&job.target_dir).await?;
     if let Some(dir) = job.thumbnails_dir {
-        std::fs::create_dir_all(dir).map_err(|error| EngineError::io(dir, error))?;
+        create_dir(dir).await?;
     }
 
     // The page's thumbnail first, so a client can show it while the video comes (once: a resumed job has it).
-    let existing = job.thumbnails_dir.and_then(|dir| {
-        ["jpg", "webp", "png"].into_iter().map(|ext| format!("{}.{ext}", job.id)).find(|name| dir.join(name).is_file())
-    });
+    let existing = match job.thumbnails_dir {
+        Some(dir) => existing_thumbnail(dir, job.id).await,
+        None => None,
+    };
     if existing.is_some() {
-        update.thumbnail = existing;
+        facts.thumbnail = existing;
+        progress.set_media(facts.clone());
     } else if let (Some(thumbnail), Some(dir)) = (info.thumbnail.as_deref(), job.thumbnails_dir) {
         match fetch_thumbnail(client, tools, thumbnail, job.headers, dir, job.id, cancel).await {
             Ok(name) => {
-                update.thumbnail = Some(name);
-                record(store, job.id, MediaUpdate { thumbnail: update.thumbnail.clone(), ..MediaUpdate::default() })
-                    .await;
+                facts.thumbnail = Some(name);
+                progress.set_media(facts.clone());
             }
             Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
             Err(error) => tracing::info!(%error, "cannot fetch the page's thumbnail; a frame will do"),
@@ -293,7 +282,7 @@ pub(crate) async fn run(
 
     progress.set_phase(Phase::Verifying);
     let output = finish(tools, &job, &selection, &fetched, &work, cancel).await?;
-    let size = std::fs::metadata(&output).map_err(|error| EngineError::io(&output, error))?.len();
+    let size = tokio::fs::metadata(&output).await.map_err(|error| EngineError::io(&output, error))?.len();
 
     // What the file really holds, and a frame when the page had no thumbnail: done while the file is still in
     // the work directory, so that a stop in these steps leaves nothing under the final name.
@@ -307,10 +296,10 @@ pub(crate) async fn run(
             }
         };
         if let Some(probed) = probed {
-            update.duration = probed.duration.or(update.duration);
-            update.width = probed.width.or(update.width);
-            update.height = probed.height.or(update.height);
-            if update.thumbnail.is_none()
+            facts.duration = probed.duration.or(facts.duration);
+            facts.width = probed.width.or(facts.width);
+            facts.height = probed.height.or(facts.height);
+            if facts.thumbnail.is_none()
                 && probed.has_video
                 && let Ok(ffmpeg_path) = tools.ffmpeg()
                 && let Some(dir) = job.thumbnails_dir
@@ -318,7 +307,7 @@ pub(crate) async fn run(
                 let name = format!("{}.jpg", job.id);
                 let at = probed.duration.map_or(0.0, |duration| (duration / 2.0).min(1.0));
                 match ffmpeg::frame(ffmpeg_path, &output, at, &dir.join(&name), cancel).await {
-                    Ok(()) => update.thumbnail = Some(name),
+                    Ok(()) => facts.thumbnail = Some(name),
                     Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
                     Err(error) => tracing::info!(%error, "cannot grab a thumbnail frame"),
                 }
@@ -329,14 +318,15 @@ pub(crate) async fn run(
     if cancel.is_cancelled() {
         return Err(EngineError::Cancelled);
     }
-    std::fs::rename(&output, &final_path).map_err(|error| EngineError::io(&final_path, error))?;
-    if let Err(error) = std::fs::remove_dir_all(&work) {
+    progress.set_media(facts);
+    tokio::fs::rename(&output, &final_path).await.map_err(|error| EngineError::io(&final_path, error))?;
+    if let Err(error) = tokio::fs::remove_dir_all(&work).await {
         tracing::warn!(%error, dir = %work.display(), "cannot remove the work directory");
     }
     progress.set_total(Some(size));
     progress.set_done(size);
     progress.set_phase(Phase::Done);
-    Ok(MediaDone { path: final_path, size, update })
+    Ok(MediaDone { path: final_path, size })
 }
 
 fn is_m4a(format: &Format) -> bool {
@@ -366,7 +356,7 @@ async fn fetch_direct(
     for (index, format) in formats.iter().enumerate() {
         let path = work.join(format!("f{}", safe_id(&format.format_id)));
         let later: u64 = formats[index + 1..].iter().filter_map(|format| format.size()).sum();
-        if let Ok(meta) = std::fs::metadata(&path) {
+        if let Ok(meta) = tokio::fs::metadata(&path).await {
             // Finished by an earlier run.
             done_before += meta.len();
             paths.push(path);
@@ -379,7 +369,7 @@ async fn fetch_direct(
         options.overwrite = true;
         options.rate_limit = job.rate_limit;
         options.connections = job.connections;
-        options.headers = header_map(format.http_headers.iter().chain(job.headers.iter().map(|(k, v)| (k, v))));
+        options.headers = format_headers(format, job.headers)?;
         let part = Arc::new(Progress::default());
         let fetch = download::download(client.clone(), options, part.clone(), cancel.clone());
         tokio::pin!(fetch);
@@ -412,14 +402,41 @@ fn safe_id(id: &str) -> String {
     id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 
-fn header_map<'a>(headers: impl Iterator<Item = (&'a String, &'a String)>) -> HeaderMap {
+/// The job's own headers (checked when the job was added).
+fn job_headers(headers: &[(String, String)]) -> Result<HeaderMap, EngineError> {
+    header_map(headers.iter().map(|(name, value)| (name.as_str(), value.as_str()))).map_err(EngineError::InvalidRequest)
+}
+
+/// What yt-dlp says a format needs (a header it names that is not a valid header is left out), with the job's
+/// own headers replacing any of the same name.
+fn format_headers(format: &Format, headers: &[(String, String)]) -> Result<HeaderMap, EngineError> {
     let mut map = HeaderMap::new();
-    for (name, value) in headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
-            map.insert(name, value);
+    for (name, value) in &format.http_headers {
+        match parse_header(name, value) {
+            Ok((name, value)) => {
+                map.insert(name, value);
+            }
+            Err(error) => tracing::debug!(%error, "leaving out a header yt-dlp named"),
         }
     }
-    map
+    // `extend` replaces every value of a name the job's headers have.
+    map.extend(job_headers(headers)?);
+    Ok(map)
+}
+
+async fn create_dir(dir: &Path) -> Result<(), EngineError> {
+    tokio::fs::create_dir_all(dir).await.map_err(|error| EngineError::io(dir, error))
+}
+
+/// The thumbnail an earlier run of this job saved, by file name.
+async fn existing_thumbnail(dir: &Path, id: DownloadId) -> Option<String> {
+    for ext in THUMBNAIL_EXTENSIONS {
+        let name = format!("{id}.{ext}");
+        if tokio::fs::metadata(dir.join(&name)).await.is_ok_and(|meta| meta.is_file()) {
+            return Some(name);
+        }
+    }
+    None
 }
 
 /// The formats through yt-dlp's own downloader (HLS, DASH fragments), which also merges them.
@@ -496,7 +513,7 @@ async fn fetch_thumbnail(
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(EngineError::Media(format!("thumbnail URL {url:?} is not http(s)")));
     }
-    let request = client.inner.get(parsed).headers(header_map(headers.iter().map(|(k, v)| (k, v))));
+    let request = client.inner.get(parsed).headers(job_headers(headers)?);
     let response = tokio::select! {
         response = request.send() => response.map_err(|error| EngineError::Media(format!("thumbnail: {error}")))?,
         _ = cancel.cancelled() => return Err(EngineError::Cancelled),
@@ -526,11 +543,11 @@ async fn fetch_thumbnail(
     }
     let ext = image_ext(&bytes, &content_type);
     let temp = dir.join(format!(".{id}.thumbnail"));
-    std::fs::write(&temp, &bytes).map_err(|error| EngineError::io(&temp, error))?;
+    tokio::fs::write(&temp, &bytes).await.map_err(|error| EngineError::io(&temp, error))?;
     let name = match ext {
         Some(ext) => {
             let name = format!("{id}.{ext}");
-            std::fs::rename(&temp, dir.join(&name)).map_err(|error| EngineError::io(dir.join(&name), error))?;
+            tokio::fs::rename(&temp, dir.join(&name)).await.map_err(|error| EngineError::io(dir.join(&name), error))?;
             name
         }
         None => {
@@ -540,7 +557,7 @@ async fn fetch_thumbnail(
                 Ok(ffmpeg) => ffmpeg::to_jpeg(ffmpeg, &temp, &dir.join(&name), cancel).await,
                 Err(error) => Err(error),
             };
-            let _ = std::fs::remove_file(&temp);
+            let _ = tokio::fs::remove_file(&temp).await;
             converted?;
             name
         }
@@ -584,10 +601,10 @@ pub(crate) async fn make_audio(
     let temp = source.with_file_name(format!(".{stem}.audio.m4a.part"));
     let made = ffmpeg::to_m4a(ffmpeg, source, &codec, probed.duration, &temp, cancel, on_percent).await;
     if let Err(error) = made {
-        let _ = std::fs::remove_file(&temp);
+        let _ = tokio::fs::remove_file(&temp).await;
         return Err(error);
     }
-    std::fs::rename(&temp, &out).map_err(|error| EngineError::io(&out, error))?;
+    tokio::fs::rename(&temp, &out).await.map_err(|error| EngineError::io(&out, error))?;
     Ok(out)
 }
 

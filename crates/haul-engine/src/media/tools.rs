@@ -1,6 +1,17 @@
-//! Finding yt-dlp, ffmpeg and ffprobe: given on the command line or looked up on PATH, once at start-up.
+//! Finding yt-dlp, ffmpeg and ffprobe: given by the caller or looked up in the search path it passes (the
+//! binary passes `PATH`), once at start-up.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+
+/// A program the caller named that is not there.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: no such executable file", path.display())]
+pub struct NotExecutable {
+    /// `yt-dlp` or `ffmpeg`.
+    pub program: &'static str,
+    pub path: PathBuf,
+}
 
 /// The media programs this server can run; a missing one disables only what needs it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -11,16 +22,23 @@ pub struct MediaTools {
 }
 
 impl MediaTools {
-    /// The given paths (which must exist) or, for those not given, the programs on PATH. ffprobe is looked for
-    /// beside ffmpeg first.
-    pub fn discover(yt_dlp: Option<PathBuf>, ffmpeg: Option<PathBuf>) -> Result<Self, String> {
-        let given = |path: Option<PathBuf>, flag: &str| match path {
+    /// The given paths (which must exist) or, for those not given, the programs in `search_path` (a list like
+    /// `PATH`'s). ffprobe is looked for beside ffmpeg first.
+    pub fn discover(
+        yt_dlp: Option<PathBuf>,
+        ffmpeg: Option<PathBuf>,
+        search_path: Option<&OsStr>,
+    ) -> Result<Self, NotExecutable> {
+        let given = |path: Option<PathBuf>, program: &'static str| match path {
             Some(path) if is_executable(&path) => Ok(Some(path)),
-            Some(path) => Err(format!("{flag} {}: no such executable file", path.display())),
+            Some(path) => Err(NotExecutable { program, path }),
             None => Ok(None),
         };
-        let yt_dlp = given(yt_dlp, "--yt-dlp")?.or_else(|| on_path("yt-dlp"));
-        let ffmpeg = given(ffmpeg, "--ffmpeg")?.or_else(|| on_path("ffmpeg"));
+        let on_path = |name: &str| {
+            std::env::split_paths(search_path?).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
+        };
+        let yt_dlp = given(yt_dlp, "yt-dlp")?.or_else(|| on_path("yt-dlp"));
+        let ffmpeg = given(ffmpeg, "ffmpeg")?.or_else(|| on_path("ffmpeg"));
         let beside = ffmpeg.as_deref().and_then(Path::parent).map(|dir| dir.join("ffprobe"));
         let ffprobe = beside.filter(|path| is_executable(path)).or_else(|| on_path("ffprobe"));
         Ok(Self { yt_dlp, ffmpeg, ffprobe })
@@ -33,20 +51,20 @@ impl MediaTools {
 
     /// yt-dlp, or why there is none and how to get it.
     pub fn yt_dlp(&self) -> Result<&Path, String> {
-        found(&self.yt_dlp, "yt-dlp", "pip install yt-dlp", "--yt-dlp PATH")
+        found(&self.yt_dlp, "yt-dlp", "pip install yt-dlp")
     }
 
     /// ffmpeg, or why there is none and how to get it.
     pub fn ffmpeg(&self) -> Result<&Path, String> {
-        found(&self.ffmpeg, "ffmpeg", "apt-get install ffmpeg", "--ffmpeg PATH")
+        found(&self.ffmpeg, "ffmpeg", "apt-get install ffmpeg")
     }
 
     /// ffprobe, or why there is none and how to get it (it comes with ffmpeg and is looked for beside it).
     pub fn ffprobe(&self) -> Result<&Path, String> {
-        found(&self.ffprobe, "ffprobe", "apt-get install ffmpeg", "--ffmpeg PATH with ffprobe beside it")
+        found(&self.ffprobe, "ffprobe", "apt-get install ffmpeg")
     }
 
-    /// One line for the start-up banner: what was found where.
+    /// One line for the start-up banner: what was found where, and what is missing without a program.
     pub fn describe(&self) -> String {
         let one = |name: &str, path: &Option<PathBuf>| match path {
             Some(path) => format!("{name} {}", path.display()),
@@ -55,23 +73,17 @@ impl MediaTools {
         let mut line =
             [one("yt-dlp", &self.yt_dlp), one("ffmpeg", &self.ffmpeg), one("ffprobe", &self.ffprobe)].join(", ");
         if self.yt_dlp.is_none() {
-            line.push_str(" (media pages are downloaded as plain files; --yt-dlp PATH)");
+            line.push_str(" (media pages are downloaded as plain files)");
         } else if self.ffmpeg.is_none() {
-            line.push_str(" (no merging, audio or thumbnails from frames; --ffmpeg PATH)");
+            line.push_str(" (no merging, audio or thumbnails from frames)");
         }
         line
     }
 }
 
-fn found<'a>(path: &'a Option<PathBuf>, name: &str, install: &str, flag: &str) -> Result<&'a Path, String> {
-    path.as_deref().ok_or_else(|| {
-        format!("{name} was not found on this server: install it ({install}) and restart haul serve, or start it with {flag}")
-    })
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
+fn found<'a>(path: &'a Option<PathBuf>, name: &str, install: &str) -> Result<&'a Path, String> {
+    path.as_deref()
+        .ok_or_else(|| format!("{name} was not found on this machine; install it ({install}) and restart haul"))
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -1,0 +1,167 @@
+//! What clients ask of their downloads: add, read, list, pause, resume, cancel, edit, remove, totals.
+//!
+//! Every call names the account it acts for; another account's download is "not found", never "forbidden",
+//! so ids do not leak.
+
+use haul_core::job::{AccountId, DownloadId, JobAction, JobState};
+use haul_core::media::MediaInfo;
+use haul_store::DownloadRecord;
+
+use super::error::ServiceError;
+use super::events::EventKind;
+use super::scheduler::StopReason;
+use super::validate::{check_url, new_download, require};
+use super::views::{AddRequest, DownloadView, ListQuery, PatchRequest, StatsView};
+use super::{Engine, runner};
+use crate::error::EngineError;
+use crate::media;
+use crate::progress::Phase;
+
+impl Engine {
+    pub async fn add(&self, account: &AccountId, request: AddRequest) -> Result<DownloadView, ServiceError> {
+        let new = new_download(account, request, &self.inner.options.media)?;
+        let view = DownloadView::from(self.inner.store.create(new).await?);
+        self.emit(EventKind::Added, &view);
+        self.inner.wake.notify_one();
+        Ok(view)
+    }
+
+    pub async fn get(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
+        let record = self.inner.store.get(account, id).await?;
+        Ok(self.overlay(record))
+    }
+
+    pub async fn list(&self, account: &AccountId, query: ListQuery) -> Result<Vec<DownloadView>, ServiceError> {
+        let records = self.inner.store.list(account, &query.into()).await?;
+        Ok(records.into_iter().map(|record| self.overlay(record)).collect())
+    }
+
+    pub async fn pause(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
+        self.inner.store.apply(account, id, JobAction::Pause, None).await?;
+        self.stop_running(id, StopReason::Pause).await;
+        // Read again: the stopped task has written its last progress.
+        let view = DownloadView::from(self.inner.store.get(account, id).await?);
+        self.emit(EventKind::Paused, &view);
+        Ok(view)
+    }
+
+    pub async fn resume(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
+        let view = DownloadView::from(self.inner.store.apply(account, id, JobAction::Resume, None).await?);
+        self.emit(EventKind::Resumed, &view);
+        self.inner.wake.notify_one();
+        Ok(view)
+    }
+
+    /// Stop for good and discard the partial file; the job stays listed as cancelled.
+    pub async fn cancel(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
+        let record = self.inner.store.apply(account, id, JobAction::Cancel, None).await?;
+        if !self.stop_running(id, StopReason::Cancel).await {
+            self.discard_partial(&record).await;
+            self.fail_renditions(&record, "the download was cancelled").await;
+        }
+        let view = DownloadView::from(self.inner.store.get(account, id).await?);
+        self.emit(EventKind::Cancelled, &view);
+        Ok(view)
+    }
+
+    /// Change the URL of a paused or failed job (an expired link) or the priority of any job.
+    pub async fn patch(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        mut patch: PatchRequest,
+    ) -> Result<DownloadView, ServiceError> {
+        if let Some(url) = &patch.url {
+            patch.url = Some(check_url(url)?);
+        }
+        let record = self.inner.store.patch(account, id, &patch.into()).await?;
+        self.inner.wake.notify_one();
+        Ok(self.overlay(record))
+    }
+
+    /// Forget a download; with `delete_files`, its finished and partial files go too.
+    pub async fn remove(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        delete_files: bool,
+    ) -> Result<DownloadView, ServiceError> {
+        self.inner.store.get(account, id).await?;
+        self.stop_running(id, StopReason::Remove).await;
+        self.stop_renditions(id, None);
+        // Read before the row goes: its renditions go with it (a cascading foreign key).
+        let renditions = self.inner.store.renditions(account, id).await.unwrap_or_default();
+        let record = self.inner.store.delete(account, id).await?;
+        if delete_files {
+            for path in renditions.iter().filter_map(|rendition| rendition.path.as_ref()) {
+                self.remove_file(self.inner.options.downloads_dir.join(path)).await;
+            }
+            if let Some(path) = self.final_path(&record) {
+                self.remove_file(path).await;
+            }
+            self.discard_partial(&record).await;
+        }
+        // The thumbnail and a media job's work directory are haul's, not the user's: they go with the job
+        // either way.
+        for thumbnail in self.thumbnail_candidates(record.id) {
+            self.remove_file(thumbnail).await;
+        }
+        self.discard_work(record.id).await;
+        let view = DownloadView::from(record);
+        self.emit(EventKind::Removed, &view);
+        Ok(view)
+    }
+
+    pub async fn stats(&self, account: &AccountId) -> Result<StatsView, ServiceError> {
+        let counts = self.inner.store.counts(Some(account)).await?;
+        let speed = {
+            let running = self.inner.running.lock();
+            running.values().filter(|r| &r.account == account).map(|r| r.progress.snapshot().speed).sum()
+        };
+        Ok(StatsView {
+            active: counts.active,
+            queued: counts.queued,
+            paused: counts.paused,
+            completed: counts.completed,
+            failed: counts.failed,
+            cancelled: counts.cancelled,
+            total: counts.total(),
+            speed,
+        })
+    }
+
+    /// What yt-dlp says about a page (title, duration, thumbnail, formats), without downloading anything.
+    pub async fn media_info(&self, url: &str) -> Result<MediaInfo, ServiceError> {
+        let url = check_url(url)?;
+        require("reading a media page", self.inner.options.media.yt_dlp())?;
+        let cancel = self.inner.shutdown.child_token();
+        media::extract(&self.inner.options.media, &url, &[], &cancel).await.map_err(|error| match error {
+            EngineError::Media(message) => ServiceError::Invalid(message),
+            other => ServiceError::internal(other),
+        })
+    }
+
+    /// What a running download is doing now (probing, downloading, or verifying / post-processing with
+    /// ffmpeg); `None` when it is not running here.
+    pub fn phase(&self, id: DownloadId) -> Option<Phase> {
+        let running = self.inner.running.lock().get(&id).cloned();
+        running.map(|running| running.progress.snapshot().phase)
+    }
+
+    /// The stored job with the live progress of its run on this node laid over it.
+    pub(super) fn overlay(&self, record: DownloadRecord) -> DownloadView {
+        let mut view = DownloadView::from(record);
+        let running = self.inner.running.lock().get(&view.id).cloned();
+        if let Some(running) = running
+            && view.state == JobState::Active
+        {
+            let snapshot = running.progress.snapshot();
+            view.bytes_done = snapshot.done;
+            view.size = snapshot.total.or(view.size);
+            view.speed = snapshot.speed;
+            view.connections = snapshot.connections as u32;
+            view.eta_secs = runner::eta(view.size, view.bytes_done, view.speed);
+        }
+        view
+    }
+}

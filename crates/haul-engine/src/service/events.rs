@@ -1,0 +1,80 @@
+//! Events: something happened to a download. Numbered, fanned out to live subscribers on a broadcast channel,
+//! and kept in a bounded history so a client that reconnects with `Last-Event-ID` misses nothing recent.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use haul_core::job::AccountId;
+use parking_lot::Mutex;
+use tokio::sync::broadcast;
+
+use super::views::DownloadView;
+
+/// Events kept for clients that reconnect with `Last-Event-ID`.
+const HISTORY: usize = 4096;
+/// Events a slow subscriber may fall behind by before it misses some (it is told, and can replay).
+const CHANNEL: usize = 1024;
+
+haul_core::named_enum! {
+    /// What happened.
+    pub enum EventKind as "event" {
+        Added = "added",
+        Started = "started",
+        Progress = "progress",
+        Paused = "paused",
+        Resumed = "resumed",
+        Completed = "completed",
+        Failed = "failed",
+        Cancelled = "cancelled",
+        Removed = "removed",
+    }
+}
+
+/// Something that happened to a download, numbered so a client can resume the stream.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub id: u64,
+    pub kind: EventKind,
+    pub account: AccountId,
+    pub download: DownloadView,
+}
+
+/// The numbering, the channel and the history, owned by the engine.
+pub(super) struct EventLog {
+    sender: broadcast::Sender<Event>,
+    // parking_lot: held only to push or copy out, never across an await, and never poisoned.
+    history: Mutex<VecDeque<Event>>,
+    next_id: AtomicU64,
+}
+
+impl EventLog {
+    pub(super) fn new() -> Self {
+        Self { sender: broadcast::channel(CHANNEL).0, history: Mutex::new(VecDeque::new()), next_id: AtomicU64::new(1) }
+    }
+
+    pub(super) fn emit(&self, kind: EventKind, download: &DownloadView) {
+        let event = Event {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            kind,
+            account: download.account.clone(),
+            download: download.clone(),
+        };
+        {
+            let mut history = self.history.lock();
+            if history.len() == HISTORY {
+                history.pop_front();
+            }
+            history.push_back(event.clone());
+        }
+        // No subscriber is not an error.
+        let _ = self.sender.send(event);
+    }
+
+    pub(super) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+
+    pub(super) fn since(&self, last_event_id: u64) -> Vec<Event> {
+        self.history.lock().iter().filter(|event| event.id > last_event_id).cloned().collect()
+    }
+}

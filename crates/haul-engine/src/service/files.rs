@@ -1,0 +1,99 @@
+//! Where a job's files are (the finished file, its thumbnail, a media job's work directory) and removing them.
+//!
+//! Stored paths are relative to the downloads directory, so a data directory can move without breaking its
+//! records. Every filesystem call here runs off the runtime's worker threads (`tokio::fs`, `spawn_blocking`):
+//! a slow or network disk must not stall the requests of other clients.
+
+use std::path::{Path, PathBuf};
+
+use haul_core::job::{DownloadId, JobState};
+use haul_core::media::THUMBNAIL_EXTENSIONS;
+use haul_store::DownloadRecord;
+
+use super::Engine;
+use super::views::DownloadView;
+use crate::download;
+use crate::media;
+use crate::progress::Progress;
+
+impl Engine {
+    /// The finished file of a completed download, when it is (still) inside the downloads directory.
+    pub async fn file_path(&self, view: &DownloadView) -> Option<PathBuf> {
+        if view.state != JobState::Completed {
+            return None;
+        }
+        let path = self.inner.options.downloads_dir.join(view.path.as_ref()?);
+        self.inside_downloads(&path).await
+    }
+
+    /// The thumbnail of a download, when one exists: `thumbnails/{id}.jpg`, `.webp` or `.png`.
+    pub async fn thumbnail_path(&self, view: &DownloadView) -> Option<PathBuf> {
+        for candidate in self.thumbnail_candidates(view.id) {
+            if tokio::fs::metadata(&candidate).await.is_ok_and(|meta| meta.is_file()) {
+                return Some(candidate);
+            }
+        }
+        None
+    }
+
+    pub(super) fn thumbnail_candidates(&self, id: DownloadId) -> Vec<PathBuf> {
+        let dir = &self.inner.options.thumbnails_dir;
+        THUMBNAIL_EXTENSIONS.iter().map(|ext| dir.join(format!("{id}.{ext}"))).collect()
+    }
+
+    /// `path` resolved, when it is a regular file inside the downloads directory.
+    pub(super) async fn inside_downloads(&self, path: &Path) -> Option<PathBuf> {
+        let root = tokio::fs::canonicalize(&self.inner.options.downloads_dir).await.ok()?;
+        let path = tokio::fs::canonicalize(path).await.ok()?;
+        let is_file = tokio::fs::metadata(&path).await.is_ok_and(|meta| meta.is_file());
+        (path.starts_with(&root) && is_file).then_some(path)
+    }
+
+    /// Where a download's file is (or will be), once a name was chosen.
+    pub(super) fn final_path(&self, record: &DownloadRecord) -> Option<PathBuf> {
+        record.path.as_ref().map(|path| self.inner.options.downloads_dir.join(path))
+    }
+
+    pub(super) fn relative(&self, path: &Path) -> String {
+        let relative = path.strip_prefix(&self.inner.options.downloads_dir).unwrap_or(path);
+        relative.display().to_string()
+    }
+
+    /// Deletes a job's partial file, resume record and work directory.
+    pub(super) async fn discard_partial(&self, record: &DownloadRecord) {
+        if let Some(path) = self.final_path(record) {
+            for partial in download::partial_files(&path) {
+                self.remove_file(partial).await;
+            }
+        }
+        self.discard_work(record.id).await;
+    }
+
+    /// Deletes the partial file of a run that was cancelled, by where its progress says it was writing.
+    pub(super) async fn discard_partial_of(&self, progress: &Progress) {
+        if let Some(path) = progress.snapshot().destination {
+            for partial in download::partial_files(&path) {
+                self.remove_file(partial).await;
+            }
+        }
+    }
+
+    /// Deletes a media job's work directory (its partial formats and yt-dlp's fragments).
+    pub(super) async fn discard_work(&self, id: DownloadId) {
+        let work = media::work_dir(&self.inner.options.downloads_dir, id);
+        if let Err(error) = tokio::fs::remove_dir_all(&work).await
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %work.display(), %error, "cannot delete the work directory");
+        }
+    }
+
+    /// Deletes a file haul made; one that is already gone is fine.
+    pub(super) async fn remove_file(&self, path: PathBuf) {
+        if let Err(error) = tokio::fs::remove_file(&path).await
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), %error, "cannot delete file");
+        }
+    }
+}

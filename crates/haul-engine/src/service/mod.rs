@@ -1,0 +1,181 @@
+//! The download service behind `haul serve`: durable jobs in a [`Store`], a scheduler that claims them under a
+//! lease and runs at most `max_active` at once, pause / resume / cancel / remove, live progress, and events.
+//!
+//! [`Engine`] is a cheap `Clone` handle over shared state; HTTP handlers call it and never the store, and see
+//! only the service's own types ([`views`]). Each running download is owned by one task; the API stops it
+//! through its `CancellationToken`, after recording in the store *why* (pause, cancel, remove, shutdown), so
+//! the task knows what to do with its files.
+//!
+//! One file per responsibility: `downloads` (what clients ask of a job), `validate` (turning a request into a
+//! job), `scheduler` (claims and stops), `runner` (one job's run), `renditions`, `events`, `files` (where a
+//! job's files are, and removing them), `accounts` (keys).
+
+mod accounts;
+mod downloads;
+mod error;
+mod events;
+mod files;
+mod renditions;
+mod runner;
+mod scheduler;
+mod validate;
+mod views;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use haul_core::job::DownloadId;
+use haul_core::media::RenditionName;
+use haul_store::Store;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::EngineError;
+use crate::http::{ClientOptions, HttpClient};
+use crate::media::MediaTools;
+
+pub use error::ServiceError;
+pub use events::{Event, EventKind};
+pub use views::{AddRequest, DownloadView, KeyView, ListQuery, PatchRequest, RenditionView, StatsView};
+
+use events::EventLog;
+use scheduler::Running;
+
+/// Settings of the service, built by the binary from flags.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Root of every downloaded file; no file is written outside it.
+    pub downloads_dir: PathBuf,
+    /// Where a download's thumbnail lives, as `{id}.{jpg|webp|png}`.
+    pub thumbnails_dir: PathBuf,
+    pub max_active: usize,
+    /// This server's name in leases; unique per node sharing a store.
+    pub node: String,
+    /// How long a claim holds without renewal; another node takes over a job whose lease ran out.
+    pub lease: Duration,
+    /// Continue downloads that were active when this node stopped.
+    pub resume_on_start: bool,
+    pub client: ClientOptions,
+    /// yt-dlp, ffmpeg and ffprobe, where found; without them media jobs fail with a clear error.
+    pub media: MediaTools,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    options: EngineOptions,
+    client: HttpClient,
+    // parking_lot mutexes: held only to look up, insert or remove, never across an await, and never poisoned,
+    // so a panic in one request cannot take every later one down with it.
+    running: Mutex<HashMap<DownloadId, Arc<Running>>>,
+    events: EventLog,
+    /// Wakes the scheduler when a job may have become runnable.
+    wake: Notify,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    /// Renditions being made, each with the token that stops it.
+    making: Mutex<HashMap<(DownloadId, RenditionName), CancellationToken>>,
+}
+
+/// The handle HTTP handlers and the CLI hold; clone freely.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Open the service on `store`: requeue what this node was running (unless told not to), then start
+    /// the scheduler.
+    pub async fn start(store: Arc<dyn Store>, options: EngineOptions) -> Result<Self, EngineError> {
+        tokio::fs::create_dir_all(&options.downloads_dir)
+            .await
+            .map_err(|e| EngineError::io(&options.downloads_dir, e))?;
+        let client = HttpClient::new(&options.client)?;
+        let released = if options.resume_on_start {
+            store.requeue_node(&options.node).await
+        } else {
+            store.pause_node(&options.node).await
+        };
+        let released = released.map_err(|e| EngineError::InvalidRequest(format!("cannot read the job store: {e}")))?;
+        if released > 0 {
+            let what = if options.resume_on_start { "resuming" } else { "pausing" };
+            tracing::info!(released, "{what} downloads that were active when the server stopped");
+        }
+        let engine = Self {
+            inner: Arc::new(Inner {
+                store,
+                options,
+                client,
+                running: Mutex::new(HashMap::new()),
+                events: EventLog::new(),
+                wake: Notify::new(),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+                making: Mutex::new(HashMap::new()),
+            }),
+        };
+        let scheduler = engine.clone();
+        engine.spawn(tracing::info_span!("scheduler"), async move { scheduler.schedule().await });
+        // Renditions a stop interrupted.
+        engine.make_renditions();
+        Ok(engine)
+    }
+
+    /// Opens the store at `database` (`sqlite:///path/haul.db`, or a file path), then [`start`](Self::start)s
+    /// on it.
+    pub async fn open(database: &str, options: EngineOptions) -> Result<Self, EngineError> {
+        let store = haul_store::open(database).await.map_err(|error| {
+            EngineError::InvalidRequest(format!("cannot open the database {database}: {}", crate::task::chain(&error)))
+        })?;
+        Self::start(store, options).await
+    }
+
+    /// Stop accepting work, pause every running download with its progress flushed, and wait for them
+    /// (at most `grace`). Their jobs stay active in the store and resume at the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutdown.cancel();
+        self.stop_all_running();
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "some downloads did not stop in time; their last second of progress may be re-fetched"
+            );
+        }
+    }
+
+    pub fn downloads_dir(&self) -> &Path {
+        &self.inner.options.downloads_dir
+    }
+
+    /// The media tools this server found.
+    pub fn media_tools(&self) -> &MediaTools {
+        &self.inner.options.media
+    }
+
+    /// Live events of every account; callers filter by account.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Events after `last_event_id` still in the history, oldest first.
+    pub fn events_since(&self, last_event_id: u64) -> Vec<Event> {
+        self.inner.events.since(last_event_id)
+    }
+
+    /// A background task of this engine: traced in `span`, its error logged, and waited for at shutdown.
+    fn spawn<F>(&self, span: tracing::Span, future: F)
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: crate::task::TaskOutcome,
+    {
+        crate::task::spawn(span, self.inner.tasks.track_future(future));
+    }
+
+    fn emit(&self, kind: EventKind, view: &DownloadView) {
+        self.inner.events.emit(kind, view);
+    }
+}

@@ -1,0 +1,256 @@
+//! One job's run on this node, from claim to completed, failed or stopped: fetch it (a plain file with the
+//! engine, a page through the media pipeline), report its progress every second while renewing the lease,
+//! and record how it ended.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use haul_core::job::{JobAction, JobKind};
+use haul_core::media::Quality;
+use haul_store::{DownloadRecord, MediaUpdate, ProgressUpdate};
+use url::Url;
+
+use super::Engine;
+use super::events::EventKind;
+use super::scheduler::{Running, StopReason};
+use super::views::DownloadView;
+use crate::download::{self, DownloadOptions, Target};
+use crate::error::EngineError;
+use crate::media;
+use crate::progress::{MediaFacts, Progress};
+use crate::task::chain;
+
+/// How often a running download writes its progress to the store, renews its lease and emits a progress event.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// What one run of a job produced.
+struct Fetched {
+    path: PathBuf,
+    size: u64,
+}
+
+impl Engine {
+    /// One download's life on this node, from claim to completed, failed or stopped.
+    pub(super) async fn run(&self, record: DownloadRecord, running: &Running) {
+        self.emit(EventKind::Started, &DownloadView::from(record.clone()));
+        let reporter = self.report_progress(&record, running);
+        let work = self.fetch(&record, running);
+        tokio::pin!(work);
+        tokio::pin!(reporter);
+        let result = tokio::select! {
+            result = &mut work => result,
+            _ = &mut reporter => work.await,
+        };
+        self.write_progress(&record, &running.progress).await;
+        match result {
+            Ok(done) => {
+                let update = ProgressUpdate {
+                    bytes_done: done.size,
+                    size: Some(done.size),
+                    path: Some(self.relative(&done.path)),
+                    filename: done.path.file_name().map(|name| name.to_string_lossy().into_owned()),
+                    ..ProgressUpdate::default()
+                };
+                self.store_quietly(self.inner.store.record_progress(record.id, &update).await);
+                match self.inner.store.apply(&record.account, record.id, JobAction::Complete, None).await {
+                    Ok(record) => self.emit(EventKind::Completed, &record.into()),
+                    Err(error) => tracing::warn!(%error, "download finished but its job moved on"),
+                }
+                // Renditions asked for before the file was there.
+                self.make_renditions();
+            }
+            Err(EngineError::Cancelled) => {
+                if running.reason() == Some(StopReason::Cancel) {
+                    self.discard_partial_of(&running.progress).await;
+                    self.discard_work(record.id).await;
+                    self.fail_renditions(&record, "the download was cancelled").await;
+                }
+            }
+            Err(error) => {
+                self.finish_failed(&record, error.to_string()).await;
+                self.fail_renditions(&record, "the download failed").await;
+            }
+        }
+    }
+
+    /// Fetches the job: a plain file with the engine, or a media page through the media pipeline. A job of kind
+    /// `auto` is decided here, once: a web page yt-dlp can read is media, anything else a file.
+    async fn fetch(&self, record: &DownloadRecord, running: &Running) -> Result<Fetched, EngineError> {
+        let tools = &self.inner.options.media;
+        let audio = record.quality == Quality::Audio;
+        let cancel = &running.cancel;
+        let info = match record.kind {
+            JobKind::Media => Some(media::extract(tools, &record.url, &record.headers, cancel).await?),
+            JobKind::Auto => {
+                let headers = pairs_to_map(&record.headers)?;
+                let page =
+                    tools.yt_dlp.is_some() && media::is_web_page(&self.inner.client, &record.url, &headers).await;
+                let info =
+                    if page { media::try_extract(tools, &record.url, &record.headers, cancel).await? } else { None };
+                match info {
+                    Some(info) => Some(info),
+                    None if audio => Some(media::direct_info(&record.url)),
+                    None => {
+                        let decided = MediaUpdate { kind: Some(JobKind::File), ..MediaUpdate::default() };
+                        self.store_quietly(self.inner.store.set_media(record.id, &decided).await);
+                        None
+                    }
+                }
+            }
+            // `audio` of a plain file: its sound as m4a.
+            JobKind::File if audio => Some(media::direct_info(&record.url)),
+            JobKind::File => None,
+        };
+        let Some(info) = info else {
+            let options = self.download_options(record).await?;
+            let done = download::download(self.inner.client.clone(), options, running.progress.clone(), cancel.clone())
+                .await?;
+            return Ok(Fetched { path: done.path, size: done.size });
+        };
+        let mut target_dir = self.inner.options.downloads_dir.clone();
+        if let Some(directory) = &record.directory {
+            target_dir.push(directory);
+        }
+        let job = media::MediaJob {
+            id: record.id,
+            url: &record.url,
+            quality: record.quality,
+            headers: &record.headers,
+            title: record.title.as_deref(),
+            target_dir,
+            downloads_dir: &self.inner.options.downloads_dir,
+            thumbnails_dir: Some(&self.inner.options.thumbnails_dir),
+            rate_limit: record.speed_limit,
+            connections: record.connections_limit.map(|n| n as usize),
+            plain_name: false,
+        };
+        let done = media::run(&self.inner.client, tools, job, info, &running.progress, cancel).await?;
+        Ok(Fetched { path: done.path, size: done.size })
+    }
+
+    pub(super) async fn finish_failed(&self, record: &DownloadRecord, message: String) {
+        tracing::info!(%message, "download failed");
+        match self.inner.store.apply(&record.account, record.id, JobAction::Fail, Some(message)).await {
+            Ok(record) => self.emit(EventKind::Failed, &record.into()),
+            Err(error) => tracing::warn!(%error, "download failed but its job moved on"),
+        }
+    }
+
+    /// Every second: progress to the store, lease renewed, a progress event. Ends (and stops the download)
+    /// when the lease is lost: another node or a client took the job.
+    async fn report_progress(&self, record: &DownloadRecord, running: &Running) {
+        let mut ticker = tokio::time::interval(REPORT_EVERY);
+        ticker.tick().await;
+        loop {
+            ticker.tick().await;
+            let renewed =
+                self.inner.store.renew_lease(record.id, &self.inner.options.node, self.inner.options.lease).await;
+            if let Err(error) = renewed {
+                tracing::info!(%error, "lost the lease; stopping");
+                running.stop(StopReason::LostLease);
+                return std::future::pending().await;
+            }
+            self.write_progress(record, &running.progress).await;
+            if let Ok(current) = self.inner.store.get(&record.account, record.id).await {
+                self.emit(EventKind::Progress, &self.overlay(current));
+            }
+        }
+    }
+
+    /// Writes what the run reports: its progress, and what a media job has learned since the last write.
+    async fn write_progress(&self, record: &DownloadRecord, progress: &Progress) {
+        let snapshot = progress.snapshot();
+        let update = ProgressUpdate {
+            bytes_done: snapshot.done,
+            size: snapshot.total,
+            speed: snapshot.speed,
+            eta_secs: eta(snapshot.total, snapshot.done, snapshot.speed),
+            connections: snapshot.connections as u32,
+            filename: snapshot
+                .destination
+                .as_ref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned()),
+            path: snapshot.destination.as_ref().map(|p| self.relative(p)),
+        };
+        self.store_quietly(self.inner.store.record_progress(record.id, &update).await);
+        if let Some(facts) = progress.take_media_change() {
+            self.store_quietly(self.inner.store.set_media(record.id, &media_update(facts)).await);
+        }
+    }
+
+    pub(super) fn store_quietly(&self, result: Result<(), haul_store::StoreError>) {
+        if let Err(error) = result {
+            tracing::warn!(error = %chain(&error), "cannot record progress");
+        }
+    }
+
+    async fn download_options(&self, record: &DownloadRecord) -> Result<DownloadOptions, EngineError> {
+        let url: Url =
+            record.url.parse().map_err(|e| EngineError::InvalidRequest(format!("stored url is invalid: {e}")))?;
+        let mut dir = self.inner.options.downloads_dir.clone();
+        if let Some(directory) = &record.directory {
+            dir.push(directory);
+        }
+        // Once the engine has chosen a name, later runs use it, so a resumed job finds its partial file.
+        let target = match (&record.path, &record.filename) {
+            (Some(path), _) => Target::File(self.inner.options.downloads_dir.join(path)),
+            (None, Some(name)) => Target::File(dir.join(name)),
+            (None, None) => Target::Dir(dir),
+        };
+        let mut options = DownloadOptions::new(url, target);
+        options.mirrors = record.mirrors.iter().filter_map(|m| m.parse().ok()).collect();
+        options.connections = record.connections_limit.map(|n| n as usize);
+        options.rate_limit = record.speed_limit;
+        options.checksum = record
+            .checksum
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| EngineError::InvalidRequest(format!("{e}")))?;
+        options.headers = pairs_to_map(&record.headers)?;
+        if let Target::File(path) = &options.target
+            && let Some(parent) = path.parent()
+        {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| EngineError::io(parent, e))?;
+        }
+        Ok(options)
+    }
+}
+
+/// Seconds left at `speed`, when the size is known and something is moving.
+pub(super) fn eta(total: Option<u64>, done: u64, speed: u64) -> Option<u64> {
+    let total = total?;
+    (speed > 0).then(|| total.saturating_sub(done).div_ceil(speed))
+}
+
+fn pairs_to_map(headers: &[(String, String)]) -> Result<reqwest::header::HeaderMap, EngineError> {
+    crate::http::header_map(headers.iter().map(|(name, value)| (name.as_str(), value.as_str())))
+        .map_err(EngineError::InvalidRequest)
+}
+
+fn media_update(facts: MediaFacts) -> MediaUpdate {
+    MediaUpdate {
+        kind: Some(JobKind::Media),
+        title: facts.title,
+        duration: facts.duration,
+        width: facts.width,
+        height: facts.height,
+        format: facts.format,
+        thumbnail: facts.thumbnail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eta_needs_a_size_and_a_speed() {
+        assert_eq!(eta(Some(100), 40, 20), Some(3));
+        assert_eq!(eta(Some(100), 41, 20), Some(3));
+        assert_eq!(eta(None, 40, 20), None);
+        assert_eq!(eta(Some(100), 40, 0), None);
+        assert_eq!(eta(Some(10), 40, 5), Some(0));
+    }
+}

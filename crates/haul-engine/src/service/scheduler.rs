@@ -1,0 +1,127 @@
+//! The scheduler: claims runnable jobs from the store under a lease while this node has free slots, starts one
+//! task per job, and stops running jobs when a client (or shutdown) asks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use haul_core::job::{AccountId, DownloadId};
+use haul_store::DownloadRecord;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::Engine;
+use crate::progress::Progress;
+
+/// How often the scheduler looks for work without being woken (jobs whose lease expired on another node).
+const POLL_EVERY: Duration = Duration::from_millis(500);
+/// How long a client's pause or cancel waits for the download to write its last progress and stop.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// Why a running download was stopped; decides what happens to its files and its row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum StopReason {
+    /// Paused by a client: keep the partial file for resume.
+    Pause,
+    /// Cancelled: the partial file is discarded.
+    Cancel,
+    /// Removed: the caller deletes the row (and the files if asked).
+    Remove,
+    /// The server is stopping: keep everything; the job resumes at the next start.
+    Shutdown,
+    /// Another node or client changed the job; stop quietly.
+    LostLease,
+}
+
+/// A job running on this node: what the API reads (its progress) and how to stop it.
+pub(super) struct Running {
+    pub(super) account: AccountId,
+    pub(super) cancel: CancellationToken,
+    pub(super) progress: Arc<Progress>,
+    reason: Mutex<Option<StopReason>>,
+    finished: Notify,
+}
+
+impl Running {
+    /// Stops the job; the first reason given wins (a pause during shutdown stays a pause).
+    pub(super) fn stop(&self, reason: StopReason) {
+        self.reason.lock().get_or_insert(reason);
+        self.cancel.cancel();
+    }
+
+    pub(super) fn reason(&self) -> Option<StopReason> {
+        *self.reason.lock()
+    }
+}
+
+impl Engine {
+    pub(super) async fn schedule(&self) {
+        loop {
+            tokio::select! {
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(POLL_EVERY) => {}
+                _ = self.inner.shutdown.cancelled() => return,
+            }
+            loop {
+                if self.inner.shutdown.is_cancelled()
+                    || self.inner.running.lock().len() >= self.inner.options.max_active
+                {
+                    break;
+                }
+                let options = &self.inner.options;
+                match self.inner.store.claim_next(&options.node, options.lease, options.max_active).await {
+                    Ok(Some(record)) => self.spawn_runner(record),
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::warn!(error = %crate::task::chain(&error), "cannot claim queued downloads");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn spawn_runner(&self, record: DownloadRecord) {
+        let running = Arc::new(Running {
+            account: record.account.clone(),
+            cancel: self.inner.shutdown.child_token(),
+            progress: Arc::new(Progress::default()),
+            reason: Mutex::new(None),
+            finished: Notify::new(),
+        });
+        self.inner.running.lock().insert(record.id, running.clone());
+        let engine = self.clone();
+        self.spawn(tracing::info_span!("download", id = %record.id), async move {
+            let id = record.id;
+            engine.run(record, &running).await;
+            engine.inner.running.lock().remove(&id);
+            running.finished.notify_waiters();
+            engine.inner.wake.notify_one();
+        });
+    }
+
+    /// Stop the download if it runs here; true when it did (and has now finished writing).
+    pub(super) async fn stop_running(&self, id: DownloadId, reason: StopReason) -> bool {
+        let running = self.inner.running.lock().get(&id).cloned();
+        let Some(running) = running else { return false };
+        let finished = running.finished.notified();
+        tokio::pin!(finished);
+        finished.as_mut().enable();
+        running.stop(reason);
+        if !self.inner.running.lock().contains_key(&id) {
+            return true;
+        }
+        if tokio::time::timeout(STOP_WAIT, finished).await.is_err() {
+            tracing::warn!(%id, "download did not stop within {STOP_WAIT:?}");
+        }
+        true
+    }
+
+    /// Shutdown: every running download stops and keeps its files and its active row.
+    pub(super) fn stop_all_running(&self) {
+        let running: Vec<Arc<Running>> = self.inner.running.lock().values().cloned().collect();
+        for task in &running {
+            task.stop(StopReason::Shutdown);
+        }
+    }
+}

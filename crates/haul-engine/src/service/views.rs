@@ -1,0 +1,232 @@
+//! The service's own request and view types: what the API hands in and gets back.
+//!
+//! **API boundary**: callers of [`Engine`](super::Engine) see these and never the store's rows, so a new column
+//! or a new backend changes `haul-store` and the conversions at the bottom of this file, not the handlers.
+
+use haul_core::account::KeyKind;
+use haul_core::job::{AccountId, DownloadId, JobKind, JobState};
+use haul_core::media::{Quality, RenditionName, RenditionState};
+use haul_store::{ApiKey, DownloadPatch, DownloadRecord, ListFilter, Rendition};
+
+/// A new download as a client asks for it; validated by [`Engine::add`](super::Engine::add).
+#[derive(Clone, Debug, Default)]
+pub struct AddRequest {
+    pub url: String,
+    pub mirrors: Vec<String>,
+    pub filename: Option<String>,
+    /// A directory under the downloads root.
+    pub directory: Option<String>,
+    pub checksum: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub connections: Option<u32>,
+    pub speed_limit: Option<u64>,
+    pub priority: i32,
+    pub start_paused: bool,
+    /// A display name (VideoDB `name`, Cloudflare `meta.name`); the file name is chosen separately.
+    pub title: Option<String>,
+    /// `None` is [`Quality::Best`].
+    pub quality: Option<Quality>,
+    /// `None` is [`JobKind::Auto`].
+    pub kind: Option<JobKind>,
+}
+
+/// A download as clients see it: the stored job with live progress laid over it while it runs.
+/// Times are unix milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DownloadView {
+    pub id: DownloadId,
+    pub account: AccountId,
+    pub url: String,
+    /// Other URLs serving the same bytes, tried when `url` fails.
+    pub mirrors: Vec<String>,
+    /// What fetches it; `auto` until the first run decides.
+    pub kind: JobKind,
+    /// A display name given by the client or, for media, the page's title.
+    pub title: Option<String>,
+    pub quality: Quality,
+    /// Media only, once known: seconds, the video's size, the chosen formats (`v720+a1`), and the thumbnail's
+    /// file name.
+    pub duration: Option<f64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub format: Option<String>,
+    pub thumbnail: Option<String>,
+    pub state: JobState,
+    /// Higher runs first; ties go to the oldest.
+    pub priority: i32,
+    pub filename: Option<String>,
+    /// Relative to the downloads root, as the client asked for it.
+    pub directory: Option<String>,
+    /// Where the file is (or will be), relative to the downloads root, once a safe name is chosen.
+    pub path: Option<String>,
+    pub size: Option<u64>,
+    pub bytes_done: u64,
+    /// Bytes per second; zero unless active.
+    pub speed: u64,
+    pub eta_secs: Option<u64>,
+    /// Connections open now; zero unless active.
+    pub connections: u32,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    pub checksum: Option<String>,
+    /// Extra request headers as (name, value), in the client's order.
+    pub headers: Vec<(String, String)>,
+    pub connections_limit: Option<u32>,
+    pub speed_limit: Option<u64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// Which of an account's downloads to list; newest first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only downloads in this state; all states when `None`.
+    pub state: Option<JobState>,
+    /// At most this many; all when `None`.
+    pub limit: Option<u32>,
+    pub offset: u32,
+}
+
+/// A client's edit of a download; `None` leaves a field alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatchRequest {
+    /// Only while paused or failed: a running fetch would mix two origins' bytes.
+    pub url: Option<String>,
+    pub priority: Option<i32>,
+}
+
+/// A file made from a download on request (see [`RenditionName`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RenditionView {
+    pub download: DownloadId,
+    pub name: RenditionName,
+    pub state: RenditionState,
+    /// 0-100.
+    pub percent: f64,
+    pub error: Option<String>,
+    pub created_at: i64,
+}
+
+/// Totals for one account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatsView {
+    pub active: u64,
+    pub queued: u64,
+    pub paused: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub total: u64,
+    /// Bytes per second over all of the account's running downloads.
+    pub speed: u64,
+}
+
+/// An API key as its account sees it; the secret is never kept, only its first characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyView {
+    pub id: String,
+    pub kind: KeyKind,
+    pub prefix: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl From<ApiKey> for KeyView {
+    fn from(key: ApiKey) -> Self {
+        let ApiKey { id, account: _, kind, prefix, created_at, revoked_at } = key;
+        Self { id, kind, prefix, created_at, revoked_at }
+    }
+}
+
+impl From<DownloadRecord> for DownloadView {
+    fn from(record: DownloadRecord) -> Self {
+        // Spelled out so that a new column is a compile error here, where someone decides whether clients see it;
+        // the lease columns are the scheduler's and stay behind.
+        let DownloadRecord {
+            id,
+            account,
+            url,
+            mirrors,
+            kind,
+            title,
+            quality,
+            duration,
+            width,
+            height,
+            format,
+            thumbnail,
+            state,
+            priority,
+            filename,
+            directory,
+            path,
+            size,
+            bytes_done,
+            speed,
+            eta_secs,
+            connections,
+            error,
+            checksum,
+            headers,
+            connections_limit,
+            speed_limit,
+            created_at,
+            started_at,
+            finished_at,
+            lease_owner: _,
+            lease_expires: _,
+        } = record;
+        Self {
+            id,
+            account,
+            url,
+            mirrors,
+            kind,
+            title,
+            quality,
+            duration,
+            width,
+            height,
+            format,
+            thumbnail,
+            state,
+            priority,
+            filename,
+            directory,
+            path,
+            size,
+            bytes_done,
+            speed,
+            eta_secs,
+            connections,
+            error,
+            checksum,
+            headers,
+            connections_limit,
+            speed_limit,
+            created_at,
+            started_at,
+            finished_at,
+        }
+    }
+}
+
+impl From<Rendition> for RenditionView {
+    fn from(rendition: Rendition) -> Self {
+        let Rendition { download, name, state, percent, path: _, error, created_at } = rendition;
+        Self { download, name, state, percent, error, created_at }
+    }
+}
+
+impl From<ListQuery> for ListFilter {
+    fn from(query: ListQuery) -> Self {
+        Self { state: query.state, limit: query.limit, offset: query.offset }
+    }
+}
+
+impl From<PatchRequest> for DownloadPatch {
+    fn from(patch: PatchRequest) -> Self {
+        Self { url: patch.url, priority: patch.priority }
+    }
+}
