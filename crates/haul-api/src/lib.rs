@@ -16,7 +16,7 @@ mod media;
 mod system;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod wire;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,13 +41,13 @@ pub const MAX_JSON_BODY: usize = 1024 * 1024;
 /// The foreign APIs haul speaks, each a module of [`dialects`] mounted under its own path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dialect {
-    /// The yt-dlp web app's `/api/...` (seeds 000 and 004).
+    /// The yt-dlp web app's `/api/...`.
     YtdlpApp,
-    /// The Surge download manager (seed 001), at the root.
+    /// The Surge download manager, at the root.
     Surge,
-    /// VideoDB's download jobs (seed 002).
+    /// VideoDB's download jobs.
     Videodb,
-    /// Cloudflare Stream's per-video downloads (seed 003).
+    /// Cloudflare Stream's per-video downloads.
     Cloudflare,
 }
 

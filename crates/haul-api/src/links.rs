@@ -6,7 +6,7 @@
 //! Changing any part, or using the link after `expires`, is a 403. The link names the account so the download
 //! is looked up as that account's, exactly as an authenticated request would be.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, header};
@@ -88,7 +88,7 @@ impl LinkSigner {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs())
+    haul_core::clock::unix_secs(SystemTime::now())
 }
 
 /// The base URL links are built on: the configured public URL, else the scheme-less Host the client used (so a

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod checksum;
+pub mod clock;
 pub mod filename;
 pub mod job;
 pub mod media;

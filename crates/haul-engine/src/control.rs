@@ -1,8 +1,10 @@
 //! The resume record kept beside a `.part` file: which byte ranges are on disk and which remote file they came from.
 //!
 //! **Invariant**: a range is recorded only after its bytes were handed to the kernel with a positional write,
-//! and the data is synced before the record is replaced. A `haul get` killed at any instant therefore finds
-//! a record that never claims bytes the `.part` file lacks.
+//! and the record is replaced atomically (written beside, then renamed). A process killed at any instant
+//! (SIGKILL included) therefore finds a record that never claims bytes the `.part` file lacks: the page cache
+//! outlives the process. The data is not fsynced first, so after a power loss the last seconds may need a
+//! re-fetch the record does not know about (see ARCHITECTURE.md, Invariants).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

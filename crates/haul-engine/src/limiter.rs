@@ -1,8 +1,8 @@
 //! A token bucket shared by all connections of one download, for `--limit-rate`.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 /// Bytes per second shared by every connection of a download.
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
-    // A std Mutex: the critical section is a few arithmetic operations and never spans an await.
+    // A parking_lot Mutex (never poisoned): the critical section is a few arithmetic operations and never spans an await.
     state: Mutex<Bucket>,
 }
 
@@ -39,7 +39,7 @@ impl RateLimiter {
     /// Take `n` tokens and wait until the bucket is no longer in debt.
     pub async fn acquire(&self, n: usize) {
         let wait = {
-            let mut bucket = self.state.lock().expect("rate limiter lock poisoned");
+            let mut bucket = self.state.lock();
             let now = Instant::now();
             let refill = now.duration_since(bucket.last).as_secs_f64() * self.rate;
             bucket.tokens = (bucket.tokens + refill).min(self.burst) - n as f64;

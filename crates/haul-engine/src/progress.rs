@@ -25,6 +25,7 @@ pub struct Progress {
     done: AtomicU64,
     speed: AtomicU64,
     connections: AtomicUsize,
+    replaced: AtomicU64,
     phase: AtomicU8,
     destination: OnceLock<PathBuf>,
     note: Mutex<Option<String>>,
@@ -57,6 +58,8 @@ pub struct ProgressSnapshot {
     pub speed: u64,
     /// Connections currently transferring.
     pub connections: usize,
+    /// Connections dropped for running far below the others, their remainder fetched again on new ones.
+    pub replaced_connections: u64,
     pub phase: Phase,
     /// Where the file will be put once complete, known after probing.
     pub destination: Option<PathBuf>,
@@ -69,6 +72,7 @@ impl Default for Progress {
             done: AtomicU64::new(0),
             speed: AtomicU64::new(0),
             connections: AtomicUsize::new(0),
+            replaced: AtomicU64::new(0),
             phase: AtomicU8::new(Phase::Probing as u8),
             destination: OnceLock::new(),
             note: Mutex::new(None),
@@ -86,6 +90,7 @@ impl Progress {
             done: self.done.load(Ordering::Relaxed),
             speed: self.speed.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
+            replaced_connections: self.replaced.load(Ordering::Relaxed),
             phase: match self.phase.load(Ordering::Relaxed) {
                 0 => Phase::Probing,
                 1 => Phase::Downloading,
@@ -123,6 +128,10 @@ impl Progress {
 
     pub(crate) fn set_connections(&self, n: usize) {
         self.connections.store(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_replaced_connection(&self) {
+        self.replaced.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn set_phase(&self, phase: Phase) {

@@ -4,11 +4,12 @@
 //! since bytes from two responses of a host that ignores Range cannot be trusted to line up.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use haul_core::ranges::RangeSet;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 

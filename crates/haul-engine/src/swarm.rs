@@ -2,26 +2,28 @@
 //!
 //! One task per connection ("worker") fetches an assigned byte range with one long request and writes it
 //! with positional writes. A monitor task owns the policy:
-//! - **work stealing**: a worker that runs out of work takes half of the largest unclaimed remainder, so the
-//!   download never waits on one straggler;
+//! - **work stealing**: a worker that runs out of work takes part of the range of the connection that would
+//!   finish last (its remainder over its measured speed), cut in proportion to the two speeds so both finish
+//!   together; a range is only split when its owner would need longer than a new request costs;
 //! - **slow connections**: a connection far below the median (< 0.3x) is dropped and its remainder re-fetched
 //!   on a new connection;
 //! - **adaptive connection count**: connections are added while they raise total throughput, and the ceiling
 //!   drops when the host refuses connections (503, 429, connection refused);
 //! - **persistence**: the completed ranges are saved every second for resume.
 //!
-//! All shared state sits in one `std::sync::Mutex<State>`; every critical section is a few field updates and
-//! none spans an `.await`.
+//! All shared state sits in one `parking_lot::Mutex<State>`; every critical section is a few field updates and
+//! none spans an `.await`. Time is tokio's clock, so the policy can be tested under `tokio::time::pause()`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use haul_core::plan;
 use haul_core::ranges::RangeSet;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -146,7 +148,7 @@ struct Shared {
     options: SwarmOptions,
     file: Arc<PartFile>,
     progress: Arc<Progress>,
-    state: Mutex<State>,
+    state: parking_lot::Mutex<State>,
 }
 
 enum FetchError {
@@ -164,11 +166,12 @@ enum FetchError {
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("swarm state lock poisoned")
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 
-    /// The next range for `worker`: an unassigned piece, else half of the largest remainder, else nothing.
+    /// The next range for `worker`: an unassigned piece, else a cut of the range that would finish last, else
+    /// nothing.
     fn assign(&self, worker: u64) -> Option<(u64, u64)> {
         let mut state = self.lock();
         if state.stop.is_some() {
@@ -330,7 +333,7 @@ pub(crate) async fn run(
         client,
         file,
         progress: progress.clone(),
-        state: Mutex::new(State {
+        state: parking_lot::Mutex::new(State {
             done,
             pending,
             slots: HashMap::new(),
@@ -393,7 +396,9 @@ pub(crate) async fn run(
             let rate = (done_now - window_done) as f64 / elapsed;
             speed = if speed == 0.0 { rate } else { 0.5 * speed + 0.5 * rate };
             progress.set_speed(speed as u64);
-            drop_slow_connections(&shared, elapsed);
+            for _ in 0..drop_slow_connections(&shared, elapsed) {
+                progress.count_replaced_connection();
+            }
             ramp.step(&shared, rate, now);
             recover_after_refusal(&shared, now);
             window_start = now;
@@ -641,8 +646,8 @@ fn check_status(response: &reqwest::Response, options: &SwarmOptions, url: &Url,
 }
 
 /// Replace connections running far below the median: their remainder goes back to the pool and a new
-/// connection (likely on a better path) fetches it.
-fn drop_slow_connections(shared: &Shared, window_secs: f64) {
+/// connection (likely on a better path) fetches it. Returns how many were dropped.
+fn drop_slow_connections(shared: &Shared, window_secs: f64) -> usize {
     let mut state = shared.lock();
     let now = Instant::now();
     let mut rates: Vec<(u64, f64)> = Vec::new();
@@ -653,13 +658,14 @@ fn drop_slow_connections(shared: &Shared, window_secs: f64) {
         slot.window_bytes = 0;
     }
     if rates.len() < 4 {
-        return;
+        return 0;
     }
     rates.sort_by(|a, b| a.1.total_cmp(&b.1));
     let median = rates[rates.len() / 2].1;
     state.typical_rate = median;
     // Never replace more than a quarter at once: a host that is slow everywhere is not fixed by churn.
     let budget = (rates.len() / 4).max(1);
+    let mut dropped = 0;
     for &(id, rate) in rates.iter().take(budget) {
         let Some(slot) = state.slots.get(&id) else { continue };
         // Worth replacing only if the slow connection would still need a while; a nearly finished
@@ -668,8 +674,10 @@ fn drop_slow_connections(shared: &Shared, window_secs: f64) {
         if rate < SLOW_RATIO * median && worth_it {
             tracing::debug!(worker = id, rate, median, "replacing a slow connection");
             slot.cancel.cancel();
+            dropped += 1;
         }
     }
+    dropped
 }
 
 /// After refusals stop, probe upwards one connection every two seconds: a refusal may have been momentary,

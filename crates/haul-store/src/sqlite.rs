@@ -6,7 +6,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use haul_core::account::KeyKind;
@@ -746,8 +746,7 @@ fn duration_millis(duration: Duration) -> i64 {
 
 /// Wall-clock time, because leases are compared across processes (and, with Postgres, across machines).
 fn now_millis() -> i64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    duration_millis(since_epoch)
+    haul_core::clock::unix_millis(SystemTime::now())
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Cloudflare Stream's videos and their downloads (seed 003, `dialects.md` section 4), mounted at `/client/v4`
+//! Cloudflare Stream's videos and their per-video downloads (`default` and `audio`), mounted at `/client/v4`
 //! by default.
 //!
 //! A Stream video is a haul download job: `POST .../stream/copy` queues one, its `uid` is the job's id as 32
@@ -22,7 +22,7 @@
 //! | 405    | 10405 | a method the path does not take                                              |
 //! | 409    | 10409 | an action the job's state does not allow                                     |
 //! | 413    | 10413 | a body over [`crate::MAX_JSON_BODY`]                                         |
-//! | 501    | 10501 | an `audio` download: haul has no media support yet                           |
+//! | 501    | 10501 | an `audio` download on a server without ffmpeg                               |
 //! | 500    | 10500 | something broke inside haul (logged, not sent)                               |
 //!
 //! 10000 is what Cloudflare answers for every authentication failure; the others are haul's own, 10000 plus the
@@ -417,7 +417,7 @@ async fn video(State(state): State<AppState>, VideoRef { account, id }: VideoRef
 }
 
 /// `DELETE /accounts/{account_id}/stream/{identifier}`: stops the job and removes it with its file and its
-/// downloads. Cloudflare answers an empty 200; haul answers the envelope with `"ok"`, like seed 003's delete,
+/// downloads. Cloudflare answers an empty 200; haul answers the envelope with `"ok"`, like Stream's delete of downloads,
 /// so that every answer of this API parses the same way.
 async fn delete_video(State(state): State<AppState>, VideoRef { account, id }: VideoRef) -> Answer<&'static str> {
     state.engine.remove(&account, id, true).await?;
@@ -516,7 +516,7 @@ async fn create_download(
     create(&state, &headers, &account, id, name).await
 }
 
-/// `DELETE .../stream/{identifier}/downloads` (seed 003): removes every download, answering `"ok"`.
+/// `DELETE .../stream/{identifier}/downloads`: removes every download, answering `"ok"`.
 async fn delete_downloads(State(state): State<AppState>, VideoRef { account, id }: VideoRef) -> Answer<&'static str> {
     state.engine.delete_renditions(&account, id, None).await?;
     ok("ok")

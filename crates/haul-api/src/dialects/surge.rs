@@ -1,4 +1,5 @@
-//! The Surge download manager's API (seed 001, `dialects.md` section 2), mounted at the root.
+//! The Surge download manager's HTTP API (its documented `/download`, `/list`, `/pause`, ... on port 1700),
+//! mounted at the root.
 //!
 //! Same bearer token as `/v1` (checked by [`Caller`], the native extractor), but every failure answers in
 //! Surge's shape: plain text with the status code (`Unauthorized` 401, 400 missing `id`, 404 unknown id,
@@ -10,7 +11,9 @@
 //! `completed_at` in unix seconds, `time_taken` in milliseconds, `avg_speed` in bytes per second.
 
 use std::convert::Infallible;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+use haul_core::clock::unix_millis;
 
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -230,13 +233,9 @@ pub(crate) struct SurgeStatus {
     avg_speed: u64,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
-}
-
 fn time_taken_ms(view: &DownloadView) -> i64 {
     match view.started_at {
-        Some(started) => (view.finished_at.unwrap_or_else(now_ms) - started).max(0),
+        Some(started) => (view.finished_at.unwrap_or_else(|| unix_millis(SystemTime::now())) - started).max(0),
         None => 0,
     }
 }
@@ -347,7 +346,7 @@ async fn resume(
     Ok(Json(Done { status: "resumed", id }))
 }
 
-/// `DELETE` or `POST /delete?id=` (seed 001): stops the download, forgets it, keeps its file on disk.
+/// `DELETE` or `POST /delete?id=` (as Surge documents it): stops the download, forgets it, keeps its file on disk.
 async fn delete(
     State(state): State<AppState>,
     SurgeCaller(account): SurgeCaller,

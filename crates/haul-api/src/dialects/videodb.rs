@@ -1,4 +1,5 @@
-//! VideoDB's download jobs (seed 002, `dialects.md` section 3), mounted at `/videodb` by default.
+//! VideoDB's download jobs (`POST /download` and the job endpoints around it), mounted at `/videodb` by
+//! default.
 //!
 //! Every call carries `x-access-token: sk-...`, a key of kind `videodb` (made with
 //! `haul key create --account NAME --kind videodb`), and acts for that key's account. Every answer is
@@ -298,7 +299,7 @@ struct DeleteBody {
     download_id: Option<String>,
 }
 
-/// `DELETE /download` with `download_id` in the query or a JSON body (seed 002 shows both): stops the job if it
+/// `DELETE /download` with `download_id` in the query or a JSON body (VideoDB's documentation shows both): stops the job if it
 /// runs and removes it with its files, as VideoDB removes a deleted job's data.
 async fn delete(
     State(state): State<AppState>,

@@ -1,4 +1,4 @@
-//! The yt-dlp web app's API (seeds 000 and 004, `dialects.md` section 1), mounted at `/api`.
+//! The yt-dlp web app's API (its documented `/api/...` endpoints), mounted at `/api`.
 //!
 //! The original is a FastAPI app, so haul answers as FastAPI does: JSON, errors as `{"detail": "..."}` with the
 //! app's Spanish messages, request validation failures as 422 with pydantic's list of problems, and FastAPI's own
@@ -8,7 +8,7 @@
 //! `?token=` (for links opened in a browser), unless the server was started with `--open-dialect ytdlp-app`, in
 //! which case every request acts for the data directory's default account.
 //!
-//! Cancel and remove differ as in seed 000: cancel (`DELETE /downloads/{id}`) stops the download and keeps the
+//! Cancel and remove differ as the app documents them: cancel (`DELETE /downloads/{id}`) stops the download and keeps the
 //! task (and any finished file and thumbnail); remove (`DELETE /downloads/{id}/remove`) forgets the task and
 //! deletes its file and `thumbnails/{id}.{jpg,webp,png}`.
 
@@ -384,7 +384,7 @@ async fn cancel(
     Ok(Json(json!({ "message": "Descarga cancelada" })))
 }
 
-/// `DELETE /downloads/{id}/remove`: seed 000. Forget the task, delete its file (finished or partial) and its
+/// `DELETE /downloads/{id}/remove`, as documented: forget the task, delete its file (finished or partial) and its
 /// thumbnail; files already gone are fine.
 async fn remove(
     State(state): State<AppState>,
@@ -396,7 +396,7 @@ async fn remove(
     Ok(Json(json!({ "message": "Descarga eliminada" })))
 }
 
-/// `GET /download/{id}/file`: seed 004. The finished file, named after the task's title.
+/// `GET /download/{id}/file`, as documented: the finished file, named after the task's title.
 async fn file(
     State(state): State<AppState>,
     AppCaller(account): AppCaller,
