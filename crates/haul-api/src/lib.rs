@@ -262,14 +262,14 @@ impl AppState {
     }
 }
 
-/// The whole API, ready to serve (`axum::serve`) or to call in tests. Panics if `options.mounts` does not
+/// The whole API, ready to serve (`axum::serve`) or to call in tests; an error when `options.mounts` does not
 /// pass [`Mounts::validate`].
-pub fn router(engine: Engine, options: ApiOptions) -> Router {
+pub fn router(engine: Engine, options: ApiOptions) -> Result<Router, String> {
     build(engine, options, None)
 }
 
 /// The whole API served on `port`, which `/health` reports (Surge clients read it there).
-pub fn router_on_port(engine: Engine, options: ApiOptions, port: u16) -> Router {
+pub fn router_on_port(engine: Engine, options: ApiOptions, port: u16) -> Result<Router, String> {
     build(engine, options, Some(port))
 }
 
@@ -287,10 +287,8 @@ pub fn dialect_router(engine: Engine, options: ApiOptions, dialect: Dialect, por
     routes.layer(DefaultBodyLimit::max(MAX_JSON_BODY)).layer(TraceLayer::new_for_http()).with_state(state)
 }
 
-fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Router {
-    if let Err(error) = options.mounts.validate() {
-        panic!("invalid API mounts: {error}");
-    }
+fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Result<Router, String> {
+    options.mounts.validate().map_err(|error| format!("invalid API mounts: {error}"))?;
     let mounts = options.mounts.clone();
     let state = AppState::new(engine, options, port);
     // Rendered once: the document is fixed for the life of the binary.
@@ -320,11 +318,11 @@ fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Router {
     for (dialect, mount) in mounts.iter() {
         router = if mount == "/" { router.merge(dialect.routes()) } else { router.nest(mount, dialect.routes()) };
     }
-    router
+    Ok(router
         // After the routes: axum attaches this to the routes that exist when it is called.
         .method_not_allowed_fallback(error::wrong_method)
         .fallback(error::unknown_route)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state))
 }

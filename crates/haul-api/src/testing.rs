@@ -64,7 +64,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("local address");
         let base = format!("http://{address}");
-        let app = router_on_port(engine.clone(), options, address.port());
+        let app = router_on_port(engine.clone(), options, address.port()).expect("valid API mounts");
         tokio::spawn(async move { axum::serve(listener, app).await.expect("test server") });
         engine.ensure_account(&account, "default").await.expect("create the default account");
         Self { base, token: token.to_owned(), account, engine, downloads_dir, dir }

@@ -133,7 +133,14 @@ pub async fn download(
     };
     tracing::debug!(url = %options.url, final_url = %probe.final_url, size = ?probe.size, ranges = probe.ranges, "probed");
 
-    let (paths, existing) = choose_paths(&options, &probe)?;
+    // Up to 10,000 names may be looked at on a busy directory: off the runtime's worker threads.
+    let (paths, existing) = {
+        let (target, url, overwrite) = (options.target.clone(), options.url.to_string(), options.overwrite);
+        let name = offered_name(&probe, &options.url);
+        tokio::task::spawn_blocking(move || choose_paths(&target, &url, overwrite, &name))
+            .await
+            .map_err(|error| EngineError::InvalidRequest(format!("choosing a file name failed: {error}")))??
+    };
     progress.set_destination(paths.final_path.clone());
     let part = Arc::new(PartFile::open(&paths.part)?);
 
@@ -277,12 +284,18 @@ enum Ended {
 }
 
 /// Pick the final, part and record paths, and the record of an earlier run of the same URL if there is one.
-fn choose_paths(options: &DownloadOptions, probe: &Probe) -> Result<(Paths, Option<ControlRecord>), EngineError> {
-    let matching = |paths: &Paths| control::load(&paths.control).filter(|record| record.url == options.url.as_str());
-    match &options.target {
+/// `name` is what the server offers, already made safe; used when the target is a directory.
+fn choose_paths(
+    target: &Target,
+    url: &str,
+    overwrite: bool,
+    name: &str,
+) -> Result<(Paths, Option<ControlRecord>), EngineError> {
+    let matching = |paths: &Paths| control::load(&paths.control).filter(|record| record.url == url);
+    match target {
         Target::File(path) => {
             let paths = Paths::for_final(path.clone());
-            if exists(&paths.final_path) && !options.overwrite {
+            if exists(&paths.final_path) && !overwrite {
                 return Err(EngineError::AlreadyExists(paths.final_path));
             }
             let existing = matching(&paths);
@@ -290,13 +303,12 @@ fn choose_paths(options: &DownloadOptions, probe: &Probe) -> Result<(Paths, Opti
         }
         Target::Dir(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
-            let name = offered_name(probe, &options.url);
             for n in 0..10_000 {
-                let paths = Paths::for_final(dir.join(filename::numbered(&name, n)));
+                let paths = Paths::for_final(dir.join(filename::numbered(name, n)));
                 if let Some(record) = matching(&paths) {
                     return Ok((paths, Some(record)));
                 }
-                let taken = exists(&paths.final_path) && !options.overwrite;
+                let taken = exists(&paths.final_path) && !overwrite;
                 if !taken && !exists(&paths.part) {
                     return Ok((paths, None));
                 }

@@ -11,7 +11,7 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 use haul_core::checksum::ChecksumSpec;
 
-pub use crate::remote::{AddArgs, IdsArgs, LsArgs, RemoteArgs, RmArgs};
+pub use crate::client::{AddArgs, IdsArgs, LsArgs, RemoteArgs, RmArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -293,7 +293,8 @@ pub struct GetArgs {
     pub ffmpeg: Option<PathBuf>,
 }
 
-fn parse_rate(text: &str) -> Result<u64, String> {
+/// A rate as `--limit-rate` takes it, as clap's value parser.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
     haul_core::units::parse_rate(text).map_err(|error| error.to_string())
 }
 

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use haul_core::job::JobKind;
 use haul_core::media::Quality;
-use haul_engine::header::{HeaderMap, HeaderName, HeaderValue};
 use haul_engine::{
     CancellationToken, ClientOptions, DownloadOptions, EngineError, HttpClient, MediaRequest, MediaTools, Progress,
     Target,
@@ -32,7 +31,14 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
     }
     let urls = args.urls.iter().map(|text| parse_url(text)).collect::<anyhow::Result<Vec<_>>>()?;
     let mirrors = args.mirrors.iter().map(|text| parse_url(text)).collect::<anyhow::Result<Vec<_>>>()?;
-    let headers = parse_headers(&args.headers)?;
+    let header_pairs = args
+        .headers
+        .iter()
+        .map(|line| haul_engine::parse_header_line(line))
+        .collect::<Result<Vec<(String, String)>, String>>()
+        .map_err(anyhow::Error::msg)?;
+    let headers = haul_engine::header_map(header_pairs.iter().map(|(name, value)| (name.as_str(), value.as_str())))
+        .map_err(anyhow::Error::msg)?;
     let mut client_options = ClientOptions::default();
     if let Some(user_agent) = &args.user_agent {
         client_options.user_agent = user_agent.clone();
@@ -41,7 +47,14 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
     let display = Display::choose(args.quiet);
 
     let cancel = CancellationToken::new();
-    tokio::spawn(pause_on_signal(cancel.clone()));
+    // Ctrl-C or SIGTERM pauses: the engine saves completed ranges and the command exits with status 130.
+    tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            crate::signals::interrupted().await;
+            cancel.cancel();
+        }
+    });
 
     let media_wanted = args.kind != JobKind::File || args.audio;
     let tools = if media_wanted { media_tools(args.yt_dlp.clone(), args.ffmpeg.clone())? } else { MediaTools::none() };
@@ -52,8 +65,6 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         bail!("--audio needs ffmpeg and ffprobe: install ffmpeg or pass --ffmpeg PATH");
     }
     let quality = if args.audio { Quality::Audio } else { args.quality.unwrap_or(Quality::Best) };
-    let header_pairs: Vec<(String, String)> =
-        headers.iter().map(|(name, value)| (name.to_string(), value.to_str().unwrap_or_default().to_owned())).collect();
 
     let mut failed = 0;
     for url in urls {
@@ -131,7 +142,7 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_PAUSED));
             }
             Err(error) => {
-                eprintln!("haul: error: {error}");
+                eprintln!("haul: error: {}", with_command_line_hint(&error, &tools));
                 failed += 1;
             }
         }
@@ -146,40 +157,75 @@ fn parse_url(text: &str) -> anyhow::Result<Url> {
     Ok(url)
 }
 
-/// `Name: Value` lines from `-H`, validated here so a typo fails before any connection opens.
-fn parse_headers(lines: &[String]) -> anyhow::Result<HeaderMap> {
-    let mut headers = HeaderMap::new();
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            bail!("header must look like 'Name: Value', got {line:?}");
-        };
-        let name = HeaderName::from_bytes(name.trim().as_bytes())
-            .with_context(|| format!("invalid header name in {line:?}"))?;
-        let value = HeaderValue::from_str(value.trim()).with_context(|| format!("invalid header value in {line:?}"))?;
-        headers.append(name, value);
+/// The engine's message with what to do about it on this command line. The engine words its errors for every
+/// caller (API clients read them too), so it names no flag; the flags are added here, chosen by the variant.
+fn with_command_line_hint(error: &EngineError, tools: &MediaTools) -> String {
+    match error {
+        EngineError::AlreadyExists(path) => {
+            format!("{} already exists; pass --overwrite to replace it or -o to choose another name", path.display())
+        }
+        EngineError::Io { path, source } => match source.kind() {
+            // Completed ranges are kept, so the same command continues where this one stopped.
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                format!("{}: {source}; free some space, then run the same command again to resume", path.display())
+            }
+            std::io::ErrorKind::PermissionDenied => format!("{error}; save somewhere else with -d DIR"),
+            _ => error.to_string(),
+        },
+        EngineError::Remote { status: 401 | 403, .. } => format!("{error}; send one with --header 'Name: Value'"),
+        EngineError::Media(message) => {
+            // A missing program reaches here as `Media`, whose only content is its text: the engine words that
+            // case in one place (`MediaTools::yt_dlp` and friends), so its text is matched here, and only for a
+            // program that this run indeed has not got.
+            let flag = [
+                (tools.yt_dlp.is_none(), "yt-dlp", "--yt-dlp PATH"),
+                (tools.ffmpeg.is_none(), "ffmpeg", "--ffmpeg PATH"),
+                (tools.ffprobe.is_none(), "ffprobe", "--ffmpeg PATH (ffprobe is looked for beside it)"),
+            ]
+            .into_iter()
+            .find(|(absent, program, _)| *absent && message.contains(&format!("{program} was not found")))
+            .map(|(_, _, flag)| flag);
+            match flag {
+                Some(flag) => format!("{message}; if it is installed elsewhere, pass {flag}"),
+                None => message.clone(),
+            }
+        }
+        _ => error.to_string(),
     }
-    Ok(headers)
 }
 
-/// Ctrl-C or SIGTERM pauses: the engine saves completed ranges and the command exits with status 130.
-async fn pause_on_signal(cancel: CancellationToken) {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                cancel.cancel();
-                return;
-            }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn engine_errors_gain_the_flags_that_fix_them() {
+        let io = |kind: ErrorKind| EngineError::Io { path: PathBuf::from("d/x.bin"), source: kind.into() };
+        let remote = |status: u16| EngineError::Remote { url: "http://h/f".into(), status, hint: String::new() };
+        let no_tools = MediaTools::none();
+        let cases: Vec<(EngineError, &str)> = vec![
+            (EngineError::AlreadyExists(PathBuf::from("x.bin")), "x.bin already exists; pass --overwrite"),
+            (io(ErrorKind::StorageFull), "run the same command again to resume"),
+            (io(ErrorKind::PermissionDenied), "-d DIR"),
+            (remote(401), "--header"),
+            (remote(403), "--header"),
+            (EngineError::Media(no_tools.yt_dlp().unwrap_err()), "--yt-dlp PATH"),
+            (EngineError::Media(format!("merging: {}", no_tools.ffmpeg().unwrap_err())), "--ffmpeg PATH"),
+        ];
+        for (error, expected) in cases {
+            let shown = with_command_line_hint(&error, &no_tools);
+            assert!(shown.contains(expected), "{error:?}: expected {expected:?} in {shown:?}");
         }
+        // Errors no flag fixes are shown as the engine words them.
+        for error in [remote(404), io(ErrorKind::Other), EngineError::Media("the page is a playlist".into())] {
+            assert_eq!(with_command_line_hint(&error, &no_tools), error.to_string());
+        }
+        // A program this run has is not the one missing, whatever the text says.
+        let with_ytdlp = MediaTools { yt_dlp: Some(PathBuf::from("/bin/yt-dlp")), ..MediaTools::none() };
+        let error = EngineError::Media(no_tools.yt_dlp().unwrap_err());
+        assert_eq!(with_command_line_hint(&error, &with_ytdlp), error.to_string());
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    cancel.cancel();
 }

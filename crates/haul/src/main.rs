@@ -2,10 +2,11 @@
 
 mod accounts;
 mod cli;
+mod client;
 mod get;
 mod progress_ui;
-mod remote;
 mod serve;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -30,11 +31,11 @@ fn main() -> ExitCode {
                 accounts::account(store, command).await.map(|()| ExitCode::SUCCESS)
             }
             cli::Command::Key { store, command } => accounts::key(store, command).await.map(|()| ExitCode::SUCCESS),
-            cli::Command::Add { remote, args } => remote::add(remote, args).await,
-            cli::Command::Ls { remote, args } => remote::ls(remote, args).await,
-            cli::Command::Pause { remote, args } => remote::pause(remote, args).await,
-            cli::Command::Resume { remote, args } => remote::resume(remote, args).await,
-            cli::Command::Rm { remote, args } => remote::rm(remote, args).await,
+            cli::Command::Add { remote, args } => client::add(remote, args).await,
+            cli::Command::Ls { remote, args } => client::ls(remote, args).await,
+            cli::Command::Pause { remote, args } => client::pause(remote, args).await,
+            cli::Command::Resume { remote, args } => client::resume(remote, args).await,
+            cli::Command::Rm { remote, args } => client::rm(remote, args).await,
         }
     });
     match result {

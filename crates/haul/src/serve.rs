@@ -14,6 +14,7 @@ use haul_engine::service::{Engine, EngineOptions};
 use haul_api::Dialect;
 
 use crate::cli::{DataDirArgs, ServeArgs};
+use crate::signals::interrupted;
 
 /// How long a stopping server waits for downloads to flush their progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -187,7 +188,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         warn_if_public(bound);
         banner.push_str(&format!("  {:<15} http://{bound} (own listener)\n", dialect.name()));
         let router = haul_api::dialect_router(engine.clone(), api.clone(), dialect, bound.port());
-        servers.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop_signal()).await });
+        servers.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(interrupted()).await });
     }
     banner.push_str(&format!("  {:<15} {media_line}\n", "media"));
     if api.open_ytdlp_app {
@@ -196,8 +197,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // One write, and its failure ignored: a script that read the first line and closed stdout must not stop us.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
 
-    let router = haul_api::router_on_port(engine.clone(), api, address.port());
-    servers.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(stop_signal()).await });
+    let router = haul_api::router_on_port(engine.clone(), api, address.port()).map_err(anyhow::Error::msg)?;
+    servers.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(interrupted()).await });
     // Every listener stops on the same signal; the first to fail takes the server down.
     while let Some(finished) = servers.join_next().await {
         finished.context("a listener crashed")?.context("the server failed")?;
@@ -260,24 +261,4 @@ fn warn_if_public(address: SocketAddr) {
     if !address.ip().is_loopback() {
         tracing::warn!(%address, "listening beyond this machine: anyone who can reach it needs only a key");
     }
-}
-
-async fn stop_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
 }

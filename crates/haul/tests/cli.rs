@@ -34,6 +34,16 @@ fn recorded_bytes(record: &Path) -> u64 {
     record["done"].as_array().unwrap().iter().map(|r| r[1].as_u64().unwrap() - r[0].as_u64().unwrap()).sum()
 }
 
+/// Polls `condition` until it holds; fails naming what was awaited if it does not within a generous deadline.
+/// The deadline only bounds a hung test: how long the wait took is never asserted.
+async fn wait_until(awaited: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !condition() {
+        assert!(Instant::now() < deadline, "gave up waiting for {awaited}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn get_downloads_into_a_directory() {
     let origin = Origin::start(OriginOptions::default()).await.unwrap();
@@ -93,12 +103,11 @@ async fn sigkill_mid_download_resumes_without_refetching() {
 
     let mut child =
         haul().args(["get", "-q", "-c", "8", "-d"]).arg(dir.path()).arg(&url).stdin(Stdio::null()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while recorded_bytes(&record) < 6 * MIB {
-        assert!(Instant::now() < deadline, "no progress recorded");
+    wait_until("haul get to record 6 MiB in big.bin.part.haul", || {
         assert!(child.try_wait().unwrap().is_none(), "haul exited before it was killed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        recorded_bytes(&record) >= 6 * MIB
+    })
+    .await;
     child.kill().unwrap(); // SIGKILL: no chance to save anything more
     child.wait().unwrap();
     let saved = recorded_bytes(&record);
@@ -121,7 +130,8 @@ async fn ctrl_c_pauses_with_status_130_and_the_same_command_finishes() {
         Origin::start(OriginOptions { per_connection_rate: Some(MIB), ..OriginOptions::default() }).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = origin.url(size, "p.bin");
-    let child = haul()
+    let record = dir.path().join("p.bin.part.haul");
+    let mut child = haul()
         .args(["get", "-c", "4", "-d"])
         .arg(dir.path())
         .arg(&url)
@@ -129,14 +139,18 @@ async fn ctrl_c_pauses_with_status_130_and_the_same_command_finishes() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Interrupt once the download is under way: its signal handler is installed before any byte is fetched.
+    wait_until("haul get to record its first bytes in p.bin.part.haul", || {
+        assert!(child.try_wait().unwrap().is_none(), "haul exited before it was interrupted");
+        recorded_bytes(&record) > 0
+    })
+    .await;
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     assert!(stderr(&output).contains("run the same command again to resume"), "{}", stderr(&output));
-    let saved = recorded_bytes(&dir.path().join("p.bin.part.haul"));
-    assert!(saved > 0, "a pause saves progress");
+    assert!(recorded_bytes(&record) > 0, "a pause saves progress");
 
     let output = run(haul().args(["get", "-d"]).arg(dir.path()).arg(&url));
     assert!(output.status.success(), "{}", stderr(&output));
@@ -188,6 +202,7 @@ async fn full_disk_fails_clearly_and_keeps_what_was_written() {
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("No space left on device"), "{text}");
     assert!(text.contains("free some space"), "{text}");
+    assert!(text.contains("run the same command again to resume"), "the command line's own hint: {text}");
     assert!(!disk.dir.path().join("big.bin").exists(), "no final file from a failed download");
     // The space is reserved before fetching, so nothing was downloaded for nothing and no debris is left.
     assert_eq!(origin.handle().stats().body_bytes_sent, 0);

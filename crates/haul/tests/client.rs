@@ -3,12 +3,12 @@
 
 use std::path::Path;
 use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use haul_api::testing::TestServer;
 use haul_test_support::{Origin, OriginOptions};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 const TOKEN: &str = "client-test-token-0123456789";
 const KIB: u64 = 1024;
@@ -56,17 +56,18 @@ impl Server {
         list["downloads"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect()
     }
 
-    /// Polls until the download is in `state`.
+    /// Polls until the download is in `state`; the deadline only bounds a hung test.
     async fn wait_for(&self, id: &str, state: &str) -> Value {
-        for _ in 0..600 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
             let job = self.job(id).await;
             if job["state"] == state {
                 return job;
             }
             assert_ne!(job["state"], "failed", "download failed while waiting for {state}: {job}");
+            assert!(Instant::now() < deadline, "gave up waiting for download {id} to be {state}; it is: {job}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("download {id} never reached {state}");
     }
 
     /// `haul add --paused URL`: its ID.
@@ -333,4 +334,38 @@ async fn add_a_video_page_with_a_quality_or_the_audio() {
     }
     let output = server.haul(&["add", "--quality", "audio", "http://h/x"]).await;
     assert!(stderr(&output).contains("use --audio"), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_redraws_until_ctrl_c_or_sigterm() {
+    let server = Server::start(OriginOptions::default()).await;
+    let id = server.add_paused("watched.bin").await;
+    for signal in ["-INT", "-TERM"] {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_haul"));
+        command.args(["ls", "--watch", "--host", &server.base, "--token", TOKEN]);
+        command.current_dir(server.server.dir.path()).stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut child = command.env_remove("HAUL_LOG").env_remove("RUST_LOG").spawn().unwrap();
+        // A pipe gets one table after another. The second one is drawn after the first wait, by which time the
+        // signal handlers are installed, so the signal is sure to be caught rather than end the process.
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut tables = 0;
+        while tables < 2 {
+            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+                .await
+                .expect("gave up waiting for ls --watch to draw its table twice")
+                .unwrap()
+                .expect("ls --watch stopped before it was interrupted");
+            if line.starts_with(&id[..8]) {
+                assert!(line.contains("paused") && line.ends_with("watched.bin"), "{line}");
+                tables += 1;
+            }
+        }
+        let pid = child.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success());
+        let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+            .await
+            .expect("ls --watch did not stop on a signal")
+            .unwrap();
+        assert!(status.success(), "ls --watch after kill {signal}: {status:?}");
+    }
 }

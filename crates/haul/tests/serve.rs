@@ -162,8 +162,13 @@ async fn sigterm_pauses_and_no_resume_keeps_jobs_paused() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &[]);
     let id = server.add(&origin.url(8 * MIB, "t.bin")).await;
-    server.wait_state(&id, "active").await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Stop it once the first MiB is on disk and recorded, so the flushed progress is something to check.
+    let record = dir.path().join("downloads").join("t.bin.part.haul");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while recorded_bytes(&record) < MIB {
+        assert!(Instant::now() < deadline, "no progress recorded: {}", server.download(&id).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let pid = server.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = server.child.wait().unwrap();

@@ -1,0 +1,226 @@
+//! `haul pause`, `resume` and `rm`: one action on each download named by an ID or a unique prefix of one
+//! (resolved by [`Resolver`]), or with `--all` on every download the action applies to.
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use haul_api::wire::{Download, DownloadList};
+use haul_core::job::{DownloadId, JobState};
+use reqwest::Method;
+
+use super::render::name;
+use super::{Client, RemoteArgs, ServerError, decode, exit_code, report_or_stop, short};
+
+/// `haul pause` and `haul resume`: the downloads to act on.
+#[derive(Debug, clap::Args)]
+pub struct IdsArgs {
+    /// Download IDs, or unique prefixes of them.
+    #[arg(value_name = "ID", required_unless_present = "all", conflicts_with = "all")]
+    pub ids: Vec<String>,
+
+    /// Every download this applies to (for pause: queued and active ones; for resume: paused ones).
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `haul rm`: forget downloads on the server (stopping them if they run).
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Download IDs, or unique prefixes of them.
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<String>,
+
+    /// Also delete the finished files (partial files are always removed).
+    #[arg(long)]
+    pub delete_files: bool,
+}
+
+pub async fn pause(remote: RemoteArgs, args: IdsArgs) -> anyhow::Result<ExitCode> {
+    act(remote, args, Action::Pause).await
+}
+
+pub async fn resume(remote: RemoteArgs, args: IdsArgs) -> anyhow::Result<ExitCode> {
+    act(remote, args, Action::Resume).await
+}
+
+pub async fn rm(remote: RemoteArgs, args: RmArgs) -> anyhow::Result<ExitCode> {
+    let action = Action::Remove { delete_files: args.delete_files };
+    act(remote, IdsArgs { ids: args.ids, all: false }, action).await
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    Pause,
+    Resume,
+    Remove { delete_files: bool },
+}
+
+impl Action {
+    /// States `--all` selects: those the action is legal from.
+    fn applies_to(self, state: JobState) -> bool {
+        match self {
+            Self::Pause => matches!(state, JobState::Queued | JobState::Active),
+            Self::Resume => state == JobState::Paused,
+            Self::Remove { .. } => true,
+        }
+    }
+
+    fn request(self, id: DownloadId) -> (Method, String) {
+        match self {
+            Self::Pause => (Method::POST, format!("/v1/downloads/{id}/pause")),
+            Self::Resume => (Method::POST, format!("/v1/downloads/{id}/resume")),
+            Self::Remove { delete_files } => {
+                (Method::DELETE, format!("/v1/downloads/{id}?delete_files={delete_files}"))
+            }
+        }
+    }
+
+    fn done(self) -> &'static str {
+        match self {
+            Self::Pause => "paused",
+            Self::Resume => "resumed",
+            Self::Remove { delete_files: false } => "removed",
+            Self::Remove { delete_files: true } => "removed (with its file)",
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Remove { .. } => "remove",
+        }
+    }
+}
+
+/// Resolves the IDs (or, with `--all`, picks the downloads the action applies to), then acts on each one,
+/// reporting failures per ID.
+async fn act(remote: RemoteArgs, args: IdsArgs, action: Action) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&remote)?;
+    let mut failed = false;
+    // (what the user typed, the download it names)
+    let mut targets: Vec<(String, DownloadId)> = Vec::new();
+    if args.all {
+        let list: DownloadList = decode(&client.list(None, None).await?, "a download list")?;
+        for download in list.downloads {
+            if action.applies_to(download.state) {
+                targets.push((download.id.to_string(), download.id));
+            }
+        }
+        if targets.is_empty() {
+            eprintln!("haul: nothing to {}", action.verb());
+        }
+    } else {
+        let mut resolver = Resolver::default();
+        let mut seen = HashSet::new();
+        for given in &args.ids {
+            match resolver.resolve(&client, given).await {
+                Ok(id) => {
+                    if seen.insert(id) {
+                        targets.push((given.clone(), id));
+                    }
+                }
+                Err(error) => {
+                    report_or_stop(given, error)?;
+                    failed = true;
+                }
+            }
+        }
+    }
+
+    for (given, id) in targets {
+        let (method, path) = action.request(id);
+        match client.call(method, &path).await {
+            Ok(answer) => {
+                // The action is done whatever the answer looks like; the name only makes the line friendlier.
+                let shown = decode::<Download>(&answer, "a download").map(|download| name(&download));
+                println!("{} {}  {}", action.done(), short(&id.to_string()), shown.unwrap_or_default());
+            }
+            // With --all, a download that moved on since the listing (finished, paused elsewhere) is not a
+            // failure of this command.
+            Err(error) if args.all && error.downcast_ref::<ServerError>().is_some_and(ServerError::is_conflict) => {}
+            Err(error) => {
+                report_or_stop(&given, error)?;
+                failed = true;
+            }
+        }
+    }
+    Ok(exit_code(failed))
+}
+
+/// Turns what the user typed into download IDs, listing the downloads at most once.
+#[derive(Default)]
+pub(super) struct Resolver {
+    ids: Option<Vec<DownloadId>>,
+}
+
+impl Resolver {
+    pub(super) async fn resolve(&mut self, client: &Client, given: &str) -> anyhow::Result<DownloadId> {
+        let wanted = given.trim().to_ascii_lowercase();
+        if wanted.is_empty() {
+            bail!("empty download ID");
+        }
+        // A whole ID is used as it is, without listing.
+        if let Ok(id) = wanted.parse::<DownloadId>() {
+            return Ok(id);
+        }
+        if self.ids.is_none() {
+            let list: DownloadList = decode(&client.list(None, None).await?, "a download list")?;
+            self.ids = Some(list.downloads.into_iter().map(|download| download.id).collect());
+        }
+        match_prefix(self.ids.as_deref().unwrap_or_default(), &wanted)
+    }
+}
+
+/// The one download whose ID starts with `wanted` (lowercase), or why there is not exactly one.
+fn match_prefix(ids: &[DownloadId], wanted: &str) -> anyhow::Result<DownloadId> {
+    let matches: Vec<DownloadId> = ids.iter().copied().filter(|id| id.to_string().starts_with(wanted)).collect();
+    match matches.as_slice() {
+        [] => bail!("no download matches ID"),
+        [one] => Ok(*one),
+        many => {
+            const SHOWN: usize = 5;
+            let mut names: Vec<String> = many.iter().take(SHOWN).map(DownloadId::to_string).collect();
+            let more = many.len().saturating_sub(SHOWN);
+            let rest = if more > 0 { format!(" and {more} more") } else { String::new() };
+            names.sort_unstable();
+            bail!(
+                "ID prefix is ambiguous, it matches {} downloads: {}{rest}; give more characters",
+                many.len(),
+                names.join(", ")
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_resolve_uniquely_or_say_why_not() {
+        let ids: Vec<DownloadId> = ["3f2a0000-0000-0000-0000-000000000001", "3f2b0000-0000-0000-0000-000000000002"]
+            .map(|text| text.parse().unwrap())
+            .to_vec();
+        assert_eq!(match_prefix(&ids, "3f2a").unwrap(), ids[0]);
+        let ambiguous = match_prefix(&ids, "3f2").unwrap_err().to_string();
+        assert!(
+            ambiguous.contains("ambiguous")
+                && ambiguous.contains(&ids[0].to_string())
+                && ambiguous.contains(&ids[1].to_string()),
+            "{ambiguous}"
+        );
+        assert_eq!(match_prefix(&ids, "ff").unwrap_err().to_string(), "no download matches ID");
+    }
+
+    #[test]
+    fn only_a_whole_hyphenated_id_skips_the_listing() {
+        // What `Resolver::resolve` takes as a whole ID; anything else is a prefix to look up.
+        assert!("3f2a0000-0000-0000-0000-000000000001".parse::<DownloadId>().is_ok());
+        assert!("3F2A0000-0000-0000-0000-000000000001".parse::<DownloadId>().is_ok());
+        assert!("3f2a0000-0000-0000-0000-00000000000g".parse::<DownloadId>().is_err());
+        assert!("3f2a00000000000000000000000000000001".parse::<DownloadId>().is_err());
+        assert!("3f2a".parse::<DownloadId>().is_err());
+    }
+}
