@@ -48,7 +48,7 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
 
     let cancel = CancellationToken::new();
     // Ctrl-C or SIGTERM pauses: the engine saves completed ranges and the command exits with status 130.
-    tokio::spawn({
+    haul_engine::task::spawn(tracing::info_span!("signals"), {
         let cancel = cancel.clone();
         async move {
             crate::signals::interrupted().await;

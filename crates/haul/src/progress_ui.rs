@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haul_core::units::{format_bytes, format_rate};
+use haul_engine::task::spawn;
 use haul_engine::{Phase, Progress};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
@@ -39,8 +40,8 @@ impl ProgressUi {
         let stop = CancellationToken::new();
         let task = match display {
             Display::Quiet => None,
-            Display::Bar => Some(tokio::spawn(bar(progress, label, stop.clone()))),
-            Display::Lines => Some(tokio::spawn(lines(progress, label, stop.clone()))),
+            Display::Bar => Some(spawn(tracing::info_span!("progress bar"), bar(progress, label, stop.clone()))),
+            Display::Lines => Some(spawn(tracing::info_span!("progress lines"), lines(progress, label, stop.clone()))),
         };
         Self { stop, task }
     }
