@@ -19,6 +19,7 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Stable, machine-readable: `bad_request`, `unauthorized`, `not_found`, `method_not_allowed`, `conflict`,
     /// `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`, `unsupported_url`, `forbidden`,
+    /// `destination_refused` (a URL whose address the server keeps out of reach),
     /// `not_implemented`, `internal`.
     pub code: &'static str,
     /// For people: what failed, on which object, and what to do where that is known.
@@ -95,6 +96,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::UnsupportedScheme(message) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unsupported_url", message)
             }
+            ServiceError::RefusedDestination(message) => {
+                Self::new(StatusCode::FORBIDDEN, "destination_refused", message)
+            }
             ServiceError::NotFound(message) => Self::not_found(message),
             // The message names the current state ("cannot resume a download that is completed"): an invariant
             // of the store's `Conflict`.
@@ -110,7 +114,10 @@ impl From<ServiceError> for ApiError {
 /// Internal details are logged (naming `api`) and replaced by a generic message.
 pub(crate) fn dialect_failure(error: ServiceError, api: &str) -> (StatusCode, String) {
     match error {
-        ServiceError::Invalid(message) | ServiceError::UnsupportedScheme(message) => (StatusCode::BAD_REQUEST, message),
+        // A destination the server will not fetch is a bad URL to these clients, whose 403s mean "your key".
+        ServiceError::Invalid(message)
+        | ServiceError::UnsupportedScheme(message)
+        | ServiceError::RefusedDestination(message) => (StatusCode::BAD_REQUEST, message),
         ServiceError::NotFound(message) => (StatusCode::NOT_FOUND, message),
         ServiceError::Conflict { message, .. } => (StatusCode::CONFLICT, message),
         ServiceError::Unsupported(message) => (StatusCode::NOT_IMPLEMENTED, message),

@@ -11,6 +11,7 @@ pub mod filename;
 pub mod job;
 pub mod media;
 pub mod names;
+pub mod net;
 pub mod plan;
 pub mod ranges;
 pub mod units;

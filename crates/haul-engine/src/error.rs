@@ -38,6 +38,10 @@ pub enum EngineError {
     #[error("{0} already exists; choose another name or allow replacing it")]
     AlreadyExists(PathBuf),
 
+    /// The destination is one the server's policy keeps out of reach (loopback, private, link-local, ...).
+    #[error(transparent)]
+    Refused(#[from] crate::destination::Refused),
+
     /// A media step failed: yt-dlp could not read the page, no format fits, ffmpeg failed, or a tool is missing.
     /// The message says which and what to do.
     #[error("{0}")]

@@ -1,10 +1,17 @@
 //! The HTTP client haul downloads with, and the header parsing every fetch path shares.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use url::Url;
 
+use crate::destination::{DestinationPolicy, PolicyResolver, Refused, refusal_in};
 use crate::error::EngineError;
+
+/// Redirects followed for one request before giving up.
+const MAX_REDIRECTS: usize = 10;
 
 /// Settings for [`HttpClient`].
 #[derive(Clone, Debug)]
@@ -13,6 +20,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// A connection that delivers nothing for this long is treated as dead and its range retried elsewhere.
     pub read_timeout: Duration,
+    /// Which addresses may be connected to; everything by default (`haul get`), public only for a server.
+    pub destinations: DestinationPolicy,
 }
 
 impl Default for ClientOptions {
@@ -21,6 +30,7 @@ impl Default for ClientOptions {
             user_agent: concat!("haul/", env!("CARGO_PKG_VERSION")).to_owned(),
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(30),
+            destinations: DestinationPolicy::allow_all(),
         }
     }
 }
@@ -28,7 +38,44 @@ impl Default for ClientOptions {
 /// One connection pool for every download of a process; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    pub(crate) inner: reqwest::Client,
+    inner: reqwest::Client,
+    destinations: DestinationPolicy,
+}
+
+/// Why [`HttpClient::send`] got no response.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// The connection or the exchange failed; may work on another try.
+    Http(reqwest::Error),
+    /// The destination (or a redirect's) is one the policy keeps out of reach; never retried.
+    Refused(Refused),
+    /// A redirect without a usable `Location`, or more than [`MAX_REDIRECTS`] of them.
+    Redirect(String),
+}
+
+impl SendError {
+    /// For logs and retry messages.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Http(error) => describe(error),
+            Self::Refused(refused) => refused.to_string(),
+            Self::Redirect(message) => message.clone(),
+        }
+    }
+
+    /// True for failures to reach the host at all (refused or unreachable), which the swarm reads as "busy".
+    pub(crate) fn is_connect(&self) -> bool {
+        matches!(self, Self::Http(error) if error.is_connect())
+    }
+
+    /// The engine's error for a failure no retry fixes, `None` for one that may pass.
+    pub(crate) fn fatal(&self, url: &Url) -> Option<EngineError> {
+        match self {
+            Self::Http(_) => None,
+            Self::Refused(refused) => Some(EngineError::Refused(refused.clone())),
+            Self::Redirect(message) => Some(EngineError::Protocol { url: url.to_string(), message: message.clone() }),
+        }
+    }
 }
 
 impl HttpClient {
@@ -40,7 +87,7 @@ impl HttpClient {
         headers.insert(header::USER_AGENT, user_agent);
         // Byte ranges only make sense on the identity encoding.
         headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-        let inner = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .default_headers(headers)
             // Separate HTTP/1.1 connections are what beats a per-connection speed cap; HTTP/2 would multiplex
             // every segment onto one TCP connection.
@@ -48,11 +95,71 @@ impl HttpClient {
             .tcp_nodelay(true)
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
-            .redirect(reqwest::redirect::Policy::limited(10))
-            .build()
-            .map_err(|e| EngineError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { inner })
+            // `send` follows redirects itself, checking each hop and dropping the user's headers across origins.
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
+            .dns_resolver(Arc::new(PolicyResolver { policy: options.destinations.clone() }));
+        if !options.destinations.allows_everything() {
+            // Through a proxy the connection is to the proxy, and the policy could not see where it leads.
+            builder = builder.no_proxy();
+        }
+        let inner =
+            builder.build().map_err(|e| EngineError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self { inner, destinations: options.destinations.clone() })
     }
+
+    pub fn destinations(&self) -> &DestinationPolicy {
+        &self.destinations
+    }
+
+    /// Sends `method url` with the user's `headers` and the engine's own `extra` ones (`Range`, `If-Range`),
+    /// following redirects itself. Every hop is checked against the destination policy (a literal address
+    /// here, a name when it is resolved), and a hop to another origin (scheme, host or port) carries only
+    /// the engine's headers: the user's cookies, tokens and other headers were meant for the first host.
+    /// `response.url()` is where the answer came from.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: &HeaderMap,
+        extra: &HeaderMap,
+    ) -> Result<reqwest::Response, SendError> {
+        let mut current = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            self.destinations.check_url(&current).map_err(SendError::Refused)?;
+            let mut request = self.inner.request(method.clone(), current.clone());
+            if current.origin() == url.origin() {
+                request = request.headers(headers.clone());
+            }
+            let response = request.headers(extra.clone()).send().await.map_err(|error| match refusal_in(&error) {
+                Some(refused) => SendError::Refused(refused),
+                None => SendError::Http(error),
+            })?;
+            if !response.status().is_redirection() || response.status() == reqwest::StatusCode::NOT_MODIFIED {
+                return Ok(response);
+            }
+            let location = http_location(&response, &current).map_err(SendError::Redirect)?;
+            current = location;
+        }
+        Err(SendError::Redirect(format!("{url}: more than {MAX_REDIRECTS} redirects")))
+    }
+}
+
+/// A header value the engine builds itself (a range, a validator); such values are always valid.
+pub(crate) fn header_value(text: impl AsRef<str>) -> HeaderValue {
+    HeaderValue::from_str(text.as_ref()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Where a redirect points, resolved against the URL that answered it; only http(s).
+fn http_location(response: &reqwest::Response, from: &Url) -> Result<Url, String> {
+    let status = response.status();
+    let location = header_str(response.headers(), header::LOCATION)
+        .ok_or_else(|| format!("{from}: the server answered {status} without a Location"))?;
+    let next = from.join(location).map_err(|error| format!("{from}: redirect to {location:?}: {error}"))?;
+    if !matches!(next.scheme(), "http" | "https") {
+        return Err(format!("{from}: redirect to {next}, which is not http or https"));
+    }
+    Ok(next)
 }
 
 /// One request header from its name and value, or what is wrong with it. The one check every way a header

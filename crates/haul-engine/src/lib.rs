@@ -4,6 +4,7 @@
 //! The entry point is [`download`]; progress is read from a shared [`Progress`].
 
 mod control;
+mod destination;
 mod download;
 mod error;
 mod http;
@@ -18,6 +19,7 @@ mod swarm;
 pub mod task;
 mod verify;
 
+pub use destination::{DestinationPolicy, Refused};
 pub use download::{DownloadOptions, Downloaded, Target, check_url, download, partial_files};
 pub use error::EngineError;
 pub use http::{ClientOptions, HttpClient, header_map, parse_header, parse_header_line};

@@ -74,7 +74,7 @@ pub async fn probe(
     headers: &HeaderMap,
     max_attempts: u32,
 ) -> Result<Probe, EngineError> {
-    match client.inner.request(Method::HEAD, url.clone()).headers(headers.clone()).send().await {
+    match client.send(Method::HEAD, url, headers, &HeaderMap::new()).await {
         Ok(response) if response.status().is_success() => {
             let size = http::content_length(response.headers());
             let ranges = http::header_str(response.headers(), header::ACCEPT_RANGES)
@@ -85,7 +85,8 @@ pub async fn probe(
             tracing::debug!(%url, ?size, ranges, "HEAD left size or Range support unclear; probing with GET");
         }
         Ok(response) => tracing::debug!(%url, status = %response.status(), "HEAD refused; probing with GET"),
-        Err(error) => tracing::debug!(%url, error = %http::describe(&error), "HEAD failed; probing with GET"),
+        Err(error) if let Some(fatal) = error.fatal(url) => return Err(fatal),
+        Err(error) => tracing::debug!(%url, error = %error.describe(), "HEAD failed; probing with GET"),
     }
     probe_with_get(client, url, headers, max_attempts).await
 }
@@ -100,8 +101,9 @@ pub async fn probe_with_get(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result =
-            client.inner.get(url.clone()).headers(headers.clone()).header(header::RANGE, "bytes=0-0").send().await;
+        let mut range = HeaderMap::new();
+        range.insert(header::RANGE, HeaderValue::from_static("bytes=0-0"));
+        let result = client.send(Method::GET, url, headers, &range).await;
         let (message, wait) = match result {
             Ok(response) => {
                 let status = response.status();
@@ -137,7 +139,8 @@ pub async fn probe_with_get(
                 }
                 (format!("server answered {status}"), http::retry_after(response_headers))
             }
-            Err(error) => (http::describe(&error), None),
+            Err(error) if let Some(fatal) = error.fatal(url) => return Err(fatal),
+            Err(error) => (error.describe(), None),
         };
         if attempt >= max_attempts {
             return Err(EngineError::Network { url: url.to_string(), message, attempts: attempt });

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haul_core::ranges::RangeSet;
-use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
+use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -60,15 +60,15 @@ pub(crate) async fn run(
         let response = match options.first_response.take() {
             Some(response) if pos == 0 => Ok(response),
             _ => {
-                let mut request = client.inner.get(options.url.clone()).headers(options.headers.clone());
+                let mut extra = HeaderMap::new();
                 if pos > 0 {
-                    request = request.header(header::RANGE, format!("bytes={pos}-"));
+                    extra.insert(header::RANGE, http::header_value(format!("bytes={pos}-")));
                     if let Some(if_range) = options.validators.if_range() {
-                        request = request.header(header::IF_RANGE, if_range);
+                        extra.insert(header::IF_RANGE, if_range);
                     }
                 }
                 tokio::select! {
-                    result = request.send() => result,
+                    result = client.send(Method::GET, &options.url, &options.headers, &extra) => result,
                     _ = cancel.cancelled() => return Ok(SingleEnd::Cancelled),
                 }
             }
@@ -76,7 +76,10 @@ pub(crate) async fn run(
         let attempt_start = pos;
         let outcome = match response {
             Ok(response) => stream(response, &options, file, &mut pos, progress, cancel, &mut persist).await,
-            Err(error) => Err(Attempt::Transient(http::describe(&error), None)),
+            Err(error) => match error.fatal(&options.url) {
+                Some(fatal) => Err(Attempt::Fatal(fatal)),
+                None => Err(Attempt::Transient(error.describe(), None)),
+            },
         };
         let (message, wait) = match outcome {
             Ok(Some(size)) => {

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use haul_core::plan;
 use haul_core::ranges::RangeSet;
-use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
+use reqwest::{Method, StatusCode};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -537,18 +537,17 @@ async fn fetch_range(
     cancel: &CancellationToken,
 ) -> Result<(), FetchError> {
     let options = &shared.options;
-    let mut request = shared
-        .client
-        .inner
-        .get(url.clone())
-        .headers(options.headers.clone())
-        .header(header::RANGE, format!("bytes={start}-{}", end - 1));
+    let mut extra = HeaderMap::new();
+    extra.insert(header::RANGE, http::header_value(format!("bytes={start}-{}", end - 1)));
     if let Some(if_range) = options.validators.if_range() {
-        request = request.header(header::IF_RANGE, if_range);
+        extra.insert(header::IF_RANGE, if_range);
     }
     let mut response = tokio::select! {
-        result = request.send() => result.map_err(|error| {
-            let message = http::describe(&error);
+        result = shared.client.send(Method::GET, url, &options.headers, &extra) => result.map_err(|error| {
+            if let Some(fatal) = error.fatal(url) {
+                return FetchError::BadUrl(fatal);
+            }
+            let message = error.describe();
             if error.is_connect() { FetchError::Busy { message, wait: None } } else { FetchError::Transient(message) }
         })?,
         _ = cancel.cancelled() => return Err(FetchError::Cancelled),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use haul_core::account::KeyKind;
 use haul_core::job::JobKind;
 use haul_core::media::Quality;
+use haul_core::net::Cidr;
 
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
@@ -223,6 +224,17 @@ pub struct ServeArgs {
     /// (e.g. https://haul.example.com) [default: the address each client used].
     #[arg(long, env = "HAUL_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+
+    /// Also fetch from this address range (CIDR, e.g. 192.168.1.0/24 or 127.0.0.1/32), which the server
+    /// otherwise refuses as private, loopback or link-local. Repeatable.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub allow_net: Vec<Cidr>,
+
+    /// Fetch from every address, private, loopback and link-local ranges included: for a server only trusted
+    /// people can reach, on a home or office network. Without it, downloads (redirects, yt-dlp and thumbnails
+    /// included) may reach public addresses only.
+    #[arg(long)]
+    pub allow_private: bool,
 }
 
 #[derive(Debug, Args)]
@@ -303,4 +315,19 @@ pub fn media_tools(yt_dlp: Option<PathBuf>, ffmpeg: Option<PathBuf>) -> anyhow::
     let search_path = std::env::var_os("PATH");
     haul_engine::MediaTools::discover(yt_dlp, ffmpeg, search_path.as_deref())
         .map_err(|error| anyhow::anyhow!("--{} {error}", error.program))
+}
+
+fn parse_cidr(text: &str) -> Result<Cidr, String> {
+    text.parse().map_err(|error: haul_core::net::CidrError| error.to_string())
+}
+
+impl ServeArgs {
+    /// Which destinations the server's downloads may reach.
+    pub fn destinations(&self) -> haul_engine::DestinationPolicy {
+        if self.allow_private {
+            haul_engine::DestinationPolicy::allow_all()
+        } else {
+            haul_engine::DestinationPolicy::public_only(self.allow_net.clone())
+        }
+    }
 }

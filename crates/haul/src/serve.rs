@@ -153,10 +153,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         node: args.node.clone(),
         lease: Duration::from_secs(30),
         resume_on_start: !args.no_resume,
-        client: ClientOptions::default(),
+        client: ClientOptions { destinations: args.destinations(), ..ClientOptions::default() },
         media: crate::cli::media_tools(args.yt_dlp.clone(), args.ffmpeg.clone())?,
     };
     let media_line = options.media.describe();
+    let fetch_line = options.client.destinations.describe();
     let engine = Engine::start(store, options).await.context("cannot start the download engine")?;
 
     let api = api_options(&args, token, account, data.link_key()?)?;
@@ -191,6 +192,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         servers.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(interrupted()).await });
     }
     banner.push_str(&format!("  {:<15} {media_line}\n", "media"));
+    banner.push_str(&format!("  {:<15} {fetch_line}\n", "fetches"));
     if api.open_ytdlp_app {
         tracing::warn!("the yt-dlp web app API is open: anyone who can reach {address} can use it without a token");
     }

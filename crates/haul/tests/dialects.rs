@@ -22,7 +22,7 @@ impl Server {
     /// Starts `haul serve` on a free port and reads its banner (`lines` lines).
     fn start(data_dir: &Path, extra: &[&str], lines: usize) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_haul"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", "127.0.0.1/32", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env_remove("HAUL_LOG")
@@ -81,7 +81,7 @@ async fn banner_mounts_own_listeners_and_the_open_app() {
     let dir = tempfile::tempdir().unwrap();
     // Keys first (the server creates the default account and its token on its first start; so does this).
     haul(dir.path(), &["token"]);
-    let server = Server::start(dir.path(), &[], 6);
+    let server = Server::start(dir.path(), &[], 7);
     let _ = server.stop();
     let videodb_key = haul(dir.path(), &["key", "create", "--account", "default", "--kind", "videodb"]);
     assert!(videodb_key.starts_with("sk-"), "{videodb_key}");
@@ -97,7 +97,7 @@ async fn banner_mounts_own_listeners_and_the_open_app() {
         "--open-dialect",
         "ytdlp-app",
     ];
-    let server = Server::start(dir.path(), &args, 7);
+    let server = Server::start(dir.path(), &args, 8);
     let base = server.base.clone();
     assert_eq!(server.url_of("native"), Some(format!("{base}/v1")), "{:?}", server.banner);
     assert_eq!(server.url_of("ytdlp-app"), Some(format!("{base}/api")));
@@ -111,6 +111,10 @@ async fn banner_mounts_own_listeners_and_the_open_app() {
     // Which media tools were found, and where.
     let media = &server.banner[6];
     assert!(media.starts_with("  media") && media.contains("yt-dlp /") && media.contains("ffmpeg /"), "{media}");
+    // Which destinations downloads may reach: public ones, and the loopback address the tests opened.
+    let fetches = &server.banner[7];
+    assert!(fetches.starts_with("  fetches") && fetches.contains("public addresses only"), "{fetches}");
+    assert!(fetches.contains("except 127.0.0.1/32"), "{fetches}");
 
     let client = reqwest::Client::new();
     // VideoDB at its new mount and at the root of its own listener: one job, seen through both.
@@ -156,7 +160,7 @@ async fn banner_mounts_own_listeners_and_the_open_app() {
 #[test]
 fn bad_layout_flags_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--mount", "videodb"], "DIALECT=/path"),
         (&["--mount", "nope=/x"], "ytdlp-app, surge, videodb, cloudflare"),
         (&["--mount", "videodb=v"], "must start with /"),
@@ -165,6 +169,7 @@ fn bad_layout_flags_are_refused_with_the_reason() {
         (&["--open-dialect", "surge"], "only ytdlp-app"),
         (&["--listen-dialect", "videodb=nowhere"], "ADDR:PORT"),
         (&["--yt-dlp", "/nonexistent/yt-dlp"], "--yt-dlp /nonexistent/yt-dlp: no such executable file"),
+        (&["--allow-net", "10.0.0.0/33"], "not an address range; expected ADDRESS/PREFIX"),
     ];
     for (args, expected) in cases {
         let output = Command::new(env!("CARGO_BIN_EXE_haul"))
@@ -244,7 +249,7 @@ async fn two_accounts_see_only_their_own_jobs_through_all_five_apis() {
     haul(dir.path(), &["token"]);
     let alice = Keys::create(dir.path(), "alice");
     let bob = Keys::create(dir.path(), "bob");
-    let server = Server::start(dir.path(), &[], 6);
+    let server = Server::start(dir.path(), &[], 7);
     let base = server.base.clone();
     let client = reqwest::Client::new();
 

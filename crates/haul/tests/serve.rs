@@ -22,7 +22,7 @@ impl Server {
     /// Start `haul serve` on a free port of 127.0.0.1 and wait for its "listening" line.
     fn start(data_dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_haul"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", "127.0.0.1/32", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env_remove("HAUL_LOG")

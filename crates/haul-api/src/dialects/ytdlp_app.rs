@@ -116,7 +116,9 @@ impl IntoResponse for Detail {
 impl From<ServiceError> for Detail {
     fn from(error: ServiceError) -> Self {
         match error {
-            ServiceError::Invalid(message) | ServiceError::UnsupportedScheme(message) => {
+            ServiceError::Invalid(message)
+            | ServiceError::UnsupportedScheme(message)
+            | ServiceError::RefusedDestination(message) => {
                 Self::new(StatusCode::BAD_REQUEST, format!("Petición no válida: {message}"))
             }
             ServiceError::NotFound(_) => Self::not_found(),

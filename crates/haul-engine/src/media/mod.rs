@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use haul_core::job::DownloadId;
 use haul_core::media::{Format, MediaInfo, Quality, Selection, THUMBNAIL_EXTENSIONS, media_file_name, select};
+use reqwest::Method;
 use reqwest::header::HeaderMap;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -31,7 +32,7 @@ pub use tools::{MediaTools, NotExecutable};
 use crate::download::{self, DownloadOptions, Target};
 use crate::error::EngineError;
 use crate::http::HttpClient;
-use crate::http::{header_map, parse_header};
+use crate::http::{SendError, header_map, parse_header};
 use crate::progress::{MediaFacts, Phase, Progress};
 
 /// How often the progress of a format being fetched is folded into the job's.
@@ -68,8 +69,10 @@ pub(crate) struct MediaDone {
     pub(crate) size: u64,
 }
 
-/// Whether `url` looks like a page for yt-dlp (an HTML document), from a HEAD or a short GET.
-pub(crate) async fn is_web_page(client: &HttpClient, url: &str, headers: &HeaderMap) -> bool {
+/// Whether `url` looks like a page for yt-dlp (an HTML document), from a HEAD or a short GET. A destination
+/// the policy refuses is an error, so the job fails with why instead of being handed to yt-dlp.
+pub(crate) async fn is_web_page(client: &HttpClient, url: &str, headers: &HeaderMap) -> Result<bool, EngineError> {
+    let Ok(url) = Url::parse(url) else { return Ok(false) };
     let content_type = |response: &reqwest::Response| {
         response
             .headers()
@@ -77,15 +80,24 @@ pub(crate) async fn is_web_page(client: &HttpClient, url: &str, headers: &Header
             .and_then(|value| value.to_str().ok())
             .map(|value| value.to_ascii_lowercase())
     };
-    let head = client.inner.head(url).headers(headers.clone()).send().await;
-    let kind = match head {
-        Ok(response) if response.status().is_success() => content_type(&response),
-        _ => match client.inner.get(url).headers(headers.clone()).header("range", "bytes=0-0").send().await {
-            Ok(response) if response.status().is_success() => content_type(&response),
-            _ => None,
-        },
+    let refused = |error: &SendError| match error {
+        SendError::Refused(refused) => Some(EngineError::Refused(refused.clone())),
+        _ => None,
     };
-    kind.is_some_and(|kind| kind.starts_with("text/html") || kind.starts_with("application/xhtml"))
+    let kind = match client.send(Method::HEAD, &url, headers, &HeaderMap::new()).await {
+        Ok(response) if response.status().is_success() => content_type(&response),
+        Err(error) if let Some(refused) = refused(&error) => return Err(refused),
+        _ => {
+            let mut range = HeaderMap::new();
+            range.insert(reqwest::header::RANGE, reqwest::header::HeaderValue::from_static("bytes=0-0"));
+            match client.send(Method::GET, &url, headers, &range).await {
+                Ok(response) if response.status().is_success() => content_type(&response),
+                Err(error) if let Some(refused) = refused(&error) => return Err(refused),
+                _ => None,
+            }
+        }
+    };
+    Ok(kind.is_some_and(|kind| kind.starts_with("text/html") || kind.starts_with("application/xhtml")))
 }
 
 /// One media download without a server (`haul get`).
@@ -119,7 +131,7 @@ pub async fn get_media(
         Some(false) => return Ok(None),
         None => {
             let headers = job_headers(&request.headers)?;
-            let page = tools.yt_dlp.is_some() && is_web_page(client, &request.url, &headers).await;
+            let page = tools.yt_dlp.is_some() && is_web_page(client, &request.url, &headers).await?;
             match if page { try_extract(tools, &request.url, &request.headers, cancel).await? } else { None } {
                 Some(info) => info,
                 None if audio => direct_info(&request.url),
@@ -513,9 +525,11 @@ async fn fetch_thumbnail(
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(EngineError::Media(format!("thumbnail URL {url:?} is not http(s)")));
     }
-    let request = client.inner.get(parsed).headers(job_headers(headers)?);
+    let (headers, no_extra) = (job_headers(headers)?, HeaderMap::new());
     let response = tokio::select! {
-        response = request.send() => response.map_err(|error| EngineError::Media(format!("thumbnail: {error}")))?,
+        response = client.send(Method::GET, &parsed, &headers, &no_extra) => response.map_err(|error| {
+            error.fatal(&parsed).unwrap_or_else(|| EngineError::Media(format!("thumbnail: {}", error.describe())))
+        })?,
         _ = cancel.cancelled() => return Err(EngineError::Cancelled),
     };
     if !response.status().is_success() {

@@ -10,7 +10,7 @@ use haul_store::DownloadRecord;
 use super::error::ServiceError;
 use super::events::EventKind;
 use super::scheduler::StopReason;
-use super::validate::{check_url, new_download, require};
+use super::validate::{check_priority, check_url, new_download, require};
 use super::views::{AddRequest, DownloadView, ListQuery, PatchRequest, StatsView};
 use super::{Engine, runner};
 use crate::error::EngineError;
@@ -19,7 +19,7 @@ use crate::progress::Phase;
 
 impl Engine {
     pub async fn add(&self, account: &AccountId, request: AddRequest) -> Result<DownloadView, ServiceError> {
-        let new = new_download(account, request, &self.inner.options.media)?;
+        let new = new_download(account, request, &self.inner.options.media, self.inner.client.destinations())?;
         let view = DownloadView::from(self.inner.store.create(new).await?);
         self.emit(EventKind::Added, &view);
         self.inner.wake.notify_one();
@@ -72,7 +72,10 @@ impl Engine {
         mut patch: PatchRequest,
     ) -> Result<DownloadView, ServiceError> {
         if let Some(url) = &patch.url {
-            patch.url = Some(check_url(url)?);
+            patch.url = Some(check_url(url, self.inner.client.destinations())?);
+        }
+        if let Some(priority) = patch.priority {
+            check_priority(priority)?;
         }
         let record = self.inner.store.patch(account, id, &patch.into()).await?;
         self.inner.wake.notify_one();
@@ -132,7 +135,7 @@ impl Engine {
 
     /// What yt-dlp says about a page (title, duration, thumbnail, formats), without downloading anything.
     pub async fn media_info(&self, url: &str) -> Result<MediaInfo, ServiceError> {
-        let url = check_url(url)?;
+        let url = check_url(url, self.inner.client.destinations())?;
         require("reading a media page", self.inner.options.media.yt_dlp())?;
         let cancel = self.inner.shutdown.child_token();
         media::extract(&self.inner.options.media, &url, &[], &cancel).await.map_err(|error| match error {

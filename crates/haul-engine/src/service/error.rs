@@ -13,6 +13,9 @@ pub enum ServiceError {
     /// A URL whose scheme haul does not fetch.
     #[error("{0}")]
     UnsupportedScheme(String),
+    /// A URL whose address the server's destination policy keeps out of reach (loopback, private, ...).
+    #[error("{0}")]
+    RefusedDestination(String),
     #[error("{0}")]
     NotFound(String),
     /// The download is not in a state that allows this; `current` is the state it is in, and the message

@@ -84,7 +84,7 @@ impl Engine {
             JobKind::Auto => {
                 let headers = pairs_to_map(&record.headers)?;
                 let page =
-                    tools.yt_dlp.is_some() && media::is_web_page(&self.inner.client, &record.url, &headers).await;
+                    tools.yt_dlp.is_some() && media::is_web_page(&self.inner.client, &record.url, &headers).await?;
                 let info =
                     if page { media::try_extract(tools, &record.url, &record.headers, cancel).await? } else { None };
                 match info {

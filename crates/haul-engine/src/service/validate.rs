@@ -11,6 +11,7 @@ use url::Url;
 
 use super::error::ServiceError;
 use super::views::AddRequest;
+use crate::destination::DestinationPolicy;
 use crate::download;
 use crate::media::MediaTools;
 
@@ -18,15 +19,46 @@ use crate::media::MediaTools;
 const MAX_CONNECTIONS: u32 = 256;
 /// The longest display title, in characters.
 const MAX_TITLE: usize = 1000;
+/// The longest URL taken, in bytes: longer ones are not links people paste but attempts to fill the store.
+pub(super) const MAX_URL: usize = 8 * 1024;
+/// Most mirrors one download may list.
+const MAX_MIRRORS: usize = 16;
+/// Most extra request headers, and the longest name plus value.
+const MAX_HEADERS: usize = 64;
+const MAX_HEADER_LEN: usize = 8 * 1024;
+/// The priorities a client may give: enough to order a queue, bounded so none can be made unreachable.
+pub(super) const PRIORITIES: std::ops::RangeInclusive<i32> = -1000..=1000;
+
+/// Headers a job may not set: the connection's own framing and routing, which the engine owns. A `Host`
+/// of the user's choosing would also let a job reach a name the destination check never saw.
+const FORBIDDEN_HEADERS: [&str; 12] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+    "range",
+    "if-range",
+];
 
 /// A valid [`AddRequest`] as the store's new row, or the first thing wrong with it.
 pub(super) fn new_download(
     account: &AccountId,
     request: AddRequest,
     tools: &MediaTools,
+    destinations: &DestinationPolicy,
 ) -> Result<NewDownload, ServiceError> {
-    let url = check_url(&request.url)?;
-    let mirrors = request.mirrors.iter().map(|mirror| check_url(mirror)).collect::<Result<Vec<_>, _>>()?;
+    let url = check_url(&request.url, destinations)?;
+    if request.mirrors.len() > MAX_MIRRORS {
+        return Err(ServiceError::Invalid(format!("at most {MAX_MIRRORS} mirrors, got {}", request.mirrors.len())));
+    }
+    let mirrors =
+        request.mirrors.iter().map(|mirror| check_url(mirror, destinations)).collect::<Result<Vec<_>, _>>()?;
     let filename = match &request.filename {
         Some(name) => Some(haul_core::filename::sanitize(name).ok_or_else(|| {
             ServiceError::Invalid(format!("filename {name:?} has nothing usable once made safe; choose another"))
@@ -48,6 +80,7 @@ pub(super) fn new_download(
     if request.speed_limit == Some(0) {
         return Err(ServiceError::Invalid("speed_limit must be positive (bytes per second)".into()));
     }
+    check_priority(request.priority)?;
     let quality = request.quality.unwrap_or(Quality::Best);
     let kind = request.kind.unwrap_or(JobKind::Auto);
     if quality == Quality::Audio {
@@ -86,18 +119,51 @@ pub(super) fn require(what: &str, found: Result<&Path, String>) -> Result<(), Se
     found.map(drop).map_err(|why| ServiceError::Unsupported(format!("{what} cannot be done here: {why}")))
 }
 
-/// An absolute http(s) URL, normalised; other schemes are `UnsupportedScheme`.
-pub(super) fn check_url(text: &str) -> Result<String, ServiceError> {
-    let url = Url::parse(text.trim())
-        .map_err(|e| ServiceError::Invalid(format!("url is not valid ({e}): {text:?}; expected http://host/path")))?;
+/// An absolute http(s) URL, normalised; other schemes are `UnsupportedScheme`, and a literal address the
+/// destination policy refuses is `RefusedDestination` (a name is checked when it is resolved).
+pub(super) fn check_url(text: &str, destinations: &DestinationPolicy) -> Result<String, ServiceError> {
+    if text.len() > MAX_URL {
+        return Err(ServiceError::Invalid(format!("url is {} bytes long; at most {MAX_URL} are taken", text.len())));
+    }
+    let url = Url::parse(text.trim()).map_err(|e| {
+        let shown: String = text.chars().take(200).collect();
+        ServiceError::Invalid(format!("url is not valid ({e}): {shown:?}; expected http://host/path"))
+    })?;
     download::check_url(&url).map_err(|error| match url.scheme() {
         "http" | "https" => ServiceError::Invalid(error.to_string()),
         _ => ServiceError::UnsupportedScheme(error.to_string()),
     })?;
+    destinations.check_url(&url).map_err(|refused| ServiceError::RefusedDestination(refused.to_string()))?;
     Ok(url.to_string())
 }
 
+/// A priority in [`PRIORITIES`].
+pub(super) fn check_priority(priority: i32) -> Result<(), ServiceError> {
+    if PRIORITIES.contains(&priority) {
+        return Ok(());
+    }
+    Err(ServiceError::Invalid(format!(
+        "priority must be between {} and {}, got {priority}",
+        PRIORITIES.start(),
+        PRIORITIES.end()
+    )))
+}
+
 fn check_headers(headers: &[(String, String)]) -> Result<(), ServiceError> {
+    if headers.len() > MAX_HEADERS {
+        return Err(ServiceError::Invalid(format!("at most {MAX_HEADERS} headers, got {}", headers.len())));
+    }
+    for (name, value) in headers {
+        if name.len() + value.len() > MAX_HEADER_LEN {
+            return Err(ServiceError::Invalid(format!("header {name:.64} is longer than {MAX_HEADER_LEN} bytes")));
+        }
+        if FORBIDDEN_HEADERS.iter().any(|forbidden| name.trim().eq_ignore_ascii_case(forbidden)) {
+            return Err(ServiceError::Invalid(format!(
+                "header {} is set by haul itself and cannot be given; leave it out",
+                name.trim()
+            )));
+        }
+    }
     crate::http::header_map(headers.iter().map(|(name, value)| (name.as_str(), value.as_str())))
         .map(drop)
         .map_err(ServiceError::Invalid)
@@ -141,8 +207,26 @@ mod tests {
 
     #[test]
     fn urls_are_http_or_https_and_other_schemes_are_told_apart() {
-        assert_eq!(check_url(" http://h/f ").unwrap(), "http://h/f");
-        assert!(matches!(check_url("ftp://h/f"), Err(ServiceError::UnsupportedScheme(_))));
-        assert!(matches!(check_url("not a url"), Err(ServiceError::Invalid(_))));
+        let any = DestinationPolicy::allow_all();
+        assert_eq!(check_url(" http://h/f ", &any).unwrap(), "http://h/f");
+        assert!(matches!(check_url("ftp://h/f", &any), Err(ServiceError::UnsupportedScheme(_))));
+        assert!(matches!(check_url("not a url", &any), Err(ServiceError::Invalid(_))));
+        let long = format!("http://h/{}", "a".repeat(MAX_URL));
+        assert!(check_url(&long, &any).unwrap_err().to_string().contains("at most 8192"));
+        let public = DestinationPolicy::public_only(Vec::new());
+        assert!(matches!(check_url("http://127.1:80/x", &public), Err(ServiceError::RefusedDestination(_))));
+        assert_eq!(check_url("http://127.1:80/x", &any).unwrap(), "http://127.0.0.1/x");
+    }
+
+    #[test]
+    fn headers_that_frame_or_route_the_request_are_refused() {
+        let pairs = |name: &str| vec![(name.to_owned(), "x".to_owned())];
+        for name in ["Host", "content-length", "Transfer-Encoding", "Connection", " Keep-Alive", "Range"] {
+            let error = check_headers(&pairs(name)).unwrap_err();
+            assert!(error.to_string().contains("set by haul itself"), "{name}: {error}");
+        }
+        assert!(check_headers(&pairs("Cookie")).is_ok());
+        assert!(check_headers(&vec![("X".to_owned(), "y".to_owned()); MAX_HEADERS + 1]).is_err());
+        assert!(check_priority(1001).is_err() && check_priority(-1000).is_ok());
     }
 }
