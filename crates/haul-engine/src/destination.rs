@@ -14,12 +14,12 @@ use haul_core::net::{Cidr, special_range};
 use url::{Host, Url};
 
 /// Which destinations may be fetched. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DestinationPolicy {
     inner: Arc<Policy>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct Policy {
     /// Every address, special or not (`haul get`, `haul serve --allow-private`).
     everything: bool,

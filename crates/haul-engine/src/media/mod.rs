@@ -13,6 +13,7 @@
 
 mod ffmpeg;
 mod process;
+mod proxy;
 mod tools;
 mod ytdlp;
 
@@ -171,11 +172,13 @@ pub(crate) async fn try_extract(
     headers: &[(String, String)],
     cancel: &CancellationToken,
 ) -> Result<Option<MediaInfo>, EngineError> {
-    let Ok(yt_dlp) = tools.yt_dlp() else { return Ok(None) };
-    match ytdlp::extract(yt_dlp, url, headers, cancel).await {
+    if tools.yt_dlp().is_err() {
+        return Ok(None);
+    }
+    match ytdlp::extract(tools, url, headers, cancel).await {
         Ok(info) if !info.formats.is_empty() || info.kind.as_deref() == Some("playlist") => Ok(Some(info)),
         Ok(_) => Ok(None),
-        Err(EngineError::Cancelled) => Err(EngineError::Cancelled),
+        Err(error @ (EngineError::Cancelled | EngineError::Refused(_))) => Err(error),
         Err(error) => {
             tracing::debug!(%error, "yt-dlp cannot read the page; fetching it as a file");
             Ok(None)
@@ -190,8 +193,7 @@ pub(crate) async fn extract(
     headers: &[(String, String)],
     cancel: &CancellationToken,
 ) -> Result<MediaInfo, EngineError> {
-    let yt_dlp = tools.yt_dlp().map_err(EngineError::Media)?;
-    ytdlp::extract(yt_dlp, url, headers, cancel).await
+    ytdlp::extract(tools, url, headers, cancel).await
 }
 
 /// A direct file described as a one-format "page", for `audio` asked of a plain video file.

@@ -4,6 +4,8 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
+use crate::destination::DestinationPolicy;
+
 /// A program the caller named that is not there.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}: no such executable file", path.display())]
@@ -14,11 +16,14 @@ pub struct NotExecutable {
 }
 
 /// The media programs this server can run; a missing one disables only what needs it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct MediaTools {
     pub yt_dlp: Option<PathBuf>,
     pub ffmpeg: Option<PathBuf>,
     pub ffprobe: Option<PathBuf>,
+    /// Where yt-dlp may connect; when it refuses anything, yt-dlp runs behind a loopback proxy that applies
+    /// it. The service sets it from its HTTP client's policy.
+    pub destinations: DestinationPolicy,
 }
 
 impl MediaTools {
@@ -41,7 +46,7 @@ impl MediaTools {
         let ffmpeg = given(ffmpeg, "ffmpeg")?.or_else(|| on_path("ffmpeg"));
         let beside = ffmpeg.as_deref().and_then(Path::parent).map(|dir| dir.join("ffprobe"));
         let ffprobe = beside.filter(|path| is_executable(path)).or_else(|| on_path("ffprobe"));
-        Ok(Self { yt_dlp, ffmpeg, ffprobe })
+        Ok(Self { yt_dlp, ffmpeg, ffprobe, destinations: DestinationPolicy::allow_all() })
     }
 
     /// No media tools at all: media jobs fail with a clear error, file jobs work.

@@ -8,7 +8,8 @@ use haul_core::media::MediaInfo;
 use tokio_util::sync::CancellationToken;
 
 use super::MediaTools;
-use super::process::{command, run};
+use super::process::{Finished, command, run};
+use super::proxy::GuardProxy;
 use crate::error::EngineError;
 
 /// How long reading a page may take before haul gives up on it.
@@ -16,13 +17,14 @@ const EXTRACT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The page's video as yt-dlp understands it; `Media` when yt-dlp cannot read the page.
 pub(crate) async fn extract(
-    yt_dlp: &Path,
+    tools: &MediaTools,
     url: &str,
     headers: &[(String, String)],
     cancel: &CancellationToken,
 ) -> Result<MediaInfo, EngineError> {
-    let mut cmd = command(yt_dlp);
+    let mut cmd = command(tools.yt_dlp().map_err(EngineError::Media)?);
     cmd.args(["-J", "--no-playlist", "--no-warnings", "--no-progress", "--ignore-config"]);
+    let proxy = guard(tools, &mut cmd).await?;
     for (name, value) in headers {
         cmd.arg("--add-headers").arg(format!("{name}:{value}"));
     }
@@ -30,7 +32,7 @@ pub(crate) async fn extract(
     let timeout = cancel.child_token();
     let reading = run(cmd, "yt-dlp (reading the page)", true, &timeout, |_| {});
     let finished = tokio::select! {
-        finished = reading => finished?,
+        finished = reading => refused_first(finished, proxy.as_ref())?,
         _ = tokio::time::sleep(EXTRACT_TIMEOUT) => {
             timeout.cancel();
             return Err(EngineError::Media(format!(
@@ -76,6 +78,7 @@ pub(crate) async fn download(
     mut on_report: impl FnMut(Report),
 ) -> Result<std::path::PathBuf, EngineError> {
     let mut cmd = command(tools.yt_dlp().map_err(EngineError::Media)?);
+    let proxy = guard(tools, &mut cmd).await?;
     cmd.args(["--no-playlist", "--no-warnings", "--ignore-config", "--newline", "--continue", "--no-mtime"])
         .args(["--progress-template", PROGRESS_TEMPLATE, "-f", spec, "--merge-output-format", "mp4"])
         .arg("-P")
@@ -88,13 +91,39 @@ pub(crate) async fn download(
         cmd.arg("--add-headers").arg(format!("{name}:{value}"));
     }
     cmd.arg("--").arg(url);
-    run(cmd, "yt-dlp (downloading)", false, cancel, |line| {
+    let finished = run(cmd, "yt-dlp (downloading)", false, cancel, |line| {
         if let Some(report) = parse_report(line) {
             on_report(report);
         }
     })
-    .await?;
+    .await;
+    refused_first(finished, proxy.as_ref())?;
     finished_file(dir)
+}
+
+/// Points yt-dlp at a guard proxy when the destination policy refuses anything, and keeps it to its own
+/// downloader, so no request of this run leaves without the policy's check. The proxy lives as long as the
+/// returned value.
+async fn guard(tools: &MediaTools, cmd: &mut tokio::process::Command) -> Result<Option<GuardProxy>, EngineError> {
+    if tools.destinations.allows_everything() {
+        return Ok(None);
+    }
+    let proxy = GuardProxy::start(tools.destinations.clone())
+        .await
+        .map_err(|error| EngineError::Media(format!("cannot start the proxy yt-dlp's requests go through: {error}")))?;
+    // `native`: HLS and DASH fragments through yt-dlp itself (through the proxy), never ffmpeg or aria2c.
+    cmd.arg("--proxy").arg(proxy.url()).args(["--downloader", "native"]);
+    Ok(Some(proxy))
+}
+
+/// yt-dlp's outcome, except that a failure after the proxy refused a destination is that refusal: it says
+/// which address and why, where yt-dlp would say "HTTP Error 403".
+fn refused_first(finished: Result<Finished, EngineError>, proxy: Option<&GuardProxy>) -> Result<Finished, EngineError> {
+    match (finished, proxy.and_then(GuardProxy::first_refusal)) {
+        (Err(EngineError::Cancelled), _) => Err(EngineError::Cancelled),
+        (Err(_), Some(refused)) => Err(EngineError::Refused(refused)),
+        (finished, _) => finished,
+    }
 }
 
 /// The file yt-dlp left in `dir`: `media.EXT`, not a part or a fragment.

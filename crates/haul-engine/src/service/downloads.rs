@@ -140,6 +140,7 @@ impl Engine {
         let cancel = self.inner.shutdown.child_token();
         media::extract(&self.inner.options.media, &url, &[], &cancel).await.map_err(|error| match error {
             EngineError::Media(message) => ServiceError::Invalid(message),
+            EngineError::Refused(refused) => ServiceError::RefusedDestination(refused.to_string()),
             other => ServiceError::internal(other),
         })
     }

@@ -94,6 +94,9 @@ impl Engine {
             .await
             .map_err(|e| EngineError::io(&options.downloads_dir, e))?;
         let client = HttpClient::new(&options.client)?;
+        // yt-dlp's requests obey the same destinations as the engine's own.
+        let mut options = options;
+        options.media.destinations = options.client.destinations.clone();
         let released = if options.resume_on_start {
             store.requeue_node(&options.node).await
         } else {

@@ -1,0 +1,337 @@
+//! haul as an attacker with a valid key meets it: a real `haul serve` (refusing private destinations, with
+//! 127.0.0.2 and 127.0.0.3 opened by `--allow-net` to stand for the public internet) and "trap" servers on
+//! loopback that count every request they get. Each test asserts what the attacker sees and that the trap
+//! behind the refused address got nothing.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+/// The ranges `haul serve` is told to open; everything else special is refused.
+const OPENED: &str = "127.0.0.2/31";
+
+struct Server {
+    child: Child,
+    base: String,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_haul"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", OPENED, "--data-dir"])
+            .arg(dir.path())
+            .env_remove("HAUL_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let base = line.split_whitespace().find(|word| word.starts_with("http://")).expect(&line).to_owned();
+        let token = std::fs::read_to_string(dir.path().join("token")).unwrap().trim().to_owned();
+        Self { child, base, token, _dir: dir }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(&self.token)
+    }
+
+    /// A native API call: status and JSON body.
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn add(&self, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, "/v1/downloads", Some(body)).await
+    }
+
+    /// Polls the download until it has ended (completed, failed or cancelled).
+    async fn ended(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, body) = self.call(reqwest::Method::GET, &format!("/v1/downloads/{id}"), None).await;
+            if ["completed", "failed", "cancelled"].contains(&body["state"].as_str().unwrap_or_default()) {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "the download did not end: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a trap server saw of one request.
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    headers: HeaderMap,
+}
+
+/// A server that answers a few paths and remembers every request.
+#[derive(Clone)]
+struct Trap {
+    address: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Trap {
+    async fn start(ip: [u8; 4]) -> Self {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((ip, 0))).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let trap = Self { address, seen: Arc::new(Mutex::new(Vec::new())) };
+        let app = Router::new()
+            .route("/go", get(go))
+            .route("/page", get(page))
+            .fallback(get(file))
+            .layer(axum::middleware::from_fn_with_state(trap.clone(), remember))
+            .with_state(trap.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        trap
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn remember(State(trap): State<Trap>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let seen = Seen { path: request.uri().path().to_owned(), headers: request.headers().clone() };
+    trap.seen.lock().unwrap().push(seen);
+    next.run(request).await
+}
+
+#[derive(serde::Deserialize)]
+struct GoQuery {
+    to: String,
+}
+
+/// `/go?to=URL`: a 302 there.
+async fn go(Query(query): Query<GoQuery>) -> Redirect {
+    Redirect::temporary(&query.to)
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    media: String,
+}
+
+/// `/page?media=BASE`: a video page whose video and thumbnail live at BASE, as yt-dlp's generic extractor reads.
+async fn page(Query(query): Query<PageQuery>) -> Response {
+    let base = query.media;
+    let html = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Trap</title>\
+         <meta property=\"og:title\" content=\"Trap\"><meta property=\"og:image\" content=\"{base}/thumb.jpg\">\
+         </head><body><video controls><source src=\"{base}/clip.mp4\" type=\"video/mp4\"></video></body></html>"
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+}
+
+/// Anything else: 4 KiB of the path's bytes, the "secret" an attacker is after.
+async fn file(uri: Uri) -> Response {
+    let body = uri.path().as_bytes().iter().copied().cycle().take(4096).collect::<Vec<u8>>();
+    ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response()
+}
+
+/// The forms an attacker writes loopback (and other private addresses) in, for a trap on 127.0.0.1:PORT.
+fn hostile_urls(port: u16) -> Vec<String> {
+    [
+        format!("http://127.0.0.1:{port}/secret"),
+        format!("http://2130706433:{port}/secret"),
+        format!("http://0x7f000001:{port}/secret"),
+        format!("http://127.1:{port}/secret"),
+        format!("http://0.0.0.0:{port}/secret"),
+        format!("http://[::1]:{port}/secret"),
+        format!("http://[::ffff:127.0.0.1]:{port}/secret"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.1/admin".to_owned(),
+        "http://[fe80::1]/".to_owned(),
+        "http://100.64.0.1/".to_owned(),
+    ]
+    .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn literal_private_addresses_are_refused_at_creation_through_every_api() {
+    let secret = Trap::start([127, 0, 0, 1]).await;
+    let server = Server::start();
+    let client = reqwest::Client::new();
+    for url in hostile_urls(secret.address.port()) {
+        // Native: 403 in haul's shape, naming the address and what would allow it.
+        let (status, body) = server.add(json!({"url": url})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{url}: {body}");
+        assert_eq!(body["error"]["code"], "destination_refused", "{url}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("--allow-net") && message.contains("is not fetched"), "{message}");
+        // As a mirror of an allowed URL.
+        let (status, _) = server.add(json!({"url": "http://127.0.0.2:9/x", "mirrors": [url]})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{url} as a mirror");
+
+        // The yt-dlp web app, Surge, VideoDB and Cloudflare Stream: a 400 in each one's own shape.
+        let ytdlp = server.request(reqwest::Method::POST, "/api/download").json(&json!({"url": url})).send().await;
+        let ytdlp = ytdlp.unwrap();
+        assert_eq!(ytdlp.status(), StatusCode::BAD_REQUEST, "{url}");
+        assert!(ytdlp.text().await.unwrap().contains("is not fetched"), "{url}");
+        let surge = server.request(reqwest::Method::POST, "/download").json(&json!({"url": url})).send().await;
+        assert_eq!(surge.unwrap().status(), StatusCode::BAD_REQUEST, "{url}");
+        let videodb = client
+            .post(format!("{}/videodb/download", server.base))
+            .header("x-access-token", &server.token)
+            .json(&json!({"stream_link": url}))
+            .send()
+            .await
+            .unwrap();
+        // The data directory's token is not a VideoDB key; the key check comes first, so a 401 is fine too,
+        // as long as nothing is fetched (checked below).
+        assert!([StatusCode::BAD_REQUEST, StatusCode::UNAUTHORIZED].contains(&videodb.status()), "{url}");
+    }
+    // PATCH url of a paused job.
+    let (status, job) = server.add(json!({"url": "http://127.0.0.2:9/x", "paused": true})).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let id = job["id"].as_str().unwrap();
+    let patch = json!({"url": format!("http://127.0.0.1:{}/secret", secret.address.port())});
+    let (status, body) = server.call(reqwest::Method::PATCH, &format!("/v1/downloads/{id}"), Some(patch)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("destination_refused")));
+    assert!(secret.seen().is_empty(), "the server fetched from behind the policy: {:?}", secret.seen());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn names_and_redirects_that_lead_to_loopback_fail_the_job_and_fetch_nothing() {
+    let secret = Trap::start([127, 0, 0, 1]).await;
+    let relay = Trap::start([127, 0, 0, 2]).await;
+    let server = Server::start();
+    let port = secret.address.port();
+    let by_name = format!("http://localhost:{port}/secret");
+    let cases = [
+        by_name.clone(),
+        relay.url(&format!("/go?to=http://127.0.0.1:{port}/secret")),
+        relay.url(&format!("/go?to={by_name}")),
+        relay.url(&format!("/go?to=http://[::ffff:127.0.0.1]:{port}/secret")),
+    ];
+    for url in cases {
+        let (status, job) = server.add(json!({"url": url, "kind": "file"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{url}: a name is judged when it is resolved: {job}");
+        let ended = server.ended(job["id"].as_str().unwrap()).await;
+        assert_eq!(ended["state"], "failed", "{url}: {ended}");
+        let error = ended["error"].as_str().unwrap();
+        assert!(error.contains("loopback") && error.contains("--allow-net"), "{url}: {error}");
+    }
+    assert!(secret.seen().is_empty(), "fetched from behind the policy: {:?}", secret.seen());
+    assert!(relay.seen().len() >= 3, "the relay, allowed, was asked once per redirecting job at least");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_and_closed_ports_answer_alike() {
+    let open = Trap::start([127, 0, 0, 1]).await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let server = Server::start();
+    let mut answers = Vec::new();
+    for port in [open.address.port(), closed] {
+        let (status, body) = server.add(json!({"url": format!("http://127.0.0.1:{port}/")})).await;
+        let (_, job) = server.add(json!({"url": format!("http://localhost:{port}/"), "kind": "file"})).await;
+        let ended = server.ended(job["id"].as_str().unwrap()).await;
+        let strip = |text: &str| text.replace(&port.to_string(), "PORT");
+        answers.push((status, strip(&body.to_string()), ended["state"].clone(), strip(&ended["error"].to_string())));
+    }
+    assert_eq!(answers[0], answers[1], "an attacker can tell an open port from a closed one");
+    assert!(open.seen().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_to_another_host_carries_none_of_the_users_headers() {
+    let first = Trap::start([127, 0, 0, 2]).await;
+    let second = Trap::start([127, 0, 0, 3]).await;
+    let server = Server::start();
+    let url = first.url(&format!("/go?to={}", second.url("/file.bin")));
+    let headers = json!({"Authorization": "Bearer user-secret", "Cookie": "session=user-secret", "X-Token": "t"});
+    let (status, job) = server.add(json!({"url": url, "headers": headers, "kind": "file"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let ended = server.ended(job["id"].as_str().unwrap()).await;
+    assert_eq!(ended["state"], "completed", "{ended}");
+    for seen in first.seen() {
+        assert_eq!(seen.headers.get("x-token").map(|v| v.to_str().unwrap()), Some("t"), "{seen:?}");
+    }
+    let at_second = second.seen();
+    assert!(!at_second.is_empty());
+    for seen in at_second {
+        for name in ["authorization", "cookie", "x-token", "referer"] {
+            assert!(!seen.headers.contains_key(name), "{name} reached the other host: {seen:?}");
+        }
+        assert_eq!(seen.path, "/file.bin");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn headers_that_frame_the_request_are_refused() {
+    let server = Server::start();
+    for name in ["Host", "Content-Length", "Transfer-Encoding", "Connection", "Range"] {
+        let body = json!({"url": "http://127.0.0.2:9/x", "headers": {name: "1"}});
+        let (status, answer) = server.add(body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {answer}");
+        assert!(answer["error"]["message"].as_str().unwrap().contains("set by haul itself"), "{answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn yt_dlp_and_thumbnails_obey_the_policy_too() {
+    let secret = Trap::start([127, 0, 0, 1]).await;
+    let site = Trap::start([127, 0, 0, 2]).await;
+    let server = Server::start();
+    let port = secret.address.port();
+
+    // yt-dlp asked to read a page on a name that resolves to loopback: refused by the proxy it runs behind.
+    let page_on_loopback = format!("http://localhost:{port}/page?media=http://localhost:{port}");
+    let (status, job) = server.add(json!({"url": page_on_loopback, "kind": "media"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let ended = server.ended(job["id"].as_str().unwrap()).await;
+    assert_eq!(ended["state"], "failed", "{ended}");
+    let error = ended["error"].as_str().unwrap();
+    assert!(error.contains("loopback") && error.contains("is not fetched"), "{error}");
+
+    // The yt-dlp web app's /api/info runs yt-dlp the same way.
+    let info = server.request(reqwest::Method::POST, "/api/info").json(&json!({"url": page_on_loopback})).send();
+    let info = info.await.unwrap();
+    assert_eq!(info.status(), StatusCode::BAD_REQUEST);
+    let text = info.text().await.unwrap();
+    assert!(text.contains("loopback"), "{text}");
+
+    // A page on an allowed host whose video and og:image are on loopback: the page is read, nothing behind it.
+    let page = site.url(&format!("/page?media=http://127.0.0.1:{port}"));
+    let (_, job) = server.add(json!({"url": page, "kind": "media"})).await;
+    let ended = server.ended(job["id"].as_str().unwrap()).await;
+    assert_eq!(ended["state"], "failed", "{ended}");
+    assert!(ended["error"].as_str().unwrap().contains("loopback"), "{ended}");
+    assert!(site.seen().iter().any(|seen| seen.path == "/page"), "the allowed page was read");
+
+    assert!(secret.seen().is_empty(), "fetched from behind the policy: {:?}", secret.seen());
+}
