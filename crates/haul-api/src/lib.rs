@@ -189,9 +189,8 @@ impl Mounts {
 /// Who may call the API and how it is laid out.
 #[derive(Clone)]
 pub struct ApiOptions {
-    /// The data directory's bearer token; an empty token refuses every request that presents it.
-    pub token: String,
-    /// The account the token acts for, and the account of dialects served without auth.
+    /// The data directory's default account: the one dialects served without auth act for. (Its token is a
+    /// bearer key in the store like any other, so revoking it takes effect at once.)
     pub account: AccountId,
     /// Signs the expiring download links of the VideoDB and Cloudflare APIs.
     pub links: LinkSigner,
@@ -203,10 +202,9 @@ pub struct ApiOptions {
 }
 
 impl ApiOptions {
-    /// One token acting for one account, every dialect at its default mount, a random link key.
-    pub fn new(token: impl Into<String>, account: AccountId) -> Self {
+    /// The default account, every dialect at its default mount, a random link key.
+    pub fn new(account: AccountId) -> Self {
         Self {
-            token: token.into(),
             account,
             links: LinkSigner::new(random_key()),
             public_url: None,
@@ -225,10 +223,9 @@ fn random_key() -> Vec<u8> {
 }
 
 impl fmt::Debug for ApiOptions {
-    // The token stays out of logs.
+    // The link key stays out of logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiOptions")
-            .field("token", &"<redacted>")
             .field("account", &self.account)
             .field("public_url", &self.public_url)
             .field("mounts", &self.mounts)
@@ -241,7 +238,8 @@ impl fmt::Debug for ApiOptions {
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) engine: Engine,
-    pub(crate) auth: Arc<auth::Auth>,
+    /// The account dialects served without auth act for.
+    pub(crate) default_account: AccountId,
     /// The listening port, for `/health`.
     pub(crate) port: Option<u16>,
     pub(crate) links: Arc<LinkSigner>,
@@ -253,7 +251,7 @@ impl AppState {
     fn new(engine: Engine, options: ApiOptions, port: Option<u16>) -> Self {
         Self {
             engine,
-            auth: Arc::new(auth::Auth::new(options.token, options.account)),
+            default_account: options.account,
             port,
             links: Arc::new(options.links),
             public_url: options.public_url,

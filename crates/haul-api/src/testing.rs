@@ -59,7 +59,7 @@ impl TestServer {
         let database = format!("sqlite://{}", dir.path().join("haul.db").display());
         let engine = Engine::open(&database, options).await.expect("open the test database and start the engine");
         let account = AccountId::generate();
-        let mut options = ApiOptions::new(token, account.clone());
+        let mut options = ApiOptions::new(account.clone());
         configure(&mut options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("local address");
@@ -67,6 +67,7 @@ impl TestServer {
         let app = router_on_port(engine.clone(), options, address.port()).expect("valid API mounts");
         tokio::spawn(async move { axum::serve(listener, app).await.expect("test server") });
         engine.ensure_account(&account, "default").await.expect("create the default account");
+        engine.add_key(&account, KeyKind::Bearer, token).await.expect("register the token");
         Self { base, token: token.to_owned(), account, engine, downloads_dir, dir }
     }
 

@@ -14,4 +14,5 @@ pub mod names;
 pub mod net;
 pub mod plan;
 pub mod ranges;
+pub mod redact;
 pub mod units;

@@ -46,8 +46,8 @@ pub enum Command {
     )]
     Serve(ServeArgs),
 
-    /// Print the API token of a data directory (created on first use).
-    Token(DataDirArgs),
+    /// Print the API token of a data directory (created on first use), or replace it with --rotate.
+    Token(TokenArgs),
 
     /// Manage accounts (each sees only its own downloads).
     Account {
@@ -111,6 +111,18 @@ pub struct DataDirArgs {
     /// Where haul keeps its database, token and downloads.
     #[arg(long, env = "HAUL_DATA_DIR", default_value = "haul-data", value_name = "DIR", global = true)]
     pub data_dir: PathBuf,
+}
+
+/// `haul token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Revoke the current token and write a new one (printed, and saved to DIR/token). A running server refuses
+    /// the old token from its next request on; clients reading DIR/token pick up the new one.
+    #[arg(long)]
+    pub rotate: bool,
 }
 
 /// The database of a data directory, for the commands that manage it directly.

@@ -4,6 +4,7 @@ mod accounts;
 mod cli;
 mod client;
 mod get;
+mod logs;
 mod progress_ui;
 mod serve;
 mod signals;
@@ -14,7 +15,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_tracing(cli.verbose);
+    logs::init(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
         match cli.command {
             cli::Command::Get(args) => get::run(args).await,
             cli::Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
-            cli::Command::Token(args) => serve::token(args).map(|()| ExitCode::SUCCESS),
+            cli::Command::Token(args) => serve::token(args).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Account { store, command } => {
                 accounts::account(store, command).await.map(|()| ExitCode::SUCCESS)
             }
@@ -45,20 +46,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs go to stderr; `HAUL_LOG` (or `RUST_LOG`) overrides the level chosen by `-v`.
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info,haul=info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = std::env::var("HAUL_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok()
-        .and_then(|spec| tracing_subscriber::EnvFilter::try_new(spec).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }

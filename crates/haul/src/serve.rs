@@ -13,7 +13,7 @@ use haul_engine::service::{Engine, EngineOptions};
 
 use haul_api::Dialect;
 
-use crate::cli::{DataDirArgs, ServeArgs};
+use crate::cli::{ServeArgs, TokenArgs};
 use crate::signals::interrupted;
 
 /// How long a stopping server waits for downloads to flush their progress.
@@ -134,16 +134,36 @@ fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<
     Ok(value)
 }
 
-/// `haul token`: print the API token of a data directory (creating it if this is the first use).
-pub fn token(args: DataDirArgs) -> anyhow::Result<()> {
-    let data = DataDir::new(args.data_dir);
+/// `haul token`: print the API token of a data directory (creating it if this is the first use); with
+/// `--rotate`, revoke it and make a new one.
+pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let data = DataDir::new(args.store.data.data_dir.clone());
+    if !args.rotate {
+        println!("{}", data.token()?);
+        return Ok(());
+    }
+    let store = data.open_store(args.store.database.as_deref()).await?;
+    let account = data.ensure_default_account(store.as_ref()).await?;
+    let old = data.token()?;
+    // The token's key: live under its hash, listed under its prefix.
+    if store.account_for_key(&haul_store::hash_secret(&old), &[KeyKind::Bearer]).await?.is_some() {
+        let prefix = haul_store::key_prefix(&old);
+        for key in store.list_keys(Some(&account)).await? {
+            if key.revoked_at.is_none() && key.prefix == prefix {
+                store.revoke_key(&key.id).await?;
+            }
+        }
+    }
+    std::fs::remove_file(data.token_path())
+        .with_context(|| format!("cannot replace {}", data.token_path().display()))?;
+    data.ensure_default_account(store.as_ref()).await?;
+    eprintln!("the old token is revoked; the new one is in {}:", data.token_path().display());
     println!("{}", data.token()?);
     Ok(())
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data = DataDir::new(args.data.data_dir.clone());
-    let token = data.token()?;
     let store = data.open_store(args.database.as_deref()).await?;
     let account = data.ensure_default_account(store.as_ref()).await?;
     let options = EngineOptions {
@@ -160,7 +180,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let fetch_line = options.client.destinations.describe();
     let engine = Engine::start(store, options).await.context("cannot start the download engine")?;
 
-    let api = api_options(&args, token, account, data.link_key()?)?;
+    let api = api_options(&args, account, data.link_key()?)?;
     let extra = dialect_listeners(&args.listen_dialect)?;
 
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
@@ -211,13 +231,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The API's options from the command line, checked before anything listens.
-fn api_options(
-    args: &ServeArgs,
-    token: String,
-    account: AccountId,
-    link_key: Vec<u8>,
-) -> anyhow::Result<haul_api::ApiOptions> {
-    let mut options = haul_api::ApiOptions::new(token, account);
+fn api_options(args: &ServeArgs, account: AccountId, link_key: Vec<u8>) -> anyhow::Result<haul_api::ApiOptions> {
+    let mut options = haul_api::ApiOptions::new(account);
     options.links = haul_api::LinkSigner::new(link_key);
     for spec in &args.mount {
         options.mounts.set(spec).map_err(anyhow::Error::msg)?;

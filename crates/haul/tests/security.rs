@@ -23,25 +23,53 @@ struct Server {
     child: Child,
     base: String,
     token: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), Stdio::null(), &[])
+    }
+
+    /// `haul serve` on `dir`, its logs (stderr) going to `logs`, with `env` set.
+    fn start_in(dir: tempfile::TempDir, logs: impl Into<Stdio>, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_haul"))
             .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", OPENED, "--data-dir"])
             .arg(dir.path())
             .env_remove("HAUL_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(logs)
             .spawn()
             .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let base = line.split_whitespace().find(|word| word.starts_with("http://")).expect(&line).to_owned();
         let token = std::fs::read_to_string(dir.path().join("token")).unwrap().trim().to_owned();
-        Self { child, base, token, _dir: dir }
+        Self { child, base, token, dir }
+    }
+
+    /// Stops the server and hands back its data directory.
+    fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    /// Runs `haul ARGS --data-dir DIR` on this server's data directory; its stdout.
+    fn haul(&self, args: &[&str]) -> String {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_haul"));
+        let output = command.args(args).arg("--data-dir").arg(self.dir.path()).output().unwrap();
+        assert!(output.status.success(), "haul {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    /// The status of `GET /v1/downloads` with `token`.
+    async fn status_with(&self, token: &str) -> StatusCode {
+        let response = reqwest::Client::new().get(format!("{}/v1/downloads", self.base)).bearer_auth(token).send();
+        response.await.unwrap().status()
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -154,8 +182,11 @@ async fn page(Query(query): Query<PageQuery>) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
-/// Anything else: 4 KiB of the path's bytes, the "secret" an attacker is after.
+/// Anything else: 4 KiB of the path's bytes, the "secret" an attacker is after; 404 under `/missing`.
 async fn file(uri: Uri) -> Response {
+    if uri.path().starts_with("/missing") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     let body = uri.path().as_bytes().iter().copied().cycle().take(4096).collect::<Vec<u8>>();
     ([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response()
 }
@@ -334,4 +365,67 @@ async fn yt_dlp_and_thumbnails_obey_the_policy_too() {
     assert!(site.seen().iter().any(|seen| seen.path == "/page"), "the allowed page was read");
 
     assert!(secret.seen().is_empty(), "fetched from behind the policy: {:?}", secret.seen());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_token_is_refused_at_once_and_after_a_restart() {
+    let server = Server::start();
+    let token = server.token.clone();
+    assert_eq!(server.status_with(&token).await, StatusCode::OK);
+    let keys = server.haul(&["key", "ls"]);
+    let id = keys.lines().find(|line| line.contains(&token[..12])).and_then(|line| line.split_whitespace().next());
+    let id = id.unwrap_or_else(|| panic!("the token is listed as a key: {keys}")).to_owned();
+    server.haul(&["key", "revoke", &id]);
+    assert_eq!(server.status_with(&token).await, StatusCode::UNAUTHORIZED, "the running server still takes it");
+
+    let server = Server::start_in(server.stop(), Stdio::null(), &[]);
+    assert_eq!(server.token, token, "the token file is left as it was");
+    assert_eq!(server.status_with(&token).await, StatusCode::UNAUTHORIZED, "a restart brought it back");
+
+    // Rotation: a new token that works, written to the token file; the old one stays refused.
+    let rotated = server.haul(&["token", "--rotate"]);
+    assert_ne!(rotated, token);
+    assert_eq!(std::fs::read_to_string(server.dir.path().join("token")).unwrap().trim(), rotated);
+    assert_eq!(server.status_with(&rotated).await, StatusCode::OK);
+    assert_eq!(server.status_with(&token).await, StatusCode::UNAUTHORIZED);
+    let again = server.haul(&["token", "--rotate"]);
+    assert_eq!(server.status_with(&rotated).await, StatusCode::UNAUTHORIZED, "rotating twice revokes the first");
+    assert_eq!(server.status_with(&again).await, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_at_every_level_hold_no_secret() {
+    let relay = Trap::start([127, 0, 0, 2]).await;
+    let log_path = tempfile::NamedTempFile::new().unwrap();
+    let logs = std::fs::File::create(log_path.path()).unwrap();
+    let server = Server::start_in(tempfile::tempdir().unwrap(), logs, &[("HAUL_LOG", "trace")]);
+    let secrets = ["tok-0123456789abcdef", "pass-0123456789abcdef", "sig-0123456789abcdef", "key-0123456789abcdef"];
+    // Jobs whose URLs carry a password, a token and an API key (also percent-encoded, as a redirect target in
+    // a parameter), on a host that answers 404: their URLs and errors are logged on the way.
+    let port = relay.address.port();
+    let target = format!("http://u:{}@127.0.0.2:{port}/missing?token={}", secrets[1], secrets[0]);
+    let encoded = format!("http%3A%2F%2Fu%3A{}%40127.0.0.2%3A{port}%2Fmissing%3Ftoken%3D{}", secrets[1], secrets[0]);
+    for url in
+        [format!("{target}&api_key={}", secrets[3]), relay.url(&format!("/go?to={encoded}&api_key={}", secrets[3]))]
+    {
+        let (status, job) = server.add(json!({"url": url, "kind": "file"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{job}");
+        let ended = server.ended(job["id"].as_str().unwrap()).await;
+        assert_eq!(ended["state"], "failed", "{ended}");
+    }
+    // The yt-dlp web app's ?token=, a signed link's signature=, a bearer token in a header.
+    let client = reqwest::Client::new();
+    let _ = client.get(format!("{}/api/downloads?token={}", server.base, server.token)).send().await.unwrap();
+    let link = format!("{}/links/x/file?account=a&expires=1&signature={}", server.base, secrets[2]);
+    let _ = client.get(link).send().await.unwrap();
+    let _ = client.get(format!("{}/v1/downloads", server.base)).bearer_auth(secrets[0]).send().await.unwrap();
+    let token = server.token.clone();
+    drop(server);
+
+    let logged = std::fs::read_to_string(log_path.path()).unwrap();
+    assert!(logged.contains("/api/downloads") && logged.contains("signature=***"), "the requests were logged");
+    assert!(logged.contains("/missing?token=***"), "the jobs' URLs were logged");
+    for secret in secrets.iter().copied().chain([token.as_str()]) {
+        assert!(!logged.contains(secret), "{secret} is in the log:\n{logged}");
+    }
 }
