@@ -22,6 +22,8 @@ use crate::wire::{CreateDownload, Download, DownloadList, PatchDownload, Stats};
             headers(("Location" = String, description = "/v1/downloads/{id}"))),
         (status = 400, description = "Invalid field", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "A literal address the server does not fetch from (loopback, private, ...)",
+            body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "URL scheme other than http(s)", body = ErrorBody),
     ))]
@@ -120,6 +122,24 @@ pub async fn resume(
     IdPath(id): IdPath,
 ) -> Result<Json<Download>, ApiError> {
     Ok(Json(state.engine.resume(&caller.account, id).await?.into()))
+}
+
+/// Queues a failed or cancelled download again (a failed one continues from its partial file). After an
+/// expired link, `PATCH` a fresh `url` first.
+#[utoipa::path(post, path = "/v1/downloads/{id}/retry", tag = "downloads",
+    params(("id" = String, Path, format = Uuid)), security(("bearer" = [])),
+    responses(
+        (status = 200, body = Download),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Neither failed nor cancelled; the message names the current state",
+            body = ErrorBody),
+    ))]
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<Download>, ApiError> {
+    Ok(Json(state.engine.retry(&caller.account, id).await?.into()))
 }
 
 /// Stops a download for good and frees its partial file.

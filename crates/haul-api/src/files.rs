@@ -92,7 +92,11 @@ pub(crate) async fn send_file(
     method: &Method,
     request_headers: &HeaderMap,
 ) -> Result<Option<Response>, ApiError> {
-    let mut file = match tokio::fs::File::open(path).await {
+    // The engine resolved `path` (no symlink in it) and checked it lies under its directory; a symlink put in
+    // its place since is not followed.
+    let mut options = tokio::fs::OpenOptions::new();
+    options.read(true).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    let mut file = match options.open(path).await {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(ApiError::internal(format!("opening {}: {error}", path.display()))),

@@ -304,6 +304,7 @@ fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Result<Route
         .route("/v1/downloads/{id}/pause", post(downloads::pause))
         .route("/v1/downloads/{id}/resume", post(downloads::resume))
         .route("/v1/downloads/{id}/cancel", post(downloads::cancel))
+        .route("/v1/downloads/{id}/retry", post(downloads::retry))
         // `get` answers HEAD too; the handler skips opening a body for it.
         .route("/v1/downloads/{id}/file", get(files::file))
         .route("/v1/downloads/{id}/thumbnail", get(media::thumbnail))

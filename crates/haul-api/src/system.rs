@@ -43,6 +43,7 @@ pub async fn openapi_json() {}
         crate::downloads::get,
         crate::downloads::pause,
         crate::downloads::resume,
+        crate::downloads::retry,
         crate::downloads::cancel,
         crate::downloads::patch,
         crate::downloads::remove,

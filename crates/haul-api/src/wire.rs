@@ -127,6 +127,7 @@ pub enum EventKindName {
     Progress,
     Paused,
     Resumed,
+    Retried,
     Completed,
     Failed,
     Cancelled,

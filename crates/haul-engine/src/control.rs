@@ -90,7 +90,13 @@ pub fn save(path: &Path, record: &ControlRecord) -> Result<(), EngineError> {
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let body = serde_json::to_vec(record).expect("a resume record always serialises");
-    let mut file = std::fs::File::create(&tmp).map_err(|e| EngineError::io(&tmp, e))?;
+    // Never through a symlink planted in the record's place.
+    let mut file = crate::confine::no_follow()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(|e| EngineError::io(&tmp, e))?;
     file.write_all(&body).map_err(|e| EngineError::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path, e))
 }

@@ -10,6 +10,7 @@ use reqwest::header::HeaderMap;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::confine;
 use crate::control::{self, ControlRecord};
 use crate::error::EngineError;
 use crate::http::HttpClient;
@@ -51,6 +52,9 @@ pub struct DownloadOptions {
     pub headers: HeaderMap,
     /// Consecutive failed attempts without progress before a connection gives up.
     pub max_attempts: u32,
+    /// The directory no file of this download may leave (the server's downloads directory): a symlink that
+    /// leads out of it is an error, never followed.
+    pub root: Option<PathBuf>,
 }
 
 impl DownloadOptions {
@@ -67,6 +71,7 @@ impl DownloadOptions {
             checksum: None,
             headers: HeaderMap::new(),
             max_attempts: 8,
+            root: None,
         }
     }
 }
@@ -141,8 +146,11 @@ pub async fn download(
             .await
             .map_err(|error| EngineError::InvalidRequest(format!("choosing a file name failed: {error}")))??
     };
+    if let (Some(root), Some(dir)) = (&options.root, paths.final_path.parent()) {
+        confine::check_dir(root, dir)?;
+    }
     progress.set_destination(paths.final_path.clone());
-    let part = Arc::new(PartFile::open(&paths.part)?);
+    let part = Arc::new(PartFile::open(&paths.part, options.root.as_deref())?);
 
     let mut record = match existing {
         Some(mut record) if record.same_remote(probe.size, &probe.validators) => {

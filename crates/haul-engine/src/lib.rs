@@ -3,6 +3,7 @@
 //!
 //! The entry point is [`download`]; progress is read from a shared [`Progress`].
 
+mod confine;
 mod control;
 mod destination;
 mod download;

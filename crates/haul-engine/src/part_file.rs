@@ -1,9 +1,10 @@
 //! The `.part` file a download writes into: positional writes from many connections, then an atomic rename.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::confine;
 use crate::error::EngineError;
 
 /// An open `NAME.part` file.
@@ -18,15 +19,19 @@ pub struct PartFile {
 }
 
 impl PartFile {
-    /// Open (creating if needed) without truncating, so completed ranges survive a restart.
-    pub fn open(path: &Path) -> Result<Self, EngineError> {
-        let file = OpenOptions::new()
+    /// Open (creating if needed) without truncating, so completed ranges survive a restart. A symlink in its
+    /// place is an error, never followed; with a `root`, the file must really lie under it.
+    pub fn open(path: &Path, root: Option<&Path>) -> Result<Self, EngineError> {
+        let file = confine::no_follow()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
             .map_err(|e| EngineError::io(path, e))?;
+        if let Some(root) = root {
+            confine::check_open(root, &file, path)?;
+        }
         Ok(Self { file, path: path.to_owned() })
     }
 

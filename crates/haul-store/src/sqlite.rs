@@ -52,6 +52,8 @@ impl SqliteStore {
     }
 
     async fn open_with(options: SqliteConnectOptions, name: &str) -> Result<Self, StoreError> {
+        owner_only(options.get_filename())
+            .map_err(|error| StoreError::caused(format!("cannot create {name}"), error))?;
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -661,6 +663,33 @@ fn rendition_from_row(row: &SqliteRow) -> Result<Rendition, StoreError> {
         error: row.try_get("error")?,
         created_at: row.try_get("created_at")?,
     })
+}
+
+/// The database file, created (or made) readable by its owner only: it holds job headers (cookies, tokens) and
+/// key hashes. SQLite gives the `-wal` and `-shm` files it makes beside it the database file's mode.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+        for file in [path.to_owned(), sibling(path, "-wal"), sibling(path, "-shm")] {
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
 }
 
 fn not_found(id: DownloadId) -> StoreError {

@@ -97,6 +97,15 @@ pub enum Command {
         args: IdsArgs,
     },
 
+    /// Queue failed or cancelled downloads on a running server again (a failed one continues from its partial
+    /// file; change an expired link first with the API's PATCH).
+    Retry {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        args: IdsArgs,
+    },
+
     /// Remove downloads from a running server (the files stay unless --delete-files).
     Rm {
         #[command(flatten)]

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
             cli::Command::Ls { remote, args } => client::ls(remote, args).await,
             cli::Command::Pause { remote, args } => client::pause(remote, args).await,
             cli::Command::Resume { remote, args } => client::resume(remote, args).await,
+            cli::Command::Retry { remote, args } => client::retry(remote, args).await,
             cli::Command::Rm { remote, args } => client::rm(remote, args).await,
         }
     });

@@ -61,9 +61,17 @@ impl DataDir {
         format!("sqlite://{}", self.root.join("haul.db").display())
     }
 
+    /// The data directory and its parts. The directory itself is its owner's alone (0700): it holds the
+    /// database, the token and the link key.
     fn create(&self) -> anyhow::Result<()> {
         for dir in [self.root.clone(), self.downloads(), self.thumbnails()] {
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot make {} private to its owner", self.root.display()))?;
         }
         Ok(())
     }

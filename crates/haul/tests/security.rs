@@ -429,3 +429,161 @@ async fn logs_at_every_level_hold_no_secret() {
         assert!(!logged.contains(secret), "{secret} is in the log:\n{logged}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn symlinks_planted_in_the_data_directory_lead_nowhere() {
+    let site = Trap::start([127, 0, 0, 2]).await;
+    let server = Server::start();
+    let downloads = server.dir.path().join("downloads");
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.txt");
+    std::fs::write(&secret, "outside the data directory").unwrap();
+
+    // A directory that is a symlink out: the job fails, nothing is written outside.
+    std::os::unix::fs::symlink(outside.path(), downloads.join("evil")).unwrap();
+    let (status, job) = server.add(json!({"url": site.url("/a.bin"), "directory": "evil", "kind": "file"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let ended = server.ended(job["id"].as_str().unwrap()).await;
+    assert_eq!(ended["state"], "failed", "{ended}");
+    assert!(ended["error"].as_str().unwrap().contains("symlink"), "{ended}");
+    assert!(!ended["error"].as_str().unwrap().contains(&*server.dir.path().to_string_lossy()), "no server path");
+
+    // A partial file that is a symlink out: never written through.
+    std::os::unix::fs::symlink(outside.path().join("stolen"), downloads.join("b.bin.part")).unwrap();
+    let (_, job) = server.add(json!({"url": site.url("/b.bin"), "filename": "b.bin", "kind": "file"})).await;
+    let ended = server.ended(job["id"].as_str().unwrap()).await;
+    assert_eq!(ended["state"], "failed", "{ended}");
+    let left: Vec<_> = std::fs::read_dir(outside.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["secret.txt"], "only what was there before");
+
+    // A thumbnail that is a symlink to a file outside: not served.
+    let (_, job) = server.add(json!({"url": site.url("/c.bin"), "kind": "file"})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.ended(&id).await["state"], "completed");
+    let thumbnails = server.dir.path().join("thumbnails");
+    std::os::unix::fs::symlink(&secret, thumbnails.join(format!("{id}.jpg"))).unwrap();
+    let response = server.request(reqwest::Method::GET, &format!("/v1/downloads/{id}/thumbnail")).send().await;
+    let response = response.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(!response.text().await.unwrap().contains("outside the data directory"));
+    // Nor a finished file swapped for a symlink out.
+    let path = downloads.join("c.bin");
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&secret, &path).unwrap();
+    let response = server.request(reqwest::Method::GET, &format!("/v1/downloads/{id}/file")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_and_the_data_directory_are_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let site = Trap::start([127, 0, 0, 2]).await;
+    let server = Server::start();
+    let (_, job) = server.add(json!({"url": site.url("/d.bin"), "kind": "file"})).await;
+    server.ended(job["id"].as_str().unwrap()).await;
+    let mode = |name: &str| std::fs::metadata(server.dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(std::fs::metadata(server.dir.path()).unwrap().permissions().mode() & 0o777, 0o700);
+    for name in ["haul.db", "haul.db-wal", "haul.db-shm", "token", "link.key"] {
+        assert_eq!(mode(name), 0o600, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_download_is_retried_after_its_url_is_fixed() {
+    let site = Trap::start([127, 0, 0, 2]).await;
+    let server = Server::start();
+    let (_, job) = server.add(json!({"url": site.url("/missing/e.bin"), "kind": "file"})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let ended = server.ended(&id).await;
+    assert_eq!(ended["state"], "failed", "{ended}");
+    assert!(ended["error"].as_str().unwrap().contains("404"), "{ended}");
+    let (status, body) = server.call(reqwest::Method::POST, &format!("/v1/downloads/{id}/resume"), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("conflict")), "{body}");
+
+    let fixed = json!({"url": site.url("/e.bin")});
+    let (status, _) = server.call(reqwest::Method::PATCH, &format!("/v1/downloads/{id}"), Some(fixed)).await;
+    assert_eq!(status, StatusCode::OK);
+    let output = Command::new(env!("CARGO_BIN_EXE_haul"))
+        .args(["retry", &id[..8], "--host", &server.base, "--token", &server.token])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let ended = server.ended(&id).await;
+    assert_eq!(ended["state"], "completed", "{ended}");
+    let (status, body) = server.call(reqwest::Method::POST, &format!("/v1/downloads/{id}/retry"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a completed download is not retried: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("completed"), "{body}");
+}
+
+/// A small tmpfs, mounted for the life of the guard; `None` where this machine does not allow mounting.
+struct SmallDisk {
+    dir: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then(|| Self { dir: dir.to_owned() })
+    }
+
+    fn grow(&self, size: &str) {
+        let status = Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.dir).status();
+        assert!(status.unwrap().success(), "remounting the tmpfs larger");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_pauses_the_download_and_a_resume_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(&dir.path().join("downloads"), "2m") else {
+        eprintln!("not run: this machine does not allow mounting a tmpfs (needs root)");
+        return;
+    };
+    let origin = haul_test_support::Origin::start_on(
+        SocketAddr::from(([127, 0, 0, 2], 0)),
+        haul_test_support::OriginOptions::default(),
+    )
+    .await
+    .unwrap();
+    let server = Server::start_in(dir, Stdio::null(), &[]);
+    let (_, job) = server.add(json!({"url": origin.url(8 << 20, "big.bin"), "kind": "file"})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let paused = loop {
+        let (_, body) = server.call(reqwest::Method::GET, &format!("/v1/downloads/{id}"), None).await;
+        if body["state"] == "paused" {
+            break body;
+        }
+        assert!(body["state"] != "failed", "a full disk fails nothing: {body}");
+        assert!(Instant::now() < deadline, "not paused: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let reason = paused["error"].as_str().unwrap();
+    assert!(reason.contains("the disk is full") && reason.contains("8.0 MiB"), "{reason}");
+    // Asking for a pause now is an error, never a 2xx with the job still running.
+    let (status, _) = server.call(reqwest::Method::POST, &format!("/v1/downloads/{id}/pause"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // Other downloads and the API keep working.
+    let (_, small) = server.add(json!({"url": origin.url(100_000, "small.bin"), "kind": "file"})).await;
+    assert_eq!(server.ended(small["id"].as_str().unwrap()).await["state"], "completed");
+
+    disk.grow("32m");
+    let (status, _) = server.call(reqwest::Method::POST, &format!("/v1/downloads/{id}/resume"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let done = server.ended(&id).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    let path = server.dir.path().join("downloads/big.bin");
+    assert_eq!(std::fs::metadata(path).unwrap().len(), 8 << 20);
+}

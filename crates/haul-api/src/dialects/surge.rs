@@ -434,6 +434,7 @@ pub(crate) fn surge_event(kind: EventKind) -> &'static str {
         EventKind::Progress => "progress",
         EventKind::Paused => "paused",
         EventKind::Resumed => "resumed",
+        EventKind::Retried => "queued",
         EventKind::Completed => "complete",
         EventKind::Failed | EventKind::Cancelled => "error",
         EventKind::Removed => "removed",

@@ -264,6 +264,10 @@ pub(crate) async fn run(
     let work = work_dir(job.downloads_dir, job.id);
     create_dir(&work).await?;
     create_dir(&job.target_dir).await?;
+    // Both under the downloads directory, whatever symlinks someone with access to it made.
+    for dir in [&work, &job.target_dir] {
+        crate::confine::check_dir(job.downloads_dir, dir)?;
+    }
     if let Some(dir) = job.thumbnails_dir {
         create_dir(dir).await?;
     }
@@ -380,6 +384,7 @@ async fn fetch_direct(
             EngineError::Media(format!("yt-dlp gave a bad URL for format {}: {error}", format.format_id))
         })?;
         let mut options = DownloadOptions::new(url, Target::File(path.clone()));
+        options.root = Some(job.downloads_dir.to_owned());
         options.overwrite = true;
         options.rate_limit = job.rate_limit;
         options.connections = job.connections;

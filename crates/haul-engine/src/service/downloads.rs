@@ -52,6 +52,15 @@ impl Engine {
         Ok(view)
     }
 
+    /// Queue a failed or cancelled download again: a failed one continues from its partial file, a cancelled
+    /// one (whose partial file is gone) starts over. `PATCH url` first is the way back from an expired link.
+    pub async fn retry(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
+        let view = DownloadView::from(self.inner.store.apply(account, id, JobAction::Retry, None).await?);
+        self.emit(EventKind::Retried, &view);
+        self.inner.wake.notify_one();
+        Ok(view)
+    }
+
     /// Stop for good and discard the partial file; the job stays listed as cancelled.
     pub async fn cancel(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
         let record = self.inner.store.apply(account, id, JobAction::Cancel, None).await?;

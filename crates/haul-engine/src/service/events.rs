@@ -23,6 +23,8 @@ haul_core::named_enum! {
         Progress = "progress",
         Paused = "paused",
         Resumed = "resumed",
+        /// A failed or cancelled download queued again.
+        Retried = "retried",
         Completed = "completed",
         Failed = "failed",
         Cancelled = "cancelled",

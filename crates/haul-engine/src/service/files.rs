@@ -26,11 +26,14 @@ impl Engine {
         self.inside_downloads(&path).await
     }
 
-    /// The thumbnail of a download, when one exists: `thumbnails/{id}.jpg`, `.webp` or `.png`.
+    /// The thumbnail of a download, when one exists: `thumbnails/{id}.jpg`, `.webp` or `.png`, resolved, and
+    /// only when it is a file inside the thumbnails directory (a symlink to elsewhere is not served).
     pub async fn thumbnail_path(&self, view: &DownloadView) -> Option<PathBuf> {
+        let root = tokio::fs::canonicalize(&self.inner.options.thumbnails_dir).await.ok()?;
         for candidate in self.thumbnail_candidates(view.id) {
-            if tokio::fs::metadata(&candidate).await.is_ok_and(|meta| meta.is_file()) {
-                return Some(candidate);
+            let Ok(resolved) = tokio::fs::canonicalize(&candidate).await else { continue };
+            if resolved.starts_with(&root) && tokio::fs::metadata(&resolved).await.is_ok_and(|meta| meta.is_file()) {
+                return Some(resolved);
             }
         }
         None

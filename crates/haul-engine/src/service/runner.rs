@@ -66,11 +66,44 @@ impl Engine {
                     self.fail_renditions(&record, "the download was cancelled").await;
                 }
             }
+            Err(EngineError::Io { source, .. })
+                if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) =>
+            {
+                self.pause_for_space(&record, &running.progress).await;
+            }
             Err(error) => {
-                self.finish_failed(&record, error.to_string()).await;
+                self.finish_failed(&record, self.without_root(&error.to_string())).await;
                 self.fail_renditions(&record, "the download failed").await;
             }
         }
+    }
+
+    /// A full disk is not the download's fault: it is paused with every recorded range kept, and a resume
+    /// (once there is room) continues it.
+    async fn pause_for_space(&self, record: &DownloadRecord, progress: &Progress) {
+        let snapshot = progress.snapshot();
+        let needed = match snapshot.total {
+            Some(total) => format!(
+                "{} more are needed ({} of {} are here)",
+                haul_core::units::format_bytes(total.saturating_sub(snapshot.done)),
+                haul_core::units::format_bytes(snapshot.done),
+                haul_core::units::format_bytes(total)
+            ),
+            None => "the download's size is not known".to_owned(),
+        };
+        let message = format!("paused: the disk is full; {needed}; free some space, then resume it");
+        tracing::warn!(%message, "download paused");
+        match self.inner.store.apply(&record.account, record.id, JobAction::Pause, Some(message)).await {
+            Ok(record) => self.emit(EventKind::Paused, &record.into()),
+            Err(error) => tracing::warn!(%error, "the disk filled up but the job moved on"),
+        }
+    }
+
+    /// An engine message as a client may see it: paths relative to the downloads directory, which is the
+    /// server's business.
+    fn without_root(&self, message: &str) -> String {
+        let root = self.inner.options.downloads_dir.display().to_string();
+        message.replace(&format!("{root}/"), "").replace(&root, "downloads")
     }
 
     /// Fetches the job: a plain file with the engine, or a media page through the media pipeline. A job of kind
@@ -199,6 +232,7 @@ impl Engine {
             (None, None) => Target::Dir(dir),
         };
         let mut options = DownloadOptions::new(url, target);
+        options.root = Some(self.inner.options.downloads_dir.clone());
         options.mirrors = record.mirrors.iter().filter_map(|m| m.parse().ok()).collect();
         options.connections = record.connections_limit.map(|n| n as usize);
         options.rate_limit = record.speed_limit;

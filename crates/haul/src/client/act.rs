@@ -19,7 +19,8 @@ pub struct IdsArgs {
     #[arg(value_name = "ID", required_unless_present = "all", conflicts_with = "all")]
     pub ids: Vec<String>,
 
-    /// Every download this applies to (for pause: queued and active ones; for resume: paused ones).
+    /// Every download this applies to (for pause: queued and active ones; for resume: paused ones; for retry:
+    /// failed and cancelled ones).
     #[arg(long)]
     pub all: bool,
 }
@@ -44,6 +45,10 @@ pub async fn resume(remote: RemoteArgs, args: IdsArgs) -> anyhow::Result<ExitCod
     act(remote, args, Action::Resume).await
 }
 
+pub async fn retry(remote: RemoteArgs, args: IdsArgs) -> anyhow::Result<ExitCode> {
+    act(remote, args, Action::Retry).await
+}
+
 pub async fn rm(remote: RemoteArgs, args: RmArgs) -> anyhow::Result<ExitCode> {
     let action = Action::Remove { delete_files: args.delete_files };
     act(remote, IdsArgs { ids: args.ids, all: false }, action).await
@@ -53,6 +58,7 @@ pub async fn rm(remote: RemoteArgs, args: RmArgs) -> anyhow::Result<ExitCode> {
 enum Action {
     Pause,
     Resume,
+    Retry,
     Remove { delete_files: bool },
 }
 
@@ -62,6 +68,7 @@ impl Action {
         match self {
             Self::Pause => matches!(state, JobState::Queued | JobState::Active),
             Self::Resume => state == JobState::Paused,
+            Self::Retry => matches!(state, JobState::Failed | JobState::Cancelled),
             Self::Remove { .. } => true,
         }
     }
@@ -70,6 +77,7 @@ impl Action {
         match self {
             Self::Pause => (Method::POST, format!("/v1/downloads/{id}/pause")),
             Self::Resume => (Method::POST, format!("/v1/downloads/{id}/resume")),
+            Self::Retry => (Method::POST, format!("/v1/downloads/{id}/retry")),
             Self::Remove { delete_files } => {
                 (Method::DELETE, format!("/v1/downloads/{id}?delete_files={delete_files}"))
             }
@@ -80,6 +88,7 @@ impl Action {
         match self {
             Self::Pause => "paused",
             Self::Resume => "resumed",
+            Self::Retry => "queued again",
             Self::Remove { delete_files: false } => "removed",
             Self::Remove { delete_files: true } => "removed (with its file)",
         }
@@ -89,6 +98,7 @@ impl Action {
         match self {
             Self::Pause => "pause",
             Self::Resume => "resume",
+            Self::Retry => "retry",
             Self::Remove { .. } => "remove",
         }
     }
