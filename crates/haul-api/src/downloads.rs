@@ -45,13 +45,19 @@ pub struct ListQuery {
     /// Only downloads in this state.
     #[param(value_type = Option<crate::wire::StateName>)]
     state: Option<JobState>,
-    /// At most this many; all when absent.
+    /// At most this many: 1 to 1000, 100 when absent.
     limit: Option<u32>,
     /// Skip this many (newest first).
     offset: Option<u32>,
 }
 
-/// The caller's downloads, newest first, with the number matching the filter for paging.
+/// Downloads a page holds when the client does not say.
+const DEFAULT_PAGE: u32 = 100;
+/// The most one page may hold: the answer for thousands of jobs stays small and fast.
+const MAX_PAGE: u32 = 1000;
+
+/// The caller's downloads, newest first, a page at a time, with the number matching the filter and the path
+/// of the next page.
 #[utoipa::path(get, path = "/v1/downloads", tag = "downloads", params(ListQuery), security(("bearer" = [])),
     responses(
         (status = 200, body = DownloadList),
@@ -63,16 +69,22 @@ pub async fn list(
     caller: Caller,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<DownloadList>, ApiError> {
-    let filter =
-        haul_engine::service::ListQuery { state: query.state, limit: query.limit, offset: query.offset.unwrap_or(0) };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_PAGE}, got {limit}")));
+    }
+    let offset = query.offset.unwrap_or(0);
+    let filter = haul_engine::service::ListQuery { state: query.state, limit: Some(limit), offset };
     let views = state.engine.list(&caller.account, filter).await?;
     // Counted from the per-state totals rather than a second query: a download changing state between the two
     // calls can make `total` off by one for a moment, which paging tolerates.
-    let stats = Stats::from(state.engine.stats(&caller.account).await?);
-    Ok(Json(DownloadList {
-        downloads: views.into_iter().map(Download::from).collect(),
-        total: stats.count(query.state),
-    }))
+    let total = Stats::from(state.engine.stats(&caller.account).await?).count(query.state);
+    let end = u64::from(offset) + views.len() as u64;
+    let next = (end < total && !views.is_empty()).then(|| {
+        let state = query.state.map(|state| format!("&state={state}")).unwrap_or_default();
+        format!("/v1/downloads?limit={limit}&offset={end}{state}")
+    });
+    Ok(Json(DownloadList { downloads: views.into_iter().map(Download::from).collect(), total, next }))
 }
 
 /// One download.

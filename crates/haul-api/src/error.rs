@@ -19,7 +19,7 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Stable, machine-readable: `bad_request`, `unauthorized`, `not_found`, `method_not_allowed`, `conflict`,
     /// `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`, `unsupported_url`, `forbidden`,
-    /// `destination_refused` (a URL whose address the server keeps out of reach),
+    /// `destination_refused` (a URL whose address the server keeps out of reach), `too_many_downloads`,
     /// `not_implemented`, `internal`.
     pub code: &'static str,
     /// For people: what failed, on which object, and what to do where that is known.
@@ -104,6 +104,9 @@ impl From<ServiceError> for ApiError {
             // of the store's `Conflict`.
             ServiceError::Conflict { message, .. } => Self::conflict(message),
             ServiceError::Unsupported(message) => Self::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", message),
+            ServiceError::LimitReached(message) => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_downloads", message)
+            }
             ServiceError::Internal(cause) => Self::internal(chain(cause.as_ref())),
         }
     }
@@ -121,6 +124,7 @@ pub(crate) fn dialect_failure(error: ServiceError, api: &str) -> (StatusCode, St
         ServiceError::NotFound(message) => (StatusCode::NOT_FOUND, message),
         ServiceError::Conflict { message, .. } => (StatusCode::CONFLICT, message),
         ServiceError::Unsupported(message) => (StatusCode::NOT_IMPLEMENTED, message),
+        ServiceError::LimitReached(message) => (StatusCode::TOO_MANY_REQUESTS, message),
         ServiceError::Internal(detail) => {
             tracing::error!(error = %chain(detail.as_ref()), api, "internal error answering a request");
             (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error; see the server log".to_owned())

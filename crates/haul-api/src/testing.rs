@@ -50,6 +50,7 @@ impl TestServer {
             downloads_dir: downloads_dir.clone(),
             thumbnails_dir: dir.path().join("thumbnails"),
             max_active,
+            max_jobs_per_account: 100_000,
             node: "test".to_owned(),
             lease: Duration::from_secs(30),
             resume_on_start: true,

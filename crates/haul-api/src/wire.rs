@@ -259,6 +259,9 @@ pub struct DownloadList {
     pub downloads: Vec<Download>,
     /// How many of the caller's downloads match the state filter, ignoring `limit` and `offset`, for paging.
     pub total: u64,
+    /// The path of the next page (`/v1/downloads?limit=100&offset=100`), absent on the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// Downloads per state for the caller, and their combined speed.

@@ -23,6 +23,7 @@ async fn start_in(dir: tempfile::TempDir, max_active: usize) -> Service {
         downloads_dir: dir.path().join("downloads"),
         thumbnails_dir: dir.path().join("thumbnails"),
         max_active,
+        max_jobs_per_account: 100,
         node: "test-node".into(),
         lease: Duration::from_secs(30),
         resume_on_start: true,

@@ -88,8 +88,9 @@ pub trait Store: Send + Sync + 'static {
         error: Option<String>,
     ) -> Result<DownloadRecord, StoreError>;
 
-    /// Atomically hands one runnable download to `node` for `lease`: the highest priority, then the oldest, of
-    /// the queued downloads and the active ones whose lease has run out (their node is presumed dead). Returns
+    /// Atomically hands one runnable download to `node` for `lease`, from the queued downloads and the active ones
+    /// whose lease has run out (their node is presumed dead): of the account with the fewest downloads running,
+    /// the highest priority, then the oldest. Returns
     /// `None` when nothing is runnable or `max_active` downloads already hold live leases (across all nodes).
     async fn claim_next(
         &self,

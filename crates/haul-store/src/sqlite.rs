@@ -235,6 +235,10 @@ impl Store for SqliteStore {
         }
         // An active row without a live lease has nobody fetching it (its node died, or it was started without
         // a lease), so it competes with the queued rows on the same terms.
+        //
+        // Fair sharing: the slot goes to the account with the fewest downloads running now; priority orders
+        // an account's own jobs (then age), so one account's thousand top-priority jobs cannot starve
+        // another's one.
         let row = sqlx::query(
             "UPDATE downloads SET
                  state = 'active',
@@ -245,9 +249,15 @@ impl Store for SqliteStore {
                  eta_secs = NULL,
                  connections = 0
              WHERE seq = (
-                 SELECT seq FROM downloads
-                 WHERE state = 'queued' OR (state = 'active' AND (lease_expires IS NULL OR lease_expires <= ?3))
-                 ORDER BY priority DESC, created_at, seq
+                 SELECT d.seq FROM downloads d
+                 LEFT JOIN (
+                     SELECT account, COUNT(*) AS running FROM downloads
+                     WHERE state = 'active' AND lease_expires > ?3
+                     GROUP BY account
+                 ) a ON a.account = d.account
+                 WHERE d.state = 'queued'
+                    OR (d.state = 'active' AND (d.lease_expires IS NULL OR d.lease_expires <= ?3))
+                 ORDER BY COALESCE(a.running, 0), d.priority DESC, d.created_at, d.seq
                  LIMIT 1)
              RETURNING *",
         )

@@ -283,6 +283,23 @@ async fn claim_takes_highest_priority_then_oldest_up_to_max_active() {
     assert!(store.claim_next("node-a", LEASE, 0).await.unwrap().is_none());
 }
 
+#[tokio::test]
+async fn free_slots_go_to_the_account_running_fewest() {
+    let fixture = fresh().await;
+    let store = &*fixture.store;
+    let (greedy, modest) = (AccountId::generate(), AccountId::generate());
+    for n in 0..50 {
+        create(store, &greedy, &format!("http://origin/greedy-{n}"), 1000).await;
+    }
+    let modest_job = create(store, &modest, "http://origin/modest", -1000).await;
+    let first = store.claim_next("node-a", LEASE, 3).await.unwrap().unwrap();
+    assert_eq!(first.account, greedy, "with nothing running, priority then age decide");
+    let second = store.claim_next("node-a", LEASE, 3).await.unwrap().unwrap();
+    assert_eq!(second.id, modest_job, "the account with nothing running comes next, whatever the priorities");
+    let third = store.claim_next("node-a", LEASE, 3).await.unwrap().unwrap();
+    assert_eq!(third.account, greedy, "then each account has one running, and priority orders the rest");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claimers_never_share_a_download() {
     let fixture = fresh().await;

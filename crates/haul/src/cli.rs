@@ -208,6 +208,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000).map(usize::from))]
     pub max_active: usize,
 
+    /// Downloads one account may keep, in any state; adding more is refused (429) until some are removed.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub max_jobs_per_account: u64,
+
     /// Do not continue the downloads that were running when the server stopped: they wait paused, with their
     /// partial files kept, until resumed.
     #[arg(long)]

@@ -178,6 +178,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         downloads_dir: data.downloads(),
         thumbnails_dir: data.thumbnails(),
         max_active: args.max_active,
+        max_jobs_per_account: args.max_jobs_per_account,
         node: args.node.clone(),
         lease: Duration::from_secs(30),
         resume_on_start: !args.no_resume,

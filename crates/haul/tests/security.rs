@@ -31,10 +31,21 @@ impl Server {
         Self::start_in(tempfile::tempdir().unwrap(), Stdio::null(), &[])
     }
 
+    /// With more flags.
+    fn start_with(args: &[&str]) -> Self {
+        Self::launch(tempfile::tempdir().unwrap(), Stdio::null(), &[], args)
+    }
+
     /// `haul serve` on `dir`, its logs (stderr) going to `logs`, with `env` set.
     fn start_in(dir: tempfile::TempDir, logs: impl Into<Stdio>, env: &[(&str, &str)]) -> Self {
+        Self::launch(dir, logs, env, &[])
+    }
+
+    fn launch(dir: tempfile::TempDir, logs: impl Into<Stdio>, env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_haul"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", OPENED, "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", OPENED])
+            .args(args)
+            .arg("--data-dir")
             .arg(dir.path())
             .env_remove("HAUL_LOG")
             .envs(env.iter().copied())
@@ -586,4 +597,66 @@ async fn a_full_disk_pauses_the_download_and_a_resume_finishes_it() {
     assert_eq!(done["state"], "completed", "{done}");
     let path = server.dir.path().join("downloads/big.bin");
     assert_eq!(std::fs::metadata(path).unwrap().len(), 8 << 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lists_come_in_pages_and_accounts_have_a_cap() {
+    let server = Server::start_with(&["--max-jobs-per-account", "250"]);
+    for n in 0..250 {
+        let (status, body) = server.add(json!({"url": format!("http://127.0.0.2:9/f{n}"), "paused": true})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = server.add(json!({"url": "http://127.0.0.2:9/one-too-many"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_downloads")));
+
+    let (_, page) = server.call(reqwest::Method::GET, "/v1/downloads", None).await;
+    assert_eq!((page["downloads"].as_array().unwrap().len(), page["total"].as_u64()), (100, Some(250)));
+    let mut seen = 100;
+    let mut next = page["next"].as_str().map(str::to_owned);
+    while let Some(path) = next {
+        let (status, page) = server.call(reqwest::Method::GET, &path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        seen += page["downloads"].as_array().unwrap().len();
+        next = page["next"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, 250, "the pages hold every download once");
+    for bad in ["limit=0", "limit=1001", "limit=-1", "offset=x"] {
+        let (status, _) = server.call(reqwest::Method::GET, &format!("/v1/downloads?{bad}"), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let (_, big) = server.call(reqwest::Method::GET, "/v1/downloads?limit=1000", None).await;
+    assert_eq!(big["downloads"].as_array().unwrap().len(), 250);
+    // A URL past 8 KiB and a priority out of range.
+    let long = format!("http://127.0.0.2:9/{}", "a".repeat(9000));
+    assert_eq!(server.add(json!({"url": long})).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        server.add(json!({"url": "http://127.0.0.2:9/p", "priority": 1_000_000})).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_open_web_app_cannot_be_driven_by_another_site() {
+    let server = Server::start_with(&["--open-dialect", "ytdlp-app"]);
+    let client = reqwest::Client::new();
+    let post = |host: &str, content_type: &str| {
+        client
+            .post(format!("{}/api/download", server.base))
+            .header("host", host)
+            .header("content-type", content_type)
+            .body(r#"{"url": "http://127.0.0.2:9/x"}"#)
+            .send()
+    };
+    // A form post from another page (a "simple request", sent without a preflight): refused.
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"] {
+        assert_eq!(post("127.0.0.1", content_type).await.unwrap().status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+    // DNS rebinding: the browser sends the attacker's name as Host.
+    let rebound = post("rebind.attacker.example:1700", "application/json").await.unwrap();
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+    let listing = client.get(format!("{}/api/downloads", server.base)).header("host", "rebind.attacker.example");
+    assert_eq!(listing.send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    // The app's own page, on the server's address or localhost, works as before.
+    assert_eq!(post("127.0.0.1:1700", "application/json").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(post("localhost:1700", "application/json; charset=utf-8").await.unwrap().status(), StatusCode::OK);
 }

@@ -125,6 +125,9 @@ impl From<ServiceError> for Detail {
             ServiceError::Conflict { current, message } => {
                 Self::new(StatusCode::CONFLICT, format!("La descarga está {}: {message}", app_status(current)))
             }
+            ServiceError::LimitReached(message) => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, format!("Demasiadas descargas: {message}"))
+            }
             ServiceError::Unsupported(message) => {
                 Self::new(StatusCode::NOT_IMPLEMENTED, format!("No disponible en este servidor: {message}"))
             }
@@ -145,6 +148,7 @@ impl FromRequestParts<AppState> for AppCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Detail> {
         if state.open_ytdlp_app {
+            check_open_request(parts, state)?;
             return Ok(Self(default_account(state)));
         }
         let from_header = parts.headers.get(header::AUTHORIZATION).map(|value| bearer_token(value.as_bytes()));
@@ -169,6 +173,43 @@ impl FromRequestParts<AppState> for AppCaller {
             None => Err(refused()),
         }
     }
+}
+
+/// Without a key, a browser is the client: a page on another site must not be able to drive this API.
+/// - A form or `text/plain` POST crosses origins without asking (a "simple request"), so a body must say
+///   `application/json`, which a browser only sends cross-origin after a preflight haul never grants.
+/// - DNS rebinding points a name the attacker owns at this server, so the browser calls it same-origin: the
+///   `Host` must be an address (no name to rebind), a localhost name, or `--public-url`'s host.
+fn check_open_request(parts: &Parts, state: &AppState) -> Result<(), Detail> {
+    let host = parts.headers.get(header::HOST).and_then(|value| value.to_str().ok()).unwrap_or_default();
+    if !served_host(host, state.public_url.as_deref()) {
+        return Err(Detail::new(
+            StatusCode::FORBIDDEN,
+            format!("Host no permitido: {host:?} no es una dirección de este servidor (usa --public-url)"),
+        ));
+    }
+    let has_body = parts.method == axum::http::Method::POST || parts.method == axum::http::Method::PUT;
+    let json = parts.headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).is_some_and(|value| {
+        value.split(';').next().is_some_and(|kind| kind.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if has_body && !json {
+        return Err(Detail::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "El cuerpo debe ser JSON: envía Content-Type: application/json",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `host` (a `Host` header) names this server without a name that could be rebound.
+fn served_host(host: &str, public_url: Option<&str>) -> bool {
+    let Ok(authority) = host.parse::<axum::http::uri::Authority>() else { return false };
+    let name = authority.host().trim_start_matches('[').trim_end_matches(']');
+    if name.parse::<std::net::IpAddr>().is_ok() || name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let public = public_url.and_then(|url| url.parse::<axum::http::Uri>().ok());
+    public.is_some_and(|url| url.host().is_some_and(|public| public.eq_ignore_ascii_case(name)))
 }
 
 /// The path the app is mounted at (`/api`), for the thumbnail URLs in tasks.
@@ -503,6 +544,18 @@ fn detail_of(error: crate::ApiError) -> Detail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_mode_serves_addresses_localhost_and_the_public_name_only() {
+        for host in ["127.0.0.1:1700", "[::1]:1700", "192.168.1.5", "localhost:1700", "LOCALHOST"] {
+            assert!(served_host(host, None), "{host}");
+        }
+        for host in ["evil.example:1700", "localhost.evil.example", "", "a b"] {
+            assert!(!served_host(host, None), "{host}");
+        }
+        assert!(served_host("haul.example.com", Some("https://haul.example.com/")));
+        assert!(!served_host("other.example.com", Some("https://haul.example.com/")));
+    }
 
     #[test]
     fn sizes_in_decimal_units() {

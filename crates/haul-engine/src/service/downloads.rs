@@ -20,6 +20,14 @@ use crate::progress::Phase;
 impl Engine {
     pub async fn add(&self, account: &AccountId, request: AddRequest) -> Result<DownloadView, ServiceError> {
         let new = new_download(account, request, &self.inner.options.media, self.inner.client.destinations())?;
+        let limit = self.inner.options.max_jobs_per_account;
+        let kept = self.inner.store.counts(Some(account)).await?.total();
+        if kept >= limit {
+            return Err(ServiceError::LimitReached(format!(
+                "this account keeps {kept} downloads, the most this server allows ({limit}); remove finished ones \
+                 (DELETE /v1/downloads/ID) to add more"
+            )));
+        }
         let view = DownloadView::from(self.inner.store.create(new).await?);
         self.emit(EventKind::Added, &view);
         self.inner.wake.notify_one();

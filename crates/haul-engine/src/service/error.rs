@@ -22,6 +22,9 @@ pub enum ServiceError {
     /// names it.
     #[error("{message}")]
     Conflict { current: JobState, message: String },
+    /// The account keeps as many downloads as the server allows; the message says how many.
+    #[error("{0}")]
+    LimitReached(String),
     /// Something this server cannot do (media work without media tools); the message says what.
     #[error("{0}")]
     Unsupported(String),

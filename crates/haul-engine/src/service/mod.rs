@@ -53,6 +53,8 @@ pub struct EngineOptions {
     /// Where a download's thumbnail lives, as `{id}.{jpg|webp|png}`.
     pub thumbnails_dir: PathBuf,
     pub max_active: usize,
+    /// Downloads one account may keep (in any state); adding past it is refused until some are removed.
+    pub max_jobs_per_account: u64,
     /// This server's name in leases; unique per node sharing a store.
     pub node: String,
     /// How long a claim holds without renewal; another node takes over a job whose lease ran out.

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use haul_api::wire::{Download, DownloadList};
+use haul_api::wire::Download;
 use haul_core::job::{DownloadId, JobState};
 use reqwest::Method;
 
@@ -112,7 +112,7 @@ async fn act(remote: RemoteArgs, args: IdsArgs, action: Action) -> anyhow::Resul
     // (what the user typed, the download it names)
     let mut targets: Vec<(String, DownloadId)> = Vec::new();
     if args.all {
-        let list: DownloadList = decode(&client.list(None, None).await?, "a download list")?;
+        let list = client.list_all(None).await?;
         for download in list.downloads {
             if action.applies_to(download.state) {
                 targets.push((download.id.to_string(), download.id));
@@ -176,7 +176,7 @@ impl Resolver {
             return Ok(id);
         }
         if self.ids.is_none() {
-            let list: DownloadList = decode(&client.list(None, None).await?, "a download list")?;
+            let list = client.list_all(None).await?;
             self.ids = Some(list.downloads.into_iter().map(|download| download.id).collect());
         }
         match_prefix(self.ids.as_deref().unwrap_or_default(), &wanted)

@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use haul_api::wire::DownloadList;
 use haul_core::job::JobState;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -164,6 +165,22 @@ impl Client {
         let path =
             if query.is_empty() { "/v1/downloads".to_owned() } else { format!("/v1/downloads?{}", query.join("&")) };
         self.call(Method::GET, &path).await
+    }
+
+    /// Every download (of one state), page after page.
+    async fn list_all(&self, state: Option<JobState>) -> anyhow::Result<DownloadList> {
+        let mut path = match state {
+            Some(state) => format!("/v1/downloads?limit=1000&state={state}"),
+            None => "/v1/downloads?limit=1000".to_owned(),
+        };
+        let mut all: DownloadList = decode(&self.call(Method::GET, &path).await?, "a download list")?;
+        while let Some(next) = all.next.take() {
+            path = next;
+            let page: DownloadList = decode(&self.call(Method::GET, &path).await?, "a download list")?;
+            all.downloads.extend(page.downloads);
+            all.next = page.next;
+        }
+        Ok(all)
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {

@@ -218,6 +218,7 @@ mod tests {
                 download("00000000-8b7d-4c2a-9e1f-0a1b2c3d4e5f", JobState::Queued, Some("b.iso"), None, 0),
             ],
             total: 3,
+            next: None,
         };
         let table = render_table(&list, true);
         let lines: Vec<&str> = table.lines().collect();
