@@ -13,10 +13,13 @@ mod extract;
 mod files;
 mod links;
 mod media;
+mod serve;
 mod system;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
+
+pub use serve::{ConnectionLimits, serve};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -208,6 +208,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000).map(usize::from))]
     pub max_active: usize,
 
+    /// Seconds a client may take to send a request's headers, and to start its next request on a kept-alive
+    /// connection; slower ones are closed.
+    #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+
     /// Downloads one account may keep, in any state; adding more is refused (429) until some are removed.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub max_jobs_per_account: u64,

@@ -209,6 +209,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         banner.push_str(&format!("  {:<15} http://{address}{mount}\n", dialect.name()));
     }
 
+    // Connections are capped under the file descriptor limit, so a flood of idle ones cannot starve downloads.
+    let fd_limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let limits = haul_api::ConnectionLimits {
+        header_timeout: Duration::from_secs(args.header_timeout),
+        ..haul_api::ConnectionLimits::for_fd_limit(fd_limit)
+    };
+    tracing::info!(max_connections = limits.max_connections, header_timeout = ?limits.header_timeout, "connection limits");
     let mut servers = tokio::task::JoinSet::new();
     for (dialect, wanted) in extra {
         let listener = tokio::net::TcpListener::bind(wanted)
@@ -218,7 +225,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         warn_if_public(bound);
         banner.push_str(&format!("  {:<15} http://{bound} (own listener)\n", dialect.name()));
         let router = haul_api::dialect_router(engine.clone(), api.clone(), dialect, bound.port());
-        servers.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(interrupted()).await });
+        servers.spawn(haul_api::serve(listener, router, limits, interrupted()));
     }
     banner.push_str(&format!("  {:<15} {media_line}\n", "media"));
     banner.push_str(&format!("  {:<15} {fetch_line}\n", "fetches"));
@@ -229,7 +236,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
 
     let router = haul_api::router_on_port(engine.clone(), api, address.port()).map_err(anyhow::Error::msg)?;
-    servers.spawn(async move { axum::serve(listener, router).with_graceful_shutdown(interrupted()).await });
+    servers.spawn(haul_api::serve(listener, router, limits, interrupted()));
     // Every listener stops on the same signal; the first to fail takes the server down.
     while let Some(finished) = servers.join_next().await {
         finished.context("a listener crashed")?.context("the server failed")?;

@@ -660,3 +660,75 @@ async fn the_open_web_app_cannot_be_driven_by_another_site() {
     assert_eq!(post("127.0.0.1:1700", "application/json").await.unwrap().status(), StatusCode::OK);
     assert_eq!(post("localhost:1700", "application/json; charset=utf-8").await.unwrap().status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_that_trickle_their_headers_cannot_starve_the_others() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // The server under a file descriptor limit of 512, against 600 connections that send a byte of a request
+    // line and then a byte every second, never finishing their headers.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new("prlimit")
+        .args(["--nofile=512:512", "--"])
+        .arg(env!("CARGO_BIN_EXE_haul"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--header-timeout", "2", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("HAUL_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address: SocketAddr =
+        line.split_whitespace().find_map(|word| word.strip_prefix("http://")?.parse().ok()).unwrap();
+
+    let mut tricklers = Vec::new();
+    for _ in 0..600 {
+        let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else { break };
+        tricklers.push(tokio::spawn(async move {
+            let started = Instant::now();
+            for byte in b"GET /health HTTP/1.1\r\nHost: x\r\n".iter().cycle() {
+                if stream.write_all(&[*byte]).await.is_err() {
+                    return Some(started.elapsed());
+                }
+                let mut buf = [0u8; 64];
+                if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+                    return Some(started.elapsed());
+                }
+                if started.elapsed() > Duration::from_secs(90) {
+                    return None;
+                }
+            }
+            None
+        }));
+    }
+    // Meanwhile, ordinary requests keep being answered, each on a connection of its own.
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(0).build().unwrap();
+    let mut latencies = Vec::new();
+    for _ in 0..20 {
+        let started = Instant::now();
+        let response = client.get(format!("http://{address}/health")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        latencies.push(started.elapsed());
+    }
+    let mut lifetimes = Vec::new();
+    for trickler in tricklers {
+        lifetimes.extend(trickler.await.unwrap());
+    }
+    let closed = lifetimes.len();
+    eprintln!("ordinary requests in order: {latencies:?}");
+    lifetimes.sort();
+    if let (Some(first), Some(last)) = (lifetimes.first(), lifetimes.last()) {
+        eprintln!("trickling connections lived from {first:?} to {last:?}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    latencies.sort();
+    eprintln!(
+        "600 trickling connections, fd limit 512: 20 ordinary requests answered, median {:?}, slowest {:?}; \
+         {closed} trickling connections closed by the server",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+    assert_eq!(closed, 600, "the server closes connections that never finish their headers");
+}
