@@ -206,8 +206,10 @@ fn parse_range(text: &str, len: u64) -> RangeAnswer {
         return RangeAnswer::Whole;
     }
     let Some((first, last)) = spec.trim().split_once('-') else { return RangeAnswer::Whole };
+    // A position past what a u64 holds is past any file: it saturates (RFC 9110 reads a last position beyond
+    // the end as the end, and a first one beyond it as unsatisfiable), rather than making the range unreadable.
     let parse = |digits: &str| -> Option<u64> {
-        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().unwrap_or(u64::MAX))
     };
     match (first.trim(), last.trim()) {
         ("", suffix) => match parse(suffix) {
@@ -282,6 +284,10 @@ mod tests {
             ("items=0-1", 1000, Whole),
             ("bytes=a-b", 1000, Whole),
             ("bytes=+1-2", 1000, Whole),
+            ("bytes=0-99999999999999999999", 1000, Part(0, 999)),
+            ("bytes=99999999999999999999-", 1000, Unsatisfiable),
+            ("bytes=-99999999999999999999", 1000, Part(0, 999)),
+            ("bytes=18446744073709551615-18446744073709551615", 1000, Unsatisfiable),
         ];
         for (text, len, expected) in cases {
             assert_eq!(parse_range(text, len), expected, "{text} of {len}");

@@ -8,7 +8,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::Response;
 use haul_core::job::{AccountId, DownloadId, JobState};
@@ -19,6 +20,7 @@ use sha2::Sha256;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::QueryParams;
 use crate::files::{download_name, send_file, send_thumbnail};
 
 /// How long the links handed out by VideoDB and Cloudflare stay valid (VideoDB documents 24 hours).
@@ -120,11 +122,13 @@ pub(crate) struct LinkQuery {
 /// 404 when the download or its file is gone.
 pub(crate) async fn serve_link(
     State(state): State<AppState>,
-    Path((id, variant)): Path<(String, String)>,
-    Query(query): Query<LinkQuery>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    QueryParams(query): QueryParams<LinkQuery>,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // Taken as a `Result` so that a rejection is answered in the JSON error shape too.
+    let Path((id, variant)) = path?;
     let forbidden = |why: &str| ApiError::forbidden(format!("{why}; ask the API for a fresh download link"));
     let (Some(account), Some(expires), Some(signature)) = (query.account, query.expires, query.signature) else {
         return Err(forbidden("this link is incomplete: it needs account, expires and signature"));

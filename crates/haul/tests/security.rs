@@ -732,3 +732,38 @@ async fn clients_that_trickle_their_headers_cannot_starve_the_others() {
     );
     assert_eq!(closed, 600, "the server closes connections that never finish their headers");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ranges_at_the_edges_of_u64_and_link_errors_in_json() {
+    let site = Trap::start([127, 0, 0, 2]).await;
+    let server = Server::start();
+    let (_, job) = server.add(json!({"url": site.url("/r.bin"), "kind": "file"})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(server.ended(&id).await["state"], "completed");
+    let get = |range: &str| {
+        server.request(reqwest::Method::GET, &format!("/v1/downloads/{id}/file")).header("range", range).send()
+    };
+    let whole = get("bytes=0-99999999999999999999").await.unwrap();
+    assert_eq!(whole.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(whole.headers()["content-range"], "bytes 0-4095/4096");
+    let past = get("bytes=99999999999999999999-").await.unwrap();
+    assert_eq!(past.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(past.json::<Value>().await.unwrap()["error"]["code"], "range_not_satisfiable");
+    let several = get("bytes=0-1,5-6").await.unwrap();
+    assert_eq!(several.status(), StatusCode::OK, "several ranges get the whole file");
+
+    // Every failure of a signed link answers in the JSON error shape.
+    let client = reqwest::Client::new();
+    for path in [
+        format!("/links/{id}/file"),
+        format!("/links/{id}/file?account=x&expires=1&signature=00"),
+        format!("/links/{id}/file?account=%zz&expires=1&signature=00"),
+        "/links/not-an-id/file?account=a&expires=1&signature=00".to_owned(),
+    ] {
+        let response = client.get(format!("{}{path}", server.base)).send().await.unwrap();
+        let status = response.status();
+        assert!(status.is_client_error(), "{path}: {status}");
+        let body: Value = response.json().await.unwrap_or_else(|error| panic!("{path}: not JSON: {error}"));
+        assert!(body["error"]["message"].is_string(), "{path}: {body}");
+    }
+}
