@@ -294,6 +294,21 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever a client sends as Range, the answer is the whole file, a part inside it, or a 416.
+        #[test]
+        fn any_range_header_gives_a_part_inside_the_file(
+            text in "(bytes=)?[-0-9, ]{0,40}|bytes=[0-9]{0,25}-[0-9]{0,25}",
+            len in 0u64..=u64::MAX,
+        ) {
+            if let RangeAnswer::Part(start, end) = parse_range(&text, len) {
+                proptest::prop_assert!(start <= end && end < len, "{text:?} of {len}: {start}-{end}");
+            }
+        }
+    }
+
     #[test]
     fn dispositions() {
         let cases = [

@@ -113,6 +113,32 @@ pub fn remove(path: &Path) {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// A damaged resume record is read as nothing or as a record whose ranges are in order; never a panic.
+        #[test]
+        fn any_bytes_as_a_resume_record(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+                                        pairs in proptest::collection::vec(proptest::prelude::any::<(u64, u64)>(), 0..12)) {
+            let json_ranges = serde_json::to_string(&pairs).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f.part.haul");
+            let shaped = format!(
+                r#"{{"format":{FORMAT_VERSION},"url":"http://h/f","size":100,"etag":null,"last_modified":null,"done":{json_ranges}}}"#
+            );
+            for body in [bytes.clone(), shaped.clone().into_bytes()] {
+                std::fs::write(&path, &body).unwrap();
+                if let Some(record) = load(&path) {
+                    for pair in record.done.ranges().windows(2) {
+                        proptest::prop_assert!(pair[0].1 < pair[1].0);
+                    }
+                    proptest::prop_assert!(record.done.ranges().iter().all(|(start, end)| start < end));
+                }
+            }
+            proptest::prop_assert!(load(&path).is_some(), "a well-formed record loads: {shaped}");
+        }
+    }
+
     fn validators(etag: Option<&str>, last_modified: Option<&str>) -> Validators {
         Validators { etag: etag.map(str::to_owned), last_modified: last_modified.map(str::to_owned) }
     }

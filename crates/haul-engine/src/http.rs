@@ -284,6 +284,30 @@ mod tests {
         check("bytes x-1/2", None);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// A hostile Retry-After never stalls a download for more than a minute, and never panics.
+        #[test]
+        fn retry_after_is_bounded(value in "[ -~]{0,60}") {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
+            if let Some(wait) = retry_after(&headers) {
+                proptest::prop_assert!(wait <= Duration::from_secs(60));
+            }
+        }
+
+        /// Content-Range is read into a range whose start is at most its end, or refused.
+        #[test]
+        fn content_ranges_are_ordered(value in "(bytes)? ?[-0-9*/ ]{0,50}") {
+            if let Some(ContentRange { range: Some((start, end)), .. }) = parse_content_range(&value) {
+                proptest::prop_assert!(start <= end, "{value:?}");
+            }
+        }
+    }
+
     #[test]
     fn header_lines_are_checked_and_trimmed() {
         assert_eq!(parse_header_line("X-Token:  abc "), Ok(("X-Token".to_owned(), "abc".to_owned())));
