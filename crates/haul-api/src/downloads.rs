@@ -46,8 +46,10 @@ pub struct ListQuery {
     #[param(value_type = Option<crate::wire::StateName>)]
     state: Option<JobState>,
     /// At most this many: 1 to 1000, 100 when absent.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Skip this many (newest first).
+    #[param(minimum = 0, maximum = 2147483647)]
     offset: Option<u32>,
 }
 
@@ -74,6 +76,9 @@ pub async fn list(
         return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_PAGE}, got {limit}")));
     }
     let offset = query.offset.unwrap_or(0);
+    if offset > i32::MAX as u32 {
+        return Err(ApiError::bad_request(format!("offset must be at most {}, got {offset}", i32::MAX)));
+    }
     let filter = haul_engine::service::ListQuery { state: query.state, limit: Some(limit), offset };
     let views = state.engine.list(&caller.account, filter).await?;
     // Counted from the per-state totals rather than a second query: a download changing state between the two

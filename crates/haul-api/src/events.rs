@@ -14,7 +14,7 @@ use tokio::sync::broadcast::{Receiver, error::RecvError};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::error::ErrorBody;
+use crate::error::{ApiError, ErrorBody};
 use crate::wire::EventData;
 
 /// How often an idle stream sends a comment, so proxies and clients do not time the connection out.
@@ -24,23 +24,38 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// cancelled, removed) and `data:` (`EventData` JSON). A reconnecting client sends `Last-Event-ID` and first
 /// gets the events it missed that the server still holds.
 #[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])),
-    params(("Last-Event-ID" = Option<u64>, Header, description = "Replay events after this id first")),
+    params(("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[0-9]{0,19}$",
+        description = "Replay events after this id first")),
     responses(
-        (status = 200, description = "text/event-stream; each event's data is EventData",
-            content_type = "text/event-stream", body = EventData),
+        (status = 200, description = "text/event-stream; each event's data is EventData as JSON",
+            content_type = "text/event-stream", body = crate::wire::SseEvent),
+        (status = 400, description = "Last-Event-ID is not an event id", body = ErrorBody),
         (status = 401, body = ErrorBody),
     ))]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    last_event_id(&headers)?;
     let feed = Feed::new(state.engine.clone(), caller.account, &headers);
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;
         Some((Ok(to_sse(event)), feed))
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// The `Last-Event-ID` a reconnecting client sends: absent or empty, or the id of an event.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else { return Ok(None) };
+    let text = value.to_str().map(str::trim).unwrap_or("-");
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(format!("Last-Event-ID must be the id of an event (digits), got {text:?}")))
 }
 
 /// One client's position in the event sequence; shared with the dialects that stream events.
@@ -57,10 +72,7 @@ pub(crate) struct Feed {
 impl Feed {
     /// A feed of `account`'s events, starting after the request's `Last-Event-ID` when it has one.
     pub(crate) fn new(engine: Engine, account: AccountId, headers: &HeaderMap) -> Self {
-        let last_event_id = headers
-            .get("last-event-id")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|text| text.trim().parse().ok());
+        let last_event_id = last_event_id(headers).ok().flatten();
         // Subscribe before reading the replay buffer, so an event published between the two is in one or the
         // other; one in both is skipped by id.
         let receiver = engine.subscribe();

@@ -9,15 +9,20 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// A JSON body; refused with 400 (syntax or shape, with serde's reason), 413 (over the body limit) or 415.
+/// A JSON object body; refused with 400 (syntax or shape, with serde's reason), 413 (over the body limit) or
+/// 415. Only an object is taken: serde would also read a struct from an array of its fields in order
+/// (`[null, null]`), which no client means.
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + 'static> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
-        let Json(value) = request.extract::<Json<T>, _>().await?;
-        Ok(Self(value))
+        let Json(value) = request.extract::<Json<serde_json::Value>, _>().await?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
+        serde_json::from_value(value).map(Self).map_err(|error| ApiError::bad_request(format!("invalid body: {error}")))
     }
 }
 

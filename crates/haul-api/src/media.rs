@@ -16,6 +16,17 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IdPath, RenditionPath};
 use crate::files::{send_file, send_thumbnail};
 
+/// The renditions a download can have; only for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RenditionNameSchema {
+    /// The download's own file.
+    Default,
+    /// An m4a of its sound, made by ffmpeg.
+    Audio,
+}
+
 /// A rendition of a download.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RenditionView {
@@ -67,7 +78,7 @@ pub async fn thumbnail(
 /// Asks for a rendition; it is made as soon as the download is complete (`audio` needs ffmpeg). Asking again
 /// answers the one there is.
 #[utoipa::path(post, path = "/v1/downloads/{id}/renditions/{name}", tag = "media",
-    params(("id" = String, Path, format = Uuid), ("name" = String, Path, description = "`default` or `audio`")),
+    params(("id" = String, Path, format = Uuid), ("name" = RenditionNameSchema, Path)),
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Accepted; poll it", body = RenditionView),
@@ -99,7 +110,7 @@ pub async fn list(
 
 /// One rendition's state.
 #[utoipa::path(get, path = "/v1/downloads/{id}/renditions/{name}", tag = "media",
-    params(("id" = String, Path, format = Uuid), ("name" = String, Path)), security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid), ("name" = RenditionNameSchema, Path)), security(("bearer" = [])),
     responses((status = 200, body = RenditionView), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -112,7 +123,7 @@ pub async fn get(
 /// Forgets a rendition and deletes the file it made (the `default` rendition's file is the download's own and
 /// stays).
 #[utoipa::path(delete, path = "/v1/downloads/{id}/renditions/{name}", tag = "media",
-    params(("id" = String, Path, format = Uuid), ("name" = String, Path)), security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid), ("name" = RenditionNameSchema, Path)), security(("bearer" = [])),
     responses((status = 200, body = RenditionView), (status = 404, body = ErrorBody)))]
 pub async fn remove(
     State(state): State<AppState>,
@@ -126,7 +137,7 @@ pub async fn remove(
 
 /// A ready rendition's file.
 #[utoipa::path(get, path = "/v1/downloads/{id}/renditions/{name}/file", tag = "media",
-    params(("id" = String, Path, format = Uuid), ("name" = String, Path)), security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid), ("name" = RenditionNameSchema, Path)), security(("bearer" = [])),
     responses(
         (status = 200, description = "The file", content_type = "application/octet-stream"),
         (status = 404, description = "Unknown, not ready, or gone", body = ErrorBody),

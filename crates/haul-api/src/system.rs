@@ -56,12 +56,71 @@ pub async fn openapi_json() {}
         crate::media::file,
         crate::events::events,
     ),
-    modifiers(&BearerScheme),
+    components(schemas(crate::media::RenditionNameSchema)),
+    modifiers(&BearerScheme, &CommonResponses),
 )]
 pub struct ApiDoc;
 
 /// Declares the `bearer` security scheme that the paths refer to.
 struct BearerScheme;
+
+/// The answers every operation can give besides its own, written once instead of on each handler: 401 where a
+/// token is needed, 400 where the path holds an id, 413 and 415 where there is a JSON body, 429 when adding.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    utoipa::openapi::ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+                item.put.as_mut(),
+                item.head.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses.entry(status.to_owned()).or_insert_with(|| error(description).into());
+                };
+                if operation.security.is_some() {
+                    add("401", "Missing, wrong or revoked token");
+                }
+                if path.contains("{id}") {
+                    add("400", "The id is not a hyphenated UUID, or another parameter is malformed");
+                }
+                if operation.request_body.is_some() {
+                    add("400", "The body is not the JSON asked for");
+                    add("413", "The body is over the size limit");
+                    add("415", "The body is not sent as application/json");
+                }
+            }
+        }
+        if let Some(create) = openapi.paths.paths.get_mut("/v1/downloads").and_then(|item| item.post.as_mut()) {
+            create
+                .responses
+                .responses
+                .entry("429".to_owned())
+                .or_insert_with(|| error("The account keeps as many downloads as the server allows").into());
+        }
+        if let Some(patch) = openapi.paths.paths.get_mut("/v1/downloads/{id}").and_then(|item| item.patch.as_mut()) {
+            patch.responses.responses.entry("403".to_owned()).or_insert_with(|| {
+                error("A literal address the server does not fetch from (loopback, private, ...)").into()
+            });
+        }
+    }
+}
 
 impl Modify for BearerScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

@@ -117,6 +117,38 @@ pub enum StateName {
     Cancelled,
 }
 
+/// The qualities a download may ask for; only for the OpenAPI document.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum QualityName {
+    #[schema(rename = "best")]
+    Best,
+    #[schema(rename = "2160p")]
+    P2160,
+    #[schema(rename = "1440p")]
+    P1440,
+    #[schema(rename = "1080p")]
+    P1080,
+    #[schema(rename = "720p")]
+    P720,
+    #[schema(rename = "480p")]
+    P480,
+    #[schema(rename = "360p")]
+    P360,
+    #[schema(rename = "audio")]
+    Audio,
+}
+
+/// What fetches a download; only for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum KindName {
+    Auto,
+    File,
+    Media,
+}
+
 /// The kinds of event; only for the OpenAPI document.
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
@@ -139,42 +171,60 @@ pub enum EventKindName {
 #[serde(deny_unknown_fields)]
 pub struct CreateDownload {
     /// http or https.
+    #[schema(format = "uri", min_length = 1, max_length = 8192, example = "https://example.com/big.iso")]
     pub url: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(schema_with = mirrors_schema)]
     pub mirrors: Vec<String>,
-    /// The file name to save as; reduced to one safe path component. Default: from the server or the URL.
+    /// The file name to save as; reduced to one safe path component (its last one, without control characters
+    /// or a leading dot), which must have something left. Default: from the server or the URL.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^(.*[/\\])?[^/\\]*[^\s./\\\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069][^/\\]*$")]
     pub filename: Option<String>,
-    /// A directory under the downloads directory.
+    /// A directory under the downloads directory: relative, `/`-separated, each part a plain name (no `..`, no
+    /// leading dot, no control or `<>:"|?*\` characters).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = r#"^(\./)*([^/.\s<>:"|?*\\\x00-\x1f\x7f-\x9f]([^/<>:"|?*\\\x00-\x1f\x7f-\x9f]*[^/.\s<>:"|?*\\\x00-\x1f\x7f-\x9f])?(/(\./)*|$))*$"#
+    )]
     pub directory: Option<String>,
-    /// `sha256=HEX`, `sha1=HEX` or `md5=HEX`.
+    /// `sha256=HEX`, `sha1=HEX` or `md5=HEX` (the name in any case, `SHA-256` too).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = r"^\s*(([Ss][Hh][Aa]-?256)\s*=\s*[0-9A-Fa-f]{64}|([Ss][Hh][Aa]-?1)\s*=\s*[0-9A-Fa-f]{40}|([Mm][Dd]-?5)\s*=\s*[0-9A-Fa-f]{32})\s*$"
+    )]
     pub checksum: Option<String>,
     /// Extra request headers, name to value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(schema_with = headers_schema)]
     pub headers: BTreeMap<String, String>,
     /// Most connections to open; default: adaptive.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_integer")]
+    #[schema(minimum = 1, maximum = 256)]
     pub connections: Option<u32>,
     /// Bytes per second: an integer, or text such as `"5M"` or `"1.5 MiB"`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = rate_schema)]
     pub speed_limit: Option<Rate>,
     /// Higher runs first.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero", deserialize_with = "integer")]
+    #[schema(minimum = -1000, maximum = 1000)]
     pub priority: i32,
     /// Create it paused: nothing is fetched until it is resumed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
     /// A display name, kept with the download; the file name is chosen separately.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1000)]
     pub title: Option<String>,
     /// `best` (default), `2160p`, `1440p`, `1080p`, `720p`, `480p`, `360p` (the best at or under that height),
     /// or `audio` (the sound alone, as m4a).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<QualityName>)]
     pub quality: Option<String>,
     /// `auto` (default: a web page yt-dlp can read is media, anything else a file), `file` or `media`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<KindName>)]
     pub kind: Option<String>,
 }
 
@@ -182,12 +232,94 @@ fn is_zero(value: &i32) -> bool {
     *value == 0
 }
 
+/// An integer as JSON writes it, `403` or `403.0` (JSON Schema counts both as integers).
+fn integer<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole =
+        number.as_i64().or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64));
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number in range")))
+}
+
+fn optional_integer<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    integer(number).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// `headers`: names as HTTP defines them (a token), values as text.
+fn headers_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, SchemaType, Type};
+    let text = ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .max_length(Some(8192))
+        .pattern(Some("^[^\\x00-\\x08\\x0a-\\x1f\\x7f]*$"));
+    let name = ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .max_length(Some(256))
+        .pattern(Some("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::Object))
+        .additional_properties(Some(AdditionalProperties::RefOr(text.into())))
+        .property_names(Some(name))
+        .build()
+}
+
 /// A rate as a number of bytes per second or as text for people.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Rate {
     BytesPerSecond(u64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    /// A whole number (`5000000`, or `5000000.0` as some JSON writers put it) or text (`"5M"`).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Number(number) => {
+                integer(number).map(Rate::BytesPerSecond).map_err(serde::de::Error::custom)
+            }
+            serde_json::Value::String(text) => Ok(Rate::Text(text)),
+            other => Err(serde::de::Error::custom(format!("a rate is a number or text such as \"5M\", not {other}"))),
+        }
+    }
+}
+
+/// `mirrors`: at most 16 http(s) URLs.
+fn mirrors_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let url = ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .format(Some(utoipa::openapi::SchemaFormat::Custom("uri".to_owned())))
+        .min_length(Some(1))
+        .max_length(Some(8192));
+    ArrayBuilder::new().items(url).max_items(Some(16)).build()
+}
+
+/// `speed_limit` as the document states it: a positive integer, or a number with an optional K, M, G or T
+/// (powers of 1024) and an optional `B`, `iB` or `/s`.
+fn rate_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Null)))
+            .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)).minimum(Some(1)))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::String))
+                    .pattern(Some("^([1-9][0-9]*(\\.[0-9]+)?|0\\.[0-9]*[1-9][0-9]*)([KMGT](i?B)?|B)?(/s)?$")),
+            )
+            .build(),
+    )
 }
 
 impl CreateDownload {
@@ -241,8 +373,10 @@ where
 pub struct PatchDownload {
     /// Only while paused or failed: a running fetch would mix two origins' bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = "uri", min_length = 1, max_length = 8192)]
     pub url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_integer")]
+    #[schema(minimum = -1000, maximum = 1000)]
     pub priority: Option<i32>,
 }
 
@@ -306,6 +440,20 @@ impl Stats {
             Some(JobState::Cancelled) => self.cancelled,
         }
     }
+}
+
+/// One server-sent event of `/v1/events` as the stream carries it; only for the OpenAPI document.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SseEvent {
+    /// The event's id, sent back as `Last-Event-ID`.
+    #[schema(pattern = "^[0-9]+$")]
+    id: String,
+    /// The kind: `added`, `progress`, `completed`, ...
+    event: String,
+    /// `EventData` as JSON.
+    #[schema(content_media_type = "application/json")]
+    data: String,
 }
 
 /// The `data:` of a server-sent event.

@@ -23,8 +23,9 @@ const MAX_TITLE: usize = 1000;
 pub(super) const MAX_URL: usize = 8 * 1024;
 /// Most mirrors one download may list.
 const MAX_MIRRORS: usize = 16;
-/// Most extra request headers, and the longest name plus value.
+/// Most extra request headers, and the longest name and value.
 const MAX_HEADERS: usize = 64;
+const MAX_HEADER_NAME: usize = 256;
 const MAX_HEADER_LEN: usize = 8 * 1024;
 /// The priorities a client may give: enough to order a queue, bounded so none can be made unreachable.
 pub(super) const PRIORITIES: std::ops::RangeInclusive<i32> = -1000..=1000;
@@ -154,8 +155,10 @@ fn check_headers(headers: &[(String, String)]) -> Result<(), ServiceError> {
         return Err(ServiceError::Invalid(format!("at most {MAX_HEADERS} headers, got {}", headers.len())));
     }
     for (name, value) in headers {
-        if name.len() + value.len() > MAX_HEADER_LEN {
-            return Err(ServiceError::Invalid(format!("header {name:.64} is longer than {MAX_HEADER_LEN} bytes")));
+        if name.len() > MAX_HEADER_NAME || value.len() > MAX_HEADER_LEN {
+            return Err(ServiceError::Invalid(format!(
+                "header {name:.64} is too long: names take at most {MAX_HEADER_NAME} bytes, values {MAX_HEADER_LEN}"
+            )));
         }
         if FORBIDDEN_HEADERS.iter().any(|forbidden| name.trim().eq_ignore_ascii_case(forbidden)) {
             return Err(ServiceError::Invalid(format!(
