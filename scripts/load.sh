@@ -28,9 +28,9 @@ cat >"$DATA.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Authorization"] = "Bearer $TOKEN"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"url": "http://203.0.113.10/file.bin", "paused": true}'
+wrk.body = '{"url": "http://files.example/file.bin", "paused": true}'
 LUA
-# 203.0.113.10 is a documentation address: refused when fetched, but the jobs are paused and never are.
+# The jobs are paused, so the name is never resolved and nothing is fetched.
 echo
 echo "== POST /v1/downloads, 50 connections, ${SECONDS_PER_RUN} s"
 wrk -t2 -c50 -d"${SECONDS_PER_RUN}s" --latency -s "$DATA.lua" "$BASE/v1/downloads" | sed -n '1,20p'

@@ -370,11 +370,19 @@ impl Store for SqliteStore {
     }
 
     async fn counts(&self, account: Option<&AccountId>) -> Result<StateCounts, StoreError> {
-        let rows =
-            sqlx::query("SELECT state, COUNT(*) AS n FROM downloads WHERE (?1 IS NULL OR account = ?1) GROUP BY state")
-                .bind(account.map(AccountId::as_str))
-                .fetch_all(&self.pool)
-                .await?;
+        // Two statements rather than `?1 IS NULL OR account = ?1`, which SQLite cannot answer from the
+        // (account, state) index: this runs on every add and every list.
+        let rows = match account {
+            Some(account) => {
+                sqlx::query("SELECT state, COUNT(*) AS n FROM downloads WHERE account = ?1 GROUP BY state")
+                    .bind(account.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT state, COUNT(*) AS n FROM downloads GROUP BY state").fetch_all(&self.pool).await?
+            }
+        };
         let mut counts = StateCounts::default();
         for row in rows {
             let state: JobState = parse_column(row.try_get("state")?, "state count")?;

@@ -225,6 +225,8 @@ async fn literal_private_addresses_are_refused_at_creation_through_every_api() {
     let secret = Trap::start([127, 0, 0, 1]).await;
     let server = Server::start();
     let client = reqwest::Client::new();
+    let videodb_key = server.haul(&["key", "create", "--account", "default", "--kind", "videodb"]);
+    let account = std::fs::read_to_string(server.dir.path().join("account")).unwrap().trim().to_owned();
     for url in hostile_urls(secret.address.port()) {
         // Native: 403 in haul's shape, naming the address and what would allow it.
         let (status, body) = server.add(json!({"url": url})).await;
@@ -245,14 +247,24 @@ async fn literal_private_addresses_are_refused_at_creation_through_every_api() {
         assert_eq!(surge.unwrap().status(), StatusCode::BAD_REQUEST, "{url}");
         let videodb = client
             .post(format!("{}/videodb/download", server.base))
-            .header("x-access-token", &server.token)
+            .header("x-access-token", &videodb_key)
             .json(&json!({"stream_link": url}))
             .send()
             .await
             .unwrap();
-        // The data directory's token is not a VideoDB key; the key check comes first, so a 401 is fine too,
-        // as long as nothing is fetched (checked below).
-        assert!([StatusCode::BAD_REQUEST, StatusCode::UNAUTHORIZED].contains(&videodb.status()), "{url}");
+        assert_eq!(videodb.status(), StatusCode::BAD_REQUEST, "{url}");
+        let videodb: Value = videodb.json().await.unwrap();
+        assert_eq!(videodb["success"], false, "{videodb}");
+        let cloudflare = client
+            .post(format!("{}/client/v4/accounts/{account}/stream/copy", server.base))
+            .bearer_auth(&server.token)
+            .json(&json!({"url": url}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cloudflare.status(), StatusCode::BAD_REQUEST, "{url}");
+        let cloudflare: Value = cloudflare.json().await.unwrap();
+        assert!(cloudflare["errors"][0]["message"].as_str().unwrap().contains("is not fetched"), "{cloudflare}");
     }
     // PATCH url of a paused job.
     let (status, job) = server.add(json!({"url": "http://127.0.0.2:9/x", "paused": true})).await;
