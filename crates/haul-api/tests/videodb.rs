@@ -40,7 +40,7 @@ impl Harness {
             answer,
             json!({"success": true, "status": "processing", "data": {"id": id, "output_url": output_url}})
         );
-        assert!(output_url.starts_with(&format!("{}/links/{id}/file?", self.base)), "{output_url}");
+        assert_eq!(output_url, format!("{}/videodb/download/{id}/output", self.base), "where the outcome is polled");
         (id, output_url)
     }
 
@@ -146,16 +146,22 @@ async fn create_poll_fetch_and_list_as_a_videodb_client() {
     let download_url = job["download_url"].as_str().unwrap().to_owned();
     assert_eq!(
         job,
-        json!({"id": id, "name": "My clip", "status": "done", "created_at": job["created_at"], "download_url": download_url})
+        json!({"id": id, "name": "My clip", "status": "done", "created_at": job["created_at"],
+               "output_url": output_url, "percentage": 100.0, "download_url": download_url})
     );
     let created_at = humantime::parse_rfc3339(job["created_at"].as_str().unwrap()).unwrap();
     let age = SystemTime::now().duration_since(created_at).unwrap_or_default();
     assert!(age < Duration::from_secs(60), "created_at is now, in RFC 3339: {job}");
-    assert_eq!(link_target(&download_url), link_target(&output_url));
+    // The output URL, as the SDK polls it with its key, answers the finished job.
+    let (status, outcome) = send(server.client.get(&output_url).header("x-access-token", KEY)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((&outcome["success"], &outcome["status"]), (&json!(true), &json!("done")), "{outcome}");
+    let polled_link = outcome["data"]["download_url"].as_str().unwrap().to_owned();
+    assert_eq!(link_target(&polled_link), link_target(&download_url));
 
     // The link works without any credentials, byte for byte, under the job's name.
     let expected = origin_sha256(&url).await;
-    for link in [&download_url, &output_url] {
+    for link in [&download_url, &polled_link] {
         let response = reqwest::get(link).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{link}");
         let disposition = response.headers()[header::CONTENT_DISPOSITION].to_str().unwrap().to_owned();
@@ -212,8 +218,9 @@ async fn delete_by_query_and_by_json_body_removes_the_job_and_its_file() {
         assert!(message.contains(id.as_str()), "{message}");
         failure(server.videodb(Method::DELETE, &format!("/download?download_id={id}"), KEY), StatusCode::NOT_FOUND)
             .await;
-        // A link handed out before the delete now leads nowhere.
-        assert_eq!(reqwest::get(link).await.unwrap().status(), StatusCode::NOT_FOUND);
+        // The output URL handed out before the delete now leads nowhere.
+        let gone = server.client.get(link.as_str()).header("x-access-token", KEY).send().await.unwrap();
+        assert_eq!(gone.status(), StatusCode::NOT_FOUND);
     }
     assert_eq!(server.files_on_disk(), Vec::<String>::new());
     assert_eq!(server.list(KEY, "").await, Vec::<Value>::new());
@@ -238,10 +245,16 @@ async fn deleting_a_running_download_cancels_it_and_leaves_nothing() {
     }
     assert!(running, "the slow download never started");
 
-    // Running: processing, with neither a download_url nor an error yet; the output_url is not ready.
+    // Running: processing, with neither a download_url nor an error yet; the output URL says so.
     let job = server.wait_for(KEY, &id, "processing").await;
-    assert_eq!(job, json!({"id": id, "name": "slow.bin", "status": "processing", "created_at": job["created_at"]}));
-    assert_eq!(reqwest::get(&output_url).await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        job,
+        json!({"id": id, "name": "slow.bin", "status": "processing", "created_at": job["created_at"],
+               "output_url": output_url, "percentage": job["percentage"]})
+    );
+    let (_, outcome) = send(server.client.get(&output_url).header("x-access-token", KEY)).await;
+    assert_eq!((&outcome["success"], &outcome["status"]), (&json!(true), &json!("processing")), "{outcome}");
+    failure(server.client.get(&output_url), StatusCode::UNAUTHORIZED).await;
     assert!(
         server.files_on_disk().iter().any(|name| name.starts_with("slow.bin.part")),
         "{:?}",

@@ -9,7 +9,26 @@ pub(crate) mod ytdlp_app;
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use axum::extract::{FromRequestParts, OriginalUri};
+use axum::http::request::Parts;
 use haul_engine::service::DownloadView;
+
+/// The path a dialect is mounted at (`/api`, `/videodb`; empty at the root of its own listener), for the URLs
+/// its answers point back into it with.
+pub(crate) struct Mount(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Mount {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let inner = parts.uri.path().to_owned();
+        let original = match OriginalUri::from_request_parts(parts, state).await {
+            Ok(OriginalUri(uri)) => uri,
+            Err(never) => match never {},
+        };
+        Ok(Self(original.path().strip_suffix(&inner).unwrap_or("").to_owned()))
+    }
+}
 
 /// A stored time (unix milliseconds) as RFC 3339 / ISO 8601 in UTC, to the second: `2026-11-29T10:00:00Z`.
 pub(crate) fn rfc3339(millis: i64) -> String {

@@ -6,8 +6,11 @@
 //! `{"success": true|false, ...}`; failures carry a `message` and the status code (401 no or bad key, 400 bad
 //! input, 404 unknown id or path, 405 wrong method, 409 illegal state, 501 unsupported, 500 internal).
 //!
-//! A job's `output_url` / `download_url` is a signed link to the finished file (see [`crate::links`]) that
-//! works without the key for [`LINK_TTL`], so it can be handed to a browser or `curl`.
+//! A job's `output_url` is where its outcome is polled, as VideoDB's SDK does after `POST /download` (and after
+//! `GET /download/{id}` while the job is processing): `{"status": "processing"}` until it is done, then the job
+//! with `success: true`, or `success: false` and the reason. Its `download_url` is a signed link to the finished
+//! file (see [`crate::links`]) that works without the key for [`LINK_TTL`], so it can be handed to a browser or
+//! `curl`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -25,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::AppState;
-use crate::dialects::rfc3339;
+use crate::dialects::{Mount, rfc3339};
 use crate::links::{self, LINK_TTL};
 
 /// The access-token header VideoDB clients send.
@@ -42,6 +45,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/download", post(create).get(list).delete(delete))
         .route("/download/{download_id}", get(status))
+        .route("/download/{download_id}/output", get(output))
         // The mount itself: nesting sends `/videodb` here, not to the fallback.
         .route("/", any(unknown_route))
         // Set here so that the native router's JSON 405 and 404, added later, leave this mount alone.
@@ -160,6 +164,10 @@ struct Job {
     name: String,
     status: &'static str,
     created_at: String,
+    /// Where the outcome is polled.
+    output_url: String,
+    /// 0-100.
+    percentage: f64,
     /// Only when done.
     #[serde(skip_serializing_if = "Option::is_none")]
     download_url: Option<String>,
@@ -169,7 +177,8 @@ struct Job {
 }
 
 impl Job {
-    fn new(state: &AppState, base: &str, view: &DownloadView) -> Self {
+    /// `base` is where the server and this API are reached, for the URLs in the job.
+    fn new(state: &AppState, base: &Base, view: &DownloadView) -> Self {
         let status = videodb_status(view.state);
         let download_url = (view.state == JobState::Completed).then(|| file_link(state, base, view));
         let error = match view.state {
@@ -177,12 +186,37 @@ impl Job {
             JobState::Cancelled => Some(view.error.clone().unwrap_or_else(|| "cancelled".to_owned())),
             _ => None,
         };
-        Self { id: view.id, name: name(view), status, created_at: rfc3339(view.created_at), download_url, error }
+        Self {
+            id: view.id,
+            name: name(view),
+            status,
+            created_at: rfc3339(view.created_at),
+            output_url: output_url(base, view.id),
+            percentage: crate::dialects::percent(view),
+            download_url,
+            error,
+        }
     }
 }
 
-fn file_link(state: &AppState, base: &str, view: &DownloadView) -> String {
-    state.links.link(base, &view.account, view.id, links::FILE, LINK_TTL)
+fn file_link(state: &AppState, base: &Base, view: &DownloadView) -> String {
+    // Signed links live at the server's root, whatever this API's mount.
+    state.links.link(&base.root, &view.account, view.id, links::FILE, LINK_TTL)
+}
+
+/// Where a job's outcome is polled.
+fn output_url(base: &Base, id: DownloadId) -> String {
+    format!("{}{}/download/{id}/output", base.root.trim_end_matches('/'), base.mount)
+}
+
+/// Where the client reached the server (`http://h:1`) and this API in it (`/videodb`).
+struct Base {
+    root: String,
+    mount: String,
+}
+
+fn api_base(state: &AppState, headers: &HeaderMap, mount: Mount) -> Base {
+    Base { root: links::base_url(state, headers), mount: mount.0 }
 }
 
 /// The client's `name`, else the file's name once haul has chosen it, else the URL's last path segment.
@@ -218,6 +252,7 @@ async fn create(
     State(state): State<AppState>,
     VideodbCaller(account): VideodbCaller,
     headers: HeaderMap,
+    mount: Mount,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, VideodbError> {
     let CreateBody { stream_link, name } = json_body(&body?)?;
@@ -226,12 +261,37 @@ async fn create(
         .ok_or_else(|| VideodbError::bad_request("stream_link is required: the URL to download"))?;
     let request = AddRequest { url, title: name, ..AddRequest::default() };
     let view = state.engine.add(&account, request).await?;
-    let base = links::base_url(&state, &headers);
+    let base = api_base(&state, &headers, mount);
     Ok(Json(json!({
         "success": true,
         "status": videodb_status(view.state),
-        "data": {"id": view.id, "output_url": file_link(&state, &base, &view)},
+        "data": {"id": view.id, "output_url": output_url(&base, view.id)},
     })))
+}
+
+/// `GET /download/{download_id}/output`: the job's outcome as VideoDB's SDK polls it. While the job runs,
+/// `{"success": true, "status": "processing", "data": {"id", "percentage"}}`; once done, the job; once failed,
+/// `{"success": false, "status": "error", "message": why}`, which the SDK raises as an error.
+async fn output(
+    State(state): State<AppState>,
+    VideodbCaller(account): VideodbCaller,
+    headers: HeaderMap,
+    mount: Mount,
+    download_id: Result<Path<String>, PathRejection>,
+) -> Result<Json<serde_json::Value>, VideodbError> {
+    let Path(download_id) = download_id.map_err(|rejection| VideodbError::bad_request(rejection.body_text()))?;
+    let view = state.engine.get(&account, parse_id(&download_id)?).await?;
+    let job = Job::new(&state, &api_base(&state, &headers, mount), &view);
+    Ok(Json(match view.state {
+        JobState::Completed => json!({"success": true, "status": job.status, "data": job}),
+        JobState::Failed | JobState::Cancelled => json!({
+            "success": false,
+            "status": job.status,
+            "message": job.error.clone().unwrap_or_default(),
+            "data": job,
+        }),
+        _ => json!({"success": true, "status": job.status, "data": {"id": job.id, "percentage": job.percentage}}),
+    }))
 }
 
 /// `GET /download/{download_id}`.
@@ -239,11 +299,12 @@ async fn status(
     State(state): State<AppState>,
     VideodbCaller(account): VideodbCaller,
     headers: HeaderMap,
+    mount: Mount,
     download_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<serde_json::Value>, VideodbError> {
     let Path(download_id) = download_id.map_err(|rejection| VideodbError::bad_request(rejection.body_text()))?;
     let view = state.engine.get(&account, parse_id(&download_id)?).await?;
-    let job = Job::new(&state, &links::base_url(&state, &headers), &view);
+    let job = Job::new(&state, &api_base(&state, &headers, mount), &view);
     Ok(Json(json!({"success": true, "status": job.status, "data": job})))
 }
 
@@ -259,12 +320,13 @@ async fn list(
     State(state): State<AppState>,
     VideodbCaller(account): VideodbCaller,
     headers: HeaderMap,
+    mount: Mount,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, VideodbError> {
     let Query(query) = query.map_err(|rejection| VideodbError::bad_request(rejection.body_text()))?;
     let filter = page_filter(query.page_index.as_deref(), query.count.as_deref())?;
     let views = state.engine.list(&account, filter).await?;
-    let base = links::base_url(&state, &headers);
+    let base = api_base(&state, &headers, mount);
     let downloads: Vec<Job> = views.iter().map(|view| Job::new(&state, &base, view)).collect();
     Ok(Json(json!({"success": true, "data": {"downloads": downloads}})))
 }

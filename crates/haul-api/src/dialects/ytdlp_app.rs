@@ -13,7 +13,7 @@
 //! deletes its file and `thumbnails/{id}.{jpg,webp,png}`.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, OriginalUri, Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::{bearer_account, bearer_token, default_account};
-use crate::dialects::{percent, rfc3339};
+use crate::dialects::{Mount, percent, rfc3339};
 use crate::files::{download_name, send_file, send_thumbnail};
 
 /// The video qualities, as the app takes them (audio alone is its `download_type`).
@@ -210,22 +210,6 @@ fn served_host(host: &str, public_url: Option<&str>) -> bool {
     }
     let public = public_url.and_then(|url| url.parse::<axum::http::Uri>().ok());
     public.is_some_and(|url| url.host().is_some_and(|public| public.eq_ignore_ascii_case(name)))
-}
-
-/// The path the app is mounted at (`/api`), for the thumbnail URLs in tasks.
-struct Mount(String);
-
-impl<S: Send + Sync> FromRequestParts<S> for Mount {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let inner = parts.uri.path().to_owned();
-        let original = match OriginalUri::from_request_parts(parts, state).await {
-            Ok(OriginalUri(uri)) => uri,
-            Err(never) => match never {},
-        };
-        Ok(Self(original.path().strip_suffix(&inner).unwrap_or("").to_owned()))
-    }
 }
 
 /// A task, field by field as the app lists it.
