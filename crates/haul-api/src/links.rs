@@ -157,7 +157,13 @@ pub(crate) async fn serve_link(
         state.engine.file_path(&view).await.ok_or_else(not_ready)?
     } else {
         let name: RenditionName = variant.parse().map_err(|_| not_ready())?;
-        state.engine.rendition_file(&account, id, name).await?.ok_or_else(not_ready)?
+        let path = state.engine.rendition_file(&account, id, name).await?.ok_or_else(not_ready)?;
+        if name.is_derived() {
+            // A rendition is its own file (`clip.audio.m4a`), offered under its own name and type.
+            let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+            return send_file(&path, &file_name, &method, &headers).await?.ok_or_else(not_ready);
+        }
+        path
     };
     let name = download_name(&view, &path);
     send_file(&path, &name, &method, &headers).await?.ok_or_else(not_ready)

@@ -163,7 +163,7 @@ async fn a_stream_client_copies_a_video_and_downloads_it_with_a_bearer_token() {
     assert_eq!(keys, ["default"], "{created}");
     assert_eq!(created["default"]["status"], "inprogress", "{created}");
     let link = created["default"]["url"].as_str().unwrap().to_owned();
-    assert!(link.starts_with(&format!("{}/links/{}/file?", server.base, download_id(&uid))), "{link}");
+    assert!(link.starts_with(&format!("{}/links/{}/default?", server.base, download_id(&uid))), "{link}");
 
     // Poll the downloads until `default` is ready; its progress never goes back.
     let mut last_percent = 0.0;
@@ -356,15 +356,16 @@ async fn every_failure_answers_in_the_envelope() {
         assert!(message.contains(path), "{message}");
     }
 
-    // 400: a malformed identifier, an unknown download type.
+    // 404: an identifier that is not a uid names no video, as Cloudflare answers it (its SDK's NotFoundError).
     for (method, rest) in [
         (Method::GET, "/not-a-uid"),
         (Method::DELETE, "/0123456789abcdef0123456789abcdeg"),
         (Method::GET, "/0123456789abcdef0123456789abcdef0/downloads"),
     ] {
-        let message = server.fails(method, rest, StatusCode::BAD_REQUEST, 10400).await;
-        assert!(message.contains("identifier"), "{message}");
+        let message = server.fails(method, rest, StatusCode::NOT_FOUND, 10404).await;
+        assert!(message.contains("not found"), "{message}");
     }
+    // 400: an unknown download type.
     // The type is judged before the video is looked for.
     for method in [Method::POST, Method::DELETE] {
         let message = server.fails(method, &format!("/{unknown}/downloads/hd"), StatusCode::BAD_REQUEST, 10400).await;

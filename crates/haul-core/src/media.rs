@@ -271,6 +271,22 @@ pub fn media_file_name(title: &str, id: &str, ext: &str) -> String {
     format!("{stem}__{id}.{ext}")
 }
 
+/// Whether a file's first bytes are those of an audio or video container haul can describe with ffprobe (MP4 /
+/// MOV / M4A, Matroska / WebM, Ogg, AVI / WAV, FLV, MPEG-TS, MP3, FLAC). A downloaded file is probed only then:
+/// ffprobe is not run on whatever a server sends.
+pub fn looks_like_media(head: &[u8]) -> bool {
+    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    at(4, b"ftyp")
+        || at(0, &[0x1a, 0x45, 0xdf, 0xa3])
+        || at(0, b"OggS")
+        || (at(0, b"RIFF") && (at(8, b"AVI ") || at(8, b"WAVE")))
+        || at(0, b"FLV")
+        || at(0, b"fLaC")
+        || at(0, b"ID3")
+        || (head.len() >= 2 && head[0] == 0xff && head[1] & 0xe0 == 0xe0)
+        || (head.len() > 188 && head[0] == 0x47 && head[188] == 0x47)
+}
+
 /// The image types a thumbnail is kept as, `thumbnails/{id}.{ext}`, in the order they are looked for.
 pub const THUMBNAIL_EXTENSIONS: [&str; 3] = ["jpg", "webp", "png"];
 
@@ -318,6 +334,19 @@ mod tests {
             acodec: acodec.map(str::to_owned),
             ..Format::default()
         }
+    }
+
+    #[test]
+    fn media_is_told_by_its_first_bytes() {
+        assert!(looks_like_media(b"\0\0\0\x18ftypmp42rest"));
+        assert!(looks_like_media(&[0x1a, 0x45, 0xdf, 0xa3, 0x01]));
+        assert!(looks_like_media(b"OggS\0\x02"));
+        assert!(looks_like_media(b"RIFF\0\0\0\0WAVEfmt "));
+        assert!(looks_like_media(b"ID3\x04"));
+        assert!(!looks_like_media(b"<!DOCTYPE html>"));
+        assert!(!looks_like_media(b"%PDF-1.7"));
+        assert!(!looks_like_media(b"PK\x03\x04"));
+        assert!(!looks_like_media(b""));
     }
 
     #[test]

@@ -237,10 +237,12 @@ impl FromRequestParts<AppState> for VideoRef {
         let StreamAccount(account) = StreamAccount::from_request_parts(parts, state).await?;
         let params = path_params(parts, state).await?;
         let identifier = params.get("identifier").map(String::as_str).unwrap_or_default();
+        // Not a uid is not a video: a 404, as Cloudflare answers it (its SDK raises NotFoundError).
         let id = parse_uid(identifier).ok_or_else(|| {
-            StreamError::bad_request(format!(
-                "video identifier {identifier:?} is not valid; expected the uid from .../stream/copy (32 hex digits)"
-            ))
+            StreamError::new(
+                StatusCode::NOT_FOUND,
+                format!("video {identifier:?} not found; a uid is the 32 hex digits .../stream/copy answered"),
+            )
         })?;
         Ok(Self { account, id })
     }
@@ -445,7 +447,7 @@ impl Download {
                 JobState::Failed | JobState::Cancelled => "error",
                 JobState::Queued | JobState::Active | JobState::Paused => "inprogress",
             };
-            (status, percent(view), links::FILE)
+            (status, percent(view), RenditionName::Default.as_str())
         } else {
             let status = match rendition.state {
                 RenditionState::Ready => "ready",

@@ -604,6 +604,60 @@ fn image_ext(bytes: &[u8], content_type: &str) -> Option<&'static str> {
     }
 }
 
+/// What a finished plain download is, when it is audio or video: its duration and size from ffprobe, and, for a
+/// video, a frame as its thumbnail (`thumbnails/{id}.jpg`, taken at `at_fraction` of the duration). `None` for
+/// any other file, or without ffprobe. Only a file whose first bytes are a media container's is probed.
+pub(crate) async fn describe_file(
+    tools: &MediaTools,
+    file: &Path,
+    thumbnails_dir: &Path,
+    id: DownloadId,
+    at_fraction: Option<f64>,
+    cancel: &CancellationToken,
+) -> Result<Option<MediaFacts>, EngineError> {
+    let Ok(ffprobe) = tools.ffprobe() else { return Ok(None) };
+    let mut head = [0u8; 200];
+    let read = {
+        use tokio::io::AsyncReadExt as _;
+        let Ok(mut opened) = tokio::fs::File::open(file).await else { return Ok(None) };
+        opened.read(&mut head).await.unwrap_or(0)
+    };
+    if !haul_core::media::looks_like_media(&head[..read]) {
+        return Ok(None);
+    }
+    let probed = match ffmpeg::probe(ffprobe, file, cancel).await {
+        Ok(probed) => probed,
+        Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
+        Err(error) => {
+            tracing::info!(%error, "cannot read the file's streams");
+            return Ok(None);
+        }
+    };
+    let mut facts = MediaFacts {
+        duration: probed.duration,
+        width: probed.width,
+        height: probed.height,
+        ..MediaFacts::default()
+    };
+    if probed.has_video
+        && let Ok(ffmpeg_path) = tools.ffmpeg()
+    {
+        create_dir(thumbnails_dir).await?;
+        let name = format!("{id}.jpg");
+        let duration = probed.duration.unwrap_or(0.0);
+        let at = match at_fraction {
+            Some(fraction) => duration * fraction.clamp(0.0, 1.0),
+            None => (duration / 2.0).min(1.0),
+        };
+        match ffmpeg::frame(ffmpeg_path, file, at, &thumbnails_dir.join(&name), cancel).await {
+            Ok(()) => facts.thumbnail = Some(name),
+            Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
+            Err(error) => tracing::info!(%error, "cannot grab a thumbnail frame"),
+        }
+    }
+    Ok((probed.has_video || probed.audio_codec.is_some()).then_some(facts))
+}
+
 /// Makes the `audio` rendition of a finished video: `{stem}.audio.m4a` beside it. `on_percent` hears progress.
 pub(crate) async fn make_audio(
     tools: &MediaTools,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use haul_core::job::{AccountId, DownloadId};
+use haul_core::job::{AccountId, DownloadId, JobState};
 use haul_core::media::{RenditionName, RenditionState};
 use haul_store::{DownloadRecord, RenditionUpdate};
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,17 @@ impl Engine {
             require("an audio rendition", self.inner.options.media.ffprobe())?;
         }
         let rendition = self.inner.store.put_rendition(account, id, name).await?;
+        // Asked of a download that will not complete (unless retried): failed now, rather than waiting for ever.
+        let record = self.inner.store.get(account, id).await?;
+        let why = match record.state {
+            JobState::Failed => Some("the download failed"),
+            JobState::Cancelled => Some("the download was cancelled"),
+            _ => None,
+        };
+        if let Some(why) = why {
+            self.fail_renditions(&record, why).await;
+            return self.rendition(account, id, name).await;
+        }
         self.make_renditions();
         Ok(rendition.into())
     }
@@ -63,11 +74,15 @@ impl Engine {
         id: DownloadId,
         name: RenditionName,
     ) -> Result<Option<PathBuf>, ServiceError> {
+        let stored = self.inner.store.renditions(account, id).await?;
         if name == RenditionName::Default {
+            // Only while the rendition is asked for: once it is deleted, links handed out for it stop working.
+            if !stored.iter().any(|rendition| rendition.name == RenditionName::Default) {
+                return Ok(None);
+            }
             let view = self.get(account, id).await?;
             return Ok(self.file_path(&view).await);
         }
-        let stored = self.inner.store.renditions(account, id).await?;
         let relative = stored
             .into_iter()
             .find(|rendition| rendition.name == name && rendition.state == RenditionState::Ready)

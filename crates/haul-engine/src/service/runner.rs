@@ -138,6 +138,22 @@ impl Engine {
             let options = self.download_options(record).await?;
             let done = download::download(self.inner.client.clone(), options, running.progress.clone(), cancel.clone())
                 .await?;
+            // A plain file that is audio or video is described as media is (duration, size, a thumbnail frame),
+            // before the job is complete, so whoever sees it complete sees that too.
+            running.progress.set_phase(crate::progress::Phase::Verifying);
+            let described = media::describe_file(
+                tools,
+                &done.path,
+                &self.inner.options.thumbnails_dir,
+                record.id,
+                None,
+                cancel,
+            )
+            .await?;
+            if let Some(facts) = described {
+                let update = MediaUpdate { kind: None, ..media_update(facts) };
+                self.store_quietly(self.inner.store.set_media(record.id, &update).await);
+            }
             return Ok(Fetched { path: done.path, size: done.size });
         };
         let mut target_dir = self.inner.options.downloads_dir.clone();
