@@ -79,7 +79,12 @@ pub async fn list(
     if offset > i32::MAX as u32 {
         return Err(ApiError::bad_request(format!("offset must be at most {}, got {offset}", i32::MAX)));
     }
-    let filter = haul_engine::service::ListQuery { state: query.state, limit: Some(limit), offset };
+    let filter = haul_engine::service::ListQuery {
+        states: query.state.into_iter().collect(),
+        limit: Some(limit),
+        offset,
+        ..Default::default()
+    };
     let views = state.engine.list(&caller.account, filter).await?;
     // Counted from the per-state totals rather than a second query: a download changing state between the two
     // calls can make `total` off by one for a moment, which paging tolerates.

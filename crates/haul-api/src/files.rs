@@ -57,13 +57,14 @@ pub async fn file(
 }
 
 /// The name a client should save a download's file as: its title with the file's extension when it has a title
-/// (`My clip.mp4`), else the stored file name.
+/// (`My clip.mp4`), else the stored file name (without the `__{id}` of the yt-dlp app's layout).
 pub(crate) fn download_name(view: &haul_engine::service::DownloadView, path: &Path) -> String {
     let stored = view
         .filename
         .clone()
         .or_else(|| path.file_name().map(|name| name.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "download".to_owned());
+    let stored = if view.name_with_id { haul_core::filename::untagged(&stored, &view.id.to_string()) } else { stored };
     let Some(title) = view.title.as_deref() else { return stored };
     match Path::new(&stored).extension().map(|ext| ext.to_string_lossy()) {
         Some(ext) if !title.to_lowercase().ends_with(&format!(".{}", ext.to_lowercase())) => format!("{title}.{ext}"),

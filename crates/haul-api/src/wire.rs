@@ -349,6 +349,8 @@ impl CreateDownload {
             title: self.title,
             quality: parse_name::<Quality>(self.quality.as_deref())?,
             kind: parse_name::<JobKind>(self.kind.as_deref())?,
+            labels: Default::default(),
+            name_with_id: false,
         })
     }
 }
@@ -382,7 +384,7 @@ pub struct PatchDownload {
 
 impl From<PatchDownload> for PatchRequest {
     fn from(patch: PatchDownload) -> Self {
-        Self { url: patch.url, priority: patch.priority }
+        Self { url: patch.url, priority: patch.priority, ..PatchRequest::default() }
     }
 }
 

@@ -345,6 +345,7 @@ async fn every_failure_answers_in_the_envelope() {
         (Method::POST, format!("/{unknown}/downloads/default")),
         (Method::DELETE, format!("/{unknown}/downloads")),
         (Method::DELETE, format!("/{unknown}/downloads/default")),
+        (Method::POST, format!("/{unknown}")),
         (Method::GET, format!("/{unknown}/captions")),
         (Method::GET, format!("/{unknown}/downloads/default/extra")),
     ] {
@@ -376,7 +377,6 @@ async fn every_failure_answers_in_the_envelope() {
     for (method, rest) in [
         (Method::GET, "/copy".to_owned()),
         (Method::PUT, format!("/{unknown}")),
-        (Method::POST, format!("/{unknown}")),
         (Method::PATCH, format!("/{unknown}/downloads")),
         (Method::GET, format!("/{unknown}/downloads/default")),
         (Method::DELETE, String::new()),
@@ -506,4 +506,96 @@ async fn each_account_sees_only_its_own_videos() {
     assert_eq!(native["size"], 2048);
     let (status, _) = server.call(Method::GET, &format!("/v1/downloads/{}", download_id(&uids[1])), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another account's job stays hidden from the native API too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_keep_meta_and_labels_which_edits_replace_and_lists_filter_on() {
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
+    let url = server.origin.url(2048, "clip.bin");
+    let body = json!({
+        "input": url, "meta": {"name": "Clip", "team": "a", "n": [1, {"x": null}]}, "creator": "ann",
+        "thumbnailTimestampPct": 0.25, "requireSignedURLs": true, "allowedOrigins": ["example.com"],
+    });
+    let video = server.copy(Auth::Bearer(TOKEN), &server.account, body).await;
+    assert_eq!(video["meta"], json!({"name": "Clip", "team": "a", "n": [1, {"x": null}], "downloaded-from": url}));
+    assert_eq!((&video["creator"], &video["thumbnailTimestampPct"]), (&json!("ann"), &json!(0.25)), "{video}");
+    assert_eq!(video["requireSignedURLs"], true, "{video}");
+    let uid = video["uid"].as_str().unwrap().to_owned();
+    server.wait_ready(Auth::Bearer(TOKEN), &server.account, &uid).await;
+    let id = download_id(&uid);
+    assert_eq!(server.engine.get(&server.account, id).await.unwrap().title.as_deref(), Some("Clip"));
+
+    // A link of a video that requires signed URLs lives an hour.
+    let downloads = server.ok(Method::POST, &format!("/{uid}/downloads"), None).await;
+    let link = downloads["default"]["url"].as_str().unwrap();
+    let expires: u64 = link.split("expires=").nth(1).unwrap().split('&').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!((3500..=3700).contains(&(expires - now)), "{link}");
+
+    // An edit replaces meta whole, renames the video everywhere, and leaves out what it does not name.
+    let edited =
+        server.ok(Method::POST, &format!("/{uid}"), Some(json!({"meta": {"name": "Renamed"}, "creator": null}))).await;
+    assert_eq!(edited["meta"], json!({"name": "Renamed", "downloaded-from": url}), "{edited}");
+    assert_eq!((&edited["creator"], &edited["requireSignedURLs"]), (&Value::Null, &json!(true)), "{edited}");
+    assert_eq!(server.engine.get(&server.account, id).await.unwrap().title.as_deref(), Some("Renamed"));
+    let edited = server.ok(Method::POST, &format!("/{uid}"), Some(json!({"requireSignedURLs": false}))).await;
+    assert_eq!((&edited["meta"]["name"], &edited["requireSignedURLs"]), (&json!("Renamed"), &json!(false)));
+
+    // Refused copies and edits, each saying what was wrong; nothing is queued by them.
+    for (body, words) in [
+        (json!({"input": url, "url": "http://127.0.0.1:1/other"}), "only input"),
+        (json!({}), "input"),
+        (json!({"input": url, "meta": ["a"]}), "JSON object"),
+        (json!({"input": url, "meta": {"name": 7}}), "meta.name"),
+        (json!({"input": url, "creator": 5}), "creator"),
+        (json!({"input": url, "creator": "x".repeat(65)}), "creator"),
+        (json!({"input": url, "thumbnailTimestampPct": 1.5}), "from 0 to 1"),
+    ] {
+        let request = server.cf(Auth::Bearer(TOKEN), Method::POST, &server.stream(&server.account, "/copy"));
+        let message = refused(request.json(&body), StatusCode::BAD_REQUEST, 10400).await;
+        assert!(message.contains(words), "{body}: {message}");
+    }
+    let request = server.cf(Auth::Bearer(TOKEN), Method::POST, &server.stream(&server.account, &format!("/{uid}")));
+    refused(request.json(&json!({"thumbnailTimestampPct": -1})), StatusCode::BAD_REQUEST, 10400).await;
+
+    // Filters.
+    let second = server
+        .copy(Auth::Bearer(TOKEN), &server.account, json!({"url": url, "name": "Second", "creator": "bob"}))
+        .await;
+    let second = second["uid"].as_str().unwrap().to_owned();
+    let uids = |query: &'static str| {
+        let server = &server;
+        async move {
+            let listed = server.ok(Method::GET, &format!("?{query}"), None).await;
+            listed.as_array().unwrap().iter().map(|video| video["uid"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(uids("").await, [second.clone(), uid.clone()]);
+    assert_eq!(uids("asc=true").await, [uid.clone(), second.clone()]);
+    assert_eq!(uids("creator=bob").await, vec![second.clone()]);
+    assert_eq!(uids("search=RENAMED").await, vec![uid.clone()]);
+    assert_eq!(uids("video_name=Second").await, vec![second.clone()]);
+    assert_eq!(uids("limit=1&asc=true").await, vec![uid.clone()]);
+    assert_eq!(uids("status=pendingupload").await, Vec::<String>::new());
+    assert_eq!(uids("before=2000-01-01T00:00:00Z").await, Vec::<String>::new());
+    assert_eq!(uids("after=2000-01-01T00:00:00%2B00:00").await.len(), 2);
+    let answer: Value = server
+        .cf(Auth::Bearer(TOKEN), Method::GET, &server.stream(&server.account, "?include_counts=true&limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((&answer["total"], &answer["range"]), (&json!(2), &json!(1)), "{answer}");
+    for (query, words) in [("colour=red", "unknown list parameter"), ("limit=0", "limit"), ("after=soon", "RFC 3339")] {
+        let message = server.fails(Method::GET, &format!("?{query}"), StatusCode::BAD_REQUEST, 10400).await;
+        assert!(message.contains(words), "{query}: {message}");
+    }
+
+    let usage = server.ok(Method::GET, "/storage-usage", None).await;
+    assert_eq!((&usage["videoCount"], &usage["creator"]), (&json!(2), &Value::Null), "{usage}");
+    let usage = server.ok(Method::GET, "/storage-usage?creator=bob", None).await;
+    assert_eq!((&usage["videoCount"], &usage["creator"]), (&json!(1), &json!("bob")), "{usage}");
+    assert!(usage["totalStorageMinutes"].is_number(), "{usage}");
 }

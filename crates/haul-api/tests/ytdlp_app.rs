@@ -109,7 +109,9 @@ async fn seed_004_start_poll_and_fetch_the_file() {
     assert_eq!((task["filesize"].as_u64(), task["downloaded_bytes"].as_u64()), (Some(size), Some(size)));
     assert_eq!(task["is_playlist"], false);
     assert_eq!((task["playlist_index"].clone(), task["playlist_total"].clone()), (Value::Null, Value::Null));
-    assert_eq!(task["filename"], "clip.mp4");
+    // Stored as the app stores it, `{title}__{download_id}.{ext}`.
+    assert_eq!(task["filename"], format!("clip__{id}.mp4"));
+    assert!(server.downloads_dir.join(format!("clip__{id}.mp4")).is_file());
     assert_eq!((task["quality"].as_str(), task["download_type"].as_str()), (Some("720p"), Some("video")));
     assert_eq!(task["error_message"], Value::Null);
     iso8601_is_recent(task["created_at"].as_str().unwrap());
@@ -129,14 +131,14 @@ async fn seed_004_start_poll_and_fetch_the_file() {
     assert_eq!(name, "clip.mp4");
 
     // Ranges on the file and on /api/stream/{filename}, as a <video> element asks.
-    for path in [format!("/api/download/{id}/file"), "/api/stream/clip.mp4".to_owned()] {
+    for path in [format!("/api/download/{id}/file"), format!("/api/stream/clip__{id}.mp4")] {
         let response = server.request(Method::GET, &path).header(header::RANGE, "bytes=100-199").send().await.unwrap();
         assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT, "{path}");
         assert_eq!(response.headers()[header::CONTENT_RANGE], format!("bytes 100-199/{size}").as_str());
         assert_eq!(&response.bytes().await.unwrap()[..], &bytes[100..200], "{path}");
     }
     // /api/stream only serves the caller's finished downloads by name: nothing else on disk is reachable.
-    for name in ["..%2Fhaul.db", "haul.db", "clip.mp4.part", "%2Fetc%2Fpasswd"] {
+    for name in ["..%2Fhaul.db", "haul.db", "clip.mp4", "clip.mp4.part", "%2Fetc%2Fpasswd"] {
         let (status, detail) = server.detail(Method::GET, &format!("/api/stream/{name}"), None).await;
         assert_eq!((status, detail), (StatusCode::NOT_FOUND, json!("Archivo no encontrado")), "{name}");
     }
@@ -157,7 +159,7 @@ async fn seed_000_cancel_keeps_files_and_remove_deletes_them() {
     let size = 1024 * 1024;
     let id = server.app_add(json!({"url": server.origin.url(size, "song.mp4")})).await;
     server.app_wait(&id, "completed").await;
-    let file = server.downloads_dir.join("song.mp4");
+    let file = server.downloads_dir.join(format!("song__{id}.mp4"));
     // A thumbnail as media downloads leave it.
     let thumbnails = server.server.thumbnails_dir();
     std::fs::create_dir_all(&thumbnails).unwrap();
@@ -196,7 +198,7 @@ async fn seed_000_cancel_keeps_files_and_remove_deletes_them() {
     // Files already deleted by hand do not stop a removal (missing_ok in the seed).
     let id = server.app_add(json!({"url": server.origin.url(size, "gone.mp4")})).await;
     server.app_wait(&id, "completed").await;
-    std::fs::remove_file(server.downloads_dir.join("gone.mp4")).unwrap();
+    std::fs::remove_file(server.downloads_dir.join(format!("gone__{id}.mp4"))).unwrap();
     let (status, detail) = server.detail(Method::GET, &format!("/api/download/{id}/file"), None).await;
     assert_eq!((status, detail), (StatusCode::NOT_FOUND, json!("Archivo físico no encontrado")));
     let (status, answer) = server.call(Method::DELETE, &format!("/api/downloads/{id}/remove"), None).await;
@@ -354,13 +356,13 @@ async fn accounts_see_only_their_own_tasks() {
         (Method::GET, format!("/api/download/{mine}/file")),
         (Method::DELETE, format!("/api/downloads/{mine}")),
         (Method::DELETE, format!("/api/downloads/{mine}/remove")),
-        (Method::GET, "/api/stream/mine.bin".to_owned()),
+        (Method::GET, format!("/api/stream/mine__{mine}.bin")),
     ] {
         let response = other(method, &path).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
     }
     assert_eq!(server.app_task(&mine).await.unwrap()["status"], "completed", "untouched by the other account");
-    assert!(server.downloads_dir.join("mine.bin").is_file());
+    assert!(server.downloads_dir.join(format!("mine__{mine}.bin")).is_file());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -251,9 +251,38 @@ pub fn numbered(name: &str, n: u32) -> String {
     format!("{stem} ({n}){ext}")
 }
 
+/// `{stem}__{tag}{ext}`: a name made unique by a tag (a download's id) before its extension, the layout the
+/// yt-dlp web app keeps its files in (`{title}__{download_id}.{ext}`).
+pub fn tagged(name: &str, tag: &str) -> String {
+    let (stem, ext) = split_extension(name);
+    format!("{stem}__{tag}{ext}")
+}
+
+/// The name [`tagged`] started from; a name without the tag is answered as it is.
+pub fn untagged(name: &str, tag: &str) -> String {
+    let (stem, ext) = split_extension(name);
+    match stem.strip_suffix(tag).and_then(|stem| stem.strip_suffix("__")) {
+        Some(stem) if !stem.is_empty() => format!("{stem}{ext}"),
+        _ => name.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tagged_names_keep_their_extension() {
+        for (name, tagged_name) in
+            [("clip.mp4", "clip__ab12.mp4"), ("backup.tar.gz", "backup__ab12.tar.gz"), ("README", "README__ab12")]
+        {
+            assert_eq!(tagged(name, "ab12"), tagged_name);
+            assert_eq!(untagged(tagged_name, "ab12"), name);
+        }
+        assert_eq!(untagged("clip.mp4", "ab12"), "clip.mp4");
+        assert_eq!(untagged("__ab12.mp4", "ab12"), "__ab12.mp4");
+        assert_eq!(untagged("clip__ab13.mp4", "ab12"), "clip__ab13.mp4");
+    }
 
     /// Sanitises `raw` and compares; every accepted name must also be stable (sanitising it again
     /// changes nothing) and free of path separators.

@@ -9,6 +9,7 @@ pub mod checksum;
 pub mod clock;
 pub mod filename;
 pub mod job;
+pub mod labels;
 pub mod media;
 pub mod names;
 pub mod net;

@@ -55,6 +55,8 @@ pub struct DownloadOptions {
     /// The directory no file of this download may leave (the server's downloads directory): a symlink that
     /// leads out of it is an error, never followed.
     pub root: Option<PathBuf>,
+    /// Name the file `{stem}__{tag}.{ext}` rather than as offered, when the name is haul's to choose.
+    pub name_tag: Option<String>,
 }
 
 impl DownloadOptions {
@@ -72,6 +74,7 @@ impl DownloadOptions {
             headers: HeaderMap::new(),
             max_attempts: 8,
             root: None,
+            name_tag: None,
         }
     }
 }
@@ -141,7 +144,11 @@ pub async fn download(
     // Up to 10,000 names may be looked at on a busy directory: off the runtime's worker threads.
     let (paths, existing) = {
         let (target, url, overwrite) = (options.target.clone(), options.url.to_string(), options.overwrite);
-        let name = offered_name(&probe, &options.url);
+        let offered = offered_name(&probe, &options.url);
+        let name = match &options.name_tag {
+            Some(tag) => filename::tagged(&offered, tag),
+            None => offered,
+        };
         tokio::task::spawn_blocking(move || choose_paths(&target, &url, overwrite, &name))
             .await
             .map_err(|error| EngineError::InvalidRequest(format!("choosing a file name failed: {error}")))??

@@ -5,6 +5,7 @@
 //! testing on their own: ids and the state machine in `haul_core::job`.
 
 use haul_core::job::{AccountId, DownloadId, JobKind, JobState};
+use haul_core::labels::Labels;
 use haul_core::media::{Quality, RenditionName, RenditionState};
 use serde::Serialize;
 
@@ -58,6 +59,10 @@ pub struct DownloadRecord {
     pub started_at: Option<i64>,
     /// When it last reached completed, failed or cancelled; cleared when it leaves them.
     pub finished_at: Option<i64>,
+    /// What the client attached for its own bookkeeping.
+    pub labels: Labels,
+    /// Named `{name}__{id}.{ext}` (the yt-dlp web app's layout) rather than as the server offers it.
+    pub name_with_id: bool,
     /// The node running it, while active.
     pub lease_owner: Option<String>,
     /// Until when `lease_owner` holds it; after that another claim may take it over.
@@ -66,7 +71,7 @@ pub struct DownloadRecord {
 
 /// What a new download starts from. Validation (URL scheme, header names, checksum syntax) is the caller's job;
 /// the store keeps what it is given.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NewDownload {
     pub account: AccountId,
     pub url: String,
@@ -83,6 +88,9 @@ pub struct NewDownload {
     pub priority: i32,
     /// Start in `paused` instead of `queued`, so nothing is fetched until the user resumes it.
     pub start_paused: bool,
+    pub labels: Labels,
+    /// Name the file `{name}__{id}.{ext}` rather than as the server offers it.
+    pub name_with_id: bool,
 }
 
 impl NewDownload {
@@ -103,6 +111,8 @@ impl NewDownload {
             speed_limit: None,
             priority: 0,
             start_paused: false,
+            labels: Labels::default(),
+            name_with_id: false,
         }
     }
 }
@@ -131,11 +141,24 @@ pub struct RenditionUpdate {
     pub error: Option<String>,
 }
 
-/// Which of an account's downloads to list; newest first.
+/// Which of an account's downloads to list, newest first unless `oldest_first`. Every condition given must
+/// hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListFilter {
-    /// Only downloads in this state; all states when `None`.
-    pub state: Option<JobState>,
+    /// Only downloads in one of these states; all states when empty.
+    pub states: Vec<JobState>,
+    /// Only these downloads; any when empty.
+    pub ids: Vec<DownloadId>,
+    /// Only downloads whose title, file name or URL contains this text (ASCII case ignored).
+    pub search: Option<String>,
+    /// Only downloads with exactly this title.
+    pub title: Option<String>,
+    /// Only downloads with this creator label.
+    pub creator: Option<String>,
+    /// Only downloads created at or after / before this time (unix milliseconds).
+    pub created_from: Option<i64>,
+    pub created_before: Option<i64>,
+    pub oldest_first: bool,
     /// At most this many; all when `None`.
     pub limit: Option<u32>,
     pub offset: u32,
@@ -168,11 +191,15 @@ pub struct MediaUpdate {
 }
 
 /// A user's edit of a download; `None` leaves a field alone.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct DownloadPatch {
     /// Only while paused or failed: a running fetch would mix two origins' bytes.
     pub url: Option<String>,
     pub priority: Option<i32>,
+    /// A new display name.
+    pub title: Option<String>,
+    /// Replaces every label at once.
+    pub labels: Option<Labels>,
 }
 
 /// How many downloads are in each state.

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use haul_core::account::KeyKind;
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState, next_state};
+use haul_core::labels::Labels;
 use haul_core::media::{RenditionName, RenditionState};
 
 use crate::accounts::{Account, ApiKey};
@@ -117,8 +118,9 @@ impl Store for SqliteStore {
         let state = if new.start_paused { JobState::Paused } else { JobState::Queued };
         let row = sqlx::query(
             "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
-                 headers, connections_limit, speed_limit, created_at, title, quality)
-             VALUES (?1, ?2, ?3, ?4, ?16, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 headers, connections_limit, speed_limit, created_at, title, quality, meta, creator, thumbnail_at,
+                 require_signed_urls, name_with_id)
+             VALUES (?1, ?2, ?3, ?4, ?16, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?17, ?18, ?19, ?20, ?21)
              RETURNING *",
         )
         .bind(id.to_string())
@@ -137,6 +139,11 @@ impl Store for SqliteStore {
         .bind(&new.title)
         .bind(new.quality.to_string())
         .bind(new.kind.as_str())
+        .bind(meta_to_db(&new.labels)?)
+        .bind(&new.labels.creator)
+        .bind(new.labels.thumbnail_at)
+        .bind(new.labels.require_signed_urls)
+        .bind(new.name_with_id)
         .fetch_one(&self.pool)
         .await?;
         record_from_row(&row)
@@ -153,19 +160,38 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, account: &AccountId, filter: &ListFilter) -> Result<Vec<DownloadRecord>, StoreError> {
-        // LIMIT -1 is SQLite for "no limit", which keeps this one fixed statement.
-        let rows = sqlx::query(
+        // One statement per order (the direction cannot be a parameter); a condition whose parameter is NULL
+        // holds for every row. LIMIT -1 is SQLite for "no limit".
+        let order = if filter.oldest_first { "ASC" } else { "DESC" };
+        let sql = format!(
             "SELECT * FROM downloads
-             WHERE account = ?1 AND (?2 IS NULL OR state = ?2)
-             ORDER BY created_at DESC, seq DESC
-             LIMIT ?3 OFFSET ?4",
-        )
-        .bind(account.as_str())
-        .bind(filter.state.map(JobState::as_str))
-        .bind(filter.limit.map_or(-1, i64::from))
-        .bind(i64::from(filter.offset))
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE account = ?1
+               AND (?2 IS NULL OR state IN (SELECT value FROM json_each(?2)))
+               AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3)))
+               AND (?4 IS NULL OR instr(lower(COALESCE(title, '') || char(10) || COALESCE(filename, '') || char(10)
+                                              || url), lower(?4)) > 0)
+               AND (?5 IS NULL OR title = ?5)
+               AND (?6 IS NULL OR creator = ?6)
+               AND (?7 IS NULL OR created_at >= ?7)
+               AND (?8 IS NULL OR created_at < ?8)
+             ORDER BY created_at {order}, seq {order}
+             LIMIT ?9 OFFSET ?10"
+        );
+        let states: Vec<&str> = filter.states.iter().map(|state| state.as_str()).collect();
+        let ids: Vec<String> = filter.ids.iter().map(ToString::to_string).collect();
+        let rows = sqlx::query(&sql)
+            .bind(account.as_str())
+            .bind((!states.is_empty()).then(|| to_json(&states)).transpose()?)
+            .bind((!ids.is_empty()).then(|| to_json(&ids)).transpose()?)
+            .bind(&filter.search)
+            .bind(&filter.title)
+            .bind(&filter.creator)
+            .bind(filter.created_from)
+            .bind(filter.created_before)
+            .bind(filter.limit.map_or(-1, i64::from))
+            .bind(i64::from(filter.offset))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(record_from_row).collect()
     }
 
@@ -334,7 +360,11 @@ impl Store for SqliteStore {
     ) -> Result<DownloadRecord, StoreError> {
         // The state guard is part of the UPDATE, so a download cannot start between the check and the write.
         let row = sqlx::query(
-            "UPDATE downloads SET url = COALESCE(?1, url), priority = COALESCE(?2, priority)
+            "UPDATE downloads SET url = COALESCE(?1, url), priority = COALESCE(?2, priority), title = COALESCE(?10, title),
+                 meta = CASE WHEN ?5 THEN ?6 ELSE meta END,
+                 creator = CASE WHEN ?5 THEN ?7 ELSE creator END,
+                 thumbnail_at = CASE WHEN ?5 THEN ?8 ELSE thumbnail_at END,
+                 require_signed_urls = CASE WHEN ?5 THEN ?9 ELSE require_signed_urls END
              WHERE id = ?3 AND account = ?4 AND (?1 IS NULL OR state IN ('paused', 'failed'))
              RETURNING *",
         )
@@ -342,6 +372,12 @@ impl Store for SqliteStore {
         .bind(patch.priority)
         .bind(id.to_string())
         .bind(account.as_str())
+        .bind(patch.labels.is_some())
+        .bind(patch.labels.as_ref().map(meta_to_db).transpose()?.flatten())
+        .bind(patch.labels.as_ref().and_then(|labels| labels.creator.clone()))
+        .bind(patch.labels.as_ref().and_then(|labels| labels.thumbnail_at))
+        .bind(patch.labels.as_ref().is_some_and(|labels| labels.require_signed_urls))
+        .bind(&patch.title)
         .fetch_optional(&self.pool)
         .await?;
         match row {
@@ -734,6 +770,16 @@ fn record_from_row(row: &SqliteRow) -> Result<DownloadRecord, StoreError> {
         |what: &str, error: serde_json::Error| StoreError::caused(format!("download {id} has a corrupt {what}"), error);
     let mirrors: String = row.try_get("mirrors")?;
     let headers: String = row.try_get("headers")?;
+    let meta: Option<String> = row.try_get("meta")?;
+    let labels = Labels {
+        meta: match meta {
+            Some(text) => serde_json::from_str(&text).map_err(|error| corrupt("meta object", error))?,
+            None => serde_json::Map::new(),
+        },
+        creator: row.try_get("creator")?,
+        thumbnail_at: row.try_get("thumbnail_at")?,
+        require_signed_urls: row.try_get("require_signed_urls")?,
+    };
     Ok(DownloadRecord {
         id,
         account: parse_column(row.try_get("account")?, "download's account")?,
@@ -765,9 +811,16 @@ fn record_from_row(row: &SqliteRow) -> Result<DownloadRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        labels,
+        name_with_id: row.try_get("name_with_id")?,
         lease_owner: row.try_get("lease_owner")?,
         lease_expires: row.try_get("lease_expires")?,
     })
+}
+
+/// `meta` as stored: NULL when empty.
+fn meta_to_db(labels: &Labels) -> Result<Option<String>, StoreError> {
+    if labels.meta.is_empty() { Ok(None) } else { to_json(&labels.meta).map(Some) }
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {

@@ -164,13 +164,82 @@ async fn list_is_newest_first_with_state_filter_and_paging() {
     assert_eq!(listed(ListFilter { limit: Some(2), offset: 2, ..ListFilter::default() }).await, newest_first[2..4]);
     assert_eq!(listed(ListFilter { offset: 4, ..ListFilter::default() }).await, newest_first[4..]);
     assert_eq!(listed(ListFilter { offset: 9, ..ListFilter::default() }).await, []);
-    assert_eq!(listed(ListFilter { state: Some(JobState::Paused), ..ListFilter::default() }).await, [ids[3], ids[1]]);
+    assert_eq!(listed(ListFilter { states: vec![JobState::Paused], ..ListFilter::default() }).await, [ids[3], ids[1]]);
     assert_eq!(
-        listed(ListFilter { state: Some(JobState::Queued), limit: Some(1), offset: 1 }).await,
+        listed(ListFilter { states: vec![JobState::Queued], limit: Some(1), offset: 1, ..ListFilter::default() }).await,
         [ids[2]],
         "queued newest first are 4, 2, 0"
     );
-    assert_eq!(listed(ListFilter { state: Some(JobState::Completed), ..ListFilter::default() }).await, []);
+    assert_eq!(listed(ListFilter { states: vec![JobState::Completed], ..ListFilter::default() }).await, []);
+    assert_eq!(
+        listed(ListFilter { states: vec![JobState::Paused, JobState::Completed], ..ListFilter::default() }).await,
+        [ids[3], ids[1]]
+    );
+    assert_eq!(listed(ListFilter { oldest_first: true, ..ListFilter::default() }).await, ids);
+    assert_eq!(
+        listed(ListFilter { oldest_first: true, limit: Some(2), offset: 1, ..ListFilter::default() }).await,
+        ids[1..3]
+    );
+    assert_eq!(listed(ListFilter { ids: vec![ids[4], ids[0]], ..ListFilter::default() }).await, [ids[4], ids[0]]);
+}
+
+#[tokio::test]
+async fn list_filters_on_text_creator_and_creation_time() {
+    let fixture = fresh().await;
+    let store = &*fixture.store;
+    let account = AccountId::generate();
+    let new = |url: &str, title: Option<&str>, creator: Option<&str>| {
+        let mut new = NewDownload::new(account.clone(), url);
+        new.title = title.map(str::to_owned);
+        new.labels.creator = creator.map(str::to_owned);
+        new
+    };
+    let holiday = store.create(new("http://origin/a.mp4", Some("Holiday Clip"), Some("ann"))).await.unwrap();
+    let report = store.create(new("http://origin/Report.PDF", None, Some("bob"))).await.unwrap();
+    let other = store.create(new("http://origin/c.bin", Some("c"), None)).await.unwrap();
+
+    let account = &account;
+    let listed = |filter: ListFilter| async move {
+        store.list(account, &filter).await.unwrap().into_iter().map(|record| record.id).collect::<Vec<_>>()
+    };
+    let search = |text: &str| ListFilter { search: Some(text.into()), ..ListFilter::default() };
+    assert_eq!(listed(search("holiday")).await, [holiday.id], "the title, ignoring case");
+    assert_eq!(listed(search("report.pdf")).await, [report.id], "the URL, ignoring case");
+    assert_eq!(listed(search("origin/")).await, [other.id, report.id, holiday.id]);
+    assert_eq!(listed(search("%")).await, [], "no wildcards");
+    assert_eq!(listed(search("nothing")).await, []);
+    assert_eq!(listed(ListFilter { title: Some("Holiday Clip".into()), ..ListFilter::default() }).await, [holiday.id]);
+    assert_eq!(listed(ListFilter { title: Some("holiday clip".into()), ..ListFilter::default() }).await, []);
+    assert_eq!(listed(ListFilter { creator: Some("bob".into()), ..ListFilter::default() }).await, [report.id]);
+    let from = ListFilter { created_from: Some(report.created_at), ..ListFilter::default() };
+    assert!(listed(from).await.contains(&report.id));
+    let before = ListFilter { created_before: Some(holiday.created_at), ..ListFilter::default() };
+    assert_eq!(listed(before).await, []);
+    let after_all = ListFilter { created_from: Some(other.created_at + 1), ..ListFilter::default() };
+    assert_eq!(listed(after_all).await, []);
+}
+
+#[tokio::test]
+async fn labels_are_kept_and_replaced_whole() {
+    let fixture = fresh().await;
+    let store = &*fixture.store;
+    let account = AccountId::generate();
+    let mut new = NewDownload::new(account.clone(), "http://origin/v.mp4");
+    new.labels.meta.insert("name".into(), serde_json::json!("Clip"));
+    new.labels.meta.insert("nested".into(), serde_json::json!({"a": [1, 2.5, null]}));
+    new.labels.creator = Some("ann".into());
+    new.labels.thumbnail_at = Some(0.25);
+    new.labels.require_signed_urls = true;
+    let created = store.create(new.clone()).await.unwrap();
+    assert_eq!(created.labels, new.labels);
+    assert_eq!(store.get(&account, created.id).await.unwrap().labels, new.labels);
+
+    let cleared = DownloadPatch { labels: Some(haul_core::labels::Labels::default()), ..DownloadPatch::default() };
+    let patched = store.patch(&account, created.id, &cleared).await.unwrap();
+    assert_eq!(patched.labels, haul_core::labels::Labels::default());
+    let priority = DownloadPatch { priority: Some(1), ..DownloadPatch::default() };
+    let untouched = store.patch(&account, created.id, &priority).await.unwrap();
+    assert_eq!(untouched.labels, haul_core::labels::Labels::default());
 }
 
 #[tokio::test]
@@ -454,7 +523,7 @@ async fn patch_changes_url_only_while_paused_or_failed() {
     let fixture = fresh().await;
     let store = &*fixture.store;
     let account = AccountId::generate();
-    let new_url = DownloadPatch { url: Some("http://mirror/f".into()), priority: None };
+    let new_url = DownloadPatch { url: Some("http://mirror/f".into()), ..DownloadPatch::default() };
 
     for state in JobState::ALL {
         let id = download_in(store, &account, state).await;
@@ -469,9 +538,10 @@ async fn patch_changes_url_only_while_paused_or_failed() {
     }
 
     let active = download_in(store, &account, JobState::Active).await;
-    let reprioritised = store.patch(&account, active, &DownloadPatch { url: None, priority: Some(-2) }).await.unwrap();
+    let reprioritised =
+        store.patch(&account, active, &DownloadPatch { priority: Some(-2), ..DownloadPatch::default() }).await.unwrap();
     assert_eq!((reprioritised.priority, reprioritised.state), (-2, JobState::Active));
-    let both = DownloadPatch { url: Some("http://x/y".into()), priority: Some(7) };
+    let both = DownloadPatch { url: Some("http://x/y".into()), priority: Some(7), ..DownloadPatch::default() };
     assert_conflict(store.patch(&account, active, &both).await, JobState::Active);
     assert_eq!(store.get(&account, active).await.unwrap().priority, -2, "a refused patch changes nothing");
 }

@@ -60,6 +60,8 @@ fn run_flow(python: &Path, script: &str, args: &[&str]) {
     let output = Command::new(python).arg(path).args(args).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{script} failed:\n{text}");
+    // The flow's last line: a script that stopped early without an error has not passed.
+    assert!(text.contains("flow: ok"), "{script} did not finish:\n{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -80,6 +82,35 @@ async fn the_videodb_sdk_downloads_polls_lists_and_deletes() {
     let base = server.base.clone();
     tokio::task::spawn_blocking(move || {
         run_flow(&python, "videodb_flow.py", &[&base, &key, &other_key, &url, &sha256, &failing]);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cloudflare_sdk_copies_downloads_lists_and_deletes() {
+    let Some(python) = python() else {
+        eprintln!("not run: no SDK environment (scripts/sdk-venv.sh makes target/sdk-venv)");
+        return;
+    };
+    if !haul_test_support::media::tools_available() {
+        eprintln!("not run: ffmpeg and ffprobe are needed to make the test video");
+        return;
+    }
+    let site = haul_test_support::MediaSite::start().await.unwrap();
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let server = Server::start();
+    let token = std::fs::read_to_string(server.dir.path().join("token")).unwrap().trim().to_owned();
+    let account = std::fs::read_to_string(server.dir.path().join("account")).unwrap().trim().to_owned();
+    let other = server.haul(&["account", "add", "other"]).split_whitespace().next().unwrap().to_owned();
+    let other_token = server.haul(&["key", "create", "--account", "other"]);
+    let video = site.clip_url(haul_test_support::media::CLIP_360);
+    let sha256 = hex::encode(Sha256::digest(site.bytes(haul_test_support::media::CLIP_360).unwrap()));
+    let failing = origin.url(1000, "x").replace("/data/", "/nothing/");
+    let base = server.base.clone();
+    tokio::task::spawn_blocking(move || {
+        let args = [base.as_str(), &token, &account, &other_token, &other, &video, &sha256, &failing];
+        run_flow(&python, "cloudflare_flow.py", &args);
     })
     .await
     .unwrap();

@@ -348,7 +348,7 @@ fn page_filter(page_index: Option<&str>, count: Option<&str>) -> Result<service:
     let offset = page_index
         .checked_mul(count)
         .ok_or_else(|| VideodbError::bad_request(format!("page_index {page_index} is too large")))?;
-    Ok(service::ListQuery { state: None, limit: Some(count), offset })
+    Ok(service::ListQuery { limit: Some(count), offset, ..service::ListQuery::default() })
 }
 
 #[derive(Deserialize)]

@@ -247,7 +247,11 @@ impl Task {
         let title = view
             .title
             .clone()
-            .or_else(|| filename.as_deref().map(|name| stem(name).to_owned()))
+            .or_else(|| {
+                filename
+                    .as_deref()
+                    .map(|name| stem(&haul_core::filename::untagged(name, &view.id.to_string())).to_owned())
+            })
             .unwrap_or_else(|| view.url.clone());
         let active = view.state == JobState::Active;
         let audio = view.quality == Quality::Audio;
@@ -355,7 +359,13 @@ async fn create(
         }
     };
     let request =
-        AddRequest { url, quality: Some(if audio { Quality::Audio } else { quality }), ..AddRequest::default() };
+        // Stored as the app stores its files, `{title}__{download_id}.{ext}`, whatever the URL turns out to be.
+        AddRequest {
+            url,
+            quality: Some(if audio { Quality::Audio } else { quality }),
+            name_with_id: true,
+            ..AddRequest::default()
+        };
     let view = state.engine.add(&account, request).await?;
     Ok(Json(json!({
         "download_id": view.id,
@@ -471,7 +481,7 @@ async fn stream(
     headers: HeaderMap,
 ) -> Result<Response, Detail> {
     let missing = || Detail::new(StatusCode::NOT_FOUND, "Archivo no encontrado");
-    let filter = ListQuery { state: Some(JobState::Completed), ..ListQuery::default() };
+    let filter = ListQuery { states: vec![JobState::Completed], ..ListQuery::default() };
     let view = state
         .engine
         .list(&account, filter)

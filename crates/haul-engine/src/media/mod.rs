@@ -62,6 +62,8 @@ pub(crate) struct MediaJob<'a> {
     /// Name the file `{title}.{ext}` instead of `{title}__{id}.{ext}` (`haul get`, where one user saves into
     /// a directory of their own).
     pub(crate) plain_name: bool,
+    /// Where the thumbnail frame is taken, as a fraction of the duration; the page's own picture when `None`.
+    pub(crate) thumbnail_at: Option<f64>,
 }
 
 /// A finished media job; what it learned about the video was reported through its `Progress`.
@@ -160,6 +162,7 @@ pub async fn get_media(
         rate_limit: request.rate_limit,
         connections: request.connections,
         plain_name: true,
+        thumbnail_at: None,
     };
     let done = run(client, tools, job, info, progress, cancel).await?;
     Ok(Some(download::Downloaded { path: done.path, size: done.size, resumed_bytes: 0 }))
@@ -280,7 +283,9 @@ pub(crate) async fn run(
     if existing.is_some() {
         facts.thumbnail = existing;
         progress.set_media(facts.clone());
-    } else if let (Some(thumbnail), Some(dir)) = (info.thumbnail.as_deref(), job.thumbnails_dir) {
+    } else if let (Some(thumbnail), Some(dir), None) = (info.thumbnail.as_deref(), job.thumbnails_dir, job.thumbnail_at)
+    {
+        // A client that said where the frame is (`thumbnail_at`) gets that frame, not the page's picture.
         match fetch_thumbnail(client, tools, thumbnail, job.headers, dir, job.id, cancel).await {
             Ok(name) => {
                 facts.thumbnail = Some(name);
@@ -323,7 +328,7 @@ pub(crate) async fn run(
                 && let Some(dir) = job.thumbnails_dir
             {
                 let name = format!("{}.jpg", job.id);
-                let at = probed.duration.map_or(0.0, |duration| (duration / 2.0).min(1.0));
+                let at = frame_time(probed.duration, job.thumbnail_at);
                 match ffmpeg::frame(ffmpeg_path, &output, at, &dir.join(&name), cancel).await {
                     Ok(()) => facts.thumbnail = Some(name),
                     Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
@@ -445,6 +450,17 @@ fn format_headers(format: &Format, headers: &[(String, String)]) -> Result<Heade
 
 async fn create_dir(dir: &Path) -> Result<(), EngineError> {
     tokio::fs::create_dir_all(dir).await.map_err(|error| EngineError::io(dir, error))
+}
+
+/// Where a thumbnail frame is taken, in seconds: at `at_fraction` of the duration when the client chose, else a
+/// second in (half-way into a shorter video), past a black first frame. Kept a tenth of a second before the end,
+/// where there is still a frame to decode.
+fn frame_time(duration: Option<f64>, at_fraction: Option<f64>) -> f64 {
+    let duration = duration.filter(|duration| duration.is_finite() && *duration > 0.0).unwrap_or(0.0);
+    match at_fraction {
+        Some(fraction) => (duration * fraction.clamp(0.0, 1.0)).min(duration - 0.1).max(0.0),
+        None => (duration / 2.0).min(1.0),
+    }
 }
 
 /// The thumbnail an earlier run of this job saved, by file name.
@@ -633,22 +649,14 @@ pub(crate) async fn describe_file(
             return Ok(None);
         }
     };
-    let mut facts = MediaFacts {
-        duration: probed.duration,
-        width: probed.width,
-        height: probed.height,
-        ..MediaFacts::default()
-    };
+    let mut facts =
+        MediaFacts { duration: probed.duration, width: probed.width, height: probed.height, ..MediaFacts::default() };
     if probed.has_video
         && let Ok(ffmpeg_path) = tools.ffmpeg()
     {
         create_dir(thumbnails_dir).await?;
         let name = format!("{id}.jpg");
-        let duration = probed.duration.unwrap_or(0.0);
-        let at = match at_fraction {
-            Some(fraction) => duration * fraction.clamp(0.0, 1.0),
-            None => (duration / 2.0).min(1.0),
-        };
+        let at = frame_time(probed.duration, at_fraction);
         match ffmpeg::frame(ffmpeg_path, file, at, &thumbnails_dir.join(&name), cancel).await {
             Ok(()) => facts.thumbnail = Some(name),
             Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),

@@ -10,7 +10,7 @@ use haul_store::DownloadRecord;
 use super::error::ServiceError;
 use super::events::EventKind;
 use super::scheduler::StopReason;
-use super::validate::{check_priority, check_url, new_download, require};
+use super::validate::{check_labels, check_priority, check_title, check_url, new_download, require};
 use super::views::{AddRequest, DownloadView, ListQuery, PatchRequest, StatsView};
 use super::{Engine, runner};
 use crate::error::EngineError;
@@ -94,8 +94,19 @@ impl Engine {
         if let Some(priority) = patch.priority {
             check_priority(priority)?;
         }
+        patch.labels = patch.labels.map(check_labels).transpose()?;
+        patch.title = patch.title.map(check_title).transpose()?.flatten();
+        let before = self.inner.store.get(account, id).await?;
         let record = self.inner.store.patch(account, id, &patch.into()).await?;
         self.inner.wake.notify_one();
+        // A finished video whose thumbnail should come from elsewhere gets that frame now; a running one takes it
+        // when it finishes.
+        if record.labels.thumbnail_at != before.labels.thumbnail_at
+            && record.state == JobState::Completed
+            && record.thumbnail.is_some()
+        {
+            self.remake_thumbnail(&record);
+        }
         Ok(self.overlay(record))
     }
 

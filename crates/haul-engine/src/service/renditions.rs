@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use haul_core::job::{AccountId, DownloadId, JobState};
 use haul_core::media::{RenditionName, RenditionState};
-use haul_store::{DownloadRecord, RenditionUpdate};
+use haul_store::{DownloadRecord, MediaUpdate, RenditionUpdate};
 use tokio_util::sync::CancellationToken;
 
 use super::Engine;
@@ -136,6 +136,27 @@ impl Engine {
                 });
             }
             Ok::<(), haul_store::StoreError>(())
+        });
+    }
+
+    /// Takes a finished video's thumbnail frame again, where its `thumbnail_at` label now says; in the
+    /// background, since a client that edits a video does not wait for its picture.
+    pub(super) fn remake_thumbnail(&self, record: &DownloadRecord) {
+        let engine = self.clone();
+        let record = record.clone();
+        self.spawn(tracing::info_span!("thumbnail", id = %record.id), async move {
+            let Some(file) = engine.file_path(&record.clone().into()).await else { return Ok(()) };
+            let cancel = engine.inner.shutdown.child_token();
+            let options = &engine.inner.options;
+            let at = record.labels.thumbnail_at;
+            if let Some(facts) =
+                media::describe_file(&options.media, &file, &options.thumbnails_dir, record.id, at, &cancel).await?
+                && facts.thumbnail.is_some()
+            {
+                let update = MediaUpdate { thumbnail: facts.thumbnail, ..MediaUpdate::default() };
+                engine.store_quietly(engine.inner.store.set_media(record.id, &update).await);
+            }
+            Ok::<(), EngineError>(())
         });
     }
 

@@ -146,7 +146,7 @@ impl Engine {
                 &done.path,
                 &self.inner.options.thumbnails_dir,
                 record.id,
-                None,
+                record.labels.thumbnail_at,
                 cancel,
             )
             .await?;
@@ -172,6 +172,7 @@ impl Engine {
             rate_limit: record.speed_limit,
             connections: record.connections_limit.map(|n| n as usize),
             plain_name: false,
+            thumbnail_at: record.labels.thumbnail_at,
         };
         let done = media::run(&self.inner.client, tools, job, info, &running.progress, cancel).await?;
         Ok(Fetched { path: done.path, size: done.size })
@@ -259,6 +260,7 @@ impl Engine {
             .transpose()
             .map_err(|e| EngineError::InvalidRequest(format!("{e}")))?;
         options.headers = pairs_to_map(&record.headers)?;
+        options.name_tag = record.name_with_id.then(|| record.id.to_string());
         if let Target::File(path) = &options.target
             && let Some(parent) = path.parent()
         {

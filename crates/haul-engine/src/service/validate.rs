@@ -5,6 +5,7 @@ use std::path::{Component, Path};
 
 use haul_core::checksum::ChecksumSpec;
 use haul_core::job::{AccountId, JobKind};
+use haul_core::labels::Labels;
 use haul_core::media::Quality;
 use haul_store::NewDownload;
 use url::Url;
@@ -91,14 +92,7 @@ pub(super) fn new_download(
     if kind == JobKind::Media {
         require("a media download (kind \"file\" fetches the URL as it is)", tools.yt_dlp())?;
     }
-    let title = request.title.map(|title| title.trim().to_owned()).filter(|title| !title.is_empty());
-    if let Some(title) = &title
-        && (title.chars().count() > MAX_TITLE || title.chars().any(char::is_control))
-    {
-        return Err(ServiceError::Invalid(format!(
-            "title must be at most {MAX_TITLE} characters without control characters"
-        )));
-    }
+    let title = request.title.map(check_title).transpose()?.flatten();
     let mut new = NewDownload::new(account.clone(), url);
     new.mirrors = mirrors;
     new.filename = filename;
@@ -112,7 +106,27 @@ pub(super) fn new_download(
     new.title = title;
     new.quality = quality;
     new.kind = kind;
+    new.labels = check_labels(request.labels)?;
+    new.name_with_id = request.name_with_id;
     Ok(new)
+}
+
+/// A display name as kept: trimmed, `None` when blank.
+pub(super) fn check_title(title: String) -> Result<Option<String>, ServiceError> {
+    let title = title.trim();
+    if title.chars().count() > MAX_TITLE || title.chars().any(char::is_control) {
+        return Err(ServiceError::Invalid(format!(
+            "title must be at most {MAX_TITLE} characters without control characters"
+        )));
+    }
+    Ok(Some(title.to_owned()).filter(|title| !title.is_empty()))
+}
+
+/// Labels as kept: a blank creator is none.
+pub(super) fn check_labels(mut labels: Labels) -> Result<Labels, ServiceError> {
+    labels.creator = labels.creator.map(|creator| creator.trim().to_owned()).filter(|creator| !creator.is_empty());
+    labels.check().map_err(|error| ServiceError::Invalid(error.to_string()))?;
+    Ok(labels)
 }
 
 /// Refuses `what` when a program it needs was not found, saying which and how to get it.

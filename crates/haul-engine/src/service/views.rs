@@ -5,6 +5,7 @@
 
 use haul_core::account::KeyKind;
 use haul_core::job::{AccountId, DownloadId, JobKind, JobState};
+pub use haul_core::labels::Labels;
 use haul_core::media::{Quality, RenditionName, RenditionState};
 use haul_store::{ApiKey, DownloadPatch, DownloadRecord, ListFilter, Rendition};
 
@@ -28,6 +29,9 @@ pub struct AddRequest {
     pub quality: Option<Quality>,
     /// `None` is [`JobKind::Auto`].
     pub kind: Option<JobKind>,
+    pub labels: Labels,
+    /// Name the file `{name}__{id}.{ext}` (the yt-dlp web app's layout) rather than as the server offers it.
+    pub name_with_id: bool,
 }
 
 /// A download as clients see it: the stored job with live progress laid over it while it runs.
@@ -76,24 +80,44 @@ pub struct DownloadView {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// What the client attached for its own bookkeeping.
+    pub labels: Labels,
+    pub name_with_id: bool,
 }
 
-/// Which of an account's downloads to list; newest first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Which of an account's downloads to list, newest first unless `oldest_first`. Every condition given must
+/// hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListQuery {
-    /// Only downloads in this state; all states when `None`.
-    pub state: Option<JobState>,
+    /// Only downloads in one of these states; all states when empty.
+    pub states: Vec<JobState>,
+    /// Only these downloads; any when empty.
+    pub ids: Vec<DownloadId>,
+    /// Only downloads whose title, file name or URL contains this text (ASCII case ignored).
+    pub search: Option<String>,
+    /// Only downloads with exactly this title.
+    pub title: Option<String>,
+    /// Only downloads with this creator label.
+    pub creator: Option<String>,
+    /// Only downloads created at or after / before this time (unix milliseconds).
+    pub created_from: Option<i64>,
+    pub created_before: Option<i64>,
+    pub oldest_first: bool,
     /// At most this many; all when `None`.
     pub limit: Option<u32>,
     pub offset: u32,
 }
 
 /// A client's edit of a download; `None` leaves a field alone.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PatchRequest {
     /// Only while paused or failed: a running fetch would mix two origins' bytes.
     pub url: Option<String>,
     pub priority: Option<i32>,
+    /// A new display name.
+    pub title: Option<String>,
+    /// Replaces every label at once; start from the download's own to change one.
+    pub labels: Option<Labels>,
 }
 
 /// A file made from a download on request (see [`RenditionName`]).
@@ -174,6 +198,8 @@ impl From<DownloadRecord> for DownloadView {
             created_at,
             started_at,
             finished_at,
+            labels,
+            name_with_id,
             lease_owner: _,
             lease_expires: _,
         } = record;
@@ -208,6 +234,8 @@ impl From<DownloadRecord> for DownloadView {
             created_at,
             started_at,
             finished_at,
+            labels,
+            name_with_id,
         }
     }
 }
@@ -221,12 +249,25 @@ impl From<Rendition> for RenditionView {
 
 impl From<ListQuery> for ListFilter {
     fn from(query: ListQuery) -> Self {
-        Self { state: query.state, limit: query.limit, offset: query.offset }
+        let ListQuery {
+            states,
+            ids,
+            search,
+            title,
+            creator,
+            created_from,
+            created_before,
+            oldest_first,
+            limit,
+            offset,
+        } = query;
+        Self { states, ids, search, title, creator, created_from, created_before, oldest_first, limit, offset }
     }
 }
 
 impl From<PatchRequest> for DownloadPatch {
     fn from(patch: PatchRequest) -> Self {
-        Self { url: patch.url, priority: patch.priority }
+        let PatchRequest { url, priority, title, labels } = patch;
+        Self { url, priority, title, labels }
     }
 }

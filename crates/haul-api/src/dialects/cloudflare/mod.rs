@@ -28,32 +28,38 @@
 //! 10000 is what Cloudflare answers for every authentication failure; the others are haul's own, 10000 plus the
 //! status, so that a client can tell them apart without this table.
 
-use std::collections::{BTreeMap, HashMap};
+mod downloads;
+mod videos;
 
-use axum::body::Bytes;
+use std::collections::HashMap;
+use std::time::Duration;
+
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, OriginalUri, Path, State};
+use axum::extract::{FromRequestParts, OriginalUri, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use haul_core::job::{AccountId, DownloadId, JobState};
-use haul_core::media::{RenditionName, RenditionState};
-use haul_engine::service::{AddRequest, DownloadView, ListQuery, RenditionView, ServiceError};
-use serde::{Deserialize, Serialize};
+use haul_core::labels::SIGNED_LINK_SECS;
+use haul_core::media::RenditionName;
+use haul_engine::service::{DownloadView, ServiceError};
+use serde::Serialize;
 
 use crate::AppState;
 use crate::auth::{bearer_account, bearer_token};
-use crate::dialects::{percent, rfc3339};
-use crate::links::{self, LINK_TTL};
+use crate::links::LINK_TTL;
+use downloads::{create_default_download, create_download, delete_download, delete_downloads, downloads};
+use videos::{copy, delete_video, edit, list, storage_usage, video};
 
 /// The Cloudflare Stream routes, relative to the mount.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/accounts/{account_id}/stream", get(list))
         .route("/accounts/{account_id}/stream/copy", post(copy))
-        .route("/accounts/{account_id}/stream/{identifier}", get(video).delete(delete_video))
+        .route("/accounts/{account_id}/stream/storage-usage", get(storage_usage))
+        .route("/accounts/{account_id}/stream/{identifier}", get(video).post(edit).delete(delete_video))
         .route(
             "/accounts/{account_id}/stream/{identifier}/downloads",
             get(downloads).post(create_default_download).delete(delete_downloads),
@@ -94,6 +100,17 @@ struct Envelope<T> {
     errors: Vec<Note>,
     messages: Vec<Note>,
     result: T,
+    /// A list's counts, when asked for (`include_counts`): the videos that match, and those answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    range: Option<u64>,
+}
+
+impl<T> Envelope<T> {
+    fn ok(result: T) -> Self {
+        Self { success: true, errors: Vec::new(), messages: Vec::new(), result, total: None, range: None }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -105,7 +122,13 @@ struct Note {
 type Answer<T> = Result<Json<Envelope<T>>, StreamError>;
 
 fn ok<T>(result: T) -> Answer<T> {
-    Ok(Json(Envelope { success: true, errors: Vec::new(), messages: Vec::new(), result }))
+    Ok(Json(Envelope::ok(result)))
+}
+
+/// How long the links handed out for a video live: a day, or an hour when the client asked for signed URLs
+/// (`requireSignedURLs`), as long as a Stream signed token lives by default.
+fn link_ttl(view: &DownloadView) -> Duration {
+    if view.labels.require_signed_urls { Duration::from_secs(SIGNED_LINK_SECS) } else { LINK_TTL }
 }
 
 /// A failure in the envelope: the status, and the message for people. The envelope's code follows from the
@@ -141,7 +164,7 @@ impl IntoResponse for StreamError {
     fn into_response(self) -> Response {
         let code = self.code();
         let body =
-            Envelope { success: false, errors: vec![Note { code, message: self.1 }], messages: vec![], result: () };
+            Envelope { success: false, errors: vec![Note { code, message: self.1 }], result: (), ..Envelope::ok(()) };
         (self.0, Json(body)).into_response()
     }
 }
@@ -280,259 +303,6 @@ fn parse_uid(text: &str) -> Option<DownloadId> {
 
 fn uid(id: DownloadId) -> String {
     id.as_uuid().simple().to_string()
-}
-
-/// A video as Stream shows it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Video {
-    uid: String,
-    status: VideoStatus,
-    meta: Meta,
-    /// A signed link to the thumbnail of a media video; empty for a plain file, which has none.
-    thumbnail: String,
-    ready_to_stream: bool,
-    /// Seconds; -1 (as Cloudflare writes it, an integer) while unknown: a plain file, or a video not read yet.
-    duration: serde_json::Value,
-    /// Bytes; 0 while unknown.
-    size: u64,
-    input: Input,
-    created: String,
-    modified: String,
-    /// When the file was complete.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uploaded: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct VideoStatus {
-    state: &'static str,
-    /// As Cloudflare sends it: a string, "45.5".
-    pct_complete: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_reason_code: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_reason_text: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct Meta {
-    /// The client's `meta.name`, else the file's name once haul has chosen it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    /// Stream records where a copied video came from under this key.
-    #[serde(rename = "downloaded-from")]
-    downloaded_from: String,
-}
-
-/// The source's dimensions: -1 while unknown.
-#[derive(Debug, Serialize)]
-struct Input {
-    width: i64,
-    height: i64,
-}
-
-impl Video {
-    fn new(state: &AppState, base: &str, view: &DownloadView) -> Self {
-        let (error_reason_code, error_reason_text) = match view.state {
-            // Stream's code for a copy whose fetch failed, which is what a failed haul job is.
-            JobState::Failed => {
-                (Some("ERR_FETCH_ORIGIN_ERROR"), Some(view.error.clone().unwrap_or_else(|| "download failed".into())))
-            }
-            JobState::Cancelled => (None, Some(view.error.clone().unwrap_or_else(|| "cancelled".into()))),
-            _ => (None, None),
-        };
-        let file_name = view.path.as_deref().and_then(|path| path.rsplit('/').next()).filter(|name| !name.is_empty());
-        let completed = view.state == JobState::Completed;
-        Self {
-            uid: uid(view.id),
-            status: VideoStatus {
-                state: stream_state(view.state),
-                pct_complete: percent(view).to_string(),
-                error_reason_code,
-                error_reason_text,
-            },
-            meta: Meta {
-                name: view.title.clone().or_else(|| file_name.or(view.filename.as_deref()).map(str::to_owned)),
-                downloaded_from: view.url.clone(),
-            },
-            thumbnail: if view.thumbnail.is_some() {
-                state.links.link(base, &view.account, view.id, links::THUMBNAIL, LINK_TTL)
-            } else {
-                String::new()
-            },
-            ready_to_stream: completed,
-            duration: view.duration.map_or(serde_json::Value::from(-1), serde_json::Value::from),
-            size: view.size.unwrap_or(0),
-            input: Input { width: view.width.map_or(-1, i64::from), height: view.height.map_or(-1, i64::from) },
-            created: rfc3339(view.created_at),
-            modified: rfc3339(view.finished_at.or(view.started_at).unwrap_or(view.created_at)),
-            uploaded: view.finished_at.filter(|_| completed).map(rfc3339),
-        }
-    }
-}
-
-/// `POST .../stream/copy`; Stream's other options (`requireSignedURLs`, `allowedOrigins`, `creator`, ...) are
-/// accepted and ignored, as are `meta` keys other than `name`.
-#[derive(Deserialize)]
-struct CopyBody {
-    url: String,
-    meta: Option<CopyMeta>,
-}
-
-#[derive(Deserialize)]
-struct CopyMeta {
-    name: Option<String>,
-}
-
-/// `POST /accounts/{account_id}/stream/copy` `{"url", "meta": {"name"}?}`: queues the download.
-async fn copy(
-    State(state): State<AppState>,
-    StreamAccount(account): StreamAccount,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Answer<Video> {
-    // Whatever the Content-Type: curl's `--data` sends form-urlencoded, as Cloudflare's own examples do.
-    let CopyBody { url, meta } = serde_json::from_slice(&body?)
-        .map_err(|error| StreamError::bad_request(format!("invalid JSON body: {error}; expected {{\"url\": ...}}")))?;
-    let request = AddRequest { url, title: meta.and_then(|meta| meta.name), ..AddRequest::default() };
-    let view = state.engine.add(&account, request).await?;
-    ok(Video::new(&state, &links::base_url(&state, &headers), &view))
-}
-
-/// `GET /accounts/{account_id}/stream`: the account's videos, newest first.
-async fn list(
-    State(state): State<AppState>,
-    StreamAccount(account): StreamAccount,
-    headers: HeaderMap,
-) -> Answer<Vec<Video>> {
-    let views = state.engine.list(&account, ListQuery::default()).await?;
-    let base = links::base_url(&state, &headers);
-    ok(views.iter().map(|view| Video::new(&state, &base, view)).collect())
-}
-
-/// `GET /accounts/{account_id}/stream/{identifier}`.
-async fn video(State(state): State<AppState>, VideoRef { account, id }: VideoRef, headers: HeaderMap) -> Answer<Video> {
-    let view = state.engine.get(&account, id).await?;
-    ok(Video::new(&state, &links::base_url(&state, &headers), &view))
-}
-
-/// `DELETE /accounts/{account_id}/stream/{identifier}`: stops the job and removes it with its file and its
-/// downloads. Cloudflare answers an empty 200; haul answers the envelope with `"ok"`, like Stream's delete of downloads,
-/// so that every answer of this API parses the same way.
-async fn delete_video(State(state): State<AppState>, VideoRef { account, id }: VideoRef) -> Answer<&'static str> {
-    state.engine.remove(&account, id, true).await?;
-    ok("ok")
-}
-
-/// One download of a video, as Stream shows it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Download {
-    /// `inprogress`, `ready` or `error`.
-    status: &'static str,
-    /// 0-100.
-    percent_complete: f64,
-    /// A signed link to the file; it answers 404 until the download is ready.
-    url: String,
-}
-
-impl Download {
-    /// `default` is the job's own file, so its progress is the job's; others carry their own.
-    fn new(state: &AppState, base: &str, view: &DownloadView, rendition: &RenditionView) -> Self {
-        let (status, percent_complete, variant) = if rendition.name == RenditionName::Default {
-            let status = match view.state {
-                JobState::Completed => "ready",
-                JobState::Failed | JobState::Cancelled => "error",
-                JobState::Queued | JobState::Active | JobState::Paused => "inprogress",
-            };
-            (status, percent(view), RenditionName::Default.as_str())
-        } else {
-            let status = match rendition.state {
-                RenditionState::Ready => "ready",
-                RenditionState::Failed => "error",
-                RenditionState::Pending | RenditionState::Active => "inprogress",
-            };
-            (status, rendition.percent, rendition.name.as_str())
-        };
-        Self { status, percent_complete, url: state.links.link(base, &view.account, view.id, variant, LINK_TTL) }
-    }
-}
-
-/// The video's downloads by type, each present only once created.
-async fn download_map(
-    state: &AppState,
-    headers: &HeaderMap,
-    account: &AccountId,
-    id: DownloadId,
-    only: Option<RenditionName>,
-) -> Result<BTreeMap<String, Download>, StreamError> {
-    let view = state.engine.get(account, id).await?;
-    let base = links::base_url(state, headers);
-    let renditions = state.engine.renditions(account, id).await?;
-    Ok(renditions
-        .iter()
-        .filter(|rendition| only.is_none_or(|name| rendition.name == name))
-        .map(|rendition| (rendition.name.to_string(), Download::new(state, &base, &view, rendition)))
-        .collect())
-}
-
-/// `GET .../stream/{identifier}/downloads`: `{"default"?: {...}, "audio"?: {...}}`.
-async fn downloads(
-    State(state): State<AppState>,
-    VideoRef { account, id }: VideoRef,
-    headers: HeaderMap,
-) -> Answer<BTreeMap<String, Download>> {
-    ok(download_map(&state, &headers, &account, id, None).await?)
-}
-
-/// Creates the `name` download (asking again changes nothing) and answers `{name: {...}}`.
-async fn create(
-    state: &AppState,
-    headers: &HeaderMap,
-    account: &AccountId,
-    id: DownloadId,
-    name: RenditionName,
-) -> Answer<BTreeMap<String, Download>> {
-    state.engine.request_rendition(account, id, name).await?;
-    ok(download_map(state, headers, account, id, Some(name)).await?)
-}
-
-/// `POST .../stream/{identifier}/downloads`: the `default` download.
-async fn create_default_download(
-    State(state): State<AppState>,
-    VideoRef { account, id }: VideoRef,
-    headers: HeaderMap,
-) -> Answer<BTreeMap<String, Download>> {
-    create(&state, &headers, &account, id, RenditionName::Default).await
-}
-
-/// `POST .../stream/{identifier}/downloads/{download_type}`.
-async fn create_download(
-    State(state): State<AppState>,
-    VideoRef { account, id }: VideoRef,
-    DownloadType(name): DownloadType,
-    headers: HeaderMap,
-) -> Answer<BTreeMap<String, Download>> {
-    create(&state, &headers, &account, id, name).await
-}
-
-/// `DELETE .../stream/{identifier}/downloads`: removes every download, answering `"ok"`.
-async fn delete_downloads(State(state): State<AppState>, VideoRef { account, id }: VideoRef) -> Answer<&'static str> {
-    state.engine.delete_renditions(&account, id, None).await?;
-    ok("ok")
-}
-
-/// `DELETE .../stream/{identifier}/downloads/{download_type}`: removes that one; a type never created is
-/// already gone, so that is `"ok"` too.
-async fn delete_download(
-    State(state): State<AppState>,
-    VideoRef { account, id }: VideoRef,
-    DownloadType(name): DownloadType,
-) -> Answer<&'static str> {
-    state.engine.delete_renditions(&account, id, Some(name)).await?;
-    ok("ok")
 }
 
 #[cfg(test)]
