@@ -1,6 +1,7 @@
 //! Who is calling: the one place that turns a request's credentials into the [`AccountId`] it acts for.
 //!
-//! Every bearer key, the data directory's token included, is looked up in the store by the hash of its secret,
+//! A request proves who it is with `Authorization: Bearer KEY`, or, from the web page, with the session cookie
+//! that signing in with a key opened (`crate::session`). Every bearer key, the data directory's token included, is looked up in the store by the hash of its secret,
 //! so revoking one (`haul key revoke`) takes effect on the next request, and after a restart. Handlers just take
 //! a `Caller`.
 
@@ -24,6 +25,10 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            // The web page's session cookie (see `session`), when there is no key.
+            if let Some(caller) = crate::session::cookie_caller(parts, state).await? {
+                return Ok(caller);
+            }
             return Err(ApiError::unauthorized("missing Authorization header; send Authorization: Bearer TOKEN"));
         };
         let token = bearer_token(value.as_bytes())

@@ -42,9 +42,15 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only downloads in this state.
-    #[param(value_type = Option<crate::wire::StateName>)]
-    state: Option<JobState>,
+    /// Only downloads in this state, or in any of several separated by commas (`failed,cancelled`).
+    #[param(value_type = Option<String>, example = "queued,active")]
+    state: Option<String>,
+    /// Only downloads whose title, file name or URL contains this text (case ignored), up to 200 characters.
+    #[param(max_length = 200)]
+    search: Option<String>,
+    /// `newest` (the default) or `oldest` first, by when they were added.
+    #[param(value_type = Option<String>, example = "newest")]
+    order: Option<String>,
     /// At most this many: 1 to 1000, 100 when absent.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -79,20 +85,58 @@ pub async fn list(
     if offset > i32::MAX as u32 {
         return Err(ApiError::bad_request(format!("offset must be at most {}, got {offset}", i32::MAX)));
     }
+    let states = match query.state.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
+        Some(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| {
+                name.to_ascii_lowercase().parse::<JobState>().map_err(|error| ApiError::bad_request(error.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let search = query.search.as_deref().map(str::trim).filter(|text| !text.is_empty()).map(str::to_owned);
+    if search.as_ref().is_some_and(|text| text.chars().count() > 200) {
+        return Err(ApiError::bad_request("search must be at most 200 characters"));
+    }
+    let oldest_first = match query.order.as_deref() {
+        None | Some("newest") => false,
+        Some("oldest") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("order must be newest or oldest, got {other:?}"))),
+    };
     let filter = haul_engine::service::ListQuery {
-        states: query.state.into_iter().collect(),
+        states: states.clone(),
+        search: search.clone(),
+        oldest_first,
         limit: Some(limit),
         offset,
         ..Default::default()
     };
-    let views = state.engine.list(&caller.account, filter).await?;
-    // Counted from the per-state totals rather than a second query: a download changing state between the two
-    // calls can make `total` off by one for a moment, which paging tolerates.
-    let total = Stats::from(state.engine.stats(&caller.account).await?).count(query.state);
+    let views = state.engine.list(&caller.account, filter.clone()).await?;
+    // With one state or none, counted from the per-state totals (an index read) rather than a second query: a
+    // download changing state between the two calls can make `total` off by one for a moment, which paging
+    // tolerates.
+    let total = match (states.as_slice(), &search) {
+        ([], None) => Stats::from(state.engine.stats(&caller.account).await?).count(None),
+        ([one], None) => Stats::from(state.engine.stats(&caller.account).await?).count(Some(*one)),
+        _ => state.engine.count(&caller.account, filter).await?,
+    };
     let end = u64::from(offset) + views.len() as u64;
     let next = (end < total && !views.is_empty()).then(|| {
-        let state = query.state.map(|state| format!("&state={state}")).unwrap_or_default();
-        format!("/v1/downloads?limit={limit}&offset={end}{state}")
+        let mut path = format!("/v1/downloads?limit={limit}&offset={end}");
+        if !states.is_empty() {
+            let names: Vec<&str> = states.iter().map(|state| state.as_str()).collect();
+            path.push_str(&format!("&state={}", names.join(",")));
+        }
+        if let Some(text) = &search {
+            let encoded = percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC);
+            path.push_str(&format!("&search={encoded}"));
+        }
+        if oldest_first {
+            path.push_str("&order=oldest");
+        }
+        path
     });
     Ok(Json(DownloadList { downloads: views.into_iter().map(Download::from).collect(), total, next }))
 }

@@ -11,10 +11,16 @@ mod error;
 mod events;
 mod extract;
 mod files;
+mod keys;
 mod links;
 mod media;
 mod serve;
+mod session;
 mod system;
+mod ui;
+
+/// How many bytes the embedded web page weighs, every file together.
+pub use ui::weight as page_weight;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
@@ -125,7 +131,7 @@ impl Default for Mounts {
 }
 
 /// Paths of haul's own that no dialect may take.
-const RESERVED: [&str; 3] = ["v1", "health", "links"];
+const RESERVED: [&str; 4] = ["v1", "health", "links", "ui"];
 
 impl Mounts {
     /// Where `dialect` is mounted, if it is.
@@ -202,6 +208,8 @@ pub struct ApiOptions {
     pub mounts: Mounts,
     /// Serve the yt-dlp web app's API without auth, acting for `account`, as the original app did.
     pub open_ytdlp_app: bool,
+    /// Serve the web page at `/` and `/ui/...`.
+    pub ui: bool,
 }
 
 impl ApiOptions {
@@ -213,6 +221,7 @@ impl ApiOptions {
             public_url: None,
             mounts: Mounts::default(),
             open_ytdlp_app: false,
+            ui: true,
         }
     }
 }
@@ -291,6 +300,7 @@ pub fn dialect_router(engine: Engine, options: ApiOptions, dialect: Dialect, por
 fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Result<Router, String> {
     options.mounts.validate().map_err(|error| format!("invalid API mounts: {error}"))?;
     let mounts = options.mounts.clone();
+    let with_ui = options.ui;
     let state = AppState::new(engine, options, port);
     // Rendered once: the document is fixed for the life of the binary.
     let openapi: Arc<str> = ApiDoc::openapi().to_pretty_json().unwrap_or_else(|_| "{}".to_owned()).into();
@@ -314,8 +324,15 @@ fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Result<Route
         .route("/v1/downloads/{id}/renditions", get(media::list))
         .route("/v1/downloads/{id}/renditions/{name}", get(media::get).post(media::request).delete(media::remove))
         .route("/v1/downloads/{id}/renditions/{name}/file", get(media::file))
+        .route("/v1/downloads/{id}/link", post(links::create_link))
         .route("/v1/events", get(events::events))
+        .route("/v1/session", get(session::current).post(session::sign_in).delete(session::sign_out))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys/{key_id}", axum::routing::delete(keys::revoke))
         .route("/links/{id}/{variant}", get(links::serve_link));
+    if with_ui {
+        router = router.route("/", get(ui::index)).route("/ui/{*path}", get(ui::asset));
+    }
     // Compatibility dialects, each under its mount; one at `/` shares the root.
     for (dialect, mount) in mounts.iter() {
         router = if mount == "/" { router.merge(dialect.routes()) } else { router.nest(mount, dialect.routes()) };

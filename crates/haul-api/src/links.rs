@@ -190,3 +190,57 @@ mod tests {
         assert!(!LinkSigner::new(b"x".repeat(32)).verify(&account, id, FILE, 2_000_000_000, signature));
     }
 }
+
+/// `POST /v1/downloads/{id}/link`.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// `file` (the download's file, the default), `thumbnail`, or a rendition made from it (`audio`).
+    #[schema(value_type = Option<String>, example = "file")]
+    variant: Option<String>,
+    /// How long the link works, in seconds: 60 to 604800 (a week); a day when absent.
+    #[schema(minimum = 60, maximum = 604800)]
+    ttl_secs: Option<u64>,
+}
+
+/// A link that works without credentials until it expires.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SignedLink {
+    url: String,
+    /// Unix seconds.
+    expires_at: u64,
+}
+
+/// A signed link to one of the caller's files, to hand to a player or another person: it works without
+/// credentials until it expires.
+#[utoipa::path(post, path = "/v1/downloads/{id}/link", tag = "downloads", request_body = LinkRequest,
+    params(("id" = String, Path, format = Uuid)), security(("bearer" = [])),
+    responses(
+        (status = 200, body = SignedLink),
+        (status = 400, description = "Unknown variant or lifetime out of range", body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+    ))]
+pub async fn create_link(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+    crate::extract::IdPath(id): crate::extract::IdPath,
+    headers: HeaderMap,
+    crate::extract::JsonBody(body): crate::extract::JsonBody<LinkRequest>,
+) -> Result<axum::Json<SignedLink>, ApiError> {
+    const WEEK: u64 = 7 * 24 * 60 * 60;
+    let variant = body.variant.unwrap_or_else(|| FILE.to_owned());
+    let known =
+        variant == FILE || variant == THUMBNAIL || variant.parse::<RenditionName>().is_ok_and(|name| name.is_derived());
+    if !known {
+        return Err(ApiError::bad_request(format!("unknown variant {variant:?}; expected file, thumbnail or audio")));
+    }
+    let ttl = body.ttl_secs.unwrap_or(LINK_TTL.as_secs());
+    if !(60..=WEEK).contains(&ttl) {
+        return Err(ApiError::bad_request(format!("ttl_secs must be between 60 and {WEEK}, got {ttl}")));
+    }
+    // The download must be the caller's; whether its file is there yet is the link's to answer.
+    state.engine.get(&caller.account, id).await?;
+    let expires_at = unix_now().saturating_add(ttl);
+    let url = state.links.link_expiring(&base_url(&state, &headers), &caller.account, id, &variant, expires_at);
+    Ok(axum::Json(SignedLink { url, expires_at }))
+}

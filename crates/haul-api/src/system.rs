@@ -55,6 +55,13 @@ pub async fn openapi_json() {}
         crate::media::remove,
         crate::media::file,
         crate::events::events,
+        crate::links::create_link,
+        crate::session::sign_in,
+        crate::session::current,
+        crate::session::sign_out,
+        crate::keys::list,
+        crate::keys::create,
+        crate::keys::revoke,
     ),
     components(schemas(crate::media::RenditionNameSchema)),
     modifiers(&BearerScheme, &CommonResponses),
@@ -82,20 +89,28 @@ impl Modify for CommonResponses {
         };
         for (path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
-                item.get.as_mut(),
-                item.post.as_mut(),
-                item.patch.as_mut(),
-                item.delete.as_mut(),
-                item.put.as_mut(),
-                item.head.as_mut(),
+                (false, item.get.as_mut()),
+                (true, item.post.as_mut()),
+                (true, item.patch.as_mut()),
+                (true, item.delete.as_mut()),
+                (true, item.put.as_mut()),
+                (false, item.head.as_mut()),
             ];
-            for operation in operations.into_iter().flatten() {
+            for (changes, operation) in operations.into_iter().filter_map(|(changes, op)| op.map(|op| (changes, op))) {
                 let responses = &mut operation.responses.responses;
                 let mut add = |status: &str, description: &str| {
                     responses.entry(status.to_owned()).or_insert_with(|| error(description).into());
                 };
-                if operation.security.is_some() {
+                if let Some(security) = operation.security.as_mut() {
                     add("401", "Missing, wrong or revoked token");
+                    // Every operation a key opens, the page's session opens too.
+                    let cookie = utoipa::openapi::security::SecurityRequirement::new("cookie", Vec::<String>::new());
+                    if !security.contains(&cookie) {
+                        security.push(cookie);
+                    }
+                    if changes {
+                        add("403", "Signed in by cookie without X-Requested-With: haul, or from another origin");
+                    }
                 }
                 if path.contains("{id}") {
                     add("400", "The id is not a hyphenated UUID, or another parameter is malformed");
@@ -128,6 +143,17 @@ impl Modify for BearerScheme {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // The web page's session (POST /v1/session); a request with it that changes something also needs
+        // `X-Requested-With: haul`.
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::with_description(
+                    crate::session::COOKIE,
+                    "Set by POST /v1/session; with any method but GET and HEAD, send X-Requested-With: haul too",
+                ),
+            )),
         );
     }
 }

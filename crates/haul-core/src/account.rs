@@ -12,6 +12,17 @@ crate::named_enum! {
     }
 }
 
+/// A fresh secret in the shape each API's clients expect: VideoDB keys start `sk-`, Cloudflare global keys are
+/// 37 hex characters, bearer tokens are long hex strings.
+pub fn new_secret(kind: KeyKind) -> String {
+    let random = || crate::job::AccountId::generate().to_string();
+    match kind {
+        KeyKind::Bearer => format!("haul_{}{}", random(), random()),
+        KeyKind::Videodb => format!("sk-{}{}", random(), &random()[..16]),
+        KeyKind::CloudflareGlobal => format!("{}{}", random(), &random()[..5]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

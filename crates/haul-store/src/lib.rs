@@ -77,6 +77,9 @@ pub trait Store: Send + Sync + 'static {
     /// The account's downloads, newest first.
     async fn list(&self, account: &AccountId, filter: &ListFilter) -> Result<Vec<DownloadRecord>, StoreError>;
 
+    /// How many of the account's downloads `filter` keeps, its `limit` and `offset` aside.
+    async fn count(&self, account: &AccountId, filter: &ListFilter) -> Result<u64, StoreError>;
+
     /// Moves a download by `action`, checked against its state at the moment of writing (compare-and-set), and
     /// stores `error` as the reason (`None` clears it). An illegal action is `Conflict` naming the current state.
     /// Leaving `active` drops the lease, speed and connections; reaching a terminal state sets `finished_at`.
@@ -195,6 +198,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// The account a live (unrevoked) key of one of `kinds` with this secret hash belongs to.
     async fn account_for_key(&self, secret_hash: &str, kinds: &[KeyKind]) -> Result<Option<AccountId>, StoreError>;
+
+    /// The live (unrevoked) key with this secret hash.
+    async fn live_key(&self, secret_hash: &str) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Opens a session standing for `key_id` until `expires_at` (unix ms); expired sessions are swept away.
+    async fn create_session(&self, secret_hash: &str, key_id: &str, expires_at: i64) -> Result<(), StoreError>;
+
+    /// The account and expiry of a session that has not expired and whose key is still live.
+    async fn session(&self, secret_hash: &str) -> Result<Option<(AccountId, i64)>, StoreError>;
+
+    /// Ends a session; an unknown one is already ended.
+    async fn delete_session(&self, secret_hash: &str) -> Result<(), StoreError>;
 }
 
 /// Opens the store named by `url`, creating and migrating it as needed: `sqlite:///abs/haul.db`,

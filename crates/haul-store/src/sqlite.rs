@@ -160,39 +160,25 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, account: &AccountId, filter: &ListFilter) -> Result<Vec<DownloadRecord>, StoreError> {
-        // One statement per order (the direction cannot be a parameter); a condition whose parameter is NULL
-        // holds for every row. LIMIT -1 is SQLite for "no limit".
+        // One statement per order (the direction cannot be a parameter). LIMIT -1 is SQLite for "no limit".
         let order = if filter.oldest_first { "ASC" } else { "DESC" };
         let sql = format!(
-            "SELECT * FROM downloads
-             WHERE account = ?1
-               AND (?2 IS NULL OR state IN (SELECT value FROM json_each(?2)))
-               AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3)))
-               AND (?4 IS NULL OR instr(lower(COALESCE(title, '') || char(10) || COALESCE(filename, '') || char(10)
-                                              || url), lower(?4)) > 0)
-               AND (?5 IS NULL OR title = ?5)
-               AND (?6 IS NULL OR creator = ?6)
-               AND (?7 IS NULL OR created_at >= ?7)
-               AND (?8 IS NULL OR created_at < ?8)
+            "SELECT * FROM downloads WHERE {LIST_CONDITIONS}
              ORDER BY created_at {order}, seq {order}
              LIMIT ?9 OFFSET ?10"
         );
-        let states: Vec<&str> = filter.states.iter().map(|state| state.as_str()).collect();
-        let ids: Vec<String> = filter.ids.iter().map(ToString::to_string).collect();
-        let rows = sqlx::query(&sql)
-            .bind(account.as_str())
-            .bind((!states.is_empty()).then(|| to_json(&states)).transpose()?)
-            .bind((!ids.is_empty()).then(|| to_json(&ids)).transpose()?)
-            .bind(&filter.search)
-            .bind(&filter.title)
-            .bind(&filter.creator)
-            .bind(filter.created_from)
-            .bind(filter.created_before)
+        let rows = bind_list_filter(sqlx::query(&sql), account, filter)?
             .bind(filter.limit.map_or(-1, i64::from))
             .bind(i64::from(filter.offset))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(record_from_row).collect()
+    }
+
+    async fn count(&self, account: &AccountId, filter: &ListFilter) -> Result<u64, StoreError> {
+        let sql = format!("SELECT COUNT(*) AS n FROM downloads WHERE {LIST_CONDITIONS}");
+        let row = bind_list_filter(sqlx::query(&sql), account, filter)?.fetch_one(&self.pool).await?;
+        from_db(row.try_get("n")?, "count")
     }
 
     async fn apply(
@@ -685,6 +671,45 @@ impl Store for SqliteStore {
         }
         parse_column(row.try_get("account_id")?, "key's account").map(Some)
     }
+
+    async fn live_key(&self, secret_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE secret_hash = ?1 AND revoked_at IS NULL")
+            .bind(secret_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn create_session(&self, secret_hash: &str, key_id: &str, expires_at: i64) -> Result<(), StoreError> {
+        let now = now_millis();
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?1").bind(now).execute(&self.pool).await?;
+        sqlx::query("INSERT INTO sessions (secret_hash, key_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(secret_hash)
+            .bind(key_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, secret_hash: &str) -> Result<Option<(AccountId, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT k.account_id, s.expires_at FROM sessions s JOIN api_keys k ON k.id = s.key_id
+             WHERE s.secret_hash = ?1 AND s.expires_at > ?2 AND k.revoked_at IS NULL",
+        )
+        .bind(secret_hash)
+        .bind(now_millis())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some((parse_column(row.try_get("account_id")?, "session's account")?, row.try_get("expires_at")?)))
+    }
+
+    async fn delete_session(&self, secret_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE secret_hash = ?1").bind(secret_hash).execute(&self.pool).await?;
+        Ok(())
+    }
 }
 
 fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
@@ -816,6 +841,34 @@ fn record_from_row(row: &SqliteRow) -> Result<DownloadRecord, StoreError> {
         lease_owner: row.try_get("lease_owner")?,
         lease_expires: row.try_get("lease_expires")?,
     })
+}
+
+/// What a [`ListFilter`] keeps, as SQL over parameters ?1 to ?8 ([`bind_list_filter`]); a condition whose
+/// parameter is NULL holds for every row.
+const LIST_CONDITIONS: &str = "account = ?1
+    AND (?2 IS NULL OR state IN (SELECT value FROM json_each(?2)))
+    AND (?3 IS NULL OR id IN (SELECT value FROM json_each(?3)))
+    AND (?4 IS NULL OR instr(lower(COALESCE(title, '') || char(10) || COALESCE(filename, '') || char(10) || url),
+                             lower(?4)) > 0)
+    AND (?5 IS NULL OR title = ?5)
+    AND (?6 IS NULL OR creator = ?6)
+    AND (?7 IS NULL OR created_at >= ?7)
+    AND (?8 IS NULL OR created_at < ?8)";
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+fn bind_list_filter<'q>(query: Query<'q>, account: &AccountId, filter: &ListFilter) -> Result<Query<'q>, StoreError> {
+    let states: Vec<&str> = filter.states.iter().map(|state| state.as_str()).collect();
+    let ids: Vec<String> = filter.ids.iter().map(ToString::to_string).collect();
+    Ok(query
+        .bind(account.as_str().to_owned())
+        .bind((!states.is_empty()).then(|| to_json(&states)).transpose()?)
+        .bind((!ids.is_empty()).then(|| to_json(&ids)).transpose()?)
+        .bind(filter.search.clone())
+        .bind(filter.title.clone())
+        .bind(filter.creator.clone())
+        .bind(filter.created_from)
+        .bind(filter.created_before))
 }
 
 /// `meta` as stored: NULL when empty.

@@ -208,6 +208,13 @@ async fn list_filters_on_text_creator_and_creation_time() {
     assert_eq!(listed(search("origin/")).await, [other.id, report.id, holiday.id]);
     assert_eq!(listed(search("%")).await, [], "no wildcards");
     assert_eq!(listed(search("nothing")).await, []);
+    assert_eq!(store.count(account, &search("origin/")).await.unwrap(), 3);
+    assert_eq!(store.count(account, &ListFilter { limit: Some(1), offset: 1, ..search("origin/") }).await.unwrap(), 3);
+    assert_eq!(
+        store.count(account, &ListFilter { creator: Some("bob".into()), ..ListFilter::default() }).await.unwrap(),
+        1
+    );
+    assert_eq!(store.count(&AccountId::generate(), &ListFilter::default()).await.unwrap(), 0);
     assert_eq!(listed(ListFilter { title: Some("Holiday Clip".into()), ..ListFilter::default() }).await, [holiday.id]);
     assert_eq!(listed(ListFilter { title: Some("holiday clip".into()), ..ListFilter::default() }).await, []);
     assert_eq!(listed(ListFilter { creator: Some("bob".into()), ..ListFilter::default() }).await, [report.id]);

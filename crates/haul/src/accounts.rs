@@ -4,7 +4,6 @@
 //! shell access to the server's machine, not a token.
 
 use anyhow::bail;
-use haul_core::account::KeyKind;
 use haul_store::{Store, hash_secret, key_prefix};
 
 use crate::cli::{AccountCommand, KeyCommand, StoreArgs};
@@ -68,13 +67,4 @@ pub async fn key(store_args: StoreArgs, command: KeyCommand) -> anyhow::Result<(
     Ok(())
 }
 
-/// A fresh secret in the shape each API's clients expect: VideoDB keys start `sk-`, Cloudflare global keys are
-/// 37 hex characters, bearer tokens are long hex strings.
-pub fn new_secret(kind: KeyKind) -> String {
-    let random = || haul_core::job::AccountId::generate().to_string();
-    match kind {
-        KeyKind::Bearer => format!("haul_{}{}", random(), random()),
-        KeyKind::Videodb => format!("sk-{}{}", random(), &random()[..16]),
-        KeyKind::CloudflareGlobal => format!("{}{}", random(), &random()[..5]),
-    }
-}
+pub use haul_core::account::new_secret;

@@ -241,6 +241,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "API")]
     pub open_dialect: Vec<String>,
 
+    /// The web page at / (sign in with the token or a key): on, or off to serve only the APIs.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+    pub ui: String,
+
     /// The yt-dlp program for media pages [default: yt-dlp on PATH].
     #[arg(long, env = "HAUL_YT_DLP", value_name = "PATH")]
     pub yt_dlp: Option<PathBuf>,

@@ -204,6 +204,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         data.token_path().display(),
         "native",
     );
+    if api.ui {
+        let weight = haul_api::page_weight().div_ceil(1024);
+        banner.push_str(&format!("  {:<15} http://{address}/ ({weight} KiB)\n", "page"));
+    }
     for (dialect, mount) in api.mounts.iter() {
         let mount = if mount == "/" { "" } else { mount };
         banner.push_str(&format!("  {:<15} http://{address}{mount}\n", dialect.name()));
@@ -254,6 +258,7 @@ fn api_options(args: &ServeArgs, account: AccountId, link_key: Vec<u8>) -> anyho
         options.mounts.set(spec).map_err(anyhow::Error::msg)?;
     }
     options.mounts.validate().map_err(anyhow::Error::msg)?;
+    options.ui = args.ui == "on";
     for name in &args.open_dialect {
         match name.parse::<Dialect>().map_err(anyhow::Error::msg)? {
             Dialect::YtdlpApp => options.open_ytdlp_app = true,

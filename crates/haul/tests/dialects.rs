@@ -97,22 +97,23 @@ async fn banner_mounts_own_listeners_and_the_open_app() {
         "--open-dialect",
         "ytdlp-app",
     ];
-    let server = Server::start(dir.path(), &args, 8);
+    let server = Server::start(dir.path(), &args, 9);
     let base = server.base.clone();
     assert_eq!(server.url_of("native"), Some(format!("{base}/v1")), "{:?}", server.banner);
+    assert_eq!(server.url_of("page"), Some(format!("{base}/")), "the web page, with its weight: {:?}", server.banner);
     assert_eq!(server.url_of("ytdlp-app"), Some(format!("{base}/api")));
     assert_eq!(server.url_of("surge"), Some(base.clone()));
     assert_eq!(server.url_of("videodb"), Some(format!("{base}/vdb")));
     assert_eq!(server.url_of("cloudflare"), None, "switched off: {:?}", server.banner);
-    let own = server.banner[5].clone();
+    let own = server.banner[6].clone();
     assert!(own.starts_with("  videodb") && own.ends_with("(own listener)"), "{own}");
     let own_base = own.split_whitespace().nth(1).unwrap().to_owned();
     assert_ne!(own_base, base);
     // Which media tools were found, and where.
-    let media = &server.banner[6];
+    let media = &server.banner[7];
     assert!(media.starts_with("  media") && media.contains("yt-dlp /") && media.contains("ffmpeg /"), "{media}");
     // Which destinations downloads may reach: public ones, and the loopback address the tests opened.
-    let fetches = &server.banner[7];
+    let fetches = &server.banner[8];
     assert!(fetches.starts_with("  fetches") && fetches.contains("public addresses only"), "{fetches}");
     assert!(fetches.contains("except 127.0.0.1/32"), "{fetches}");
 

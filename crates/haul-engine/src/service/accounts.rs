@@ -58,3 +58,53 @@ impl Engine {
         Ok(self.inner.store.revoke_key(key_id).await?.into())
     }
 }
+
+/// A signed-in browser session, as the web page sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionView {
+    pub account: AccountId,
+    /// The account's name.
+    pub name: String,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+}
+
+impl Engine {
+    /// Opens a session for a live bearer key, for `ttl`: the new session's secret (for the cookie; only its hash
+    /// is kept) and what it acts for. `None` when `key` is not a live bearer key.
+    pub async fn sign_in(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<(String, SessionView)>, ServiceError> {
+        let Some(found) = self.inner.store.live_key(&hash_secret(key)).await? else { return Ok(None) };
+        if found.kind != KeyKind::Bearer {
+            return Ok(None);
+        }
+        let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let expires_at = haul_core::clock::unix_millis(std::time::SystemTime::now()).saturating_add(ttl_ms);
+        self.inner.store.create_session(&hash_secret(&secret), &found.id, expires_at).await?;
+        let name = self.inner.store.account(&found.account).await?.name;
+        Ok(Some((secret, SessionView { account: found.account, name, expires_at })))
+    }
+
+    /// The session a cookie's secret stands for, while it has not expired and its key is live.
+    pub async fn session(&self, secret: &str) -> Result<Option<SessionView>, ServiceError> {
+        let Some((account, expires_at)) = self.inner.store.session(&hash_secret(secret)).await? else {
+            return Ok(None);
+        };
+        let name = self.inner.store.account(&account).await?.name;
+        Ok(Some(SessionView { account, name, expires_at }))
+    }
+
+    /// Ends a session; the cookie's secret no longer opens anything.
+    pub async fn sign_out(&self, secret: &str) -> Result<(), ServiceError> {
+        Ok(self.inner.store.delete_session(&hash_secret(secret)).await?)
+    }
+
+    /// The name of one account.
+    pub async fn account_name(&self, account: &AccountId) -> Result<String, ServiceError> {
+        Ok(self.inner.store.account(account).await?.name)
+    }
+}

@@ -44,6 +44,11 @@ impl Engine {
         Ok(records.into_iter().map(|record| self.overlay(record)).collect())
     }
 
+    /// How many of the account's downloads `query` keeps, its `limit` and `offset` aside.
+    pub async fn count(&self, account: &AccountId, query: ListQuery) -> Result<u64, ServiceError> {
+        Ok(self.inner.store.count(account, &query.into()).await?)
+    }
+
     pub async fn pause(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
         self.inner.store.apply(account, id, JobAction::Pause, None).await?;
         self.stop_running(id, StopReason::Pause).await;

@@ -38,6 +38,7 @@ use crate::error::EngineError;
 use crate::http::{ClientOptions, HttpClient};
 use crate::media::MediaTools;
 
+pub use accounts::SessionView;
 pub use error::ServiceError;
 pub use events::{Event, EventKind};
 pub use views::{AddRequest, DownloadView, KeyView, ListQuery, PatchRequest, RenditionView, StatsView};
