@@ -19,5 +19,8 @@ BASE=$(grep -o 'http://127.0.0.1:[0-9]*' "$LOG" | head -1)
 # ensure_resource_availability (ST302) is left out: it fetches `/file` and `/renditions/NAME/file` of a job
 # it has just created and expects them to exist, but a file is served only once the download is complete
 # (a documented 404 until then).
+# DELETE /v1/keys/{id} is left out too: the fuzzer finds the token's own key id in GET /v1/keys and revokes it,
+# after which every other operation can only answer 401.
 schemathesis run "$BASE/v1/openapi.json" -H "Authorization: Bearer $(cat "$DATA/token")" \
+    --exclude-path '/v1/keys/{id}' \
     --checks all --exclude-checks ensure_resource_availability -n "$EXAMPLES" --seed 1 --request-timeout 10

@@ -43,13 +43,14 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only downloads in this state, or in any of several separated by commas (`failed,cancelled`).
-    #[param(value_type = Option<String>, example = "queued,active")]
+    #[param(value_type = Option<String>, example = "queued,active",
+        pattern = "^((queued|active|paused|completed|failed|cancelled)(,(queued|active|paused|completed|failed|cancelled))*)?$")]
     state: Option<String>,
     /// Only downloads whose title, file name or URL contains this text (case ignored), up to 200 characters.
     #[param(max_length = 200)]
     search: Option<String>,
     /// `newest` (the default) or `oldest` first, by when they were added.
-    #[param(value_type = Option<String>, example = "newest")]
+    #[param(value_type = Option<crate::wire::OrderName>)]
     order: Option<String>,
     /// At most this many: 1 to 1000, 100 when absent.
     #[param(minimum = 1, maximum = 1000)]
@@ -100,8 +101,8 @@ pub async fn list(
     if search.as_ref().is_some_and(|text| text.chars().count() > 200) {
         return Err(ApiError::bad_request("search must be at most 200 characters"));
     }
-    let oldest_first = match query.order.as_deref() {
-        None | Some("newest") => false,
+    let oldest_first = match query.order.as_deref().map(str::trim) {
+        None | Some("" | "newest") => false,
         Some("oldest") => true,
         Some(other) => return Err(ApiError::bad_request(format!("order must be newest or oldest, got {other:?}"))),
     };
@@ -266,4 +267,41 @@ pub async fn remove(
 ) -> Result<Json<Download>, ApiError> {
     let delete_files = query.delete_files.unwrap_or(false);
     Ok(Json(state.engine.remove(&caller.account, id, delete_files).await?.into()))
+}
+
+/// What an unfinished download's resume record holds.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Transfer {
+    /// Whether a resume record is on disk: false before the first byte, once finished, for media pages (yt-dlp
+    /// keeps its own) and after a cancel.
+    resumable: bool,
+    size: Option<u64>,
+    /// The validators a resumed fetch must still match; a changed file on the server starts over.
+    etag: Option<String>,
+    last_modified: Option<String>,
+    /// Byte ranges on disk, `[start, end)`, in order.
+    #[schema(value_type = Vec<Vec<u64>>)]
+    done: Vec<(u64, u64)>,
+}
+
+/// The resume record of an unfinished download: validators and the byte ranges already fetched.
+#[utoipa::path(get, path = "/v1/downloads/{id}/transfer", tag = "downloads",
+    params(("id" = String, Path, format = Uuid)), security(("bearer" = [])),
+    responses((status = 200, body = Transfer), (status = 404, body = ErrorBody)))]
+pub async fn transfer(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<Transfer>, ApiError> {
+    let found = state.engine.transfer(&caller.account, id).await?;
+    Ok(Json(match found {
+        Some(record) => Transfer {
+            resumable: true,
+            size: record.size,
+            etag: record.etag,
+            last_modified: record.last_modified,
+            done: record.done,
+        },
+        None => Transfer { resumable: false, size: None, etag: None, last_modified: None, done: Vec::new() },
+    }))
 }

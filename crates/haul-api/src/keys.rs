@@ -47,7 +47,7 @@ pub struct KeyList {
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// `bearer` when absent.
-    #[schema(value_type = Option<String>, example = "bearer")]
+    #[schema(value_type = Option<crate::wire::KeyKindName>)]
     kind: Option<String>,
 }
 
@@ -83,7 +83,7 @@ pub async fn create(
 
 /// Revokes one of the caller's keys at once (sessions opened with it end too); another account's key is not
 /// found.
-#[utoipa::path(delete, path = "/v1/keys/{key_id}", tag = "keys", params(("key_id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path, format = Uuid)),
     security(("bearer" = [])),
     responses((status = 200, body = Key), (status = 404, body = ErrorBody)))]
 pub async fn revoke(

@@ -325,10 +325,11 @@ fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Result<Route
         .route("/v1/downloads/{id}/renditions/{name}", get(media::get).post(media::request).delete(media::remove))
         .route("/v1/downloads/{id}/renditions/{name}/file", get(media::file))
         .route("/v1/downloads/{id}/link", post(links::create_link))
+        .route("/v1/downloads/{id}/transfer", get(downloads::transfer))
         .route("/v1/events", get(events::events))
         .route("/v1/session", get(session::current).post(session::sign_in).delete(session::sign_out))
         .route("/v1/keys", get(keys::list).post(keys::create))
-        .route("/v1/keys/{key_id}", axum::routing::delete(keys::revoke))
+        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/links/{id}/{variant}", get(links::serve_link));
     if with_ui {
         router = router.route("/", get(ui::index)).route("/ui/{*path}", get(ui::asset));

@@ -196,10 +196,11 @@ mod tests {
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     /// `file` (the download's file, the default), `thumbnail`, or a rendition made from it (`audio`).
-    #[schema(value_type = Option<String>, example = "file")]
+    #[schema(value_type = Option<String>, pattern = "^(file|thumbnail|audio)$")]
     variant: Option<String>,
     /// How long the link works, in seconds: 60 to 604800 (a week); a day when absent.
     #[schema(minimum = 60, maximum = 604800)]
+    #[serde(default, deserialize_with = "crate::wire::optional_integer")]
     ttl_secs: Option<u64>,
 }
 

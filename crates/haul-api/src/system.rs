@@ -56,6 +56,7 @@ pub async fn openapi_json() {}
         crate::media::file,
         crate::events::events,
         crate::links::create_link,
+        crate::downloads::transfer,
         crate::session::sign_in,
         crate::session::current,
         crate::session::sign_out,
@@ -63,7 +64,7 @@ pub async fn openapi_json() {}
         crate::keys::create,
         crate::keys::revoke,
     ),
-    components(schemas(crate::media::RenditionNameSchema)),
+    components(schemas(crate::media::RenditionNameSchema, crate::wire::OrderName)),
     modifiers(&BearerScheme, &CommonResponses),
 )]
 pub struct ApiDoc;

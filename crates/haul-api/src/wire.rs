@@ -117,6 +117,27 @@ pub enum StateName {
     Cancelled,
 }
 
+/// The orders a list can take; only for the OpenAPI document.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum OrderName {
+    Newest,
+    Oldest,
+}
+
+/// The kinds of API key; only for the OpenAPI document.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum KeyKindName {
+    #[schema(rename = "bearer")]
+    Bearer,
+    #[schema(rename = "videodb")]
+    Videodb,
+    #[schema(rename = "cloudflare-global")]
+    CloudflareGlobal,
+}
+
 /// The qualities a download may ask for; only for the OpenAPI document.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -246,7 +267,7 @@ where
         .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a whole number in range")))
 }
 
-fn optional_integer<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(crate) fn optional_integer<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: TryFrom<i64>,

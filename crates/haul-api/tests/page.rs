@@ -247,6 +247,8 @@ async fn signed_links_work_without_credentials_for_the_callers_own_files() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
+    let (status, transfer) = harness.call(Method::GET, &format!("/v1/downloads/{id}/transfer"), None).await;
+    assert_eq!((status, &transfer["resumable"], &transfer["done"]), (StatusCode::OK, &json!(false), &json!([])));
     let (status, link) =
         harness.call(Method::POST, &format!("/v1/downloads/{id}/link"), Some(json!({"ttl_secs": 600}))).await;
     assert_eq!(status, StatusCode::OK, "{link}");
@@ -276,6 +278,44 @@ async fn signed_links_work_without_credentials_for_the_callers_own_files() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND, "another account's download");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_download_shows_its_resume_record() {
+    let options = OriginOptions { aggregate_rate: Some(256 * 1024), ..OriginOptions::default() };
+    let harness = Harness::start(TOKEN, options).await;
+    let size = 4 * 1024 * 1024;
+    let url = harness.origin.url(size, "slow.bin");
+    let (_, created) = harness.call(Method::POST, "/v1/downloads", Some(json!({"url": url, "connections": 2}))).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    for _ in 0..400 {
+        let (_, job) = harness.call(Method::GET, &format!("/v1/downloads/{id}"), None).await;
+        if job["bytes_done"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    harness.call(Method::POST, &format!("/v1/downloads/{id}/pause"), None).await;
+    let (status, transfer) = harness.call(Method::GET, &format!("/v1/downloads/{id}/transfer"), None).await;
+    assert_eq!((status, &transfer["resumable"]), (StatusCode::OK, &json!(true)), "{transfer}");
+    assert_eq!(transfer["size"], size, "{transfer}");
+    assert!(transfer["etag"].is_string(), "the origin sends an ETag: {transfer}");
+    let done = transfer["done"].as_array().unwrap();
+    assert!(!done.is_empty(), "{transfer}");
+    for range in done {
+        let (start, end) = (range[0].as_u64().unwrap(), range[1].as_u64().unwrap());
+        assert!(start < end && end <= size as u64, "{transfer}");
+    }
+    let other = "transfer-other-token-0123456789";
+    harness.server.add_account("other", None, KeyKind::Bearer, other).await;
+    let response = harness
+        .client
+        .get(format!("{}/v1/downloads/{id}/transfer", harness.base))
+        .bearer_auth(other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ let statsPoll = 0;
 
 function signedIn(session) {
   $('account-name').textContent = session.name;
+  $('account-name').title = session.expires_at ? `Signed in until ${fmt.date(session.expires_at)}` : '';
   $('who').hidden = false;
   $('sign-in').hidden = true;
   $('app').hidden = false;

@@ -34,6 +34,8 @@ export function init(options) {
     event.preventDefault();
     changeUrl();
   });
+  // A priority being typed is not overwritten by the next event's.
+  $('detail-priority').addEventListener('input', (event) => (event.target.dataset.dirty = 'yes'));
   $('priority-form').addEventListener('submit', (event) => {
     event.preventDefault();
     changePriority();
@@ -70,6 +72,7 @@ export async function open(download, { play = false } = {}) {
   $('audio-state').textContent = '';
   $('detail-url').value = download.url;
   $('detail-priority').value = download.priority;
+  delete $('detail-priority').dataset.dirty;
   fill();
   dialog.showModal();
   if (play) player();
@@ -225,6 +228,7 @@ async function changePriority() {
   showError('detail-priority-error', '', input);
   try {
     current = await api('PATCH', jobPath(current.id), { priority: Number(input.value) });
+    delete input.dataset.dirty;
     announce(`Priority set to ${current.priority}`);
     fill();
     onChange(current);

@@ -185,6 +185,9 @@ export async function load() {
     return;
   }
   if (seq !== loadSeq) return;
+  // Only the latest of each measure is kept: the page may stay open for weeks.
+  performance.clearMeasures('haul:fetch');
+  performance.measure('haul:fetch', { start: started });
   total = answer.total;
   if (answer.downloads.length === 0 && view.offset > 0 && total > 0) {
     view.offset = Math.floor((total - 1) / view.limit) * view.limit;
@@ -197,6 +200,7 @@ export async function load() {
     setTimeout(() => {
       const first = !rendered;
       rendered = true;
+      performance.clearMeasures('haul:list');
       performance.measure('haul:list', { start: started });
       if (first) performance.mark('haul:list-rendered');
       document.documentElement.dataset.rows = String(rows.size);
@@ -332,7 +336,8 @@ function onPick(event) {
 function showPicked() {
   const n = picked.size;
   $('picked').textContent = n ? `${n} selected` : 'None selected';
-  for (const button of document.querySelectorAll('[data-bulk]')) button.disabled = n === 0;
+  // The selection's buttons appear once something is selected: one row of controls less on a phone.
+  for (const button of document.querySelectorAll('[data-bulk]')) button.hidden = n === 0;
   const all = $('pick-all');
   const onPage = [...rows.keys()].filter((id) => picked.has(id)).length;
   all.checked = onPage > 0 && onPage === rows.size;

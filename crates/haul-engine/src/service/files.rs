@@ -6,12 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
-use haul_core::job::{DownloadId, JobState};
+use haul_core::job::{AccountId, DownloadId, JobState};
 use haul_core::media::THUMBNAIL_EXTENSIONS;
 use haul_store::DownloadRecord;
 
 use super::Engine;
-use super::views::DownloadView;
+use super::error::ServiceError;
+use super::views::{DownloadView, TransferView};
 use crate::download;
 use crate::media;
 use crate::progress::Progress;
@@ -24,6 +25,21 @@ impl Engine {
         }
         let path = self.inner.options.downloads_dir.join(view.path.as_ref()?);
         self.inside_downloads(&path).await
+    }
+
+    /// What the resume record of an unfinished download says: the validators it resumes against and the byte
+    /// ranges already on disk. `None` when there is no record (not started, finished, a media job, or cancelled).
+    pub async fn transfer(&self, account: &AccountId, id: DownloadId) -> Result<Option<TransferView>, ServiceError> {
+        let record = self.inner.store.get(account, id).await?;
+        let Some(path) = self.final_path(&record) else { return Ok(None) };
+        let [_, control] = crate::download::partial_files(&path);
+        let loaded = tokio::task::spawn_blocking(move || crate::control::load(&control)).await.ok().flatten();
+        Ok(loaded.map(|control| TransferView {
+            size: control.size,
+            etag: control.etag,
+            last_modified: control.last_modified,
+            done: control.done.ranges().to_vec(),
+        }))
     }
 
     /// The thumbnail of a download, when one exists: `thumbnails/{id}.jpg`, `.webp` or `.png`, resolved, and

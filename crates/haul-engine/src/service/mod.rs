@@ -41,7 +41,7 @@ use crate::media::MediaTools;
 pub use accounts::SessionView;
 pub use error::ServiceError;
 pub use events::{Event, EventKind};
-pub use views::{AddRequest, DownloadView, KeyView, ListQuery, PatchRequest, RenditionView, StatsView};
+pub use views::{AddRequest, DownloadView, KeyView, ListQuery, PatchRequest, RenditionView, StatsView, TransferView};
 
 use events::EventLog;
 use scheduler::Running;

@@ -132,6 +132,17 @@ pub struct RenditionView {
     pub created_at: i64,
 }
 
+/// An unfinished download's resume record, as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransferView {
+    pub size: Option<u64>,
+    /// The validators a resumed fetch must still match (the file changed on the server otherwise).
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// Byte ranges on disk, `[start, end)`, in order.
+    pub done: Vec<(u64, u64)>,
+}
+
 /// Totals for one account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatsView {
