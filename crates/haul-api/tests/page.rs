@@ -304,7 +304,7 @@ async fn a_paused_download_shows_its_resume_record() {
     assert!(!done.is_empty(), "{transfer}");
     for range in done {
         let (start, end) = (range[0].as_u64().unwrap(), range[1].as_u64().unwrap());
-        assert!(start < end && end <= size as u64, "{transfer}");
+        assert!(start < end && end <= size, "{transfer}");
     }
     let other = "transfer-other-token-0123456789";
     harness.server.add_account("other", None, KeyKind::Bearer, other).await;
