@@ -51,6 +51,10 @@ pub struct Session {
     /// When the session ends, unix milliseconds; absent for a request made with a bearer key.
     #[serde(skip_serializing_if = "Option::is_none")]
     expires_at: Option<i64>,
+    /// The id of the key the session was opened with (revoking it signs the page out); absent for a request
+    /// made with a bearer key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
 }
 
 /// Opens a session with an API key and sets it as the `haul_session` cookie (HttpOnly, SameSite=Strict).
@@ -78,8 +82,12 @@ pub async fn sign_in(
     let cookie =
         format!("{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", SESSION_TTL.as_secs());
     let cookie = HeaderValue::from_str(&cookie).map_err(ApiError::internal)?;
-    let body =
-        Session { account: session.account.to_string(), name: session.name, expires_at: Some(session.expires_at) };
+    let body = Session {
+        account: session.account.to_string(),
+        name: session.name,
+        expires_at: Some(session.expires_at),
+        key_id: Some(session.key_id),
+    };
     Ok(([(header::SET_COOKIE, cookie), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(body))
         .into_response())
 }
@@ -92,14 +100,13 @@ pub async fn current(
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Json<Session>, ApiError> {
-    let expires_at = match cookie_secret(&headers) {
-        Some(secret) if headers.get(header::AUTHORIZATION).is_none() => {
-            state.engine.session(secret).await?.map(|session| session.expires_at)
-        }
+    let session = match cookie_secret(&headers) {
+        Some(secret) if headers.get(header::AUTHORIZATION).is_none() => state.engine.session(secret).await?,
         _ => None,
     };
     let name = state.engine.account_name(&caller.account).await?;
-    Ok(Json(Session { account: caller.account.to_string(), name, expires_at }))
+    let (expires_at, key_id) = session.map(|session| (session.expires_at, session.key_id)).unzip();
+    Ok(Json(Session { account: caller.account.to_string(), name, expires_at, key_id }))
 }
 
 /// Ends the session and clears the cookie; without one, there is nothing to end (204 all the same).

@@ -80,6 +80,8 @@ async fn a_key_opens_a_session_cookie_that_acts_like_the_key() {
     let browser = Browser::sign_in(&harness, TOKEN).await;
     let (status, me) = browser.call(Method::GET, "/v1/session", None).await;
     assert_eq!((status, &me["account"]), (StatusCode::OK, &json!(harness.account.to_string())));
+    let token_key = harness.engine.keys(&harness.account).await.unwrap().remove(0);
+    assert_eq!(me["key_id"], token_key.id, "the key the session stands for: {me}");
     let url = harness.origin.url(1000, "a.bin");
     let (status, created) =
         browser.call(Method::POST, "/v1/downloads", Some(json!({"url": url, "paused": true}))).await;

@@ -19,6 +19,7 @@ let statsTimer = 0;
 let statsPoll = 0;
 
 function signedIn(session) {
+  keys.setSessionKey(session.key_id);
   $('account-name').textContent = session.name;
   $('account-name').title = session.expires_at ? `Signed in until ${fmt.date(session.expires_at)}` : '';
   $('who').hidden = false;

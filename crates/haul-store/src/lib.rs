@@ -205,8 +205,8 @@ pub trait Store: Send + Sync + 'static {
     /// Opens a session standing for `key_id` until `expires_at` (unix ms); expired sessions are swept away.
     async fn create_session(&self, secret_hash: &str, key_id: &str, expires_at: i64) -> Result<(), StoreError>;
 
-    /// The account and expiry of a session that has not expired and whose key is still live.
-    async fn session(&self, secret_hash: &str) -> Result<Option<(AccountId, i64)>, StoreError>;
+    /// The account, key id and expiry of a session that has not expired and whose key is still live.
+    async fn session(&self, secret_hash: &str) -> Result<Option<(AccountId, String, i64)>, StoreError>;
 
     /// Ends a session; an unknown one is already ended.
     async fn delete_session(&self, secret_hash: &str) -> Result<(), StoreError>;

@@ -693,9 +693,9 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn session(&self, secret_hash: &str) -> Result<Option<(AccountId, i64)>, StoreError> {
+    async fn session(&self, secret_hash: &str) -> Result<Option<(AccountId, String, i64)>, StoreError> {
         let row = sqlx::query(
-            "SELECT k.account_id, s.expires_at FROM sessions s JOIN api_keys k ON k.id = s.key_id
+            "SELECT k.account_id, s.key_id, s.expires_at FROM sessions s JOIN api_keys k ON k.id = s.key_id
              WHERE s.secret_hash = ?1 AND s.expires_at > ?2 AND k.revoked_at IS NULL",
         )
         .bind(secret_hash)
@@ -703,7 +703,8 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some((parse_column(row.try_get("account_id")?, "session's account")?, row.try_get("expires_at")?)))
+        let account = parse_column(row.try_get("account_id")?, "session's account")?;
+        Ok(Some((account, row.try_get("key_id")?, row.try_get("expires_at")?)))
     }
 
     async fn delete_session(&self, secret_hash: &str) -> Result<(), StoreError> {

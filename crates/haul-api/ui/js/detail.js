@@ -14,6 +14,7 @@ const SEEN_JOBS = 500;
 let dialog;
 let current = null;
 let audioTimer = 0;
+let transferTimer = 0;
 let onChange = () => {};
 
 export function init(options) {
@@ -22,6 +23,7 @@ export function init(options) {
   dialog.addEventListener('close', () => {
     current = null;
     clearTimeout(audioTimer);
+    clearTimeout(transferTimer);
     // Stops playback: a closed dialog keeps its elements.
     $('detail-player').replaceChildren();
     $('audio-player').replaceChildren();
@@ -62,6 +64,7 @@ export function record(kind, download) {
   if (current && current.id === download.id) {
     current = download;
     fill();
+    if (kind !== 'progress') transfer();
   }
 }
 
@@ -70,6 +73,7 @@ export async function open(download, { play = false } = {}) {
   for (const id of ['detail-url-error', 'detail-priority-error', 'detail-error']) showError(id, '');
   $('link-box').hidden = true;
   $('audio-state').textContent = '';
+  $('detail-transfer').replaceChildren();
   $('detail-url').value = download.url;
   $('detail-priority').value = download.priority;
   delete $('detail-priority').dataset.dirty;
@@ -79,6 +83,7 @@ export async function open(download, { play = false } = {}) {
   try {
     current = await api('GET', jobPath(download.id));
     fill();
+    transfer();
     if (fmt.playable(current) === 'video') await audioState();
   } catch (error) {
     showError('detail-error', error.message);
@@ -161,6 +166,33 @@ function fill() {
     events.push(li);
   }
   $('detail-events').replaceChildren(...events);
+}
+
+// The resume record: the validators a resumed fetch must match and the byte ranges on disk; read again every
+// 2 s while the download runs.
+async function transfer() {
+  clearTimeout(transferTimer);
+  if (!current) return;
+  const id = current.id;
+  let record;
+  try {
+    record = await api('GET', `${jobPath(id)}/transfer`);
+  } catch {
+    return;
+  }
+  if (!current || current.id !== id) return;
+  const facts = [];
+  if (record.resumable) {
+    fact(facts, 'ETag', record.etag);
+    fact(facts, 'Last-Modified', record.last_modified);
+    const ranges = record.done.map(([start, end]) => `${fmt.bytes(start)} – ${fmt.bytes(end)}`);
+    const more = ranges.length > 8 ? ` and ${ranges.length - 8} more` : '';
+    const on = record.done.reduce((n, [start, end]) => n + end - start, 0);
+    fact(facts, 'On disk', `${fmt.bytes(on)} in ${ranges.length} range${ranges.length === 1 ? '' : 's'}`);
+    if (ranges.length) fact(facts, 'Ranges', ranges.slice(0, 8).join(', ') + more);
+  }
+  $('detail-transfer').replaceChildren(...facts);
+  if (current.state === 'active') transferTimer = setTimeout(transfer, 2000);
 }
 
 // Puts a <video> or <audio> of the finished file at the top of the dialog.

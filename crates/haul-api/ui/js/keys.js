@@ -4,6 +4,13 @@ import { api } from './api.js';
 import * as fmt from './format.js';
 import { $, announce, showError, confirm, copy } from './page.js';
 
+// The key this page's session was opened with: revoking it signs the page out.
+let sessionKey = null;
+
+export function setSessionKey(id) {
+  sessionKey = id || null;
+}
+
 export function init() {
   $('keys-open').addEventListener('click', open);
   $('key-create').addEventListener('click', create);
@@ -41,7 +48,8 @@ async function load() {
     const prefix = document.createElement('code');
     prefix.textContent = `${key.prefix}…`;
     const about = document.createElement('span');
-    about.textContent = `${key.kind}, created ${fmt.date(key.created_at)}`;
+    const mine = key.id === sessionKey ? ' (this session)' : '';
+    about.textContent = `${key.kind}, created ${fmt.date(key.created_at)}${mine}`;
     li.append(prefix, about);
     if (key.revoked_at) {
       li.classList.add('revoked');
@@ -84,9 +92,12 @@ async function create() {
 }
 
 async function revoke(id, prefix) {
+  const own = id === sessionKey;
   const answer = await confirm({
     title: `Revoke key ${prefix}…?`,
-    text: 'Anything using it, this page too if you signed in with it, loses access at once.',
+    text: own
+      ? 'This page signed in with this key: revoking it signs you out here, and anything else using it loses access at once.'
+      : 'Anything using it loses access at once.',
     ok: 'Revoke',
   });
   if (!answer) return;

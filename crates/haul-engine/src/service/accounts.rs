@@ -65,6 +65,8 @@ pub struct SessionView {
     pub account: AccountId,
     /// The account's name.
     pub name: String,
+    /// The key the session was opened with: revoking it ends the session.
+    pub key_id: String,
     /// Unix milliseconds.
     pub expires_at: i64,
 }
@@ -86,16 +88,16 @@ impl Engine {
         let expires_at = haul_core::clock::unix_millis(std::time::SystemTime::now()).saturating_add(ttl_ms);
         self.inner.store.create_session(&hash_secret(&secret), &found.id, expires_at).await?;
         let name = self.inner.store.account(&found.account).await?.name;
-        Ok(Some((secret, SessionView { account: found.account, name, expires_at })))
+        Ok(Some((secret, SessionView { account: found.account, name, key_id: found.id, expires_at })))
     }
 
     /// The session a cookie's secret stands for, while it has not expired and its key is live.
     pub async fn session(&self, secret: &str) -> Result<Option<SessionView>, ServiceError> {
-        let Some((account, expires_at)) = self.inner.store.session(&hash_secret(secret)).await? else {
+        let Some((account, key_id, expires_at)) = self.inner.store.session(&hash_secret(secret)).await? else {
             return Ok(None);
         };
         let name = self.inner.store.account(&account).await?.name;
-        Ok(Some(SessionView { account, name, expires_at }))
+        Ok(Some(SessionView { account, name, key_id, expires_at }))
     }
 
     /// Ends a session; the cookie's secret no longer opens anything.

@@ -49,9 +49,21 @@ pub(super) struct EventLog {
     next_id: AtomicU64,
 }
 
+/// The first event id of this process: the clock in microseconds, so ids keep growing across restarts (a
+/// process emits far fewer than a million events a second). A client that reconnects to a restarted server
+/// with its last id then gets every new event, instead of nothing until the count passes its old id.
+fn first_id() -> u64 {
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros();
+    u64::try_from(micros).unwrap_or(u64::MAX / 2).max(1)
+}
+
 impl EventLog {
     pub(super) fn new() -> Self {
-        Self { sender: broadcast::channel(CHANNEL).0, history: Mutex::new(VecDeque::new()), next_id: AtomicU64::new(1) }
+        Self {
+            sender: broadcast::channel(CHANNEL).0,
+            history: Mutex::new(VecDeque::new()),
+            next_id: AtomicU64::new(first_id()),
+        }
     }
 
     pub(super) fn emit(&self, kind: EventKind, download: &DownloadView) {
@@ -78,5 +90,22 @@ impl EventLog {
 
     pub(super) fn since(&self, last_event_id: u64) -> Vec<Event> {
         self.history.lock().iter().filter(|event| event.id > last_event_id).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_of_a_later_process_are_higher() {
+        // What a client reconnecting to a restarted server relies on: its last id is below every new one.
+        let earlier = EventLog::new();
+        let last_before = earlier.next_id.fetch_add(1000, Ordering::Relaxed) + 999;
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later = EventLog::new();
+        assert!(later.next_id.load(Ordering::Relaxed) > last_before);
+        // Microseconds of the clock: after 2020 whatever the machine.
+        assert!(first_id() > 1_577_836_800_000_000);
     }
 }
