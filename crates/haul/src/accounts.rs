@@ -10,7 +10,7 @@ use crate::cli::{AccountCommand, KeyCommand, StoreArgs};
 use crate::serve::DataDir;
 
 async fn open(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn Store>> {
-    let data = DataDir::new(args.data.data_dir.clone());
+    let data = DataDir::existing(args.data.data_dir.clone())?;
     let store = data.open_store(args.database.as_deref()).await?;
     data.ensure_default_account(store.as_ref()).await?;
     Ok(store)

@@ -117,9 +117,16 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DataDirArgs {
-    /// Where haul keeps its database, token and downloads.
-    #[arg(long, env = "HAUL_DATA_DIR", default_value = "haul-data", value_name = "DIR", global = true)]
+    /// Where haul keeps its database, token and (unless --downloads-dir) downloads; the same whatever the
+    /// current directory.
+    #[arg(long, env = "HAUL_DATA_DIR", default_value_os_t = default_data_dir(), value_name = "DIR", global = true)]
     pub data_dir: PathBuf,
+}
+
+/// The platform's place for an application's data: `$XDG_DATA_HOME/haul`, else `~/.local/share/haul`; `haul-data`
+/// under the current directory only on a system without a home directory.
+pub fn default_data_dir() -> PathBuf {
+    directories::BaseDirs::new().map_or_else(|| PathBuf::from("haul-data"), |dirs| dirs.data_dir().join("haul"))
 }
 
 /// `haul token`.
@@ -139,6 +146,11 @@ pub struct TokenArgs {
 pub struct StoreArgs {
     #[command(flatten)]
     pub data: DataDirArgs,
+
+    /// Where finished files go; absolute or relative to the current directory [default: DIR/downloads]. A
+    /// request's own `directory` stays inside it.
+    #[arg(long, env = "HAUL_DOWNLOADS_DIR", value_name = "DIR")]
+    pub downloads_dir: Option<PathBuf>,
 
     /// Database URL [default: sqlite://DIR/haul.db].
     #[arg(long, env = "HAUL_DATABASE", value_name = "URL", global = true)]
@@ -199,6 +211,11 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub data: DataDirArgs,
+
+    /// Where finished files go; absolute or relative to the current directory [default: DIR/downloads]. A
+    /// request's own `directory` stays inside it.
+    #[arg(long, env = "HAUL_DOWNLOADS_DIR", value_name = "DIR")]
+    pub downloads_dir: Option<PathBuf>,
 
     /// Database URL [default: sqlite://DIR/haul.db].
     #[arg(long, env = "HAUL_DATABASE", value_name = "URL")]

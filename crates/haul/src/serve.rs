@@ -22,11 +22,84 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The files of a data directory.
 pub struct DataDir {
     root: PathBuf,
+    /// `--downloads-dir`, when it is not `root/downloads`.
+    downloads: Option<PathBuf>,
 }
 
 impl DataDir {
     pub fn new(root: PathBuf) -> Self {
-        Self { root }
+        Self { root, downloads: None }
+    }
+
+    /// The data directory for the commands that manage one (`haul token`, `account`, `key`): they never make a
+    /// new one where the user did not mean it. A directory that does not exist is an error that says where
+    /// haul looked; an existing empty directory is taken as the user's choice and set up; a directory holding
+    /// something else than haul's data is refused.
+    pub fn existing(root: PathBuf) -> anyhow::Result<Self> {
+        let looked = || {
+            format!(
+                "no haul data directory at {}: `haul serve` makes it on its first start; or point at yours with \
+                 --data-dir DIR (or HAUL_DATA_DIR)",
+                root.display()
+            )
+        };
+        let mut entries = match std::fs::read_dir(&root) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(looked()),
+            Err(error) => return Err(error).with_context(|| format!("cannot read {}", root.display())),
+        };
+        let empty = entries.next().is_none();
+        if !empty && !root.join("haul.db").exists() && !root.join("token").exists() {
+            bail!("{} is not a haul data directory (it has no haul.db or token); {}", root.display(), looked());
+        }
+        Ok(Self::new(root))
+    }
+
+    /// With finished files in `downloads` rather than `root/downloads`.
+    pub fn with_downloads(mut self, downloads: Option<PathBuf>) -> Self {
+        self.downloads = downloads;
+        self
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.root.join("serve.lock")
+    }
+
+    /// Holds the data directory for this process: a second `haul serve` on it would run every download
+    /// twice. The lock is the operating system's (it goes with the process, however it ends); the file holds
+    /// the holder's process id, for the message.
+    pub fn lock(&self) -> anyhow::Result<std::fs::File> {
+        self.create()?;
+        let path = self.lock_path();
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                let who = if holder.is_empty() { "another process".to_owned() } else { format!("process {holder}") };
+                bail!(
+                    "another haul serve ({who}) is using the data directory {}; stop it first, or give this one \
+                     its own --data-dir",
+                    self.root.display()
+                );
+            }
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(error).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        use std::io::{Seek as _, Write as _};
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(file)
     }
 
     pub fn token_path(&self) -> PathBuf {
@@ -54,7 +127,7 @@ impl DataDir {
     }
 
     pub fn downloads(&self) -> PathBuf {
-        self.root.join("downloads")
+        self.downloads.clone().unwrap_or_else(|| self.root.join("downloads"))
     }
 
     fn database_url(&self) -> String {
@@ -145,7 +218,7 @@ fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<
 /// `haul token`: print the API token of a data directory (creating it if this is the first use); with
 /// `--rotate`, revoke it and make a new one.
 pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
-    let data = DataDir::new(args.store.data.data_dir.clone());
+    let data = DataDir::existing(args.store.data.data_dir.clone())?;
     if !args.rotate {
         println!("{}", data.token()?);
         return Ok(());
@@ -171,7 +244,10 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let data = DataDir::new(args.data.data_dir.clone());
+    let downloads = args.downloads_dir.as_ref().map(std::path::absolute).transpose().context("--downloads-dir")?;
+    let data = DataDir::new(args.data.data_dir.clone()).with_downloads(downloads);
+    // Held until the process ends.
+    let _lock = data.lock()?;
     let store = data.open_store(args.database.as_deref()).await?;
     let account = data.ensure_default_account(store.as_ref()).await?;
     let options = EngineOptions {
@@ -199,8 +275,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     warn_if_public(address);
     // What a client needs, for people and for scripts that started us on port 0.
     let mut banner = format!(
-        "haul listening on http://{address} (data in {}, token in {})\n  {:<15} http://{address}/v1\n",
+        "haul listening on http://{address} (data in {}, files in {}, token in {})\n  {:<15} http://{address}/v1\n",
         args.data.data_dir.display(),
+        data.downloads().display(),
         data.token_path().display(),
         "native",
     );

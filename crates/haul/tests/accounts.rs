@@ -61,3 +61,35 @@ fn accounts_and_keys_from_the_command_line() {
         assert!(stderr(&output).contains(expected), "{args:?}: {}", stderr(&output));
     }
 }
+
+#[test]
+fn management_commands_never_make_a_data_directory_where_none_was_meant() {
+    let home = tempfile::tempdir().unwrap();
+    let nowhere = home.path().join("missing");
+    for args in [vec!["token"], vec!["account", "ls"], vec!["key", "ls"], vec!["account", "add", "bob"]] {
+        let output = haul(&nowhere, &args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let message = stderr(&output);
+        assert!(message.contains(&format!("no haul data directory at {}", nowhere.display())), "{message}");
+        assert!(message.contains("haul serve") && message.contains("--data-dir"), "{message}");
+        assert!(!nowhere.exists(), "{args:?} made {}", nowhere.display());
+    }
+    // The platform's directory, when none is given: looked for there, not made.
+    let output = Command::new(env!("CARGO_BIN_EXE_haul"))
+        .arg("token")
+        .env("HOME", home.path())
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("HAUL_DATA_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let default = home.path().join(".local/share/haul");
+    assert!(stderr(&output).contains(&default.display().to_string()), "{}", stderr(&output));
+    assert!(!default.exists());
+    // A directory of something else is not taken over.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("notes.txt"), "mine").unwrap();
+    let output = haul(other.path(), &["account", "ls"]);
+    assert!(stderr(&output).contains("is not a haul data directory"), "{}", stderr(&output));
+    assert_eq!(std::fs::read_dir(other.path()).unwrap().count(), 1);
+}

@@ -79,13 +79,14 @@ impl Server {
     }
 }
 
-/// Runs the binary with a clean environment (no HAUL_* variables) in `cwd`.
+/// Runs the binary with a clean environment (no HAUL_* variables, `cwd` as the home directory) in `cwd`.
 async fn run(args: &[&str], cwd: &Path, stdin: Option<&str>) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_haul"));
     command.args(args).current_dir(cwd).stdout(Stdio::piped()).stderr(Stdio::piped());
-    for variable in ["HAUL_HOST", "HAUL_TOKEN", "HAUL_DATA_DIR", "HAUL_LOG", "RUST_LOG"] {
+    for variable in ["HAUL_HOST", "HAUL_TOKEN", "HAUL_DATA_DIR", "HAUL_LOG", "RUST_LOG", "XDG_DATA_HOME"] {
         command.env_remove(variable);
     }
+    command.env("HOME", cwd);
     command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     let mut child = command.spawn().unwrap();
     if let Some(text) = stdin {
@@ -143,10 +144,12 @@ async fn add_then_list_as_table_json_and_by_prefix() {
     let one: Value = serde_json::from_str(&server.ok(&["ls", "--json", &id[..6]]).await).unwrap();
     assert_eq!(one["id"], id.as_str());
 
-    // The default data directory (./haul-data) has no token file here.
+    // The default data directory (~/.local/share/haul) has no token file here, and the message says where it
+    // looked.
     let output = run(&["ls", "--host", &server.base], server.server.dir.path(), None).await;
     assert_fails_with(&output, "no API token: pass --token, set HAUL_TOKEN");
-    assert!(stderr(&output).contains("haul-data/token"), "{}", stderr(&output));
+    let looked = server.server.dir.path().join(".local/share/haul/token");
+    assert!(stderr(&output).contains(&looked.display().to_string()), "{}", stderr(&output));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -252,3 +252,66 @@ async fn each_account_sees_only_its_own_downloads() {
     let (status, _) = bob.call(reqwest::Method::GET, "/v1/downloads", None).await;
     assert_eq!(status, 401, "a revoked key opens nothing");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_server_on_one_data_dir_refuses_to_start_and_names_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let second = Command::new(env!("CARGO_BIN_EXE_haul"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("HAUL_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "the second server started");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    let expected = format!("another haul serve (process {}) is using the data directory", server.child.id());
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stderr.contains("--data-dir"), "{stderr}");
+    assert!(second.stdout.is_empty(), "it never listened: {}", String::from_utf8_lossy(&second.stdout));
+    // The first goes on as before.
+    assert_eq!(reqwest::get(format!("{}/health", server.base)).await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_dir_is_the_platforms_whatever_the_current_dir_and_files_can_live_elsewhere() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let current = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haul"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", "127.0.0.1/32", "--downloads-dir"])
+        .arg(files.path())
+        .current_dir(current.path())
+        .env("HOME", home.path())
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("HAUL_DATA_DIR")
+        .env_remove("HAUL_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let data = home.path().join(".local/share/haul");
+    assert!(line.contains(&format!("data in {}", data.display())), "{line}");
+    assert!(line.contains(&format!("files in {}", files.path().display())), "{line}");
+    let server = Server {
+        base: line.split_whitespace().find(|word| word.starts_with("http://")).unwrap().to_owned(),
+        token: std::fs::read_to_string(data.join("token")).unwrap().trim().to_owned(),
+        child,
+    };
+    assert_eq!(std::fs::read_dir(current.path()).unwrap().count(), 0, "nothing in the current directory");
+
+    let url = origin.url(100_000, "report.pdf");
+    let (status, created) =
+        server.call(reqwest::Method::POST, "/v1/downloads", Some(json!({"url": url, "directory": "docs"}))).await;
+    assert_eq!(status, 201, "{created}");
+    server.wait_state(created["id"].as_str().unwrap(), "completed").await;
+    assert!(files.path().join("docs/report.pdf").is_file());
+    assert!(!data.join("downloads/docs").exists());
+    let (status, refused) =
+        server.call(reqwest::Method::POST, "/v1/downloads", Some(json!({"url": url, "directory": "../out"}))).await;
+    assert_eq!(status, 400, "a request's directory stays inside --downloads-dir: {refused}");
+}

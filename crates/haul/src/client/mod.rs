@@ -44,7 +44,8 @@ pub struct RemoteArgs {
     pub token: Option<String>,
 
     /// Data directory of the server, whose token file is read when no token is given.
-    #[arg(long, env = "HAUL_DATA_DIR", default_value = "haul-data", global = true, value_name = "DIR")]
+    #[arg(long, env = "HAUL_DATA_DIR", default_value_os_t = crate::cli::default_data_dir(), global = true,
+        value_name = "DIR")]
     pub data_dir: PathBuf,
 }
 
