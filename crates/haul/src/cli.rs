@@ -29,6 +29,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The command line with `get` put in where the first word is a URL: `haul URL` is `haul get URL`, as
+/// `curl URL` and `aria2c URL` work.
+pub fn with_implied_get(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = args.into_iter().collect();
+    let first_is_url = args.get(1).and_then(|arg| arg.to_str()).is_some_and(|arg| {
+        arg.split_once("://")
+            .is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphabetic()))
+    });
+    if first_is_url {
+        args.insert(1, "get".into());
+    }
+    args
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Download URLs to this machine, without a server.
@@ -147,11 +161,6 @@ pub struct StoreArgs {
     #[command(flatten)]
     pub data: DataDirArgs,
 
-    /// Where finished files go; absolute or relative to the current directory [default: DIR/downloads]. A
-    /// request's own `directory` stays inside it.
-    #[arg(long, env = "HAUL_DOWNLOADS_DIR", value_name = "DIR")]
-    pub downloads_dir: Option<PathBuf>,
-
     /// Database URL [default: sqlite://DIR/haul.db].
     #[arg(long, env = "HAUL_DATABASE", value_name = "URL", global = true)]
     pub database: Option<String>,
@@ -206,7 +215,7 @@ pub fn parse_video_quality(text: &str) -> Result<Quality, String> {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on; the default accepts connections from this machine only.
-    #[arg(long, env = "HAUL_LISTEN", default_value = "127.0.0.1:1700", value_name = "ADDR:PORT")]
+    #[arg(long, env = "HAUL_LISTEN", default_value = "127.0.0.1:1700", value_name = "ADDR:PORT", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     #[command(flatten)]
@@ -306,8 +315,8 @@ pub struct GetArgs {
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub connections: Option<u16>,
 
-    /// Limit the speed of each download, e.g. 500K, 5M, 1.5G (bytes per second, powers of 1024).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    /// Limit the speed of each download, e.g. 500K, 5M, 1.5G (bytes per second, powers of 1024); 0 is no limit.
+    #[arg(long, value_name = "RATE", value_parser = parse_limit)]
     pub limit_rate: Option<u64>,
 
     /// Verify the finished file before it takes its name: sha256=HEX, sha1=HEX or md5=HEX.
@@ -357,8 +366,25 @@ pub struct GetArgs {
 }
 
 /// A rate as `--limit-rate` takes it, as clap's value parser.
-pub fn parse_rate(text: &str) -> Result<u64, String> {
-    haul_core::units::parse_rate(text).map_err(|error| error.to_string())
+/// A `--limit-rate`: a rate, or 0 for none (as aria2c and wget take it); read with [`limit`].
+pub fn parse_limit(text: &str) -> Result<u64, String> {
+    haul_core::units::parse_size(text).map_err(|error| error.to_string().replace("size", "rate"))
+}
+
+/// A `--limit-rate` as a limit: 0 is none.
+pub fn limit(rate: Option<u64>) -> Option<u64> {
+    rate.filter(|rate| *rate > 0)
+}
+
+/// A `--listen` address: `ADDR:PORT` or `HOST:PORT` (`localhost:1700`), resolved once, at start.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let mut resolved = std::net::ToSocketAddrs::to_socket_addrs(text).map_err(|error| {
+        format!("{text:?} is not ADDR:PORT or HOST:PORT (such as 127.0.0.1:1700 or localhost:1700): {error}")
+    })?;
+    resolved.next().ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
 /// The media programs: the paths given with `--yt-dlp` / `--ffmpeg`, else those on `PATH`.

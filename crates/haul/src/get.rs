@@ -77,7 +77,7 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         options.mirrors = mirrors.clone();
         options.overwrite = args.overwrite;
         options.connections = args.connections.map(usize::from);
-        options.rate_limit = args.limit_rate;
+        options.rate_limit = crate::cli::limit(args.limit_rate);
         options.checksum = args.checksum.clone();
         options.headers = headers.clone();
 
@@ -97,7 +97,7 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
                 (None, Some(dir)) => dir.clone(),
                 (None, None) => PathBuf::from("."),
             },
-            rate_limit: args.limit_rate,
+            rate_limit: crate::cli::limit(args.limit_rate),
             connections: args.connections.map(usize::from),
         };
         let result = match if media_wanted {

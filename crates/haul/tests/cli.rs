@@ -237,3 +237,47 @@ async fn get_makes_one_file_of_a_video_page() {
     names.sort();
     assert_eq!(names, ["Song (1).m4a", "Talk_ one_two (1).mp4", "plain.html", "small.mp4"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn habits_from_curl_and_aria2c_work() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // `haul URL` is `haul get URL`, and `--limit-rate 0` is no limit, as in aria2c.
+    let url = origin.url(MIB, "plain.bin");
+    let output = run(haul().current_dir(dir.path()).arg(&url).args(["-q", "--limit-rate", "0"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(sha256_of(&dir.path().join("plain.bin")), origin.handle().file_sha256(MIB, "plain.bin"));
+    let output = run(haul().current_dir(dir.path()).arg(&url).args(["--limit-rate", "fast"]));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("rate"), "{}", stderr(&output));
+    // A word that is not a URL is still a command (with clap's suggestion for a typo).
+    let output = run(haul().arg("sever"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("serve"), "{}", stderr(&output));
+    // `haul add`'s -q is not a quality: one meaning per short flag across commands.
+    let help = String::from_utf8(run(haul().args(["add", "--help"])).stdout).unwrap();
+    assert!(!help.contains("-q, --quality"), "{help}");
+}
+
+#[test]
+fn serve_listens_on_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = haul()
+        .args(["serve", "--listen", "localhost:0", "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.starts_with("haul listening on http://127.0.0.1:") || line.starts_with("haul listening on http://[::1]:"),
+        "{line}"
+    );
+    let output = run(haul().args(["serve", "--listen", "no-such-host.invalid:1700", "--data-dir"]).arg(dir.path()));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("HOST:PORT"), "{}", stderr(&output));
+}

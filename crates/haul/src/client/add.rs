@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::{Client, RemoteArgs, decode, exit_code, pretty, report_or_stop};
-use crate::cli::{parse_name, parse_rate, parse_video_quality};
+use crate::cli::{parse_name, parse_video_quality};
 
 /// `haul add`: queue downloads on the server.
 #[derive(Debug, clap::Args)]
@@ -48,8 +48,8 @@ pub struct AddArgs {
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub connections: Option<u32>,
 
-    /// Limit the speed of each download, e.g. 500K, 5M, 1.5G (bytes per second, powers of 1024).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    /// Limit the speed of each download, e.g. 500K, 5M, 1.5G (bytes per second, powers of 1024); 0 is no limit.
+    #[arg(long, value_name = "RATE", value_parser = crate::cli::parse_limit)]
     pub limit_rate: Option<u64>,
 
     /// Higher runs first.
@@ -65,7 +65,7 @@ pub struct AddArgs {
     pub mirrors: Vec<String>,
 
     /// For video pages: best, 2160p, 1440p, 1080p, 720p, 480p or 360p (the best at or under that height).
-    #[arg(short = 'q', long, value_name = "QUALITY", value_parser = parse_video_quality, conflicts_with = "audio")]
+    #[arg(long, value_name = "QUALITY", value_parser = parse_video_quality, conflicts_with = "audio")]
     pub quality: Option<Quality>,
 
     /// Only the sound, as an m4a file (from a video page or a video file; needs ffmpeg on the server).
@@ -144,7 +144,7 @@ fn create_request(args: &AddArgs, url: &str, headers: &BTreeMap<String, String>)
         checksum: args.checksum.clone(),
         headers: headers.clone(),
         connections: args.connections,
-        speed_limit: args.limit_rate.map(Rate::BytesPerSecond),
+        speed_limit: crate::cli::limit(args.limit_rate).map(Rate::BytesPerSecond),
         priority: args.priority,
         paused: args.paused,
         title: None,
