@@ -12,7 +12,7 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 use haul_core::checksum::ChecksumSpec;
 
-pub use crate::client::{AddArgs, IdsArgs, LsArgs, RemoteArgs, RmArgs};
+pub use crate::client::{AddArgs, IdsArgs, LsArgs, RemoteArgs, RmArgs, SetArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -112,12 +112,20 @@ pub enum Command {
     },
 
     /// Queue failed or cancelled downloads on a running server again (a failed one continues from its partial
-    /// file; change an expired link first with the API's PATCH).
+    /// file; give an expired link's download a new URL first with haul set ID --url URL).
     Retry {
         #[command(flatten)]
         remote: RemoteArgs,
         #[command(flatten)]
         args: IdsArgs,
+    },
+
+    /// Change a download on a running server: a new URL for a paused or failed one, or a priority.
+    Set {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        args: SetArgs,
     },
 
     /// Remove downloads from a running server (the files stay unless --delete-files).

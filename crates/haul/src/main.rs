@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             cli::Command::Pause { remote, args } => client::pause(remote, args).await,
             cli::Command::Resume { remote, args } => client::resume(remote, args).await,
             cli::Command::Retry { remote, args } => client::retry(remote, args).await,
+            cli::Command::Set { remote, args } => client::set(remote, args).await,
             cli::Command::Rm { remote, args } => client::rm(remote, args).await,
         }
     });

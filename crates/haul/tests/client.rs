@@ -70,6 +70,19 @@ impl Server {
         }
     }
 
+    /// Polls until the download is in one of `states`, whatever it passes through.
+    async fn wait_for_any(&self, id: &str, states: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let job = self.job(id).await;
+            if states.iter().any(|state| job["state"] == *state) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "gave up waiting for download {id} to be {states:?}; it is: {job}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `haul add --paused URL`: its ID.
     async fn add_paused(&self, name: &str) -> String {
         let url = self.origin.url(MIB, name);
@@ -238,11 +251,12 @@ async fn rm_keeps_or_deletes_the_finished_file() {
     assert!(!gone_file.exists(), "rm --delete-files deletes the file");
     assert!(server.ids().await.is_empty());
 
-    // rm needs explicit IDs.
+    // rm needs IDs or --all; --all with nothing left says so.
     let output = server.haul(&["rm"]).await;
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let output = server.haul(&["rm", "--all"]).await;
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("nothing to remove"), "{}", stderr(&output));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,4 +385,46 @@ async fn watch_redraws_until_ctrl_c_or_sigterm() {
             .unwrap();
         assert!(status.success(), "ls --watch after kill {signal}: {status:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_download_shows_why_takes_a_new_url_and_is_retried_then_rm_all_by_state() {
+    let server = Server::start(OriginOptions::default()).await;
+    let broken = server.origin.url(MIB, "gone.bin").replace("/data/", "/nothing/");
+    let id = server.ok(&["add", &broken]).await.trim().to_owned();
+    let failed = server.wait_for_any(&id, &["failed"]).await;
+    let reason = failed["error"].as_str().unwrap().to_owned();
+
+    // The table says why, after the name, and has an ETA column.
+    let table = server.ok(&["ls"]).await;
+    let header = table.lines().next().unwrap();
+    assert!(header.contains("ETA"), "{table}");
+    let row = table.lines().find(|line| line.starts_with(&id[..8])).unwrap();
+    assert!(row.contains("failed") && row.contains(&format!("({reason})")), "{row}");
+
+    // A new URL for the failed download, then retry: it completes from the new origin.
+    let good = server.origin.url(MIB, "gone.bin");
+    let changed = server.ok(&["set", &id[..8], "--url", &good]).await;
+    assert!(changed.starts_with(&format!("changed {}", &id[..8])), "{changed}");
+    assert_eq!(server.job(&id).await["url"], good.as_str());
+    server.ok(&["retry", &id[..8]]).await;
+    server.wait_for(&id, "completed").await;
+    // A new URL is refused while the download is not paused or failed, with the server's reason.
+    let output = server.haul(&["set", &id[..8], "--url", &broken]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("pause it first"), "{}", stderr(&output));
+    server.ok(&["set", &id[..8], "--priority", "-3"]).await;
+    assert_eq!(server.job(&id).await["priority"], -3);
+    let output = server.haul(&["set", &id[..8]]).await;
+    assert_eq!(output.status.code(), Some(2), "set needs --url or --priority");
+
+    // rm --all --state removes only that state.
+    let paused = server.add_paused("keep.bin").await;
+    let removed = server.ok(&["rm", "--all", "--state", "completed"]).await;
+    assert!(removed.contains(&id[..8]) && !removed.contains(&paused[..8]), "{removed}");
+    assert_eq!(server.ids().await, vec![paused]);
+    let output = server.haul(&["rm", "--state", "paused"]).await;
+    assert_eq!(output.status.code(), Some(2), "--state needs --all");
+    server.ok(&["rm", "--all"]).await;
+    assert!(server.ids().await.is_empty());
 }

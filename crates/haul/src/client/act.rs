@@ -29,12 +29,67 @@ pub struct IdsArgs {
 #[derive(Debug, clap::Args)]
 pub struct RmArgs {
     /// Download IDs, or unique prefixes of them.
-    #[arg(value_name = "ID", required = true)]
+    #[arg(value_name = "ID", required_unless_present = "all", conflicts_with = "all")]
     pub ids: Vec<String>,
+
+    /// Every download (with --state, every download in that state).
+    #[arg(long)]
+    pub all: bool,
+
+    /// With --all: only downloads in this state (completed, failed, cancelled, ...).
+    #[arg(long, value_name = "STATE", requires = "all", value_parser = crate::cli::parse_name::<JobState>)]
+    pub state: Option<JobState>,
 
     /// Also delete the finished files (partial files are always removed).
     #[arg(long)]
     pub delete_files: bool,
+}
+
+/// `haul set`: change a download on the server.
+#[derive(Debug, clap::Args)]
+pub struct SetArgs {
+    /// The download's ID, or a unique prefix of it.
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    /// A new URL for the same file (an expired link); only while the download is paused or failed. `haul retry`
+    /// then continues a failed one from its partial file.
+    #[arg(long, value_name = "URL", required_unless_present = "priority")]
+    pub url: Option<String>,
+
+    /// A new priority: higher runs first.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+}
+
+pub async fn set(remote: RemoteArgs, args: SetArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&remote)?;
+    let id = match Resolver::default().resolve(&client, &args.id).await {
+        Ok(id) => id,
+        Err(error) => {
+            report_or_stop(&args.id, error)?;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let patch = serde_json::json!({"url": args.url, "priority": args.priority});
+    let patch: serde_json::Map<String, serde_json::Value> = patch
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, value)| !value.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    match client.call_with(Method::PATCH, &format!("/v1/downloads/{id}"), &patch).await {
+        Ok(answer) => {
+            let shown = decode::<Download>(&answer, "a download").map(|download| name(&download));
+            println!("changed {}  {}", short(&id.to_string()), shown.unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            report_or_stop(&args.id, error)?;
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 pub async fn pause(remote: RemoteArgs, args: IdsArgs) -> anyhow::Result<ExitCode> {
@@ -50,8 +105,8 @@ pub async fn retry(remote: RemoteArgs, args: IdsArgs) -> anyhow::Result<ExitCode
 }
 
 pub async fn rm(remote: RemoteArgs, args: RmArgs) -> anyhow::Result<ExitCode> {
-    let action = Action::Remove { delete_files: args.delete_files };
-    act(remote, IdsArgs { ids: args.ids, all: false }, action).await
+    let action = Action::Remove { delete_files: args.delete_files, only: args.state };
+    act(remote, IdsArgs { ids: args.ids, all: args.all }, action).await
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -59,7 +114,7 @@ enum Action {
     Pause,
     Resume,
     Retry,
-    Remove { delete_files: bool },
+    Remove { delete_files: bool, only: Option<JobState> },
 }
 
 impl Action {
@@ -69,7 +124,7 @@ impl Action {
             Self::Pause => matches!(state, JobState::Queued | JobState::Active),
             Self::Resume => state == JobState::Paused,
             Self::Retry => matches!(state, JobState::Failed | JobState::Cancelled),
-            Self::Remove { .. } => true,
+            Self::Remove { only, .. } => only.is_none_or(|only| only == state),
         }
     }
 
@@ -78,7 +133,7 @@ impl Action {
             Self::Pause => (Method::POST, format!("/v1/downloads/{id}/pause")),
             Self::Resume => (Method::POST, format!("/v1/downloads/{id}/resume")),
             Self::Retry => (Method::POST, format!("/v1/downloads/{id}/retry")),
-            Self::Remove { delete_files } => {
+            Self::Remove { delete_files, .. } => {
                 (Method::DELETE, format!("/v1/downloads/{id}?delete_files={delete_files}"))
             }
         }
@@ -89,8 +144,8 @@ impl Action {
             Self::Pause => "paused",
             Self::Resume => "resumed",
             Self::Retry => "queued again",
-            Self::Remove { delete_files: false } => "removed",
-            Self::Remove { delete_files: true } => "removed (with its file)",
+            Self::Remove { delete_files: false, .. } => "removed",
+            Self::Remove { delete_files: true, .. } => "removed (with its file)",
         }
     }
 

@@ -28,7 +28,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use act::{IdsArgs, RmArgs, pause, resume, retry, rm};
+pub use act::{IdsArgs, RmArgs, SetArgs, pause, resume, retry, rm, set};
 pub use add::{AddArgs, add};
 pub use ls::{LsArgs, ls};
 

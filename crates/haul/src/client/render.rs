@@ -10,7 +10,8 @@ use haul_core::units::{format_bytes, format_duration, format_rate};
 
 use super::short;
 
-/// The download table: ID, STATE, PROGRESS, (a bar when watching,) SIZE, SPEED, NAME.
+/// The download table: ID, STATE, PROGRESS, (a bar when watching,) SIZE, SPEED, ETA, NAME; a failed or
+/// cancelled download's NAME is followed by why.
 pub fn render_table(list: &DownloadList, with_bar: bool) -> String {
     let downloads = &list.downloads;
     if downloads.is_empty() {
@@ -20,14 +21,14 @@ pub fn render_table(list: &DownloadList, with_bar: bool) -> String {
     if with_bar {
         header.push("");
     }
-    header.extend(["SIZE", "SPEED", "NAME"]);
+    header.extend(["SIZE", "SPEED", "ETA", "NAME"]);
     let mut rows: Vec<Vec<String>> = vec![header.into_iter().map(str::to_owned).collect()];
     for download in downloads {
         let mut row = vec![short(&download.id.to_string()).to_owned(), download.state.to_string(), percent(download)];
         if with_bar {
             row.push(bar(fraction(download)));
         }
-        row.extend([size_text(download), speed_text(download), name(download)]);
+        row.extend([size_text(download), speed_text(download), eta_text(download), name_and_reason(download)]);
         rows.push(row);
     }
     let columns = rows[0].len();
@@ -41,7 +42,7 @@ pub fn render_table(list: &DownloadList, with_bar: bool) -> String {
                 line.push_str(cell);
             } else {
                 // Numbers right-aligned, words left-aligned.
-                let right = matches!(rows[0][c].as_str(), "PROGRESS" | "SIZE" | "SPEED");
+                let right = matches!(rows[0][c].as_str(), "PROGRESS" | "SIZE" | "SPEED" | "ETA");
                 let pad = widths[c] - cell.chars().count();
                 if right {
                     line.push_str(&" ".repeat(pad));
@@ -120,6 +121,27 @@ pub fn render_detail(download: &Download) -> String {
         field("error", error);
     }
     out
+}
+
+/// Time left while running with a known size, else empty.
+fn eta_text(download: &Download) -> String {
+    match download.eta_secs {
+        Some(secs) if download.state == JobState::Active => format_duration(Duration::from_secs(secs)),
+        _ => String::new(),
+    }
+}
+
+/// The name, and for a download that failed or was cancelled, why (on one line: an error's line breaks are
+/// spaces here).
+fn name_and_reason(download: &Download) -> String {
+    let name = name(download);
+    match (&download.error, download.state) {
+        (Some(error), JobState::Failed | JobState::Cancelled) => {
+            let reason: String = error.split_whitespace().collect::<Vec<_>>().join(" ");
+            format!("{name}  ({reason})")
+        }
+        _ => name,
+    }
 }
 
 /// The file name once chosen, else the URL.
