@@ -133,12 +133,35 @@ impl reqwest::dns::Resolve for PolicyResolver {
         let policy = self.policy.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let found: Vec<SocketAddr> = match tokio::net::lookup_host((host.as_str(), 0)).await {
+                Ok(found) => found.collect(),
+                Err(error) if no_such_host(&error) => return Err(UnknownHost(host.clone()).into()),
+                Err(error) => return Err(error.into()),
+            };
             let allowed = policy.filter(&host, found)?;
             let addresses: reqwest::dns::Addrs = Box::new(allowed.into_iter());
             Ok(addresses)
         })
     }
+}
+
+/// A name the resolver says does not exist (not a lookup that failed for now, which is retried).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no such host {0:?}")]
+pub(crate) struct UnknownHost(pub(crate) String);
+
+/// Whether a failed lookup means the name does not exist (EAI_NONAME, EAI_NODATA in their platforms' words),
+/// rather than a resolver that could not answer now (EAI_AGAIN, a timeout).
+fn no_such_host(error: &std::io::Error) -> bool {
+    let text = error.to_string();
+    [
+        "Name or service not known",
+        "No address associated with hostname",
+        "nodename nor servname",
+        "No such host is known",
+    ]
+    .iter()
+    .any(|words| text.contains(words))
 }
 
 /// The refusal somewhere in an error's causes (a connection the resolver refused surfaces as a reqwest error).

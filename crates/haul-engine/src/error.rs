@@ -20,6 +20,11 @@ pub enum EngineError {
     #[error("{url}: {message} (gave up after {attempts} attempts without progress)")]
     Network { url: String, message: String, attempts: u32 },
 
+    /// The host cannot be reached at all and retrying will not change that: its name does not resolve,
+    /// nothing listens on its port, or its TLS certificate is not valid for it.
+    #[error("{url}: {message}")]
+    Unreachable { url: String, message: String },
+
     /// The server contradicts itself (lengths or ranges that do not add up); retrying will not help.
     #[error("{url}: {message}")]
     Protocol { url: String, message: String },

@@ -76,6 +76,42 @@ impl SendError {
             Self::Redirect(message) => Some(EngineError::Protocol { url: url.to_string(), message: message.clone() }),
         }
     }
+
+    /// As [`fatal`](Self::fatal), for the first contact with a host, where failing to reach it at all is
+    /// permanent too: a name that does not exist, a port nothing listens on (on every address), a TLS
+    /// certificate that is not valid for the host. (Later, a refused extra connection means the host is busy.)
+    pub(crate) fn fatal_at_first_contact(&self, url: &Url) -> Option<EngineError> {
+        if let Some(fatal) = self.fatal(url) {
+            return Some(fatal);
+        }
+        let Self::Http(error) = self else { return None };
+        let host = url.host_str().unwrap_or_default();
+        let unreachable = |message: String| Some(EngineError::Unreachable { url: url.to_string(), message });
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(current) = cause {
+            if current.downcast_ref::<crate::destination::UnknownHost>().is_some() {
+                return unreachable(format!("cannot resolve the host name {host:?}: no such host; check the URL"));
+            }
+            if let Some(io) = current.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::ConnectionRefused
+            {
+                let port = url.port_or_known_default().unwrap_or_default();
+                return unreachable(format!(
+                    "connection refused by {host} port {port}: nothing accepts connections there; check the URL and \
+                     that the server is running"
+                ));
+            }
+            let text = current.to_string();
+            if text.contains("invalid peer certificate") {
+                return unreachable(format!(
+                    "the TLS certificate of {host} is not valid for it ({text}); check the URL, or trust its \
+                     certificate authority"
+                ));
+            }
+            cause = current.source();
+        }
+        None
+    }
 }
 
 impl HttpClient {

@@ -85,7 +85,7 @@ pub async fn probe(
             tracing::debug!(%url, ?size, ranges, "HEAD left size or Range support unclear; probing with GET");
         }
         Ok(response) => tracing::debug!(%url, status = %response.status(), "HEAD refused; probing with GET"),
-        Err(error) if let Some(fatal) = error.fatal(url) => return Err(fatal),
+        Err(error) if let Some(fatal) = error.fatal_at_first_contact(url) => return Err(fatal),
         Err(error) => tracing::debug!(%url, error = %error.describe(), "HEAD failed; probing with GET"),
     }
     probe_with_get(client, url, headers, max_attempts).await
@@ -139,7 +139,7 @@ pub async fn probe_with_get(
                 }
                 (format!("server answered {status}"), http::retry_after(response_headers))
             }
-            Err(error) if let Some(fatal) = error.fatal(url) => return Err(fatal),
+            Err(error) if let Some(fatal) = error.fatal_at_first_contact(url) => return Err(fatal),
             Err(error) => (error.describe(), None),
         };
         if attempt >= max_attempts {

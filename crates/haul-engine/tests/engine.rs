@@ -253,16 +253,17 @@ async fn missing_file_is_a_remote_error_with_the_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreachable_host_fails_after_bounded_retries() {
+async fn a_host_nothing_listens_on_fails_at_once() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let dir = tempfile::tempdir().unwrap();
-    let mut options = options(&format!("http://{addr}/f.bin"), dir.path());
-    options.max_attempts = 2;
-    let error = fetch(options).await.unwrap_err();
-    assert!(matches!(error, EngineError::Network { attempts: 2, .. }), "{error:?}");
-    assert!(error.to_string().contains("connect"), "{error}");
+    let error = fetch(options(&format!("http://{addr}/f.bin"), dir.path())).await.unwrap_err();
+    // Refused on first contact is permanent: no retries (which took 8 attempts over about 23 s before).
+    assert!(matches!(error, EngineError::Unreachable { .. }), "{error:?}");
+    assert!(!error.is_retryable());
+    assert!(error.to_string().contains(&format!("connection refused by 127.0.0.1 port {}", addr.port())), "{error}");
+    assert!(listing(dir.path()).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

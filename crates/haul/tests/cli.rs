@@ -281,3 +281,21 @@ fn serve_listens_on_a_host_name() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("HOST:PORT"), "{}", stderr(&output));
 }
+
+#[test]
+fn hosts_that_cannot_be_reached_fail_at_once_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bind one, note it, and close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    for (url, expected) in [
+        ("http://no-such-host.invalid/file.bin".to_owned(), "cannot resolve the host name \"no-such-host.invalid\""),
+        (format!("http://127.0.0.1:{port}/file.bin"), &*format!("connection refused by 127.0.0.1 port {port}")),
+    ] {
+        let output = run(haul().args(["get", "-q", "-d"]).arg(dir.path()).arg(&url));
+        assert_eq!(output.status.code(), Some(1), "{url}: {}", stderr(&output));
+        let message = stderr(&output);
+        assert!(message.contains(expected), "{message}");
+        assert!(!message.contains("gave up after"), "not retried: {message}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left behind for {url}");
+    }
+}
