@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use haul_core::checksum::ChecksumSpec;
 
 pub use crate::client::{AddArgs, IdsArgs, LsArgs, RemoteArgs, RmArgs, SetArgs};
+pub use crate::logs::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,6 +25,10 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug); HAUL_LOG=filter overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// How log lines on stderr are written: text for people, or one JSON object per line for a log collector.
+    #[arg(long, env = "HAUL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Command,
@@ -326,6 +331,19 @@ pub struct GetArgs {
     /// Limit the speed of each download, e.g. 500K, 5M, 1.5G (bytes per second, powers of 1024); 0 is no limit.
     #[arg(long, value_name = "RATE", value_parser = parse_limit)]
     pub limit_rate: Option<u64>,
+
+    /// Attempts without progress before a download gives up (transient failures only: a host that cannot be
+    /// reached, or a 4xx answer, fails at once); 0 retries for ever [default: 8].
+    #[arg(long, value_name = "N")]
+    pub max_tries: Option<u32>,
+
+    /// Seconds a connection may deliver nothing before it is dropped and its bytes fetched again [default: 30].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub timeout: Option<u64>,
+
+    /// Seconds to wait for a connection to open [default: 15].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub connect_timeout: Option<u64>,
 
     /// Verify the finished file before it takes its name: sha256=HEX, sha1=HEX or md5=HEX.
     #[arg(long, value_name = "ALGO=HEX")]

@@ -43,6 +43,12 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
     if let Some(user_agent) = &args.user_agent {
         client_options.user_agent = user_agent.clone();
     }
+    if let Some(secs) = args.timeout {
+        client_options.read_timeout = std::time::Duration::from_secs(secs);
+    }
+    if let Some(secs) = args.connect_timeout {
+        client_options.connect_timeout = std::time::Duration::from_secs(secs);
+    }
     let client = HttpClient::new(&client_options)?;
     let display = Display::choose(args.quiet);
 
@@ -60,6 +66,10 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
     let tools = if media_wanted { media_tools(args.yt_dlp.clone(), args.ffmpeg.clone())? } else { MediaTools::none() };
     if args.kind == JobKind::Media && tools.yt_dlp.is_none() {
         bail!("--kind media needs yt-dlp: install it (pip install yt-dlp) or pass --yt-dlp PATH");
+    }
+    // A quality is only for a video page: without yt-dlp the page itself would be saved as if it were the video.
+    if args.quality.is_some_and(|quality| quality != Quality::Best) && tools.yt_dlp.is_none() {
+        bail!("--quality needs yt-dlp to read the video page: install it (pip install yt-dlp) or pass --yt-dlp PATH");
     }
     if args.audio && (tools.ffmpeg.is_none() || tools.ffprobe.is_none()) {
         bail!("--audio needs ffmpeg and ffprobe: install ffmpeg or pass --ffmpeg PATH");
@@ -80,6 +90,9 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         options.rate_limit = crate::cli::limit(args.limit_rate);
         options.checksum = args.checksum.clone();
         options.headers = headers.clone();
+        if let Some(tries) = args.max_tries {
+            options.max_attempts = if tries == 0 { u32::MAX } else { tries };
+        }
 
         let progress = Arc::new(Progress::default());
         let ui = ProgressUi::start(progress.clone(), url.to_string(), display);

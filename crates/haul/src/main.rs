@@ -15,7 +15,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse_from(cli::with_implied_get(std::env::args_os()));
-    logs::init(cli.verbose);
+    let log_format = cli.log_format;
+    logs::init(cli.verbose, log_format, matches!(cli.command, cli::Command::Serve(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             cli::Command::Get(args) => get::run(args).await,
-            cli::Command::Serve(args) => serve::serve(args).await.map(|()| ExitCode::SUCCESS),
+            cli::Command::Serve(args) => serve::serve(args, log_format).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Token(args) => serve::token(args).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Account { store, command } => {
                 accounts::account(store, command).await.map(|()| ExitCode::SUCCESS)
@@ -43,6 +44,11 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        // A log collector reading JSON lines gets the last one as JSON too.
+        Err(error) if log_format == logs::LogFormat::Json => {
+            tracing::error!("haul: error: {error:#}");
+            ExitCode::FAILURE
+        }
         Err(error) => {
             eprintln!("haul: error: {error:#}");
             ExitCode::FAILURE

@@ -13,7 +13,7 @@ use haul_engine::service::{Engine, EngineOptions};
 
 use haul_api::Dialect;
 
-use crate::cli::{ServeArgs, TokenArgs};
+use crate::cli::{LogFormat, ServeArgs, TokenArgs};
 use crate::signals::interrupted;
 
 /// How long a stopping server waits for downloads to flush their progress.
@@ -243,7 +243,7 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()> {
     let downloads = args.downloads_dir.as_ref().map(std::path::absolute).transpose().context("--downloads-dir")?;
     let data = DataDir::new(args.data.data_dir.clone()).with_downloads(downloads);
     // Held until the process ends.
@@ -264,6 +264,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let media_line = options.media.describe();
     let fetch_line = options.client.destinations.describe();
     let engine = Engine::start(store, options).await.context("cannot start the download engine")?;
+    let stop_job_log = haul_engine::CancellationToken::new();
+    let job_log = haul_engine::task::spawn(
+        tracing::debug_span!("job_log"),
+        crate::logs::JobLog::new(engine.clone(), log_format).run(stop_job_log.clone()),
+    );
 
     let api = api_options(&args, account, data.link_key()?)?;
     let extra = dialect_listeners(&args.listen_dialect)?;
@@ -324,6 +329,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopping: pausing active downloads");
     engine.shutdown(SHUTDOWN_GRACE).await;
+    // After the engine's last event: the log takes what is left, then names the downloads the stop interrupted.
+    stop_job_log.cancel();
+    let _ = job_log.await;
     Ok(())
 }
 

@@ -299,3 +299,34 @@ fn hosts_that_cannot_be_reached_fail_at_once_with_the_reason() {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left behind for {url}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_tries_bounds_the_retries_of_a_busy_host() {
+    // Every request answered 503 with Retry-After: 1.
+    let origin = Origin::start(OriginOptions { max_connections: Some(0), ..OriginOptions::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = origin.url(MIB, "busy.bin");
+    let output = run(haul().args(["get", "-q", "--max-tries", "2", "--timeout", "5", "-d"]).arg(dir.path()).arg(&url));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("503") && stderr(&output).contains("gave up after 2 attempts"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left behind");
+}
+
+#[test]
+fn a_quality_without_yt_dlp_is_an_error_that_says_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let output = run(haul()
+        .args(["get", "--quality", "720p", "-d"])
+        .arg(dir.path())
+        .arg("http://127.0.0.1:9/watch?v=1")
+        .env("PATH", empty.path())
+        .env_remove("HAUL_YT_DLP"));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--quality needs yt-dlp") && stderr(&output).contains("pip install yt-dlp"));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing saved");
+}

@@ -24,6 +24,7 @@ impl Server {
             .env_remove("HAUL_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let mut line = String::new();
