@@ -30,6 +30,11 @@ pub struct Cli {
     #[arg(long, env = "HAUL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 
+    /// The config file, whose keys are these long flags (listen = "0.0.0.0:1700", max-active = 5, ...) [default:
+    /// ~/.config/haul/config.toml, or $XDG_CONFIG_HOME/haul/config.toml, when it exists].
+    #[arg(long, env = "HAUL_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -50,6 +55,10 @@ pub fn with_implied_get(args: impl IntoIterator<Item = std::ffi::OsString>) -> V
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print the settings haul serve would run with here, and where each comes from (the command line, the
+    /// environment, the config file or the default).
+    Config,
+
     /// Download URLs to this machine, without a server.
     ///
     /// Each URL is fetched over many connections where the host allows it. Interrupted downloads (Ctrl-C,

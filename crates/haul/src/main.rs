@@ -3,6 +3,7 @@
 mod accounts;
 mod cli;
 mod client;
+mod config;
 mod get;
 mod logs;
 mod progress_ui;
@@ -14,7 +15,29 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse_from(cli::with_implied_get(std::env::args_os()));
+    let args = cli::with_implied_get(std::env::args_os());
+    // The config file's values go in as flags where neither the command line nor the environment set them.
+    let loaded = config::Config::load(&args).and_then(|config| {
+        let (args, _) = config.apply(args.clone())?;
+        Ok((config, args))
+    });
+    let (config, args) = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("haul: error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = cli::Cli::parse_from(&args);
+    if let cli::Command::Config = cli.command {
+        return match config::print(&config, args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("haul: error: {error:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let log_format = cli.log_format;
     logs::init(cli.verbose, log_format, matches!(cli.command, cli::Command::Serve(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -26,6 +49,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            // Answered before the runtime starts.
+            cli::Command::Config => Ok(ExitCode::SUCCESS),
             cli::Command::Get(args) => get::run(args).await,
             cli::Command::Serve(args) => serve::serve(args, log_format).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Token(args) => serve::token(args).await.map(|()| ExitCode::SUCCESS),
