@@ -16,5 +16,11 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         chromium chromium-driver fonts-dejavu-core >/dev/null
 fi
+# The README's examples, which a test runs as they are written, use curl and jq.
+if ! command -v curl >/dev/null || ! command -v jq >/dev/null; then
+    echo "browser-tools: installing curl and jq with apt-get" >&2
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl jq >/dev/null
+fi
 command -v chromium >/dev/null || { echo "browser-tools: chromium is not on PATH" >&2; exit 1; }
 command -v chromedriver >/dev/null || { echo "browser-tools: chromedriver is not on PATH" >&2; exit 1; }
