@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use haul_core::checksum::ChecksumSpec;
 use haul_core::filename;
@@ -39,6 +40,11 @@ pub struct DownloadOptions {
     pub target: Target,
     /// Replace an existing file instead of choosing `name (1).ext`.
     pub overwrite: bool,
+    /// Leave a file already at the destination when it is this download finished: the remote's size, not older
+    /// than its Last-Modified, and matching `checksum` if one is given. Nothing is fetched and the result says
+    /// `already_complete`. `haul get` asks for this (as wget's `--no-clobber` does); the server does not, so a
+    /// job never ends without having fetched its file.
+    pub skip_if_complete: bool,
     /// A fixed number of connections, or `None` to let the engine find the best count.
     pub connections: Option<usize>,
     /// The most connections the adaptive default may open.
@@ -66,6 +72,7 @@ impl DownloadOptions {
             mirrors: Vec::new(),
             target,
             overwrite: false,
+            skip_if_complete: false,
             connections: None,
             max_connections: 64,
             min_segment: 1 << 20,
@@ -86,6 +93,8 @@ pub struct Downloaded {
     pub size: u64,
     /// Bytes that were already on disk from an earlier run and not fetched again.
     pub resumed_bytes: u64,
+    /// The whole file was already at `path` and nothing was fetched (only with `skip_if_complete`).
+    pub already_complete: bool,
 }
 
 /// Paths that belong to one download.
@@ -141,23 +150,56 @@ pub async fn download(
     };
     tracing::debug!(url = %options.url, final_url = %probe.final_url, size = ?probe.size, ranges = probe.ranges, "probed");
 
-    // Up to 10,000 names may be looked at on a busy directory: off the runtime's worker threads.
-    let (paths, existing) = {
+    // Up to 10,000 names may be looked at on a busy directory (and a finished copy hashed for a checksum): off
+    // the runtime's worker threads.
+    let chosen = {
         let (target, url, overwrite) = (options.target.clone(), options.url.to_string(), options.overwrite);
         let offered = offered_name(&probe, &options.url);
         let name = match &options.name_tag {
             Some(tag) => filename::tagged(&offered, tag),
             None => offered,
         };
-        tokio::task::spawn_blocking(move || choose_paths(&target, &url, overwrite, &name))
+        let finished = match probe.size {
+            Some(size) if options.skip_if_complete && !options.overwrite => Some(Finished {
+                size,
+                last_modified: probe
+                    .validators
+                    .last_modified
+                    .as_deref()
+                    .and_then(|d| httpdate::parse_http_date(d).ok()),
+                checksum: options.checksum.clone(),
+            }),
+            _ => None,
+        };
+        tokio::task::spawn_blocking(move || choose_paths(&target, &url, overwrite, &name, finished.as_ref()))
             .await
             .map_err(|error| EngineError::InvalidRequest(format!("choosing a file name failed: {error}")))??
+    };
+    let (paths, existing) = match chosen {
+        Chosen::Fetch(paths, existing) => (paths, existing),
+        Chosen::Complete(path) => {
+            let size = probe.size.unwrap_or_default();
+            tracing::debug!(path = %path.display(), size, "already complete; nothing to fetch");
+            progress.set_destination(path.clone());
+            progress.set_total(Some(size));
+            progress.set_done(size);
+            progress.set_phase(Phase::Done);
+            return Ok(Downloaded { path, size, resumed_bytes: 0, already_complete: true });
+        }
     };
     if let (Some(root), Some(dir)) = (&options.root, paths.final_path.parent()) {
         confine::check_dir(root, dir)?;
     }
     progress.set_destination(paths.final_path.clone());
     let part = Arc::new(PartFile::open(&paths.part, options.root.as_deref())?);
+    // One run per file: a second one (another `haul get` of the same file, a server job with the same name)
+    // finds the lock taken and stops without touching anything. The lock goes with the open file, so a run that
+    // dies for any reason, SIGKILL included, releases it.
+    if !part.try_lock()? {
+        return Err(EngineError::InUse(paths.final_path));
+    }
+    // From here on a failure before any byte was recorded leaves nothing behind.
+    let _cleanup = RemoveIfEmpty { part: paths.part.clone(), control: paths.control.clone() };
 
     let mut record = match existing {
         Some(mut record) if record.same_remote(probe.size, &probe.validators) => {
@@ -173,6 +215,9 @@ pub async fn download(
         }
         None => ControlRecord::new(options.url.as_str(), probe.size, &probe.validators),
     };
+    // Saved at once, before any byte: another run that finds `NAME.part` then also finds whose it is (the URL)
+    // and meets the lock, instead of taking it for someone else's file and choosing `name (1).ext`.
+    control::save(&paths.control, &record)?;
     let resumed_bytes = record.done.covered();
     let limiter = options.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate)));
 
@@ -193,12 +238,8 @@ pub async fn download(
                 Ended::Complete(0)
             }
             Some(size) if probe.ranges => {
-                if let Err(error) = part.allocate(size) {
-                    if record.done.is_empty() {
-                        let _ = std::fs::remove_file(&paths.part);
-                    }
-                    return Err(error);
-                }
+                // A disk too small fails here; with nothing recorded yet, `_cleanup` removes the reservation.
+                part.allocate(size)?;
                 let swarm_options = SwarmOptions {
                     urls: std::iter::once(probe.final_url.clone()).chain(options.mirrors.iter().cloned()).collect(),
                     headers: options.headers.clone(),
@@ -242,7 +283,9 @@ pub async fn download(
                     limiter: limiter.clone(),
                     first_response: probe.body.take(),
                 };
-                match single::run(&client, single_options, &part, &record.done, &progress, &cancel, persist).await? {
+                match single::run(&client, single_options, &mut &*part, &record.done, &progress, &cancel, persist)
+                    .await?
+                {
                     SingleEnd::Complete(size) => Ended::Complete(size),
                     SingleEnd::Cancelled => Ended::Cancelled,
                 }
@@ -289,7 +332,30 @@ pub async fn download(
     put_in_place(&paths.part, &paths.final_path, options.overwrite)?;
     control::remove(&paths.control);
     progress.set_phase(Phase::Done);
-    Ok(Downloaded { path: paths.final_path, size, resumed_bytes })
+    Ok(Downloaded { path: paths.final_path, size, resumed_bytes, already_complete: false })
+}
+
+/// Removes a download's `NAME.part` and resume record when its run ends (in error, paused, or dropped) with no
+/// byte recorded, so a first attempt that fails before any data (a full disk at reservation, a host that
+/// answers nothing) leaves nothing behind. Whatever was recorded stays for the next run to resume; after a
+/// success both files are already gone.
+struct RemoveIfEmpty {
+    part: PathBuf,
+    control: PathBuf,
+}
+
+impl Drop for RemoveIfEmpty {
+    fn drop(&mut self) {
+        if !self.part.exists() || control::load(&self.control).is_some_and(|record| !record.done.is_empty()) {
+            return;
+        }
+        if let Err(error) = std::fs::remove_file(&self.part)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.part.display(), %error, "cannot remove an empty partial file");
+        }
+        control::remove(&self.control);
+    }
 }
 
 enum Ended {
@@ -298,39 +364,106 @@ enum Ended {
     Changed(String),
 }
 
-/// Pick the final, part and record paths, and the record of an earlier run of the same URL if there is one.
-/// `name` is what the server offers, already made safe; used when the target is a directory.
+/// What [`choose_paths`] found at the destination.
+enum Chosen {
+    /// Fetch into these paths, resuming the record of an earlier run of the same URL when there is one.
+    Fetch(Paths, Option<ControlRecord>),
+    /// The finished file is already there (looked for only with `skip_if_complete`).
+    Complete(PathBuf),
+}
+
+/// What a file on disk must be to count as this download finished. There is no record left once a download
+/// is done, so this is what can be checked: the size the server gives, a modification time not older than
+/// its Last-Modified (a file written after the remote last changed), and the checksum when the user gave one.
+struct Finished {
+    size: u64,
+    last_modified: Option<SystemTime>,
+    checksum: Option<ChecksumSpec>,
+}
+
+impl Finished {
+    fn is_at(&self, path: &Path) -> bool {
+        // symlink_metadata: only a regular file counts, never whatever a symlink points to.
+        let Ok(meta) = path.symlink_metadata() else { return false };
+        if !meta.is_file() || meta.len() != self.size {
+            return false;
+        }
+        if let (Some(remote), Ok(local)) = (self.last_modified, meta.modified())
+            && local < remote
+        {
+            return false;
+        }
+        self.checksum.as_ref().is_none_or(|spec| crate::verify::verify(path, spec).is_ok())
+    }
+}
+
+/// Pick the final, part and record paths, and the record of an earlier run of the same URL if there is one; or
+/// the finished file, when `finished` is given and one is found. `name` is what the server offers, already made
+/// safe; used when the target is a directory. Missing directories are created.
 fn choose_paths(
     target: &Target,
     url: &str,
     overwrite: bool,
     name: &str,
-) -> Result<(Paths, Option<ControlRecord>), EngineError> {
+    finished: Option<&Finished>,
+) -> Result<Chosen, EngineError> {
     let matching = |paths: &Paths| control::load(&paths.control).filter(|record| record.url == url);
+    let complete = |path: &Path| finished.is_some_and(|finished| finished.is_at(path));
     match target {
         Target::File(path) => {
+            if let Some(parent) = path.parent() {
+                create_dirs(parent)?;
+            }
             let paths = Paths::for_final(path.clone());
+            if complete(&paths.final_path) {
+                return Ok(Chosen::Complete(paths.final_path));
+            }
             if exists(&paths.final_path) && !overwrite {
                 return Err(EngineError::AlreadyExists(paths.final_path));
             }
             let existing = matching(&paths);
-            Ok((paths, existing))
+            Ok(Chosen::Fetch(paths, existing))
         }
         Target::Dir(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+            create_dirs(dir)?;
             for n in 0..10_000 {
                 let paths = Paths::for_final(dir.join(filename::numbered(name, n)));
+                // `name (1).ext` too: an earlier run may have saved it there beside a different `name.ext`.
+                if complete(&paths.final_path) {
+                    return Ok(Chosen::Complete(paths.final_path));
+                }
                 if let Some(record) = matching(&paths) {
-                    return Ok((paths, Some(record)));
+                    return Ok(Chosen::Fetch(paths, Some(record)));
                 }
                 let taken = exists(&paths.final_path) && !overwrite;
                 if !taken && !exists(&paths.part) {
-                    return Ok((paths, None));
+                    return Ok(Chosen::Fetch(paths, None));
                 }
             }
             Err(EngineError::InvalidRequest(format!("no free name for {name} in {}", dir.display())))
         }
     }
+}
+
+/// Creates `dir` and its missing parents (as `mkdir -p`, and curl's `--create-dirs`), with an error that says
+/// what stood in the way.
+fn create_dirs(dir: &Path) -> Result<(), EngineError> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let Err(error) = std::fs::create_dir_all(dir) else { return Ok(()) };
+    let existing = dir.ancestors().skip(1).find(|ancestor| ancestor.as_os_str().is_empty() || ancestor.exists());
+    let shown = |path: &Path| if path.as_os_str().is_empty() { ".".to_owned() } else { path.display().to_string() };
+    // A file where a directory should be: the system says "File exists" or "Not a directory"; name the file.
+    let in_the_way = dir.ancestors().find(|path| !path.as_os_str().is_empty() && path.exists() && !path.is_dir());
+    let reason = match (in_the_way, existing) {
+        (Some(file), _) => format!("{} is a file, not a directory", file.display()),
+        (None, Some(parent)) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+            format!("{} is not writable ({error})", shown(parent))
+        }
+        _ => error.to_string(),
+    };
+    Err(EngineError::CreateDir { path: dir.to_owned(), reason })
 }
 
 /// The name the server offers, made safe: Content-Disposition, else the URL, else where redirects led.

@@ -39,6 +39,16 @@ pub enum EngineError {
     )]
     ChecksumMismatch { path: PathBuf, algorithm: &'static str, expected: String, actual: String },
 
+    /// A directory the file goes into does not exist and cannot be made; `reason` names what stands in the way
+    /// (a file where a directory should be, a directory that is not writable).
+    #[error("cannot create the directory {}: {reason}", path.display())]
+    CreateDir { path: PathBuf, reason: String },
+
+    /// Another run (another `haul get`, or another job) is downloading the same file right now: its `.part` is
+    /// locked. Nothing was touched.
+    #[error("another haul is already downloading {}; let it finish, or stop it first", .0.display())]
+    InUse(PathBuf),
+
     /// The destination exists and the caller did not allow replacing it.
     #[error("{0} already exists; choose another name or allow replacing it")]
     AlreadyExists(PathBuf),

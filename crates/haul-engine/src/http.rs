@@ -22,6 +22,8 @@ pub struct ClientOptions {
     pub read_timeout: Duration,
     /// Which addresses may be connected to; everything by default (`haul get`), public only for a server.
     pub destinations: DestinationPolicy,
+    /// Connections to one host across every download of this client; unlimited when `None`.
+    pub max_connections_per_host: Option<usize>,
 }
 
 impl Default for ClientOptions {
@@ -31,6 +33,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(30),
             destinations: DestinationPolicy::allow_all(),
+            max_connections_per_host: None,
         }
     }
 }
@@ -40,6 +43,7 @@ impl Default for ClientOptions {
 pub struct HttpClient {
     inner: reqwest::Client,
     destinations: DestinationPolicy,
+    hosts: crate::hosts::HostBudget,
 }
 
 /// Why [`HttpClient::send`] got no response.
@@ -141,11 +145,17 @@ impl HttpClient {
         }
         let inner =
             builder.build().map_err(|e| EngineError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { inner, destinations: options.destinations.clone() })
+        let hosts = crate::hosts::HostBudget::new(options.max_connections_per_host);
+        Ok(Self { inner, destinations: options.destinations.clone(), hosts })
     }
 
     pub fn destinations(&self) -> &DestinationPolicy {
         &self.destinations
+    }
+
+    /// The per-host connection budget every download of this client shares.
+    pub(crate) fn hosts(&self) -> &crate::hosts::HostBudget {
+        &self.hosts
     }
 
     /// Sends `method url` with the user's `headers` and the engine's own `extra` ones (`Range`, `If-Range`),

@@ -54,6 +54,20 @@ impl PartFile {
         self.file.set_len(len).map_err(|e| EngineError::io(&self.path, e))
     }
 
+    /// Takes the advisory lock that marks this file as being downloaded (`flock`, released when the file is
+    /// closed, so also when the process dies). `Ok(false)` when another process holds it. A filesystem without
+    /// locks (some network mounts) is not a reason to refuse the download: there it is not locked.
+    pub fn try_lock(&self) -> Result<bool, EngineError> {
+        match self.file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(error)) => {
+                tracing::debug!(path = %self.path.display(), %error, "cannot lock the partial file; going on without");
+                Ok(true)
+            }
+        }
+    }
+
     pub fn len(&self) -> Result<u64, EngineError> {
         Ok(self.file.metadata().map_err(|e| EngineError::io(&self.path, e))?.len())
     }

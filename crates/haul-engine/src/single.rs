@@ -1,7 +1,9 @@
-//! One streaming connection, for hosts without Range support or files of unknown size.
+//! One streaming connection, for hosts without Range support or files of unknown size, and for output that must
+//! be written in order (stdout).
 //!
 //! Resumes with `Range: bytes=N-` where the host allows it; otherwise a broken transfer starts again from zero,
-//! since bytes from two responses of a host that ignores Range cannot be trusted to line up.
+//! since bytes from two responses of a host that ignores Range cannot be trusted to line up. Output written in
+//! order cannot start again, so there such a break is an error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,27 @@ pub(crate) struct SingleOptions {
     pub first_response: Option<reqwest::Response>,
 }
 
+/// Where one stream's bytes go: the part file (positional writes; it can start over) or an output such as stdout
+/// (bytes in order; what was written cannot be taken back).
+pub(crate) trait Sink {
+    /// Writes `bytes` at `offset`; an output in order only ever gets the next bytes.
+    async fn write(&mut self, bytes: &[u8], offset: u64) -> Result<(), EngineError>;
+
+    /// Drops what was written, to start again from byte 0; `Ok(false)` when that is impossible (an output in
+    /// order that already wrote bytes).
+    fn start_over(&mut self) -> Result<bool, EngineError>;
+}
+
+impl Sink for &PartFile {
+    async fn write(&mut self, bytes: &[u8], offset: u64) -> Result<(), EngineError> {
+        self.write_at(bytes, offset)
+    }
+
+    fn start_over(&mut self) -> Result<bool, EngineError> {
+        self.set_len(0).map(|()| true)
+    }
+}
+
 pub(crate) enum SingleEnd {
     /// Done; the size is what arrived (the only way to learn it when the server did not say).
     Complete(u64),
@@ -41,7 +64,7 @@ pub(crate) enum SingleEnd {
 pub(crate) async fn run(
     client: &HttpClient,
     mut options: SingleOptions,
-    file: &PartFile,
+    sink: &mut impl Sink,
     done: &RangeSet,
     progress: &Progress,
     cancel: &CancellationToken,
@@ -52,9 +75,15 @@ pub(crate) async fn run(
         Some(&(0, end)) if options.ranges => end,
         _ => 0,
     };
-    if pos == 0 {
-        file.set_len(0)?;
+    if pos == 0 && !sink.start_over()? {
+        return Err(cannot_start_over(&options.url, "the output already has bytes"));
     }
+    // One slot of the host's budget for the whole stream (the probe's response, when there is one, is already
+    // this connection).
+    let _slot = tokio::select! {
+        slot = client.hosts().take(&options.url) => slot,
+        _ = cancel.cancelled() => return Ok(SingleEnd::Cancelled),
+    };
     let mut failures = 0u32;
     loop {
         let response = match options.first_response.take() {
@@ -75,7 +104,7 @@ pub(crate) async fn run(
         };
         let attempt_start = pos;
         let outcome = match response {
-            Ok(response) => stream(response, &options, file, &mut pos, progress, cancel, &mut persist).await,
+            Ok(response) => stream(response, &options, sink, &mut pos, progress, cancel, &mut persist).await,
             Err(error) => match error.fatal(&options.url) {
                 Some(fatal) => Err(Attempt::Fatal(fatal)),
                 None => Err(Attempt::Transient(error.describe(), None)),
@@ -104,11 +133,14 @@ pub(crate) async fn run(
             return Err(EngineError::Network { url: options.url.to_string(), message, attempts: failures });
         }
         if !options.ranges && pos > 0 {
+            if !sink.start_over()? {
+                let why = format!("connection broke at byte {pos} ({message}) and the host cannot resume");
+                return Err(cannot_start_over(&options.url, &why));
+            }
             tracing::info!(url = %options.url, pos, "host cannot resume; starting this file again from zero");
             progress.note(format!("connection broke at byte {pos} ({message}); the host cannot resume, restarting"));
             pos = 0;
             progress.set_done(0);
-            file.set_len(0)?;
         }
         persist(&RangeSet::from_ranges([(0, pos)]))?;
         let wait = wait.unwrap_or_else(|| backoff(failures));
@@ -124,11 +156,19 @@ enum Attempt {
     Fatal(EngineError),
 }
 
+/// The download would have to start again from byte 0, and the output already took the bytes before.
+fn cannot_start_over(url: &Url, why: &str) -> EngineError {
+    EngineError::Protocol {
+        url: url.to_string(),
+        message: format!("{why}; what was already written out cannot be taken back, so the download stops here"),
+    }
+}
+
 /// Stream one response to disk from `pos`. `Ok(Some(size))` when complete, `Ok(None)` when cancelled.
 async fn stream(
     mut response: reqwest::Response,
     options: &SingleOptions,
-    file: &PartFile,
+    sink: &mut impl Sink,
     pos: &mut u64,
     progress: &Progress,
     cancel: &CancellationToken,
@@ -151,10 +191,13 @@ async fn stream(
         StatusCode::OK => {
             if *pos > 0 {
                 // The host ignored Range (or the file changed under If-Range): take the whole body from zero.
+                if !sink.start_over().map_err(Attempt::Fatal)? {
+                    let why = "the server sent the whole file again instead of the rest (it changed, or ignores Range)";
+                    return Err(Attempt::Fatal(cannot_start_over(&options.url, why)));
+                }
                 tracing::info!(url = %options.url, "server sent the whole file instead of the rest; starting from zero");
                 *pos = 0;
                 progress.set_done(0);
-                file.set_len(0).map_err(Attempt::Fatal)?;
             }
         }
         StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
@@ -185,7 +228,7 @@ async fn stream(
         };
         match chunk {
             Ok(Some(bytes)) => {
-                file.write_at(&bytes, *pos).map_err(Attempt::Fatal)?;
+                sink.write(&bytes, *pos).await.map_err(Attempt::Fatal)?;
                 *pos += bytes.len() as u64;
                 progress.set_done(*pos);
                 if let Some(limiter) = &options.limiter {

@@ -380,8 +380,19 @@ pub(crate) async fn run(
             }
             break;
         }
+        // Each connection holds a slot of its host's budget, shared with the process's other downloads: with
+        // none free, this download runs with the connections it has (and, with none, waits for one).
+        let host = &shared.options.urls[0];
         for _ in 0..to_spawn {
-            spawn_worker(&shared, &mut workers, &cancel);
+            let slot = match shared.client.hosts().try_take(host) {
+                Some(slot) => slot,
+                None if shared.lock().slots.is_empty() => tokio::select! {
+                    slot = shared.client.hosts().take(host) => slot,
+                    _ = cancel.cancelled() => break,
+                },
+                None => break,
+            };
+            spawn_worker(&shared, &mut workers, &cancel, slot);
         }
 
         tokio::select! {
@@ -438,7 +449,7 @@ pub(crate) async fn run(
     }
 }
 
-fn spawn_worker(shared: &Arc<Shared>, workers: &mut JoinSet<()>, cancel: &CancellationToken) {
+fn spawn_worker(shared: &Arc<Shared>, workers: &mut JoinSet<()>, cancel: &CancellationToken, slot: crate::hosts::Slot) {
     let token = cancel.child_token();
     let id = {
         let mut state = shared.lock();
@@ -467,6 +478,7 @@ fn spawn_worker(shared: &Arc<Shared>, workers: &mut JoinSet<()>, cancel: &Cancel
             worker(&shared, id, &token).await;
             shared.release(id);
             shared.lock().slots.remove(&id);
+            drop(slot);
         },
         span,
     ));

@@ -252,6 +252,11 @@ pub struct ServeArgs {
     #[arg(long, env = "HAUL_DATABASE", value_name = "URL")]
     pub database: Option<String>,
 
+    /// Connections to one host across all running downloads, so that the server's own downloads never take all
+    /// of a host's slots and fail each other with 503; 0 is no limit.
+    #[arg(long, env = "HAUL_MAX_CONNECTIONS_PER_HOST", default_value_t = 32, value_name = "N")]
+    pub max_connections_per_host: usize,
+
     /// How many downloads run at once; the rest wait in order of priority.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000).map(usize::from))]
     pub max_active: usize,
@@ -325,9 +330,14 @@ pub struct GetArgs {
     #[arg(required = true, value_name = "URL")]
     pub urls: Vec<String>,
 
-    /// Save as this file (only with one URL).
+    /// Save as this file (only with one URL; missing directories are made). An existing directory (or a path
+    /// ending in /) saves into it, as -d does; - writes the file to stdout over one connection.
     #[arg(short, long, value_name = "FILE", conflicts_with = "dir")]
     pub output: Option<PathBuf>,
+
+    /// Accepted as curl takes it; haul always makes the directories -o and -d name.
+    #[arg(long, hide = true)]
+    pub create_dirs: bool,
 
     /// Save into this directory, under the name the server offers (default: the current directory).
     #[arg(short, long, value_name = "DIR")]
@@ -370,7 +380,8 @@ pub struct GetArgs {
     #[arg(long = "mirror", value_name = "URL")]
     pub mirrors: Vec<String>,
 
-    /// Replace an existing file instead of saving as "name (1).ext".
+    /// Fetch again and replace an existing file: without it, a complete copy (same size, not older than the
+    /// server's) is left as it is and a different file of the same name kept, the new one saved as "name (1).ext".
     #[arg(long)]
     pub overwrite: bool,
 

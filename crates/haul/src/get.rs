@@ -1,6 +1,6 @@
 //! `haul get`: download URLs directly, with a progress bar, resuming what an earlier run left.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use haul_core::job::JobKind;
 use haul_core::media::Quality;
 use haul_engine::{
     CancellationToken, ClientOptions, DownloadOptions, EngineError, HttpClient, MediaRequest, MediaTools, Progress,
-    Target,
+    Target, WriterOptions,
 };
 use url::Url;
 
@@ -19,8 +19,55 @@ use crate::progress_ui::{Display, ProgressUi};
 /// Exit status after Ctrl-C: the conventional 128 + SIGINT, so scripts can tell a pause from a failure.
 const EXIT_PAUSED: u8 = 130;
 
+/// Where `haul get` puts what it fetches, decided once from `-o` and `-d`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Output {
+    /// Into this directory under the name the server offers (`-d DIR`, `-o DIR`, or the current directory).
+    Dir(PathBuf),
+    /// As exactly this file (`-o FILE`).
+    File(PathBuf),
+    /// Written to stdout as it arrives (`-o -`).
+    Stdout,
+}
+
+impl Output {
+    fn of(args: &GetArgs) -> Self {
+        use std::os::unix::ffi::OsStrExt as _;
+        match (&args.output, &args.dir) {
+            (Some(path), _) if path.as_os_str() == "-" => Self::Stdout,
+            // As curl users expect of -o onto a directory: save into it, as -d would. A trailing slash names a
+            // directory too, made if missing.
+            (Some(path), _) if path.is_dir() || path.as_os_str().as_bytes().ends_with(b"/") => Self::Dir(path.clone()),
+            (Some(path), _) => Self::File(path.clone()),
+            (None, Some(dir)) => Self::Dir(dir.clone()),
+            (None, None) => Self::Dir(PathBuf::from(".")),
+        }
+    }
+
+    /// Where a video page's work goes: the directory, or the one the named file goes into.
+    fn dir(&self) -> PathBuf {
+        match self {
+            Self::Dir(dir) => dir.clone(),
+            Self::File(file) => match file.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+                _ => PathBuf::from("."),
+            },
+            Self::Stdout => PathBuf::from("."),
+        }
+    }
+}
+
+/// A path as the messages show it: `report.pdf` rather than `./report.pdf`.
+fn shown(path: &Path) -> String {
+    path.strip_prefix(".").unwrap_or(path).display().to_string()
+}
+
 pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
-    if args.output.is_some() && args.urls.len() > 1 {
+    let output = Output::of(&args);
+    if output == Output::Stdout {
+        check_stdout_args(&args)?;
+    }
+    if matches!(output, Output::File(_)) && args.urls.len() > 1 {
         bail!("--output names one file but {} URLs were given; use --dir DIR for several", args.urls.len());
     }
     if !args.mirrors.is_empty() && args.urls.len() > 1 {
@@ -62,7 +109,9 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         }
     });
 
-    let media_wanted = args.kind != JobKind::File || args.audio;
+    // -o - writes the URL's bytes as they come; a video page (streams fetched, then merged by ffmpeg into a file)
+    // was refused above, so yt-dlp is not even looked for.
+    let media_wanted = (args.kind != JobKind::File || args.audio) && output != Output::Stdout;
     let tools = if media_wanted { media_tools(args.yt_dlp.clone(), args.ffmpeg.clone())? } else { MediaTools::none() };
     if args.kind == JobKind::Media && tools.yt_dlp.is_none() {
         bail!("--kind media needs yt-dlp: install it (pip install yt-dlp) or pass --yt-dlp PATH");
@@ -76,16 +125,23 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
     }
     let quality = if args.audio { Quality::Audio } else { args.quality.unwrap_or(Quality::Best) };
 
+    if output == Output::Stdout {
+        let url = urls.into_iter().next().expect("clap requires a URL");
+        return to_stdout(&args, url, client, headers, display, cancel).await;
+    }
+
     let mut failed = 0;
     for url in urls {
-        let target = match (&args.output, &args.dir) {
-            (Some(file), _) => Target::File(file.clone()),
-            (None, Some(dir)) => Target::Dir(dir.clone()),
-            (None, None) => Target::Dir(PathBuf::from(".")),
+        let target = match &output {
+            Output::File(file) => Target::File(file.clone()),
+            Output::Dir(dir) => Target::Dir(dir.clone()),
+            Output::Stdout => unreachable!("handled above"),
         };
         let mut options = DownloadOptions::new(url.clone(), target);
         options.mirrors = mirrors.clone();
         options.overwrite = args.overwrite;
+        // A file already there and complete is left as it is, as with wget's --no-clobber; --overwrite fetches.
+        options.skip_if_complete = true;
         options.connections = args.connections.map(usize::from);
         options.rate_limit = crate::cli::limit(args.limit_rate);
         options.checksum = args.checksum.clone();
@@ -105,11 +161,7 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
             },
             quality,
             headers: header_pairs.clone(),
-            dir: match (&args.output, &args.dir) {
-                (Some(file), _) => file.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")),
-                (None, Some(dir)) => dir.clone(),
-                (None, None) => PathBuf::from("."),
-            },
+            dir: output.dir(),
             rate_limit: crate::cli::limit(args.limit_rate),
             connections: args.connections.map(usize::from),
         };
@@ -118,9 +170,9 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         } else {
             Ok(None)
         } {
-            Ok(Some(done)) => match &args.output {
-                // A media file is named after its title; -o names it.
-                Some(output) if *output != done.path => std::fs::rename(&done.path, output)
+            Ok(Some(done)) => match &output {
+                // A media file is named after its title; -o FILE names it.
+                Output::File(output) if *output != done.path => std::fs::rename(&done.path, output)
                     .map(|()| haul_engine::Downloaded { path: output.clone(), ..done })
                     .map_err(|error| EngineError::Media(format!("cannot move it to {}: {error}", output.display()))),
                 _ => Ok(done),
@@ -130,6 +182,15 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         };
         ui.finish().await;
         match result {
+            Ok(downloaded) if downloaded.already_complete => {
+                if !args.quiet {
+                    eprintln!(
+                        "{} is already complete ({}); nothing to do (--overwrite to fetch it again)",
+                        shown(&downloaded.path),
+                        haul_core::units::format_bytes(downloaded.size)
+                    );
+                }
+            }
             Ok(downloaded) => {
                 if !args.quiet {
                     let resumed = if downloaded.resumed_bytes > 0 {
@@ -139,14 +200,14 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
                     };
                     eprintln!(
                         "saved {} ({}{resumed})",
-                        downloaded.path.display(),
+                        shown(&downloaded.path),
                         haul_core::units::format_bytes(downloaded.size)
                     );
                 }
             }
             Err(EngineError::Cancelled) => {
                 let snapshot = progress.snapshot();
-                let name = snapshot.destination.map_or_else(|| url.to_string(), |path| path.display().to_string());
+                let name = snapshot.destination.map_or_else(|| url.to_string(), |path| shown(&path));
                 let total = snapshot.total.map_or_else(|| "?".to_owned(), haul_core::units::format_bytes);
                 eprintln!(
                     "haul: paused {name} at {} of {total}; run the same command again to resume",
@@ -163,6 +224,72 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+/// What `-o -` cannot do, said before anything is fetched.
+fn check_stdout_args(args: &GetArgs) -> anyhow::Result<()> {
+    if args.urls.len() > 1 {
+        bail!("-o - writes one download to stdout but {} URLs were given; use -d DIR for several", args.urls.len());
+    }
+    if !args.mirrors.is_empty() {
+        bail!("--mirror spreads connections over several URLs, but -o - takes one stream in order; save to a file");
+    }
+    if args.checksum.is_some() {
+        bail!(
+            "--checksum checks a file before it takes its name, but -o - writes the bytes out as they arrive; pipe them to sha256sum instead"
+        );
+    }
+    if args.kind == JobKind::Media || args.audio || args.quality.is_some() {
+        bail!("-o - writes a file's bytes as they arrive; save a video page with -o FILE or -d DIR");
+    }
+    Ok(())
+}
+
+/// `-o -`: one connection writing the body to stdout in order (progress and messages go to stderr).
+async fn to_stdout(
+    args: &GetArgs,
+    url: Url,
+    client: HttpClient,
+    headers: haul_engine::header::HeaderMap,
+    display: Display,
+    cancel: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    use std::os::fd::AsFd as _;
+    // An async handle on stdout's descriptor: writes go through tokio's blocking pool, one chunk at a time, so a
+    // slow reader slows the download (back-pressure) instead of filling memory.
+    let descriptor = std::io::stdout().as_fd().try_clone_to_owned().context("cannot use stdout")?;
+    let mut stdout = tokio::fs::File::from_std(std::fs::File::from(descriptor));
+    let mut options = WriterOptions::new(url.clone(), "stdout");
+    options.headers = headers;
+    options.rate_limit = crate::cli::limit(args.limit_rate);
+    if let Some(tries) = args.max_tries {
+        options.max_attempts = if tries == 0 { u32::MAX } else { tries };
+    }
+    let progress = Arc::new(Progress::default());
+    let ui = ProgressUi::start(progress.clone(), url.to_string(), display);
+    let result = haul_engine::download_to_writer(client, options, &mut stdout, progress.clone(), cancel).await;
+    ui.finish().await;
+    match result {
+        Ok(size) => {
+            if !args.quiet {
+                eprintln!("wrote {} to stdout", haul_core::units::format_bytes(size));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(EngineError::Cancelled) => {
+            let snapshot = progress.snapshot();
+            let total = snapshot.total.map_or_else(|| "?".to_owned(), haul_core::units::format_bytes);
+            eprintln!(
+                "haul: stopped after writing {} of {total} to stdout; a stream cannot be resumed",
+                haul_core::units::format_bytes(snapshot.done)
+            );
+            Ok(ExitCode::from(EXIT_PAUSED))
+        }
+        Err(error) => {
+            eprintln!("haul: error: {}", with_command_line_hint(&error, &MediaTools::none()));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 fn parse_url(text: &str) -> anyhow::Result<Url> {
     let url = Url::parse(text)
         .with_context(|| format!("not a valid URL: {text:?} (expected http://host/path or https://...)"))?;
@@ -175,7 +302,10 @@ fn parse_url(text: &str) -> anyhow::Result<Url> {
 fn with_command_line_hint(error: &EngineError, tools: &MediaTools) -> String {
     match error {
         EngineError::AlreadyExists(path) => {
-            format!("{} already exists; pass --overwrite to replace it or -o to choose another name", path.display())
+            format!("{} already exists; pass --overwrite to replace it or -o to choose another name", shown(path))
+        }
+        EngineError::InUse(path) => {
+            format!("another haul is already downloading {}; let it finish, or stop it first", shown(path))
         }
         EngineError::Io { path, source } => match source.kind() {
             // Completed ranges are kept, so the same command continues where this one stopped.
@@ -183,6 +313,8 @@ fn with_command_line_hint(error: &EngineError, tools: &MediaTools) -> String {
                 format!("{}: {source}; free some space, then run the same command again to resume", path.display())
             }
             std::io::ErrorKind::PermissionDenied => format!("{error}; save somewhere else with -d DIR"),
+            // -o - into a pipe whose reader stopped (`| head`): the rest has nowhere to go.
+            std::io::ErrorKind::BrokenPipe => format!("{} was closed before the end of the download", path.display()),
             _ => error.to_string(),
         },
         EngineError::Remote { status: 401 | 403, .. } => format!("{error}; send one with --header 'Name: Value'"),
@@ -215,6 +347,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn output_flags_choose_a_file_a_directory_or_stdout() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Get {
+            #[command(flatten)]
+            args: GetArgs,
+        }
+        let existing = tempfile::tempdir().unwrap();
+        let existing = existing.path().to_str().unwrap();
+        let cases: Vec<(Vec<&str>, Output)> = vec![
+            (vec![], Output::Dir(PathBuf::from("."))),
+            (vec!["-d", "d"], Output::Dir(PathBuf::from("d"))),
+            (vec!["-o", "f.bin"], Output::File(PathBuf::from("f.bin"))),
+            (vec!["-o", "new/f.bin"], Output::File(PathBuf::from("new/f.bin"))),
+            (vec!["-o", "new/"], Output::Dir(PathBuf::from("new/"))),
+            (vec!["-o", existing], Output::Dir(PathBuf::from(existing))),
+            (vec!["-o", "-"], Output::Stdout),
+            (vec!["-o", "./-"], Output::File(PathBuf::from("./-"))),
+        ];
+        for (flags, expected) in cases {
+            let get = Get::parse_from(["get"].into_iter().chain(flags.iter().copied()).chain(["http://h/f"]));
+            assert_eq!(Output::of(&get.args), expected, "{flags:?}");
+        }
+    }
+
+    #[test]
     fn engine_errors_gain_the_flags_that_fix_them() {
         let io = |kind: ErrorKind| EngineError::Io { path: PathBuf::from("d/x.bin"), source: kind.into() };
         let remote = |status: u16| EngineError::Remote { url: "http://h/f".into(), status, hint: String::new() };
@@ -227,6 +385,11 @@ mod tests {
             (remote(403), "--header"),
             (EngineError::Media(no_tools.yt_dlp().unwrap_err()), "--yt-dlp PATH"),
             (EngineError::Media(format!("merging: {}", no_tools.ffmpeg().unwrap_err())), "--ffmpeg PATH"),
+            (EngineError::InUse(PathBuf::from("./x.bin")), "another haul is already downloading x.bin;"),
+            (
+                EngineError::Io { path: PathBuf::from("stdout"), source: ErrorKind::BrokenPipe.into() },
+                "stdout was closed before the end of the download",
+            ),
         ];
         for (error, expected) in cases {
             let shown = with_command_line_hint(&error, &no_tools);

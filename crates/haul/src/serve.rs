@@ -258,7 +258,11 @@ pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()>
         node: args.node.clone(),
         lease: Duration::from_secs(30),
         resume_on_start: !args.no_resume,
-        client: ClientOptions { destinations: args.destinations(), ..ClientOptions::default() },
+        client: ClientOptions {
+            destinations: args.destinations(),
+            max_connections_per_host: Some(args.max_connections_per_host).filter(|n| *n > 0),
+            ..ClientOptions::default()
+        },
         media: crate::cli::media_tools(args.yt_dlp.clone(), args.ffmpeg.clone())?,
     };
     let media_line = options.media.describe();

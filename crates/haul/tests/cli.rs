@@ -330,3 +330,215 @@ fn a_quality_without_yt_dlp_is_an_error_that_says_how_to_install_it() {
     assert!(stderr(&output).contains("--quality needs yt-dlp") && stderr(&output).contains("pip install yt-dlp"));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing saved");
 }
+
+/// Names in `dir`, sorted, to check that nothing stray is left beside what a command should leave.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_onto_a_directory_saves_into_it_under_the_offered_name() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = origin.url(MIB, "offered.bin");
+    let output = run(haul().args(["get", "-o"]).arg(dir.path()).arg(&url));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let saved = dir.path().join("offered.bin");
+    assert!(stderr(&output).contains(&format!("saved {} (1.0 MiB)", saved.display())), "{}", stderr(&output));
+    assert_eq!(sha256_of(&saved), origin.handle().file_sha256(MIB, "offered.bin"));
+    // A path ending in a slash names a directory too, made when missing.
+    let output = run(haul().args(["get", "-q", "-o"]).arg(format!("{}/sub/", dir.path().display())).arg(&url));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(sha256_of(&dir.path().join("sub/offered.bin")), origin.handle().file_sha256(MIB, "offered.bin"));
+    assert_eq!(listing(dir.path()), ["offered.bin", "sub"]);
+    assert_eq!(listing(&dir.path().join("sub")), ["offered.bin"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_into_missing_directories_makes_them_or_says_what_is_in_the_way() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = origin.url(MIB, "x.bin");
+    let expected = origin.handle().file_sha256(MIB, "x.bin");
+    // -o into directories that do not exist yet, as curl --create-dirs (accepted, and the default) and -d do.
+    let nested = dir.path().join("a/b/c/named.bin");
+    let output = run(haul().args(["get", "-q", "--create-dirs", "-o"]).arg(&nested).arg(&url));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(sha256_of(&nested), expected);
+    let output = run(haul().args(["get", "-q", "-d"]).arg(dir.path().join("d/e")).arg(&url));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(sha256_of(&dir.path().join("d/e/x.bin")), expected);
+    assert_eq!(listing(&dir.path().join("a/b/c")), ["named.bin"]);
+
+    // A file where a directory should be: named in the error, and nothing is fetched or left.
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    origin.handle().reset_stats();
+    for args in [
+        vec!["-o".to_owned(), format!("{}/sub/f.bin", blocker.display())],
+        vec!["-d".to_owned(), format!("{}/sub", blocker.display())],
+    ] {
+        let output = run(haul().arg("get").args(&args).arg(&url));
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", stderr(&output));
+        assert_eq!(
+            stderr(&output),
+            format!(
+                "haul: error: cannot create the directory {}/sub: {} is a file, not a directory\n",
+                blocker.display(),
+                blocker.display()
+            )
+        );
+    }
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"not a directory");
+    assert_eq!(listing(dir.path()), ["a", "blocker", "d"]);
+    assert_eq!(origin.handle().stats().body_bytes_sent, 0);
+
+    // A directory haul may not write in; root writes anywhere, so this part runs only for other users.
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    if std::fs::create_dir(locked.join("probe")).is_ok() {
+        eprintln!("not run: permission denial (this user writes to any directory)");
+        return;
+    }
+    let output = run(haul().args(["get", "-o"]).arg(locked.join("sub/f.bin")).arg(&url));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let expected =
+        format!("cannot create the directory {}/sub: {} is not writable", locked.display(), locked.display());
+    assert!(stderr(&output).contains(&expected), "{}", stderr(&output));
+    assert!(listing(&locked).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_dash_writes_the_file_to_stdout_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    for (knobs, why) in [
+        (OriginOptions::default(), "a plain host"),
+        (OriginOptions { no_range: true, ..OriginOptions::default() }, "a host without Range"),
+        // Every other body is cut: the stream continues with Range from where it broke, never from zero.
+        (OriginOptions { cut_fraction: 0.5, ..OriginOptions::default() }, "a host that cuts responses"),
+    ] {
+        let origin = Origin::start(knobs).await.unwrap();
+        let size = 3 * MIB;
+        let output = run(haul().current_dir(dir.path()).args(["get", "-o", "-"]).arg(origin.url(size, "s.bin")));
+        assert_eq!(output.status.code(), Some(0), "{why}: {}", stderr(&output));
+        assert_eq!(hex::encode(Sha256::digest(&output.stdout)), origin.handle().file_sha256(size, "s.bin"), "{why}");
+        assert!(stderr(&output).ends_with("wrote 3.0 MiB to stdout\n"), "{why}: {}", stderr(&output));
+        let stats = origin.handle().stats();
+        assert_eq!(stats.peak_concurrent, 1, "{why}: one connection, in order");
+        assert!(stats.body_bytes_sent < size + MIB, "{why}: nothing fetched twice: {}", stats.body_bytes_sent);
+        assert!(listing(dir.path()).is_empty(), "{why}: no file made: {:?}", listing(dir.path()));
+    }
+
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let (one, two) = (origin.url(MIB, "one.bin"), origin.url(MIB, "two.bin"));
+    for (args, expected) in [
+        (vec!["-o", "-", &one, &two], "-o - writes one download to stdout but 2 URLs were given"),
+        (vec!["-o", "-", "--mirror", &two, &one], "--mirror"),
+        (vec!["-o", "-", "--checksum", &format!("sha256={}", "0".repeat(64)), &one], "pipe them to sha256sum"),
+    ] {
+        let output = run(haul().current_dir(dir.path()).arg("get").args(&args));
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(expected), "{args:?}: {}", stderr(&output));
+        assert!(output.stdout.is_empty());
+    }
+    assert_eq!(origin.handle().stats().requests, 0, "refused before any request");
+    assert!(listing(dir.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_complete_file_is_skipped_and_a_different_one_of_the_same_name_kept() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = origin.url(MIB, "report.pdf");
+    let expected = origin.handle().file_sha256(MIB, "report.pdf");
+    let report = dir.path().join("report.pdf");
+    let get = |extra: &[&str]| run(haul().arg("get").args(extra).arg("-d").arg(dir.path()).arg(&url));
+    assert!(get(&[]).status.success());
+
+    // The same command again: nothing fetched, exit 0, and a message saying why; with -o naming it too.
+    origin.handle().reset_stats();
+    let skipped =
+        format!("{} is already complete (1.0 MiB); nothing to do (--overwrite to fetch it again)\n", report.display());
+    let output = get(&[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), skipped);
+    let output = run(haul().args(["get", "-o"]).arg(&report).arg(&url));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), skipped);
+    assert_eq!(origin.handle().stats().body_bytes_sent, 0, "nothing fetched for a complete file");
+    assert_eq!(sha256_of(&report), expected);
+    assert_eq!(listing(dir.path()), ["report.pdf"]);
+
+    // A different file of the same name (another size) is kept, the download saved beside it; and that copy is
+    // then the one found complete.
+    std::fs::write(&report, b"my own notes").unwrap();
+    let output = get(&[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(std::fs::read(&report).unwrap(), b"my own notes");
+    let numbered = dir.path().join("report (1).pdf");
+    assert_eq!(sha256_of(&numbered), expected);
+    let output = get(&[]);
+    assert!(stderr(&output).contains("report (1).pdf is already complete (1.0 MiB)"), "{}", stderr(&output));
+    // With -o, a different file is still an error, never replaced without --overwrite.
+    let output = run(haul().args(["get", "-o"]).arg(&report).arg(&url));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("already exists; pass --overwrite"), "{}", stderr(&output));
+
+    // A copy of the right size older than the server's Last-Modified (2020) is not taken for complete.
+    let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    std::fs::File::options().write(true).open(&numbered).unwrap().set_modified(old).unwrap();
+    let output = get(&["-q"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(sha256_of(&dir.path().join("report (2).pdf")), expected);
+
+    // --overwrite fetches again and replaces.
+    origin.handle().reset_stats();
+    let output = get(&["--overwrite"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("saved"), "{}", stderr(&output));
+    assert_eq!(origin.handle().stats().body_bytes_sent, MIB);
+    assert_eq!(sha256_of(&report), expected);
+    assert_eq!(listing(dir.path()), ["report (1).pdf", "report (2).pdf", "report.pdf"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_get_of_the_same_file_says_another_haul_is_downloading_it() {
+    let origin = Origin::start(OriginOptions { per_connection_rate: Some(256 * 1024), ..OriginOptions::default() })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = origin.url(16 * MIB, "slow.bin");
+    let part = dir.path().join("slow.bin.part");
+    let mut first =
+        haul().args(["get", "-q", "-c", "2", "-d"]).arg(dir.path()).arg(&url).stdin(Stdio::null()).spawn().unwrap();
+    wait_until("the first haul get to make slow.bin.part", || {
+        assert!(first.try_wait().unwrap().is_none(), "the first haul exited early");
+        part.exists()
+    })
+    .await;
+
+    let message = format!(
+        "haul: error: another haul is already downloading {}; let it finish, or stop it first\n",
+        dir.path().join("slow.bin").display()
+    );
+    // The first haul's own files; its record is replaced every second through a `.tmp` beside it, so that one may
+    // be seen at any moment (and left by the SIGKILL below).
+    let files = || listing(dir.path()).into_iter().filter(|name| !name.ends_with(".tmp")).collect::<Vec<_>>();
+    for args in [
+        vec!["-d".to_owned(), dir.path().display().to_string()],
+        vec!["-o".to_owned(), dir.path().join("slow.bin").display().to_string()],
+    ] {
+        let output = run(haul().arg("get").args(&args).arg(&url));
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", stderr(&output));
+        assert_eq!(stderr(&output), message, "{args:?}");
+        assert_eq!(files(), ["slow.bin.part", "slow.bin.part.haul"], "{args:?}: nothing stray");
+    }
+    assert!(first.try_wait().unwrap().is_none(), "the first haul goes on undisturbed");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(files(), ["slow.bin.part", "slow.bin.part.haul"]);
+}

@@ -316,3 +316,37 @@ async fn the_data_dir_is_the_platforms_whatever_the_current_dir_and_files_can_li
         server.call(reqwest::Method::POST, "/v1/downloads", Some(json!({"url": url, "directory": "../out"}))).await;
     assert_eq!(status, 400, "a request's directory stays inside --downloads-dir: {refused}");
 }
+
+/// The origin's peak of concurrent responses while `haul serve ARGS` fetches three files of 8 MiB with 8
+/// connections each.
+async fn peak_connections(extra: &[&str]) -> u64 {
+    let origin =
+        Origin::start(OriginOptions { per_connection_rate: Some(2 * 1024 * 1024), ..OriginOptions::default() })
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), extra);
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let url = origin.url(8 * MIB, &format!("f{n}.bin"));
+        let (status, body) =
+            server.call(reqwest::Method::POST, "/v1/downloads", Some(json!({"url": url, "connections": 8}))).await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        server.wait_state(id, "completed").await;
+    }
+    let stats = origin.handle().stats();
+    assert_eq!(stats.responses_503, 0);
+    stats.peak_concurrent
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_servers_downloads_share_one_connection_budget_per_host() {
+    // Six connection slots for the host, and each download's first request (the probe) besides.
+    let capped = peak_connections(&["--max-connections-per-host", "6"]).await;
+    assert!(capped <= 6 + 3, "peak of {capped} concurrent responses under a budget of 6");
+    let uncapped = peak_connections(&["--max-connections-per-host", "0"]).await;
+    assert!(uncapped > 9, "without the budget the three downloads open more: {uncapped}");
+}

@@ -165,7 +165,7 @@ pub async fn get_media(
         thumbnail_at: None,
     };
     let done = run(client, tools, job, info, progress, cancel).await?;
-    Ok(Some(download::Downloaded { path: done.path, size: done.size, resumed_bytes: 0 }))
+    Ok(Some(download::Downloaded { path: done.path, size: done.size, resumed_bytes: 0, already_complete: false }))
 }
 
 /// Reads the page with yt-dlp; `None` when yt-dlp cannot make a video of it (the job is then a plain file).
