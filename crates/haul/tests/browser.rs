@@ -3,6 +3,7 @@
 //! see, plus what lands on the server (bytes, files, jobs). Figures for the page's weight, first paint and a
 //! list of 5,000 jobs are printed, not asserted.
 
+mod common;
 #[path = "browser/harness.rs"]
 mod harness;
 

@@ -2,10 +2,12 @@
 //! `--open-dialect`, bad flags, and accounts kept apart through all five APIs at once, against the real binary
 //! with keys made by `haul account` / `haul key`.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+mod common;
 
 use haul_test_support::{Origin, OriginOptions};
 use reqwest::StatusCode;
@@ -21,25 +23,9 @@ struct Server {
 impl Server {
     /// Starts `haul serve` on a free port and reads its banner (`lines` lines).
     fn start(data_dir: &Path, extra: &[&str], lines: usize) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_haul"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", "127.0.0.1/32", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .env_remove("HAUL_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let banner: Vec<String> = (0..lines)
-            .map(|_| {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                line.trim_end().to_owned()
-            })
-            .collect();
-        let base = banner[0].split_whitespace().find(|word| word.starts_with("http://")).expect(&banner[0]).to_owned();
+        let mut child = common::serve_command(data_dir, extra).stderr(Stdio::piped()).spawn().unwrap();
+        let banner = common::banner(&mut child, lines);
+        let base = common::base_of(&banner[0]);
         Self { child, banner, base }
     }
 

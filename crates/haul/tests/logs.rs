@@ -2,10 +2,12 @@
 //! paused, resumed, completed with size, time and speed, failed with the reason, stopped with the server), no
 //! colour codes into a pipe, `--log-format json`, secrets masked in both; and `haul get` quiet by default.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use haul_test_support::{Origin, OriginOptions};
 use serde_json::{Value, json};
@@ -24,15 +26,9 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_haul"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", "127.0.0.1/32", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .env_remove("HAUL_LOG")
+        let mut child = common::serve_command(data_dir, extra)
             .env_remove("RUST_LOG")
             .env_remove("HAUL_LOG_FORMAT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -42,11 +38,8 @@ impl Server {
             pipe.read_to_string(&mut text).unwrap();
             text
         });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.split_whitespace().find(|word| word.starts_with("http://")).expect(&line).to_owned();
-        let token = std::fs::read_to_string(data_dir.join("token")).unwrap().trim().to_owned();
-        Self { child, base, token, stderr: Some(stderr) }
+        let base = common::listening(&mut child);
+        Self { child, base, token: common::token_of(data_dir), stderr: Some(stderr) }
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {

@@ -7,10 +7,11 @@
 //! 405, 415, 422: a path, method, field or body the server does not take). A 409 is an example's documented
 //! answer for a job in the wrong state, so it passes.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use haul_test_support::{Origin, OriginOptions};
 
@@ -90,20 +91,10 @@ async fn every_curl_example_in_the_readme_runs_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_haul"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", "127.0.0.1/32", "--data-dir"])
-        .arg(&data)
-        .env_remove("HAUL_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.split_whitespace().find(|word| word.starts_with("http://")).unwrap().to_owned();
+    let mut child = common::serve_command(&data, &[]).stderr(Stdio::null()).spawn().unwrap();
+    let base = common::listening(&mut child);
     let address = base.trim_start_matches("http://").to_owned();
-    let token = std::fs::read_to_string(data.join("token")).unwrap().trim().to_owned();
+    let token = common::token_of(&data);
 
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
     let blocks = curl_blocks(&readme);

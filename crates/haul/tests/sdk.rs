@@ -2,9 +2,10 @@
 //! scripts in `tests/sdk/` run in the virtual environment `scripts/sdk-venv.sh` makes (test.sh makes it first),
 //! against a real `haul serve` and a real origin. A test without that environment says so and does not run.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+mod common;
 
 use haul_test_support::{Origin, OriginOptions};
 use sha2::{Digest, Sha256};
@@ -18,18 +19,8 @@ struct Server {
 impl Server {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_haul"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", "127.0.0.1/32", "--data-dir"])
-            .arg(dir.path())
-            .env_remove("HAUL_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.split_whitespace().find(|word| word.starts_with("http://")).expect(&line).to_owned();
+        let mut child = common::serve_command(dir.path(), &[]).stderr(Stdio::null()).spawn().unwrap();
+        let base = common::listening(&mut child);
         Self { child, base, dir }
     }
 

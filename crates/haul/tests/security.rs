@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -54,10 +56,8 @@ impl Server {
             .stderr(logs)
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.split_whitespace().find(|word| word.starts_with("http://")).expect(&line).to_owned();
-        let token = std::fs::read_to_string(dir.path().join("token")).unwrap().trim().to_owned();
+        let base = common::listening(&mut child);
+        let token = common::token_of(dir.path());
         Self { child, base, token, dir }
     }
 

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use haul_test_support::{Origin, OriginOptions};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -21,21 +23,9 @@ struct Server {
 impl Server {
     /// Start `haul serve` on a free port of 127.0.0.1 and wait for its "listening" line.
     fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_haul"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", "127.0.0.1/32", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
-            .env_remove("HAUL_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.split_whitespace().find(|word| word.starts_with("http://")).expect(&line).to_owned();
-        let token = std::fs::read_to_string(data_dir.join("token")).unwrap().trim().to_owned();
-        Self { child, base, token }
+        let mut child = common::serve_command(data_dir, extra).stderr(Stdio::null()).spawn().unwrap();
+        let base = common::listening(&mut child);
+        Self { child, base, token: common::token_of(data_dir) }
     }
 
     fn client(&self) -> reqwest::Client {

@@ -1,7 +1,6 @@
 //! The browser tests' harness: a real `haul serve` on loopback, and Debian's chromium driven through
 //! chromedriver with fantoccini, one browser at a time.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,20 +26,9 @@ pub struct Server {
 impl Server {
     pub fn start(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_haul"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", "127.0.0.1/32", "--data-dir"])
-            .arg(dir.path())
-            .args(extra)
-            .env_remove("HAUL_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let base = line.split_whitespace().find(|word| word.starts_with("http://")).expect(&line).to_owned();
-        let base = base.trim_end_matches('/').to_owned();
-        let token = std::fs::read_to_string(dir.path().join("token")).unwrap().trim().to_owned();
+        let mut child = crate::common::serve_command(dir.path(), extra).stderr(Stdio::null()).spawn().unwrap();
+        let base = crate::common::listening(&mut child);
+        let token = crate::common::token_of(dir.path());
         Self { child, dir, base, token, http: reqwest::Client::new() }
     }
 
