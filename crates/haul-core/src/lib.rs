@@ -7,6 +7,7 @@
 pub mod account;
 pub mod checksum;
 pub mod clock;
+pub mod credentials;
 pub mod filename;
 pub mod job;
 pub mod labels;

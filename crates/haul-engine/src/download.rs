@@ -45,6 +45,10 @@ pub struct DownloadOptions {
     /// `already_complete`. `haul get` asks for this (as wget's `--no-clobber` does); the server does not, so a
     /// job never ends without having fetched its file.
     pub skip_if_complete: bool,
+    /// As wget's `-N`: with `skip_if_complete`, a file at the destination is left when it is the remote's size
+    /// and not older than its Last-Modified, and replaced (as with `overwrite`) when not; a remote without
+    /// Last-Modified is fetched again.
+    pub timestamping: bool,
     /// A fixed number of connections, or `None` to let the engine find the best count.
     pub connections: Option<usize>,
     /// The most connections the adaptive default may open.
@@ -73,6 +77,7 @@ impl DownloadOptions {
             target,
             overwrite: false,
             skip_if_complete: false,
+            timestamping: false,
             connections: None,
             max_connections: 64,
             min_segment: 1 << 20,
@@ -153,22 +158,21 @@ pub async fn download(
     // Up to 10,000 names may be looked at on a busy directory (and a finished copy hashed for a checksum): off
     // the runtime's worker threads.
     let chosen = {
-        let (target, url, overwrite) = (options.target.clone(), options.url.to_string(), options.overwrite);
+        let (target, url) = (options.target.clone(), options.url.to_string());
+        let overwrite = options.overwrite || options.timestamping;
+        let last_modified = probe.validators.last_modified.as_deref().and_then(|d| httpdate::parse_http_date(d).ok());
         let offered = offered_name(&probe, &options.url);
         let name = match &options.name_tag {
             Some(tag) => filename::tagged(&offered, tag),
             None => offered,
         };
         let finished = match probe.size {
-            Some(size) if options.skip_if_complete && !options.overwrite => Some(Finished {
-                size,
-                last_modified: probe
-                    .validators
-                    .last_modified
-                    .as_deref()
-                    .and_then(|d| httpdate::parse_http_date(d).ok()),
-                checksum: options.checksum.clone(),
-            }),
+            Some(size)
+                if options.skip_if_complete
+                    && if options.timestamping { last_modified.is_some() } else { !options.overwrite } =>
+            {
+                Some(Finished { size, last_modified, checksum: options.checksum.clone() })
+            }
             _ => None,
         };
         tokio::task::spawn_blocking(move || choose_paths(&target, &url, overwrite, &name, finished.as_ref()))
@@ -225,7 +229,15 @@ pub async fn download(
     let mut restarts = 0;
     let size = loop {
         progress.set_total(probe.size);
-        progress.set_done(record.done.covered());
+        // What this run keeps from an earlier one: all of it for many connections, only a prefix for one stream,
+        // and nothing from a host without Range, which sends the file from zero again.
+        let many = matches!(probe.size, Some(size) if size > 0 && probe.ranges);
+        let kept = match record.done.ranges().first() {
+            _ if many => record.done.covered(),
+            Some(&(0, end)) if probe.ranges => end,
+            _ => 0,
+        };
+        progress.begin_run(kept.min(resumed_bytes));
         progress.set_phase(Phase::Downloading);
         let persist = |done: &RangeSet| {
             let mut snapshot = record.clone();
@@ -242,7 +254,7 @@ pub async fn download(
                 part.allocate(size)?;
                 let swarm_options = SwarmOptions {
                     urls: std::iter::once(probe.final_url.clone()).chain(options.mirrors.iter().cloned()).collect(),
-                    headers: options.headers.clone(),
+                    headers: crate::http::headers_after_redirect(&options.url, &probe.final_url, &options.headers),
                     size,
                     validators: probe.validators.clone(),
                     connections: options.connections,
@@ -275,7 +287,7 @@ pub async fn download(
             _ => {
                 let single_options = SingleOptions {
                     url: probe.final_url.clone(),
-                    headers: options.headers.clone(),
+                    headers: crate::http::headers_after_redirect(&options.url, &probe.final_url, &options.headers),
                     size: probe.size,
                     ranges: probe.ranges,
                     validators: probe.validators.clone(),
@@ -283,9 +295,12 @@ pub async fn download(
                     limiter: limiter.clone(),
                     first_response: probe.body.take(),
                 };
-                match single::run(&client, single_options, &mut &*part, &record.done, &progress, &cancel, persist)
-                    .await?
-                {
+                // One stream: "1 conn" while it runs.
+                progress.set_connections(1);
+                let end =
+                    single::run(&client, single_options, &mut &*part, &record.done, &progress, &cancel, persist).await;
+                progress.set_connections(0);
+                match end? {
                     SingleEnd::Complete(size) => Ended::Complete(size),
                     SingleEnd::Cancelled => Ended::Cancelled,
                 }
@@ -329,9 +344,15 @@ pub async fn download(
             return Err(error);
         }
     }
-    put_in_place(&paths.part, &paths.final_path, options.overwrite)?;
+    // As wget does: the file carries the remote's Last-Modified, which is what `-N` compares the next time.
+    if let Some(remote) = probe.validators.last_modified.as_deref().and_then(|d| httpdate::parse_http_date(d).ok()) {
+        set_modified(&paths.part, remote);
+    }
+    put_in_place(&paths.part, &paths.final_path, options.overwrite || options.timestamping)?;
     control::remove(&paths.control);
     progress.set_phase(Phase::Done);
+    // Bytes fetched again (a host that sent the file from zero) were not resumed.
+    let resumed_bytes = resumed_bytes.min(progress.snapshot().resumed);
     Ok(Downloaded { path: paths.final_path, size, resumed_bytes, already_complete: false })
 }
 
@@ -479,6 +500,14 @@ fn offered_name(probe: &Probe, url: &Url) -> String {
 fn exists(path: &Path) -> bool {
     // symlink_metadata: a dangling or hostile symlink counts as taken, never as a place to write through.
     path.symlink_metadata().is_ok()
+}
+
+/// Gives `path` the modification time `time`; a filesystem that cannot is not a reason to fail the download.
+fn set_modified(path: &Path, time: SystemTime) {
+    let result = std::fs::File::options().write(true).open(path).and_then(|file| file.set_modified(time));
+    if let Err(error) = result {
+        tracing::warn!(path = %path.display(), %error, "cannot set the modification time from Last-Modified");
+    }
 }
 
 /// Rename the finished part file into place: atomically, and without replacing a file unless allowed.

@@ -191,6 +191,13 @@ impl HttpClient {
     }
 }
 
+/// The user's `headers` for fetching `next`, where a request for `first` led: all of them on the same origin,
+/// none on another (the probe followed a redirect there, and the user's cookies and credentials were meant
+/// for the first host), as [`HttpClient::send`] does on each hop.
+pub(crate) fn headers_after_redirect(first: &Url, next: &Url, headers: &HeaderMap) -> HeaderMap {
+    if first.origin() == next.origin() { headers.clone() } else { HeaderMap::new() }
+}
+
 /// A header value the engine builds itself (a range, a validator); such values are always valid.
 pub(crate) fn header_value(text: impl AsRef<str>) -> HeaderValue {
     HeaderValue::from_str(text.as_ref()).unwrap_or_else(|_| HeaderValue::from_static(""))

@@ -23,6 +23,7 @@ const UNKNOWN: u64 = u64::MAX;
 pub struct Progress {
     total: AtomicU64,
     done: AtomicU64,
+    resumed: AtomicU64,
     speed: AtomicU64,
     connections: AtomicUsize,
     replaced: AtomicU64,
@@ -54,6 +55,9 @@ pub struct ProgressSnapshot {
     pub total: Option<u64>,
     /// Bytes written to disk and recorded (resumed bytes included).
     pub done: u64,
+    /// Of `done`, the bytes an earlier run left that this run kept: the point this run resumed at. Lowered when
+    /// the download has to start again below it (a host without Range), so it never counts bytes fetched again.
+    pub resumed: u64,
     /// Recent throughput in bytes per second.
     pub speed: u64,
     /// Connections currently transferring.
@@ -65,11 +69,19 @@ pub struct ProgressSnapshot {
     pub destination: Option<PathBuf>,
 }
 
+impl ProgressSnapshot {
+    /// Bytes of the file fetched in this run (`done` less what was resumed): what a rate or an ETA is made of.
+    pub fn fetched_this_run(&self) -> u64 {
+        self.done.saturating_sub(self.resumed)
+    }
+}
+
 impl Default for Progress {
     fn default() -> Self {
         Self {
             total: AtomicU64::new(UNKNOWN),
             done: AtomicU64::new(0),
+            resumed: AtomicU64::new(0),
             speed: AtomicU64::new(0),
             connections: AtomicUsize::new(0),
             replaced: AtomicU64::new(0),
@@ -88,6 +100,7 @@ impl Progress {
         ProgressSnapshot {
             total: (total != UNKNOWN).then_some(total),
             done: self.done.load(Ordering::Relaxed),
+            resumed: self.resumed.load(Ordering::Relaxed),
             speed: self.speed.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
             replaced_connections: self.replaced.load(Ordering::Relaxed),
@@ -114,7 +127,16 @@ impl Progress {
         self.total.store(total.unwrap_or(UNKNOWN), Ordering::Relaxed);
     }
 
+    /// A run starts (or starts over) with `kept` bytes from an earlier run already done.
+    pub(crate) fn begin_run(&self, kept: u64) {
+        self.resumed.store(kept, Ordering::Relaxed);
+        self.done.store(kept, Ordering::Relaxed);
+    }
+
     pub(crate) fn set_done(&self, done: u64) {
+        // Going back below where the run resumed (the host sent the file from zero again) means those earlier
+        // bytes are being fetched again, not resumed.
+        self.resumed.fetch_min(done, Ordering::Relaxed);
         self.done.store(done, Ordering::Relaxed);
     }
 

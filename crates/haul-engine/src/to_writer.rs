@@ -66,7 +66,7 @@ pub async fn download_to_writer<W: AsyncWrite + Unpin>(
     progress.set_connections(1);
     let single_options = SingleOptions {
         url: probe.final_url.clone(),
-        headers: options.headers.clone(),
+        headers: crate::http::headers_after_redirect(&options.url, &probe.final_url, &options.headers),
         size: probe.size,
         ranges: probe.ranges,
         validators: probe.validators.clone(),

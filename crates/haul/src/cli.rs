@@ -380,6 +380,30 @@ pub struct GetArgs {
     #[arg(long = "mirror", value_name = "URL")]
     pub mirrors: Vec<String>,
 
+    /// HTTP Basic authentication as user:password, sent to the URL's host only (never across a redirect to
+    /// another host).
+    #[arg(short = 'u', long = "user", value_name = "USER:PASSWORD", value_parser = parse_user)]
+    pub user: Option<(String, String)>,
+
+    /// Take the login for the URL's host from ~/.netrc (machine, login, password; else default), as curl and
+    /// wget do; -u wins over it.
+    #[arg(long)]
+    pub netrc: bool,
+
+    /// As --netrc, from this file.
+    #[arg(long, value_name = "FILE")]
+    pub netrc_file: Option<PathBuf>,
+
+    /// Send the cookies of this Netscape cookies.txt (as curl -b, wget --load-cookies and yt-dlp --cookies read
+    /// it) that match the URL: domain, path, secure and expiry.
+    #[arg(long, value_name = "FILE")]
+    pub cookies: Option<PathBuf>,
+
+    /// Download only when the server's copy is newer than the file already here (its Last-Modified after the
+    /// file's modification time) or of another size, replacing it; otherwise say it is up to date.
+    #[arg(short = 'N', long)]
+    pub timestamping: bool,
+
     /// Fetch again and replace an existing file: without it, a complete copy (same size, not older than the
     /// server's) is left as it is and a different file of the same name kept, the new one saved as "name (1).ext".
     #[arg(long)]
@@ -409,6 +433,11 @@ pub struct GetArgs {
     /// The ffmpeg program [default: ffmpeg on PATH].
     #[arg(long, env = "HAUL_FFMPEG", value_name = "PATH")]
     pub ffmpeg: Option<PathBuf>,
+}
+
+/// A `-u user:password`, as clap's value parser.
+fn parse_user(text: &str) -> Result<(String, String), String> {
+    haul_core::credentials::parse_user(text)
 }
 
 /// A rate as `--limit-rate` takes it, as clap's value parser.

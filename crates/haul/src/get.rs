@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use haul_core::job::JobKind;
 use haul_core::media::Quality;
+use haul_engine::header::{self, HeaderMap, HeaderValue};
 use haul_engine::{
     CancellationToken, ClientOptions, DownloadOptions, EngineError, HttpClient, MediaRequest, MediaTools, Progress,
     Target, WriterOptions,
@@ -86,6 +87,19 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         .map_err(anyhow::Error::msg)?;
     let headers = haul_engine::header_map(header_pairs.iter().map(|(name, value)| (name.as_str(), value.as_str())))
         .map_err(anyhow::Error::msg)?;
+    let credentials = Credentials::load(&args)?;
+    for url in &urls {
+        let sent = credentials.headers_for(url, &HeaderMap::new())?;
+        if let Some(mirror) = mirrors.iter().find(|mirror| mirror.origin() != url.origin())
+            && !sent.is_empty()
+        {
+            bail!(
+                "-u, --netrc and --cookies send credentials to {} only, but --mirror {mirror} is another host; \
+                 download from one host, or give its credentials with -H",
+                url.host_str().unwrap_or_default()
+            );
+        }
+    }
     let mut client_options = ClientOptions::default();
     if let Some(user_agent) = &args.user_agent {
         client_options.user_agent = user_agent.clone();
@@ -127,6 +141,7 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
 
     if output == Output::Stdout {
         let url = urls.into_iter().next().expect("clap requires a URL");
+        let headers = credentials.headers_for(&url, &headers)?;
         return to_stdout(&args, url, client, headers, display, cancel).await;
     }
 
@@ -145,11 +160,15 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         options.connections = args.connections.map(usize::from);
         options.rate_limit = crate::cli::limit(args.limit_rate);
         options.checksum = args.checksum.clone();
-        options.headers = headers.clone();
+        // -u, --netrc and --cookies for this URL's host; the user's -H headers win over them.
+        options.headers = credentials.headers_for(&url, &headers)?;
+        // -N: fetch only what is newer (or of another size) than the file here, and replace it.
+        options.timestamping = args.timestamping && !args.overwrite;
         if let Some(tries) = args.max_tries {
             options.max_attempts = if tries == 0 { u32::MAX } else { tries };
         }
 
+        let started = std::time::Instant::now();
         let progress = Arc::new(Progress::default());
         let ui = ProgressUi::start(progress.clone(), url.to_string(), display);
         let media = MediaRequest {
@@ -183,36 +202,37 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         ui.finish().await;
         match result {
             Ok(downloaded) if downloaded.already_complete => {
-                if !args.quiet {
-                    eprintln!(
+                if !args.quiet && args.timestamping {
+                    let line = format!(
+                        "{} is up to date ({}, not older than the server's); nothing to do",
+                        shown(&downloaded.path),
+                        haul_core::units::format_bytes(downloaded.size)
+                    );
+                    eprintln!("{}", fit(display, line));
+                } else if !args.quiet {
+                    let line = format!(
                         "{} is already complete ({}); nothing to do (--overwrite to fetch it again)",
                         shown(&downloaded.path),
                         haul_core::units::format_bytes(downloaded.size)
                     );
+                    eprintln!("{}", fit(display, line));
                 }
             }
             Ok(downloaded) => {
                 if !args.quiet {
-                    let resumed = if downloaded.resumed_bytes > 0 {
-                        format!(", {} of it resumed", haul_core::units::format_bytes(downloaded.resumed_bytes))
-                    } else {
-                        String::new()
-                    };
-                    eprintln!(
-                        "saved {} ({}{resumed})",
-                        shown(&downloaded.path),
-                        haul_core::units::format_bytes(downloaded.size)
-                    );
+                    let line = saved_line(&downloaded, started.elapsed());
+                    eprintln!("{}", fit(display, line));
                 }
             }
             Err(EngineError::Cancelled) => {
                 let snapshot = progress.snapshot();
                 let name = snapshot.destination.map_or_else(|| url.to_string(), |path| shown(&path));
                 let total = snapshot.total.map_or_else(|| "?".to_owned(), haul_core::units::format_bytes);
-                eprintln!(
+                let line = format!(
                     "haul: paused {name} at {} of {total}; run the same command again to resume",
                     haul_core::units::format_bytes(snapshot.done)
                 );
+                eprintln!("{}", fit(display, line));
                 return Ok(ExitCode::from(EXIT_PAUSED));
             }
             Err(error) => {
@@ -222,6 +242,36 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// A message as it is printed: on a terminal, wrapped at its spaces to the width; a log gets it on one line.
+fn fit(display: Display, line: String) -> String {
+    match display {
+        Display::Bar => crate::progress_ui::wrap(&line, crate::progress_ui::terminal_width().saturating_sub(1)),
+        _ => line,
+    }
+}
+
+/// The last line of a download, as aria2c sums one up: `saved ./big.iso (1.0 GiB) in 12.3 s, 83.2 MiB/s
+/// average`, and after a resume how much this run fetched (the average is over those bytes only).
+fn saved_line(downloaded: &haul_engine::Downloaded, elapsed: std::time::Duration) -> String {
+    use haul_core::units::{format_bytes, format_rate};
+    let fetched = downloaded.size.saturating_sub(downloaded.resumed_bytes);
+    let average = format_rate(fetched as f64 / elapsed.as_secs_f64().max(0.001));
+    let mut line = format!(
+        "saved {} ({}) in {}, {average} average",
+        shown(&downloaded.path),
+        format_bytes(downloaded.size),
+        crate::progress_ui::format_elapsed(elapsed)
+    );
+    if downloaded.resumed_bytes > 0 {
+        line.push_str(&format!(
+            "; {} fetched in this run, {} resumed from an earlier one",
+            format_bytes(fetched),
+            format_bytes(downloaded.resumed_bytes)
+        ));
+    }
+    line
 }
 
 /// What `-o -` cannot do, said before anything is fetched.
@@ -236,6 +286,9 @@ fn check_stdout_args(args: &GetArgs) -> anyhow::Result<()> {
         bail!(
             "--checksum checks a file before it takes its name, but -o - writes the bytes out as they arrive; pipe them to sha256sum instead"
         );
+    }
+    if args.timestamping {
+        bail!("-N compares the server's copy with a file here, but -o - writes to stdout; save to a file");
     }
     if args.kind == JobKind::Media || args.audio || args.quality.is_some() {
         bail!("-o - writes a file's bytes as they arrive; save a video page with -o FILE or -d DIR");
@@ -287,6 +340,73 @@ async fn to_stdout(
             eprintln!("haul: error: {}", with_command_line_hint(&error, &MediaTools::none()));
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// What `-u`, `--netrc`/`--netrc-file` and `--cookies` give, read once and turned into headers for each URL.
+struct Credentials {
+    user: Option<(String, String)>,
+    /// The text of the netrc file.
+    netrc: Option<String>,
+    cookies: Vec<haul_core::credentials::Cookie>,
+}
+
+impl Credentials {
+    fn load(args: &GetArgs) -> anyhow::Result<Self> {
+        let netrc_path = match (&args.netrc_file, args.netrc) {
+            (Some(file), _) => Some(file.clone()),
+            (None, true) => Some(
+                directories::BaseDirs::new()
+                    .map(|dirs| dirs.home_dir().join(".netrc"))
+                    .context("--netrc: no home directory to find .netrc in; pass --netrc-file FILE")?,
+            ),
+            (None, false) => None,
+        };
+        let netrc = match netrc_path {
+            Some(path) => Some(
+                std::fs::read_to_string(&path).with_context(|| format!("--netrc: cannot read {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let cookies = match &args.cookies {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("--cookies: cannot read {}", path.display()))?;
+                haul_core::credentials::parse_cookies(&text)
+                    .map_err(|error| anyhow::anyhow!("--cookies {}: {error}", path.display()))?
+            }
+            None => Vec::new(),
+        };
+        Ok(Self { user: args.user.clone(), netrc, cookies })
+    }
+
+    /// `base` (the -H headers) with the `Authorization` and `Cookie` these credentials give for `url`: -u, else
+    /// the netrc login for its host; an Authorization given with -H wins, and a -H Cookie is sent with the file's.
+    fn headers_for(&self, url: &Url, base: &HeaderMap) -> anyhow::Result<HeaderMap> {
+        use haul_core::credentials::{basic_authorization, cookie_header, netrc_login};
+        let mut headers = base.clone();
+        let host = url.host_str().unwrap_or_default();
+        let login = self.user.clone().or_else(|| {
+            let found = netrc_login(self.netrc.as_deref()?, host)?;
+            Some((found.login, found.password))
+        });
+        let value = |text: &str, what: &str| {
+            HeaderValue::from_str(text).with_context(|| format!("{what} cannot be sent in an HTTP header"))
+        };
+        if let Some((user, password)) = login
+            && !headers.contains_key(header::AUTHORIZATION)
+        {
+            headers.insert(header::AUTHORIZATION, value(&basic_authorization(&user, &password), "the login")?);
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if let Some(cookies) = cookie_header(&self.cookies, url, now) {
+            let cookies = match headers.get(header::COOKIE).and_then(|given| given.to_str().ok()) {
+                Some(given) => format!("{given}; {cookies}"),
+                None => cookies,
+            };
+            headers.insert(header::COOKIE, value(&cookies, "a cookie of --cookies")?);
+        }
+        Ok(headers)
     }
 }
 

@@ -542,3 +542,208 @@ async fn a_second_get_of_the_same_file_says_another_haul_is_downloading_it() {
     first.wait().unwrap();
     assert_eq!(files(), ["slow.bin.part", "slow.bin.part.haul"]);
 }
+
+/// A loopback HTTP server that records the head of every request it gets and answers each with `response`:
+/// enough to see exactly which headers haul sends.
+async fn recording_server(response: String) -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let (recorded, response) = (recorded.clone(), response.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let is_head = head.starts_with("HEAD ");
+                recorded.lock().unwrap().push(head);
+                let reply =
+                    if is_head { response.split("\r\n\r\n").next().unwrap().to_owned() + "\r\n\r\n" } else { response };
+                let _ = socket.write_all(reply.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// The values of header `name` in the recorded requests, one per request (`None` where it was not sent).
+fn header_values(requests: &std::sync::Mutex<Vec<String>>, name: &str) -> Vec<Option<String>> {
+    requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|head| {
+            head.lines().find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
+            })
+        })
+        .collect()
+}
+
+const HELLO: &str =
+    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\nhello";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_netrc_and_cookies_send_authorization_and_cookie_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let netrc = dir.path().join("netrc");
+    std::fs::write(
+        &netrc,
+        "machine elsewhere.example login no password no\nmachine 127.0.0.1\n  login alice\n  password \"s3 cret\"\n",
+    )
+    .unwrap();
+    let cookies = dir.path().join("cookies.txt");
+    std::fs::write(
+        &cookies,
+        "# Netscape HTTP Cookie File\n\
+         127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\tabc\n\
+         #HttpOnly_127.0.0.1\tFALSE\t/files\tFALSE\t4102444800\tdeep\txyz\n\
+         127.0.0.1\tFALSE\t/other\tFALSE\t0\tnot\tsent\n\
+         127.0.0.1\tFALSE\t/\tTRUE\t0\tsecure\tnot-over-http\n\
+         127.0.0.1\tFALSE\t/\tFALSE\t1000\texpired\tgone\n\
+         example.com\tTRUE\t/\tFALSE\t0\tforeign\tno\n",
+    )
+    .unwrap();
+    let cases: Vec<(Vec<String>, &str, Option<&str>)> = vec![
+        (vec!["-u".into(), "bob:pa:ss".into()], "authorization", Some("Basic Ym9iOnBhOnNz")),
+        (vec!["--user".into(), "token:".into()], "authorization", Some("Basic dG9rZW46")),
+        (vec!["--netrc-file".into(), netrc.display().to_string()], "authorization", Some("Basic YWxpY2U6czMgY3JldA==")),
+        // -u wins over the netrc file, and -H over both.
+        (
+            vec!["-u".into(), "bob:x".into(), "--netrc-file".into(), netrc.display().to_string()],
+            "authorization",
+            Some("Basic Ym9iOng="),
+        ),
+        (
+            vec!["-u".into(), "bob:x".into(), "-H".into(), "Authorization: Bearer t".into()],
+            "authorization",
+            Some("Bearer t"),
+        ),
+        (vec!["--cookies".into(), cookies.display().to_string()], "cookie", Some("deep=xyz; session=abc")),
+        (
+            vec!["--cookies".into(), cookies.display().to_string(), "-H".into(), "Cookie: mine=1".into()],
+            "cookie",
+            Some("mine=1; deep=xyz; session=abc"),
+        ),
+        (vec![], "authorization", None),
+    ];
+    for (flags, header, expected) in cases {
+        let (addr, requests) = recording_server(HELLO.to_owned()).await;
+        let out = dir.path().join("out.bin");
+        let _ = std::fs::remove_file(&out);
+        let output = run(haul()
+            .args(["get", "-q", "--kind", "file", "-o"])
+            .arg(&out)
+            .args(&flags)
+            .arg(format!("http://{addr}/files/f.bin")));
+        assert!(output.status.success(), "{flags:?}: {}", stderr(&output));
+        assert_eq!(std::fs::read(&out).unwrap(), b"hello", "{flags:?}");
+        let values = header_values(&requests, header);
+        assert!(!values.is_empty(), "{flags:?}: no request recorded");
+        assert!(values.iter().all(|value| value.as_deref() == expected), "{flags:?}: {header} sent {values:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_never_follow_a_redirect_to_another_host() {
+    let (target, target_requests) = recording_server(HELLO.to_owned()).await;
+    let (first, first_requests) = recording_server(format!(
+        "HTTP/1.1 302 Found\r\nLocation: http://{target}/f.bin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cookies = dir.path().join("cookies.txt");
+    std::fs::write(&cookies, "127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\tabc\n").unwrap();
+    let output = run(haul()
+        .args(["get", "-q", "--kind", "file", "-u", "bob:secret", "--cookies"])
+        .arg(&cookies)
+        .arg("-d")
+        .arg(dir.path())
+        .arg(format!("http://{first}/f.bin")));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(std::fs::read(dir.path().join("f.bin")).unwrap(), b"hello");
+    assert!(
+        header_values(&first_requests, "authorization").iter().all(|v| v.as_deref() == Some("Basic Ym9iOnNlY3JldA=="))
+    );
+    assert!(header_values(&first_requests, "cookie").iter().all(|v| v.as_deref() == Some("session=abc")));
+    // The other port is another origin: neither the login nor the cookie goes there (the cookie's domain would
+    // match, but it came with a request to the first host).
+    let (authorization, cookie) =
+        (header_values(&target_requests, "authorization"), header_values(&target_requests, "cookie"));
+    assert!(!authorization.is_empty(), "the redirect was followed");
+    assert!(authorization.iter().chain(&cookie).all(Option::is_none), "{authorization:?} {cookie:?}");
+}
+
+#[test]
+fn credential_flags_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_cookies = dir.path().join("bad.txt");
+    std::fs::write(&bad_cookies, "# comment\nexample.com TRUE / FALSE 0 a b\n").unwrap();
+    let missing = dir.path().join("missing");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["-u".into(), "bob".into()], "give it as user:password"),
+        (vec!["--netrc-file".into(), missing.display().to_string()], "--netrc: cannot read"),
+        (vec!["--cookies".into(), missing.display().to_string()], "--cookies: cannot read"),
+        (vec!["--cookies".into(), bad_cookies.display().to_string()], "line 2: 1 fields"),
+        (vec!["-u".into(), "a:b".into(), "--mirror".into(), "http://127.0.0.2:9/f".into()], "is another host"),
+        (vec!["-N".into(), "-o".into(), "-".into()], "-N compares"),
+    ];
+    for (flags, expected) in cases {
+        let output = run(haul().arg("get").args(&flags).arg("http://127.0.0.1:9/f"));
+        assert!(!output.status.success(), "{flags:?}");
+        assert!(stderr(&output).contains(expected), "{flags:?}: {}", stderr(&output));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_saved_file_takes_the_servers_last_modified() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(haul().args(["get", "-q", "-d"]).arg(dir.path()).arg(origin.url(2 * MIB, "dated.bin")));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mtime = std::fs::metadata(dir.path().join("dated.bin")).unwrap().modified().unwrap();
+    // The test origin's Last-Modified for version 0: 2020-01-01T00:00:00Z.
+    assert_eq!(mtime, std::time::UNIX_EPOCH + Duration::from_secs(1_577_836_800));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamping_fetches_only_what_is_newer_and_replaces_it() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = origin.url(2 * MIB, "n.bin");
+    let get = || run(haul().args(["get", "-N", "-d"]).arg(dir.path()).arg(&url));
+    let output = get();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(sha256_of(&dir.path().join("n.bin")), origin.handle().file_sha256(2 * MIB, "n.bin"));
+
+    origin.handle().reset_stats();
+    let output = get();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("n.bin is up to date"), "{}", stderr(&output));
+    let stats = origin.handle().stats();
+    // Only HEAD probes (two where yt-dlp is installed: is it a video page, then the file's size and date).
+    assert!(stats.requests >= 1 && stats.requests == stats.head_requests, "only the probe: {stats:?}");
+    assert_eq!(stats.body_bytes_sent, 0, "{stats:?}");
+
+    // A newer copy on the server replaces the file, under the same name.
+    origin.handle().set_version(60);
+    let output = get();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("up to date"), "{}", stderr(&output));
+    assert_eq!(listing(dir.path()), ["n.bin"]);
+    assert_eq!(sha256_of(&dir.path().join("n.bin")), origin.handle().file_sha256(2 * MIB, "n.bin"));
+    let mtime = std::fs::metadata(dir.path().join("n.bin")).unwrap().modified().unwrap();
+    assert_eq!(mtime, std::time::UNIX_EPOCH + Duration::from_secs(1_577_836_800 + 60));
+}
