@@ -154,6 +154,7 @@ pub async fn download(
         _ = cancel.cancelled() => return Err(EngineError::Cancelled),
     };
     tracing::debug!(url = %options.url, final_url = %probe.final_url, size = ?probe.size, ranges = probe.ranges, "probed");
+    progress.set_resumable(probe.ranges);
 
     // Up to 10,000 names may be looked at on a busy directory (and a finished copy hashed for a checksum): off
     // the runtime's worker threads.
@@ -280,6 +281,7 @@ pub async fn download(
                     SwarmEnd::RangeIgnored => {
                         tracing::info!(url = %options.url, "the host ignores Range; continuing with one connection");
                         probe.ranges = false;
+                        progress.set_resumable(false);
                         continue;
                     }
                 }

@@ -32,6 +32,8 @@ pub struct Progress {
     note: Mutex<Option<String>>,
     media: Mutex<MediaFacts>,
     media_changed: AtomicBool,
+    /// Whether a stop keeps what was fetched for a later run: false on a host that ignores Range.
+    resumable: AtomicBool,
 }
 
 /// What a media job has learned about its video so far; each field once known.
@@ -67,6 +69,9 @@ pub struct ProgressSnapshot {
     pub phase: Phase,
     /// Where the file will be put once complete, known after probing.
     pub destination: Option<PathBuf>,
+    /// Whether a stop now keeps what was fetched for a later run: false on a host that ignores Range, where
+    /// the next run starts from the beginning.
+    pub resumable: bool,
 }
 
 impl ProgressSnapshot {
@@ -90,6 +95,7 @@ impl Default for Progress {
             note: Mutex::new(None),
             media: Mutex::new(MediaFacts::default()),
             media_changed: AtomicBool::new(false),
+            resumable: AtomicBool::new(true),
         }
     }
 }
@@ -111,7 +117,13 @@ impl Progress {
                 _ => Phase::Done,
             },
             destination: self.destination.get().cloned(),
+            resumable: self.resumable.load(Ordering::Relaxed),
         }
+    }
+
+    /// Whether a stop keeps what was fetched (the host takes Range); set once the probe knows.
+    pub(crate) fn set_resumable(&self, resumable: bool) {
+        self.resumable.store(resumable, Ordering::Relaxed);
     }
 
     /// The last notable event (a restart, a lowered connection count), for a human to read.

@@ -228,10 +228,15 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
                 let snapshot = progress.snapshot();
                 let name = snapshot.destination.map_or_else(|| url.to_string(), |path| shown(&path));
                 let total = snapshot.total.map_or_else(|| "?".to_owned(), haul_core::units::format_bytes);
-                let line = format!(
-                    "haul: paused {name} at {} of {total}; run the same command again to resume",
-                    haul_core::units::format_bytes(snapshot.done)
-                );
+                let done = haul_core::units::format_bytes(snapshot.done);
+                let line = if snapshot.resumable {
+                    format!("haul: paused {name} at {done} of {total}; run the same command again to resume")
+                } else {
+                    format!(
+                        "haul: stopped {name} at {done} of {total}; this host does not take byte ranges, so the \
+                         download cannot be resumed: the same command starts it again from the beginning"
+                    )
+                };
                 eprintln!("{}", fit(display, line));
                 return Ok(ExitCode::from(EXIT_PAUSED));
             }

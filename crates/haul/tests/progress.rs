@@ -236,6 +236,9 @@ async fn plain_lines_and_no_resumed_bytes_claimed_after_a_restart_from_zero() {
     let first = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&first.stderr).into_owned();
     assert_eq!(first.status.code(), Some(130), "{text}");
+    // Ctrl-C says so, rather than promising a resume the host cannot give.
+    assert!(text.contains("this host does not take byte ranges, so the download cannot be resumed"), "{text}");
+    assert!(!text.contains("run the same command again to resume"), "{text}");
 
     let second = haul().output().unwrap();
     let text = String::from_utf8_lossy(&second.stderr).into_owned();
