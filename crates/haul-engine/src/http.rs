@@ -24,6 +24,9 @@ pub struct ClientOptions {
     pub destinations: DestinationPolicy,
     /// Connections to one host across every download of this client; unlimited when `None`.
     pub max_connections_per_host: Option<usize>,
+    /// A proxy for every request (`--proxy`), instead of the environment's (`http_proxy`, `https_proxy`,
+    /// `all_proxy`, `no_proxy`), which apply otherwise. Neither applies under a restricting destination policy.
+    pub proxy: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -34,6 +37,7 @@ impl Default for ClientOptions {
             read_timeout: Duration::from_secs(30),
             destinations: DestinationPolicy::allow_all(),
             max_connections_per_host: None,
+            proxy: None,
         }
     }
 }
@@ -44,13 +48,55 @@ pub struct HttpClient {
     inner: reqwest::Client,
     destinations: DestinationPolicy,
     hosts: crate::hosts::HostBudget,
+    /// Which proxy a request goes through, to name it when the request fails.
+    proxies: Proxies,
+}
+
+/// The proxies in use, as reqwest applies them: the one given, else the environment's by scheme, except for
+/// the hosts `no_proxy` names.
+#[derive(Clone, Debug, Default)]
+struct Proxies {
+    all: Option<String>,
+    http: Option<String>,
+    https: Option<String>,
+    no_proxy: Vec<String>,
+}
+
+impl Proxies {
+    fn from_environment() -> Self {
+        let var =
+            |names: &[&str]| names.iter().find_map(|name| std::env::var(name).ok()).filter(|v| !v.trim().is_empty());
+        let no_proxy = var(&["NO_PROXY", "no_proxy"]).unwrap_or_default();
+        Self {
+            all: var(&["ALL_PROXY", "all_proxy"]),
+            http: var(&["HTTP_PROXY", "http_proxy"]),
+            https: var(&["HTTPS_PROXY", "https_proxy"]),
+            no_proxy: no_proxy
+                .split(',')
+                .map(|entry| entry.trim().trim_start_matches('.').to_ascii_lowercase())
+                .filter(|entry| !entry.is_empty())
+                .collect(),
+        }
+    }
+
+    /// The proxy a request to `url` goes through, credentials masked, if any.
+    fn for_url(&self, url: &Url) -> Option<String> {
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let bypassed =
+            self.no_proxy.iter().any(|entry| entry == "*" || host == *entry || host.ends_with(&format!(".{entry}")));
+        if bypassed {
+            return None;
+        }
+        let by_scheme = if url.scheme() == "https" { &self.https } else { &self.http };
+        by_scheme.as_ref().or(self.all.as_ref()).map(|proxy| haul_core::redact::secrets(proxy).into_owned())
+    }
 }
 
 /// Why [`HttpClient::send`] got no response.
 #[derive(Debug)]
 pub(crate) enum SendError {
-    /// The connection or the exchange failed; may work on another try.
-    Http(reqwest::Error),
+    /// The connection or the exchange failed; may work on another try. With the proxy it went through.
+    Http(reqwest::Error, Option<String>),
     /// The destination (or a redirect's) is one the policy keeps out of reach; never retried.
     Refused(Refused),
     /// A redirect without a usable `Location`, or more than [`MAX_REDIRECTS`] of them.
@@ -61,7 +107,8 @@ impl SendError {
     /// For logs and retry messages.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Self::Http(error) => describe(error),
+            Self::Http(error, None) => describe(error),
+            Self::Http(error, Some(proxy)) => format!("{} (through the proxy {proxy})", describe(error)),
             Self::Refused(refused) => refused.to_string(),
             Self::Redirect(message) => message.clone(),
         }
@@ -69,13 +116,13 @@ impl SendError {
 
     /// True for failures to reach the host at all (refused or unreachable), which the swarm reads as "busy".
     pub(crate) fn is_connect(&self) -> bool {
-        matches!(self, Self::Http(error) if error.is_connect())
+        matches!(self, Self::Http(error, _) if error.is_connect())
     }
 
     /// The engine's error for a failure no retry fixes, `None` for one that may pass.
     pub(crate) fn fatal(&self, url: &Url) -> Option<EngineError> {
         match self {
-            Self::Http(_) => None,
+            Self::Http(..) => None,
             Self::Refused(refused) => Some(EngineError::Refused(refused.clone())),
             Self::Redirect(message) => Some(EngineError::Protocol { url: url.to_string(), message: message.clone() }),
         }
@@ -88,9 +135,27 @@ impl SendError {
         if let Some(fatal) = self.fatal(url) {
             return Some(fatal);
         }
-        let Self::Http(error) = self else { return None };
+        let Self::Http(error, proxy) = self else { return None };
         let host = url.host_str().unwrap_or_default();
         let unreachable = |message: String| Some(EngineError::Unreachable { url: url.to_string(), message });
+        // Through a proxy, every connection is to the proxy: what fails to resolve or refuses is the proxy.
+        if let Some(proxy) = proxy {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+            while let Some(current) = cause {
+                let refused = current
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+                if refused || current.downcast_ref::<crate::destination::UnknownHost>().is_some() {
+                    return unreachable(format!(
+                        "cannot reach the proxy {proxy} ({}); check --proxy or the http_proxy / https_proxy \
+                         variables (no_proxy lists the hosts reached directly)",
+                        describe(error)
+                    ));
+                }
+                cause = current.source();
+            }
+            return None;
+        }
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
         while let Some(current) = cause {
             if current.downcast_ref::<crate::destination::UnknownHost>().is_some() {
@@ -139,14 +204,25 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .referer(false)
             .dns_resolver(Arc::new(PolicyResolver { policy: options.destinations.clone() }));
+        let mut proxies = Proxies::default();
         if !options.destinations.allows_everything() {
             // Through a proxy the connection is to the proxy, and the policy could not see where it leads.
             builder = builder.no_proxy();
+        } else if let Some(proxy) = &options.proxy {
+            let parsed = reqwest::Proxy::all(proxy.as_str()).map_err(|error| {
+                EngineError::InvalidRequest(format!(
+                    "--proxy {proxy:?} is not a proxy URL ({error}); give http://HOST:PORT"
+                ))
+            })?;
+            builder = builder.proxy(parsed);
+            proxies.all = Some(proxy.clone());
+        } else {
+            proxies = Proxies::from_environment();
         }
         let inner =
             builder.build().map_err(|e| EngineError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
         let hosts = crate::hosts::HostBudget::new(options.max_connections_per_host);
-        Ok(Self { inner, destinations: options.destinations.clone(), hosts })
+        Ok(Self { inner, destinations: options.destinations.clone(), hosts, proxies })
     }
 
     pub fn destinations(&self) -> &DestinationPolicy {
@@ -179,7 +255,7 @@ impl HttpClient {
             }
             let response = request.headers(extra.clone()).send().await.map_err(|error| match refusal_in(&error) {
                 Some(refused) => SendError::Refused(refused),
-                None => SendError::Http(error),
+                None => SendError::Http(error, self.proxies.for_url(&current)),
             })?;
             if !response.status().is_redirection() || response.status() == reqwest::StatusCode::NOT_MODIFIED {
                 return Ok(response);

@@ -360,6 +360,12 @@ pub struct GetArgs {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub timeout: Option<u64>,
 
+    /// Send every request through this proxy (http://HOST:PORT, user:password@ allowed) instead of the
+    /// environment's http_proxy / https_proxy / all_proxy (which apply otherwise, except for the hosts no_proxy
+    /// lists).
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+
     /// Seconds to wait for a connection to open [default: 15].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub connect_timeout: Option<u64>,

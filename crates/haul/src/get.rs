@@ -107,6 +107,7 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
     if let Some(secs) = args.timeout {
         client_options.read_timeout = std::time::Duration::from_secs(secs);
     }
+    client_options.proxy = args.proxy.clone();
     if let Some(secs) = args.connect_timeout {
         client_options.connect_timeout = std::time::Duration::from_secs(secs);
     }

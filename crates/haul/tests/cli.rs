@@ -747,3 +747,46 @@ async fn timestamping_fetches_only_what_is_newer_and_replaces_it() {
     let mtime = std::fs::metadata(dir.path().join("n.bin")).unwrap().modified().unwrap();
     assert_eq!(mtime, std::time::UNIX_EPOCH + Duration::from_secs(1_577_836_800 + 60));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxies_are_used_and_named_when_they_fail() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = format!("http://{}", origin.addr());
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    );
+    // The test origin serves an absolute-form request (`GET http://host/path`) by its path, as a proxy would
+    // fetch it: a host name nobody can resolve here is reached through it.
+    let url = "http://files.invalid/data/65536/through-proxy.bin";
+    let output = run(haul().args(["get", "-q", "--proxy", &proxy, "-d"]).arg(dir.path()).arg(url));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        sha256_of(&dir.path().join("through-proxy.bin")),
+        origin.handle().file_sha256(65536, "through-proxy.bin")
+    );
+    // A proxy that cannot be reached is named, and is not retried.
+    let output = run(haul().args(["get", "-q", "--proxy", &dead, "-d"]).arg(dir.path()).arg(url));
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains(&format!("cannot reach the proxy {dead}")) && !message.contains("gave up"), "{message}");
+    // The environment's proxy too, and no_proxy names the hosts reached directly.
+    let direct = origin.url(65536, "direct.bin");
+    let output = run(haul()
+        .args(["get", "-q", "-d"])
+        .arg(dir.path())
+        .arg(&direct)
+        .env("http_proxy", &dead)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy"));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains(&format!("cannot reach the proxy {dead}")), "{}", stderr(&output));
+    let output = run(haul()
+        .args(["get", "-q", "-d"])
+        .arg(dir.path())
+        .arg(&direct)
+        .env("http_proxy", &dead)
+        .env("no_proxy", "127.0.0.1"));
+    assert!(output.status.success(), "{}", stderr(&output));
+}
