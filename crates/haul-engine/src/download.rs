@@ -62,6 +62,9 @@ pub struct DownloadOptions {
     pub headers: HeaderMap,
     /// Consecutive failed attempts without progress before a connection gives up.
     pub max_attempts: u32,
+    /// A fixed wait between attempts (`--retry-wait`, as aria2c and wget take it); growing backoff when `None`.
+    /// A server's Retry-After wins either way.
+    pub retry_wait: Option<std::time::Duration>,
     /// The directory no file of this download may leave (the server's downloads directory): a symlink that
     /// leads out of it is an error, never followed.
     pub root: Option<PathBuf>,
@@ -85,6 +88,7 @@ impl DownloadOptions {
             checksum: None,
             headers: HeaderMap::new(),
             max_attempts: 8,
+            retry_wait: None,
             root: None,
             name_tag: None,
         }
@@ -150,7 +154,7 @@ pub async fn download(
     }
     progress.set_phase(Phase::Probing);
     let mut probe = tokio::select! {
-        probe = probe::probe(&client, &options.url, &options.headers, options.max_attempts) => probe?,
+        probe = probe::probe(&client, &options.url, &options.headers, options.max_attempts, options.retry_wait) => probe?,
         _ = cancel.cancelled() => return Err(EngineError::Cancelled),
     };
     tracing::debug!(url = %options.url, final_url = %probe.final_url, size = ?probe.size, ranges = probe.ranges, "probed");
@@ -262,6 +266,7 @@ pub async fn download(
                     max_connections: options.max_connections,
                     min_segment: options.min_segment,
                     max_attempts: options.max_attempts,
+                    retry_wait: options.retry_wait,
                     limiter: limiter.clone(),
                 };
                 match swarm::run(
@@ -294,6 +299,7 @@ pub async fn download(
                     ranges: probe.ranges,
                     validators: probe.validators.clone(),
                     max_attempts: options.max_attempts,
+                    retry_wait: options.retry_wait,
                     limiter: limiter.clone(),
                     first_response: probe.body.take(),
                 };
@@ -322,7 +328,14 @@ pub async fn download(
                 tracing::warn!(url = %options.url, %why, "starting over");
                 progress.note(format!("{why}; starting over"));
                 // HEAD may be what lied: ask with a ranged GET this time.
-                probe = probe::probe_with_get(&client, &options.url, &options.headers, options.max_attempts).await?;
+                probe = probe::probe_with_get(
+                    &client,
+                    &options.url,
+                    &options.headers,
+                    options.max_attempts,
+                    options.retry_wait,
+                )
+                .await?;
                 record = ControlRecord::new(options.url.as_str(), probe.size, &probe.validators);
                 part.set_len(0)?;
                 control::save(&paths.control, &record)?;

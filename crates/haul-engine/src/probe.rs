@@ -73,6 +73,7 @@ pub async fn probe(
     url: &Url,
     headers: &HeaderMap,
     max_attempts: u32,
+    retry_wait: Option<Duration>,
 ) -> Result<Probe, EngineError> {
     match client.send(Method::HEAD, url, headers, &HeaderMap::new()).await {
         Ok(response) if response.status().is_success() => {
@@ -88,7 +89,7 @@ pub async fn probe(
         Err(error) if let Some(fatal) = error.fatal_at_first_contact(url) => return Err(fatal),
         Err(error) => tracing::debug!(%url, error = %error.describe(), "HEAD failed; probing with GET"),
     }
-    probe_with_get(client, url, headers, max_attempts).await
+    probe_with_get(client, url, headers, max_attempts, retry_wait).await
 }
 
 /// `GET` with `Range: bytes=0-0`: a 206 tells the size and proves Range support; a 200 means the host ignores Range.
@@ -97,6 +98,7 @@ pub async fn probe_with_get(
     url: &Url,
     headers: &HeaderMap,
     max_attempts: u32,
+    retry_wait: Option<Duration>,
 ) -> Result<Probe, EngineError> {
     let mut attempt = 0;
     loop {
@@ -145,7 +147,7 @@ pub async fn probe_with_get(
         if attempt >= max_attempts {
             return Err(EngineError::Network { url: url.to_string(), message, attempts: attempt });
         }
-        let wait = wait.unwrap_or_else(|| backoff(attempt));
+        let wait = wait.or(retry_wait).unwrap_or_else(|| backoff(attempt));
         tracing::info!(%url, %message, ?wait, attempt, "probe failed; retrying");
         tokio::time::sleep(wait).await;
     }

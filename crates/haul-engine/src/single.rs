@@ -29,6 +29,8 @@ pub(crate) struct SingleOptions {
     pub ranges: bool,
     pub validators: Validators,
     pub max_attempts: u32,
+    /// A fixed wait between attempts (`--retry-wait`); growing backoff when `None`.
+    pub retry_wait: Option<Duration>,
     pub limiter: Option<Arc<RateLimiter>>,
     /// The probe's response when it already carries the whole body (a host without Range).
     pub first_response: Option<reqwest::Response>,
@@ -143,7 +145,7 @@ pub(crate) async fn run(
             progress.set_done(0);
         }
         persist(&RangeSet::from_ranges([(0, pos)]))?;
-        let wait = wait.unwrap_or_else(|| backoff(failures));
+        let wait = wait.or(options.retry_wait).unwrap_or_else(|| backoff(failures));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = cancel.cancelled() => return Ok(SingleEnd::Cancelled),

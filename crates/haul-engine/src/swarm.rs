@@ -60,6 +60,8 @@ pub(crate) struct SwarmOptions {
     pub max_connections: usize,
     pub min_segment: u64,
     pub max_attempts: u32,
+    /// A fixed wait between attempts (`--retry-wait`); growing backoff when `None`.
+    pub retry_wait: Option<Duration>,
     pub limiter: Option<Arc<RateLimiter>>,
 }
 
@@ -530,7 +532,7 @@ async fn worker(shared: &Shared, id: u64, cancel: &CancellationToken) {
             let error = EngineError::Network { url: url.to_string(), message, attempts: failures };
             return shared.stop(Stop::Fatal(error));
         }
-        let wait = wait.unwrap_or_else(|| backoff(failures));
+        let wait = wait.or(shared.options.retry_wait).unwrap_or_else(|| backoff(failures));
         tracing::debug!(%message, ?wait, failures, "range failed; retrying");
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

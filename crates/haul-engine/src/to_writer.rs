@@ -33,13 +33,22 @@ pub struct WriterOptions {
     pub rate_limit: Option<u64>,
     /// Consecutive failed attempts without progress before giving up.
     pub max_attempts: u32,
+    /// A fixed wait between attempts; growing backoff when `None`.
+    pub retry_wait: Option<std::time::Duration>,
     /// How errors name the output (`stdout`).
     pub output_name: PathBuf,
 }
 
 impl WriterOptions {
     pub fn new(url: Url, output_name: impl Into<PathBuf>) -> Self {
-        Self { url, headers: HeaderMap::new(), rate_limit: None, max_attempts: 8, output_name: output_name.into() }
+        Self {
+            url,
+            headers: HeaderMap::new(),
+            rate_limit: None,
+            max_attempts: 8,
+            retry_wait: None,
+            output_name: output_name.into(),
+        }
     }
 }
 
@@ -57,7 +66,7 @@ pub async fn download_to_writer<W: AsyncWrite + Unpin>(
     check_url(&options.url)?;
     progress.set_phase(Phase::Probing);
     let mut probe = tokio::select! {
-        probe = probe::probe(&client, &options.url, &options.headers, options.max_attempts) => probe?,
+        probe = probe::probe(&client, &options.url, &options.headers, options.max_attempts, options.retry_wait) => probe?,
         _ = cancel.cancelled() => return Err(EngineError::Cancelled),
     };
     tracing::debug!(url = %options.url, final_url = %probe.final_url, size = ?probe.size, ranges = probe.ranges, "probed");
@@ -71,6 +80,7 @@ pub async fn download_to_writer<W: AsyncWrite + Unpin>(
         ranges: probe.ranges,
         validators: probe.validators.clone(),
         max_attempts: options.max_attempts,
+        retry_wait: options.retry_wait,
         limiter: options.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate))),
         first_response: probe.body.take(),
     };

@@ -356,6 +356,11 @@ pub struct GetArgs {
     #[arg(long, value_name = "N")]
     pub max_tries: Option<u32>,
 
+    /// Seconds to wait between attempts, instead of the growing backoff (250 ms doubling to 8 s); a server's
+    /// Retry-After wins either way.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub retry_wait: Option<u64>,
+
     /// Seconds a connection may deliver nothing before it is dropped and its bytes fetched again [default: 30].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub timeout: Option<u64>,

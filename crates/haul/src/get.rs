@@ -168,6 +168,7 @@ pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
         if let Some(tries) = args.max_tries {
             options.max_attempts = if tries == 0 { u32::MAX } else { tries };
         }
+        options.retry_wait = args.retry_wait.map(std::time::Duration::from_secs);
 
         let started = std::time::Instant::now();
         let progress = Arc::new(Progress::default());
@@ -322,6 +323,7 @@ async fn to_stdout(
     if let Some(tries) = args.max_tries {
         options.max_attempts = if tries == 0 { u32::MAX } else { tries };
     }
+    options.retry_wait = args.retry_wait.map(std::time::Duration::from_secs);
     let progress = Arc::new(Progress::default());
     let ui = ProgressUi::start(progress.clone(), url.to_string(), display);
     let result = haul_engine::download_to_writer(client, options, &mut stdout, progress.clone(), cancel).await;

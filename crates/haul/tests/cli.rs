@@ -790,3 +790,46 @@ async fn proxies_are_used_and_named_when_they_fail() {
         .env("no_proxy", "127.0.0.1"));
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+/// A host that describes a file and then drops every GET before a byte: the times those GETs arrived.
+fn gets_of_a_host_that_drops_every_get(args: &[&str]) -> (Output, Vec<Instant>) {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let gets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = gets.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = String::new();
+            let _ = BufReader::new(&stream).read_line(&mut request);
+            if request.starts_with("HEAD") {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\nAccept-Ranges: bytes\r\nETag: \"x\"\r\nConnection: close\r\n\r\n",
+                );
+            } else {
+                recorded.lock().unwrap().push(Instant::now());
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/dropped.bin");
+    let output =
+        run(haul().args(["get", "-q", "-c", "1", "--max-tries", "3"]).args(args).arg("-d").arg(dir.path()).arg(url));
+    let times = gets.lock().unwrap().clone();
+    (output, times)
+}
+
+#[test]
+fn retry_wait_spaces_the_attempts() {
+    let (output, gets) = gets_of_a_host_that_drops_every_get(&["--retry-wait", "1"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("gave up after 3 attempts"), "{}", stderr(&output));
+    assert!(gets.len() >= 3, "{} GETs", gets.len());
+    for pair in gets.windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_millis(900), "attempts {:?} apart", pair[1] - pair[0]);
+    }
+    // Without it, the backoff starts at a quarter of a second.
+    let (_, gets) = gets_of_a_host_that_drops_every_get(&[]);
+    assert!(gets[1] - gets[0] < Duration::from_millis(900), "first retry after {:?}", gets[1] - gets[0]);
+}
