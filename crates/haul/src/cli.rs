@@ -327,8 +327,13 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct GetArgs {
     /// The URLs to download (http or https), one file each.
-    #[arg(required = true, value_name = "URL")]
+    #[arg(required_unless_present = "input_file", value_name = "URL")]
     pub urls: Vec<String>,
+
+    /// Also download the URLs in FILE, one per line (`-` reads them from stdin; blank lines and `#` comments are
+    /// skipped), as wget -i and aria2c -i take them.
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
 
     /// Save as this file (only with one URL; missing directories are made). An existing directory (or a path
     /// ending in /) saves into it, as -d does; - writes the file to stdout over one connection.

@@ -58,12 +58,45 @@ impl Output {
     }
 }
 
+/// The URLs of an input file: one per line, blank lines and `#` comments skipped. An indented line is one of
+/// aria2c's per-download options, which haul does not take: said, with its line number.
+fn input_urls(text: &str) -> Result<Vec<String>, String> {
+    let mut urls = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            return Err(format!(
+                "line {}: {trimmed:?} is an aria2c option for the URL above it; give haul's flags on the command \
+                 line instead",
+                number + 1
+            ));
+        }
+        urls.push(trimmed.to_owned());
+    }
+    Ok(urls)
+}
+
 /// A path as the messages show it: `report.pdf` rather than `./report.pdf`.
 fn shown(path: &Path) -> String {
     path.strip_prefix(".").unwrap_or(path).display().to_string()
 }
 
-pub async fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
+    if let Some(input) = &args.input_file {
+        let text = if input.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin()).context("-i -: cannot read the URLs from stdin")?
+        } else {
+            std::fs::read_to_string(input).with_context(|| format!("-i: cannot read {}", input.display()))?
+        };
+        let listed = input_urls(&text).map_err(|message| anyhow::anyhow!("-i {}: {message}", input.display()))?;
+        if listed.is_empty() && args.urls.is_empty() {
+            bail!("-i {}: no URLs in it (one per line; blank lines and # comments are skipped)", input.display());
+        }
+        args.urls.extend(listed);
+    }
     let output = Output::of(&args);
     if output == Output::Stdout {
         check_stdout_args(&args)?;

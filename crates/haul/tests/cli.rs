@@ -833,3 +833,41 @@ fn retry_wait_spaces_the_attempts() {
     let (_, gets) = gets_of_a_host_that_drops_every_get(&[]);
     assert!(gets[1] - gets[0] < Duration::from_millis(900), "first retry after {:?}", gets[1] - gets[0]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn input_file_lists_the_urls_as_wget_and_aria2c_take_them() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("urls.txt");
+    let (a, b) = (origin.url(65536, "a.bin"), origin.url(65536, "b.bin"));
+    std::fs::write(&list, format!("# two files\n{a}\n\n   \n{b}\n")).unwrap();
+    let out = dir.path().join("out");
+    let output = run(haul().args(["get", "-q", "-i"]).arg(&list).arg("-d").arg(&out));
+    assert!(output.status.success(), "{}", stderr(&output));
+    for name in ["a.bin", "b.bin"] {
+        assert_eq!(sha256_of(&out.join(name)), origin.handle().file_sha256(65536, name));
+    }
+    // From stdin, with a URL on the command line too.
+    let c = origin.url(65536, "c.bin");
+    let mut child = haul()
+        .args(["get", "-q", "-i", "-", "-d"])
+        .arg(&out)
+        .arg(&c)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{}\n", origin.url(65536, "d.bin")).as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(out.join("c.bin").is_file() && out.join("d.bin").is_file());
+    // What it cannot take is said with the line.
+    std::fs::write(&list, format!("{a}\n  out=x.bin\n")).unwrap();
+    let output = run(haul().args(["get", "-i"]).arg(&list).arg("-d").arg(&out));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("line 2") && stderr(&output).contains("aria2c option"), "{}", stderr(&output));
+    std::fs::write(&list, "# nothing\n").unwrap();
+    let output = run(haul().args(["get", "-i"]).arg(&list));
+    assert!(stderr(&output).contains("no URLs in it"), "{}", stderr(&output));
+}
