@@ -292,17 +292,14 @@ pub async fn download(
                 }
             }
             _ => {
-                let single_options = SingleOptions {
-                    url: probe.final_url.clone(),
-                    headers: crate::http::headers_after_redirect(&options.url, &probe.final_url, &options.headers),
-                    size: probe.size,
-                    ranges: probe.ranges,
-                    validators: probe.validators.clone(),
-                    max_attempts: options.max_attempts,
-                    retry_wait: options.retry_wait,
-                    limiter: limiter.clone(),
-                    first_response: probe.body.take(),
-                };
+                let single_options = SingleOptions::after_probe(
+                    &options.url,
+                    &options.headers,
+                    &mut probe,
+                    options.max_attempts,
+                    options.retry_wait,
+                    limiter.clone(),
+                );
                 // One stream: "1 conn" while it runs.
                 progress.set_connections(1);
                 let end =

@@ -36,6 +36,31 @@ pub(crate) struct SingleOptions {
     pub first_response: Option<reqwest::Response>,
 }
 
+impl SingleOptions {
+    /// One stream of what `probe` found at `url`: its final URL (the user's headers only if it is on `url`'s
+    /// origin), size, Range support and validators, and its response when that already carries the body.
+    pub(crate) fn after_probe(
+        url: &Url,
+        headers: &HeaderMap,
+        probe: &mut crate::probe::Probe,
+        max_attempts: u32,
+        retry_wait: Option<Duration>,
+        limiter: Option<Arc<RateLimiter>>,
+    ) -> Self {
+        Self {
+            url: probe.final_url.clone(),
+            headers: crate::http::headers_after_redirect(url, &probe.final_url, headers),
+            size: probe.size,
+            ranges: probe.ranges,
+            validators: probe.validators.clone(),
+            max_attempts,
+            retry_wait,
+            limiter,
+            first_response: probe.body.take(),
+        }
+    }
+}
+
 /// Where one stream's bytes go: the part file (positional writes; it can start over) or an output such as stdout
 /// (bytes in order; what was written cannot be taken back).
 pub(crate) trait Sink {

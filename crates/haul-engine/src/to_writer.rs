@@ -73,17 +73,15 @@ pub async fn download_to_writer<W: AsyncWrite + Unpin>(
     progress.set_total(probe.size);
     progress.set_phase(Phase::Downloading);
     progress.set_connections(1);
-    let single_options = SingleOptions {
-        url: probe.final_url.clone(),
-        headers: crate::http::headers_after_redirect(&options.url, &probe.final_url, &options.headers),
-        size: probe.size,
-        ranges: probe.ranges,
-        validators: probe.validators.clone(),
-        max_attempts: options.max_attempts,
-        retry_wait: options.retry_wait,
-        limiter: options.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate))),
-        first_response: probe.body.take(),
-    };
+    let limiter = options.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate)));
+    let single_options = SingleOptions::after_probe(
+        &options.url,
+        &options.headers,
+        &mut probe,
+        options.max_attempts,
+        options.retry_wait,
+        limiter,
+    );
     let mut sink = WriterSink { writer, written: 0, name: &options.output_name };
     let no_record = |_: &RangeSet| Ok(());
     let end = single::run(&client, single_options, &mut sink, &RangeSet::new(), &progress, &cancel, no_record).await;

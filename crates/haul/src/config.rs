@@ -58,9 +58,8 @@ impl Config {
             toml::from_str(&text).with_context(|| format!("the config file {} is not valid TOML", path.display()))?;
         let known = known_keys();
         for key in table.keys() {
-            if !known.contains_key(key.as_str()) {
-                let mut names: Vec<&str> = known.keys().copied().collect();
-                names.sort_unstable();
+            if !known.contains(key.as_str()) {
+                let names: Vec<&str> = known.iter().map(String::as_str).collect();
                 bail!(
                     "unknown key {key:?} in the config file {}; keys are the long flags of haul's commands: {}",
                     path.display(),
@@ -153,17 +152,16 @@ fn named_path(args: &[OsString]) -> Option<PathBuf> {
     None
 }
 
-/// Every long flag of every command, with the commands that take it.
-fn known_keys() -> BTreeMap<&'static str, Vec<String>> {
-    let mut keys: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+/// Every long flag of every command.
+fn known_keys() -> std::collections::BTreeSet<String> {
+    let mut keys = std::collections::BTreeSet::new();
     let command = Cli::command();
     for sub in command.get_subcommands() {
         for argument in sub.get_arguments().chain(command.get_arguments()) {
             if let Some(long) = argument.get_long()
                 && !["help", "version", "config"].contains(&long)
             {
-                let long: &'static str = Box::leak(long.to_owned().into_boxed_str());
-                keys.entry(long).or_default().push(sub.get_name().to_owned());
+                keys.insert(long.to_owned());
             }
         }
     }

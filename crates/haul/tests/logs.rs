@@ -43,14 +43,7 @@ impl Server {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request =
-            reqwest::Client::new().request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        common::call(&self.base, &self.token, method, path, body).await
     }
 
     async fn add(&self, url: &str) -> String {

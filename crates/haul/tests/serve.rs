@@ -28,18 +28,8 @@ impl Server {
         Self { child, base, token: common::token_of(data_dir) }
     }
 
-    fn client(&self) -> reqwest::Client {
-        reqwest::Client::new()
-    }
-
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.client().request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        common::call(&self.base, &self.token, method, path, body).await
     }
 
     async fn add(&self, url: &str) -> String {
@@ -288,11 +278,7 @@ async fn the_data_dir_is_the_platforms_whatever_the_current_dir_and_files_can_li
     let data = home.path().join(".local/share/haul");
     assert!(line.contains(&format!("data in {}", data.display())), "{line}");
     assert!(line.contains(&format!("files in {}", files.path().display())), "{line}");
-    let server = Server {
-        base: line.split_whitespace().find(|word| word.starts_with("http://")).unwrap().to_owned(),
-        token: std::fs::read_to_string(data.join("token")).unwrap().trim().to_owned(),
-        child,
-    };
+    let server = Server { base: common::base_of(&line), token: common::token_of(&data), child };
     assert_eq!(std::fs::read_dir(current.path()).unwrap().count(), 0, "nothing in the current directory");
 
     let url = origin.url(100_000, "report.pdf");

@@ -49,3 +49,20 @@ pub fn listening(child: &mut Child) -> String {
 pub fn token_of(data_dir: &Path) -> String {
     std::fs::read_to_string(data_dir.join("token")).unwrap().trim().to_owned()
 }
+
+/// `METHOD BASE+PATH` with the token and an optional JSON body: the status and the JSON answer (null when none).
+pub async fn call(
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new().request(method, format!("{base}{path}")).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+}
