@@ -138,8 +138,8 @@ pub(crate) fn cookie_secret(headers: &HeaderMap) -> Option<&str> {
 pub(crate) async fn cookie_caller(parts: &Parts, state: &AppState) -> Result<Option<Caller>, ApiError> {
     let Some(secret) = cookie_secret(&parts.headers) else { return Ok(None) };
     check_csrf(&parts.method, &parts.headers)?;
-    match state.engine.session(secret).await? {
-        Some(session) => Ok(Some(Caller { account: session.account })),
+    match state.engine.session_account(secret).await? {
+        Some(account) => Ok(Some(Caller { account })),
         None => {
             Err(ApiError::unauthorized("the session has ended (signed out, expired or its key revoked); sign in again"))
         }

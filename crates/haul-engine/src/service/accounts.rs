@@ -91,7 +91,14 @@ impl Engine {
         Ok(Some((secret, SessionView { account: found.account, name, key_id: found.id, expires_at })))
     }
 
-    /// The session a cookie's secret stands for, while it has not expired and its key is live.
+    /// The account a cookie's secret acts for, while its session has not expired and its key is live: the one
+    /// lookup every cookie-authenticated request makes.
+    pub async fn session_account(&self, secret: &str) -> Result<Option<AccountId>, ServiceError> {
+        Ok(self.inner.store.session(&hash_secret(secret)).await?.map(|(account, _, _)| account))
+    }
+
+    /// The session a cookie's secret stands for, with its account's name, while it has not expired and its key
+    /// is live.
     pub async fn session(&self, secret: &str) -> Result<Option<SessionView>, ServiceError> {
         let Some((account, key_id, expires_at)) = self.inner.store.session(&hash_secret(secret)).await? else {
             return Ok(None);
