@@ -12,6 +12,7 @@ mod events;
 mod extract;
 mod files;
 mod keys;
+mod linger;
 mod links;
 mod media;
 mod serve;
@@ -294,7 +295,11 @@ pub fn dialect_router(engine: Engine, options: ApiOptions, dialect: Dialect, por
     } else {
         routes.route("/health", get(system::health))
     };
-    routes.layer(DefaultBodyLimit::max(MAX_JSON_BODY)).layer(TraceLayer::new_for_http()).with_state(state)
+    routes
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn(linger::lingering))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
 fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Result<Router, String> {
@@ -343,6 +348,7 @@ fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Result<Route
         .method_not_allowed_fallback(error::wrong_method)
         .fallback(error::unknown_route)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn(linger::lingering))
         .layer(TraceLayer::new_for_http())
         .with_state(state))
 }
