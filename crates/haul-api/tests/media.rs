@@ -44,7 +44,7 @@ async fn setup(options: MediaOptions) -> (Harness, MediaSite) {
 
 /// A site serving files at [`SLOW`] with clips of `clip_seconds`.
 async fn slow_setup(clip_seconds: u32) -> (Harness, MediaSite) {
-    setup(MediaOptions { rate: Some(SLOW), clip_seconds }).await
+    setup(MediaOptions { rate: Some(SLOW), clip_seconds, ..MediaOptions::default() }).await
 }
 
 /// A harness around a server started with exactly `tools`.

@@ -114,9 +114,30 @@ pub struct Format {
     /// Headers the URL needs (Referer, User-Agent, cookies).
     #[serde(default)]
     pub http_headers: BTreeMap<String, String>,
+    /// The cookies of yt-dlp's jar (`--cookies`) the URL needs, as yt-dlp writes them: `name=value; Domain=...;
+    /// Path=/; Secure; Expires=...`, one cookie after another.
+    #[serde(default)]
+    pub cookies: Option<String>,
 }
 
 impl Format {
+    /// The `Cookie` header [`Format::cookies`] gives: the `name=value` pairs without their attributes.
+    pub fn cookie_header(&self) -> Option<String> {
+        const ATTRIBUTES: [&str; 9] =
+            ["domain", "path", "secure", "expires", "version", "max-age", "httponly", "samesite", "comment"];
+        let pairs: Vec<&str> = self
+            .cookies
+            .as_deref()?
+            .split(';')
+            .map(str::trim)
+            .filter(|item| {
+                let key = item.split_once('=').map_or(*item, |(key, _)| key).trim();
+                item.contains('=') && !ATTRIBUTES.iter().any(|attribute| key.eq_ignore_ascii_case(attribute))
+            })
+            .collect();
+        (!pairs.is_empty()).then(|| pairs.join("; "))
+    }
+
     /// Has a video track, or might have (unknown codecs count as a muxed file).
     pub fn has_video(&self) -> bool {
         self.vcodec.as_deref() != Some("none")
@@ -322,6 +343,17 @@ crate::named_enum! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_formats_cookies_become_one_cookie_header_without_their_attributes() {
+        let cookies = "session=s3cret; Domain=127.0.0.1; Path=/; Expires=1700000000; lang=en; Domain=.example.com; \
+                       Path=/; Secure; Version=0";
+        let format = Format { cookies: Some(cookies.to_owned()), ..Format::default() };
+        assert_eq!(format.cookie_header().as_deref(), Some("session=s3cret; lang=en"));
+        assert_eq!(Format::default().cookie_header(), None);
+        let attributes_only = Format { cookies: Some("Domain=x; Path=/; Secure".to_owned()), ..Format::default() };
+        assert_eq!(attributes_only.cookie_header(), None);
+    }
 
     fn format(id: &str, height: Option<u32>, vcodec: Option<&str>, acodec: Option<&str>) -> Format {
         Format {

@@ -180,10 +180,21 @@ pub async fn download(
             }
             _ => None,
         };
-        tokio::task::spawn_blocking(move || choose_paths(&target, &url, overwrite, &name, finished.as_ref()))
-            .await
-            .map_err(|error| EngineError::InvalidRequest(format!("choosing a file name failed: {error}")))??
+        tokio::task::spawn_blocking(move || {
+            // Chosen and claimed under one lock: downloads of this process starting together (`haul get -j`, a
+            // server's jobs) each get a name of their own.
+            let mut claims = CLAIMS.lock();
+            let chosen = choose_paths(&target, &url, overwrite, &name, finished.as_ref(), &claims)?;
+            let claim = match &chosen {
+                Chosen::Fetch(paths, _) => Some(Claim::take(&mut claims, &paths.final_path, &url)),
+                Chosen::Complete(_) => None,
+            };
+            Ok::<_, EngineError>((chosen, claim))
+        })
+        .await
+        .map_err(|error| EngineError::InvalidRequest(format!("choosing a file name failed: {error}")))??
     };
+    let (chosen, _claim) = chosen;
     let (paths, existing) = match chosen {
         Chosen::Fetch(paths, existing) => (paths, existing),
         Chosen::Complete(path) => {
@@ -368,6 +379,36 @@ pub async fn download(
     Ok(Downloaded { path: paths.final_path, size, resumed_bytes, already_complete: false })
 }
 
+/// The final paths this process's downloads are writing to, each with its URL and how many downloads hold it: a
+/// download choosing a name skips one another URL holds, though its `NAME.part` may not exist yet.
+static CLAIMS: std::sync::LazyLock<parking_lot::Mutex<Claims>> = std::sync::LazyLock::new(Default::default);
+
+type Claims = std::collections::HashMap<PathBuf, (String, usize)>;
+
+/// One download's hold on its final path in [`CLAIMS`], given back when dropped.
+struct Claim {
+    path: PathBuf,
+}
+
+impl Claim {
+    fn take(claims: &mut Claims, path: &Path, url: &str) -> Self {
+        claims.entry(path.to_owned()).or_insert_with(|| (url.to_owned(), 0)).1 += 1;
+        Self { path: path.to_owned() }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut claims = CLAIMS.lock();
+        if let Some((_, holders)) = claims.get_mut(&self.path) {
+            *holders -= 1;
+            if *holders == 0 {
+                claims.remove(&self.path);
+            }
+        }
+    }
+}
+
 /// Removes a download's `NAME.part` and resume record when its run ends (in error, paused, or dropped) with no
 /// byte recorded, so a first attempt that fails before any data (a full disk at reservation, a host that
 /// answers nothing) leaves nothing behind. Whatever was recorded stays for the next run to resume; after a
@@ -439,6 +480,7 @@ fn choose_paths(
     overwrite: bool,
     name: &str,
     finished: Option<&Finished>,
+    claims: &Claims,
 ) -> Result<Chosen, EngineError> {
     let matching = |paths: &Paths| control::load(&paths.control).filter(|record| record.url == url);
     let complete = |path: &Path| finished.is_some_and(|finished| finished.is_at(path));
@@ -461,6 +503,10 @@ fn choose_paths(
             create_dirs(dir)?;
             for n in 0..10_000 {
                 let paths = Paths::for_final(dir.join(filename::numbered(name, n)));
+                // Another URL of this process is about to write there (its `NAME.part` may not exist yet).
+                if claims.get(&paths.final_path).is_some_and(|(holder, _)| holder != url) {
+                    continue;
+                }
                 // `name (1).ext` too: an earlier run may have saved it there beside a different `name.ext`.
                 if complete(&paths.final_path) {
                     return Ok(Chosen::Complete(paths.final_path));

@@ -83,11 +83,14 @@ pub struct MediaOptions {
     pub rate: Option<u64>,
     /// Duration of the generated clips, in whole seconds (at least 1).
     pub clip_seconds: u32,
+    /// A `name=value` every page and file request must carry in its `Cookie` header, as a site behind a login
+    /// does; others are answered 403.
+    pub cookie: Option<String>,
 }
 
 impl Default for MediaOptions {
     fn default() -> Self {
-        Self { rate: None, clip_seconds: 2 }
+        Self { rate: None, clip_seconds: 2, cookie: None }
     }
 }
 
@@ -112,6 +115,7 @@ struct Shared {
     pages: Mutex<HashMap<String, String>>,
     shutdown: CancellationToken,
     base_url: String,
+    cookie: Option<String>,
 }
 
 impl Shared {
@@ -162,6 +166,7 @@ impl MediaSite {
             pages: Mutex::new(HashMap::new()),
             shutdown: shutdown.clone(),
             base_url: base_url.clone(),
+            cookie: options.cookie.clone(),
         });
         let app = Router::new()
             .route("/watch/{key}", get(page))
@@ -516,6 +521,12 @@ fn respond(
         s.requests += 1;
         s.head_requests += u64::from(is_head);
     });
+    if let Some(wanted) = &shared.cookie {
+        let sent = headers.get_all(axum::http::header::COOKIE).iter().filter_map(|value| value.to_str().ok());
+        if !sent.flat_map(|value| value.split(';')).any(|pair| pair.trim() == wanted) {
+            return (StatusCode::FORBIDDEN, "sign in first").into_response();
+        }
+    }
     if method != Method::GET && !is_head {
         return (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, HeaderValue::from_static("GET, HEAD"))]).into_response();
     }

@@ -257,7 +257,7 @@ async fn files_support_single_ranges() {
 
 #[tokio::test]
 async fn rate_limit_slows_bodies_until_lifted() {
-    let site = site_with(MediaOptions { rate: Some(50_000), clip_seconds: 3 }).await;
+    let site = site_with(MediaOptions { rate: Some(50_000), clip_seconds: 3, ..MediaOptions::default() }).await;
     assert!((duration(&ffprobe(site.path(CLIP_720))) - 3.0).abs() < 0.2);
     let url = site.clip_url(CLIP_720);
     let size = site.bytes(CLIP_720).unwrap().len() as u64;

@@ -348,6 +348,12 @@ pub struct GetArgs {
     #[arg(short, long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
+    /// Download this many of the URLs at once (several URLs, or -i), as aria2c -j does; one after another by
+    /// default.
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 1,
+        value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+
     /// Use at most this many connections per file [default: adaptive, up to 64].
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub connections: Option<u16>,

@@ -15,7 +15,7 @@ use haul_engine::{
 use url::Url;
 
 use crate::cli::{GetArgs, media_tools};
-use crate::progress_ui::{Display, ProgressUi};
+use crate::progress_ui::{Display, ProgressUi, Screen};
 
 /// Exit status after Ctrl-C: the conventional 128 + SIGINT, so scripts can tell a pause from a failure.
 const EXIT_PAUSED: u8 = 130;
@@ -146,6 +146,7 @@ pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
     }
     let client = HttpClient::new(&client_options)?;
     let display = Display::choose(args.quiet);
+    let screen = Screen::new(display);
 
     let cancel = CancellationToken::new();
     // Ctrl-C or SIGTERM pauses: the engine saves completed ranges and the command exits with status 130.
@@ -179,15 +180,124 @@ pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
         return to_stdout(&args, url, client, headers, display, cancel).await;
     }
 
-    let mut failed = 0;
-    for url in urls {
-        let target = match &output {
+    let count = urls.len();
+    let batch = Batch {
+        args: &args,
+        output: &output,
+        mirrors,
+        credentials,
+        headers,
+        header_pairs,
+        client,
+        screen,
+        cancel,
+        media_wanted,
+        tools,
+        quality,
+    };
+    let started = std::time::Instant::now();
+    // -j N: up to N at once, started in the order given.
+    let outcomes: Vec<Outcome> = {
+        use futures_util::StreamExt as _;
+        futures_util::stream::iter(urls)
+            .map(|url| batch.fetch(url))
+            .buffer_unordered(usize::from(args.jobs))
+            .collect()
+            .await
+    };
+    if count > 1 && !args.quiet {
+        batch.screen.println(fit(display, batch_line(&outcomes, started.elapsed())));
+    }
+    Ok(if outcomes.iter().any(|outcome| matches!(outcome, Outcome::Paused { .. } | Outcome::NotStarted)) {
+        ExitCode::from(EXIT_PAUSED)
+    } else if outcomes.contains(&Outcome::Failed) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// How one URL of a `get` ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Saved, with the bytes this run fetched.
+    Saved {
+        fetched: u64,
+    },
+    /// Already complete (or up to date with -N): nothing fetched.
+    Complete,
+    /// Stopped by Ctrl-C, its completed ranges kept; with the bytes this run fetched.
+    Paused {
+        fetched: u64,
+    },
+    /// Not begun: Ctrl-C came first.
+    NotStarted,
+    Failed,
+}
+
+/// The line after several URLs: `haul: 98 of 100 saved, 2 failed; 1.2 GiB in 12.3 s, 98.1 MiB/s average`.
+fn batch_line(outcomes: &[Outcome], elapsed: std::time::Duration) -> String {
+    use haul_core::units::{format_bytes, format_rate};
+    let count = |wanted: fn(&Outcome) -> bool| outcomes.iter().filter(|outcome| wanted(outcome)).count();
+    let saved = count(|outcome| matches!(outcome, Outcome::Saved { .. }));
+    let fetched: u64 = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Outcome::Saved { fetched } | Outcome::Paused { fetched } => *fetched,
+            _ => 0,
+        })
+        .sum();
+    let mut line = format!("haul: {saved} of {} saved", outcomes.len());
+    for (n, what) in [
+        (count(|outcome| *outcome == Outcome::Complete), "already complete"),
+        (count(|outcome| *outcome == Outcome::Failed), "failed"),
+        (count(|outcome| matches!(outcome, Outcome::Paused { .. })), "paused"),
+        (count(|outcome| *outcome == Outcome::NotStarted), "not started"),
+    ] {
+        if n > 0 {
+            line.push_str(&format!(", {n} {what}"));
+        }
+    }
+    let average = format_rate(fetched as f64 / elapsed.as_secs_f64().max(0.001));
+    line.push_str(&format!(
+        "; {} in {}, {average} average",
+        format_bytes(fetched),
+        crate::progress_ui::format_elapsed(elapsed)
+    ));
+    line
+}
+
+/// What every URL of one `haul get` shares, decided once from the command line.
+struct Batch<'a> {
+    args: &'a GetArgs,
+    output: &'a Output,
+    mirrors: Vec<Url>,
+    credentials: Credentials,
+    headers: HeaderMap,
+    header_pairs: Vec<(String, String)>,
+    client: HttpClient,
+    screen: Screen,
+    cancel: CancellationToken,
+    media_wanted: bool,
+    tools: MediaTools,
+    quality: Quality,
+}
+
+impl Batch<'_> {
+    /// One URL, from probe to the line that says how it ended.
+    async fn fetch(&self, url: Url) -> Outcome {
+        let args = self.args;
+        if self.cancel.is_cancelled() {
+            return Outcome::NotStarted;
+        }
+        let display = self.screen.display();
+        let target = match self.output {
             Output::File(file) => Target::File(file.clone()),
             Output::Dir(dir) => Target::Dir(dir.clone()),
-            Output::Stdout => unreachable!("handled above"),
+            Output::Stdout => unreachable!("written by to_stdout"),
         };
         let mut options = DownloadOptions::new(url.clone(), target);
-        options.mirrors = mirrors.clone();
+        options.mirrors = self.mirrors.clone();
         options.overwrite = args.overwrite;
         // A file already there and complete is left as it is, as with wget's --no-clobber; --overwrite fetches.
         options.skip_if_complete = true;
@@ -195,7 +305,13 @@ pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
         options.rate_limit = crate::cli::limit(args.limit_rate);
         options.checksum = args.checksum.clone();
         // -u, --netrc and --cookies for this URL's host; the user's -H headers win over them.
-        options.headers = credentials.headers_for(&url, &headers)?;
+        options.headers = match self.credentials.headers_for(&url, &self.headers) {
+            Ok(headers) => headers,
+            Err(error) => {
+                self.screen.println(format!("haul: error: {url}: {error:#}"));
+                return Outcome::Failed;
+            }
+        };
         // -N: fetch only what is newer (or of another size) than the file here, and replace it.
         options.timestamping = args.timestamping && !args.overwrite;
         if let Some(tries) = args.max_tries {
@@ -205,7 +321,7 @@ pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
 
         let started = std::time::Instant::now();
         let progress = Arc::new(Progress::default());
-        let ui = ProgressUi::start(progress.clone(), url.to_string(), display);
+        let ui = ProgressUi::start(progress.clone(), url.to_string(), &self.screen);
         let media = MediaRequest {
             url: url.to_string(),
             media: match args.kind {
@@ -213,51 +329,56 @@ pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
                 JobKind::File => Some(false),
                 JobKind::Auto => None,
             },
-            quality,
-            headers: header_pairs.clone(),
-            dir: output.dir(),
+            quality: self.quality,
+            headers: self.header_pairs.clone(),
+            cookies: args.cookies.clone(),
+            dir: self.output.dir(),
             rate_limit: crate::cli::limit(args.limit_rate),
             connections: args.connections.map(usize::from),
         };
-        let result = match if media_wanted {
-            haul_engine::get_media(&client, &tools, &media, &progress, &cancel).await
+        let result = match if self.media_wanted {
+            haul_engine::get_media(&self.client, &self.tools, &media, &progress, &self.cancel).await
         } else {
             Ok(None)
         } {
-            Ok(Some(done)) => match &output {
+            Ok(Some(done)) => match self.output {
                 // A media file is named after its title; -o FILE names it.
                 Output::File(output) if *output != done.path => std::fs::rename(&done.path, output)
                     .map(|()| haul_engine::Downloaded { path: output.clone(), ..done })
                     .map_err(|error| EngineError::Media(format!("cannot move it to {}: {error}", output.display()))),
                 _ => Ok(done),
             },
-            Ok(None) => haul_engine::download(client.clone(), options, progress.clone(), cancel.clone()).await,
+            Ok(None) => {
+                haul_engine::download(self.client.clone(), options, progress.clone(), self.cancel.clone()).await
+            }
             Err(error) => Err(error),
         };
         ui.finish().await;
         match result {
             Ok(downloaded) if downloaded.already_complete => {
-                if !args.quiet && args.timestamping {
-                    let line = format!(
-                        "{} is up to date ({}, not older than the server's); nothing to do",
-                        shown(&downloaded.path),
-                        haul_core::units::format_bytes(downloaded.size)
-                    );
-                    eprintln!("{}", fit(display, line));
-                } else if !args.quiet {
-                    let line = format!(
-                        "{} is already complete ({}); nothing to do (--overwrite to fetch it again)",
-                        shown(&downloaded.path),
-                        haul_core::units::format_bytes(downloaded.size)
-                    );
-                    eprintln!("{}", fit(display, line));
+                if !args.quiet {
+                    let line = if args.timestamping {
+                        format!(
+                            "{} is up to date ({}, not older than the server's); nothing to do",
+                            shown(&downloaded.path),
+                            haul_core::units::format_bytes(downloaded.size)
+                        )
+                    } else {
+                        format!(
+                            "{} is already complete ({}); nothing to do (--overwrite to fetch it again)",
+                            shown(&downloaded.path),
+                            haul_core::units::format_bytes(downloaded.size)
+                        )
+                    };
+                    self.screen.println(fit(display, line));
                 }
+                Outcome::Complete
             }
             Ok(downloaded) => {
                 if !args.quiet {
-                    let line = saved_line(&downloaded, started.elapsed());
-                    eprintln!("{}", fit(display, line));
+                    self.screen.println(fit(display, saved_line(&downloaded, started.elapsed())));
                 }
+                Outcome::Saved { fetched: downloaded.size.saturating_sub(downloaded.resumed_bytes) }
             }
             Err(EngineError::Cancelled) => {
                 let snapshot = progress.snapshot();
@@ -272,16 +393,15 @@ pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
                          download cannot be resumed: the same command starts it again from the beginning"
                     )
                 };
-                eprintln!("{}", fit(display, line));
-                return Ok(ExitCode::from(EXIT_PAUSED));
+                self.screen.println(fit(display, line));
+                Outcome::Paused { fetched: progress.snapshot().fetched_this_run() }
             }
             Err(error) => {
-                eprintln!("haul: error: {}", with_command_line_hint(&error, &tools));
-                failed += 1;
+                self.screen.println(format!("haul: error: {}", with_command_line_hint(&error, &self.tools)));
+                Outcome::Failed
             }
         }
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// A message as it is printed: on a terminal, wrapped at its spaces to the width; a log gets it on one line.
@@ -358,7 +478,7 @@ async fn to_stdout(
     }
     options.retry_wait = args.retry_wait.map(std::time::Duration::from_secs);
     let progress = Arc::new(Progress::default());
-    let ui = ProgressUi::start(progress.clone(), url.to_string(), display);
+    let ui = ProgressUi::start(progress.clone(), url.to_string(), &Screen::new(display));
     let result = haul_engine::download_to_writer(client, options, &mut stdout, progress.clone(), cancel).await;
     ui.finish().await;
     match result {

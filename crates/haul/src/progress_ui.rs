@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use haul_core::units::{format_bytes, format_rate};
 use haul_engine::task::spawn;
 use haul_engine::{Phase, Progress, ProgressSnapshot};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -32,18 +32,52 @@ impl Display {
     }
 }
 
+/// Where progress and messages go: on a terminal, one live line per download (several with `get -j`) under the
+/// messages printed above them; otherwise stderr as it is.
+#[derive(Clone)]
+pub struct Screen {
+    display: Display,
+    bars: Option<MultiProgress>,
+}
+
+impl Screen {
+    pub fn new(display: Display) -> Self {
+        let bars = match display {
+            Display::Bar => Some(MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10))),
+            Display::Lines | Display::Quiet => None,
+        };
+        Self { display, bars }
+    }
+
+    pub fn display(&self) -> Display {
+        self.display
+    }
+
+    /// A line above the live ones (or on stderr).
+    pub fn println(&self, line: String) {
+        match &self.bars {
+            // The live lines cleared, the text written as it is (indicatif's own println pads each line to the
+            // width and leaves the last one unended), the live lines drawn again below it.
+            Some(bars) => bars.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
 pub struct ProgressUi {
     stop: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
 
 impl ProgressUi {
-    pub fn start(progress: Arc<Progress>, label: String, display: Display) -> Self {
+    pub fn start(progress: Arc<Progress>, label: String, screen: &Screen) -> Self {
         let stop = CancellationToken::new();
-        let task = match display {
-            Display::Quiet => None,
-            Display::Bar => Some(spawn(tracing::info_span!("progress bar"), bar(progress, label, stop.clone()))),
-            Display::Lines => Some(spawn(tracing::info_span!("progress lines"), lines(progress, label, stop.clone()))),
+        let task = match (&screen.bars, screen.display) {
+            (_, Display::Quiet) => None,
+            (Some(bars), _) => {
+                Some(spawn(tracing::info_span!("progress bar"), bar(progress, label, bars.clone(), stop.clone())))
+            }
+            (None, _) => Some(spawn(tracing::info_span!("progress lines"), lines(progress, label, stop.clone()))),
         };
         Self { stop, task }
     }
@@ -297,8 +331,8 @@ pub fn render(snapshot: &ProgressSnapshot, name: &str, rate: f64, width: usize, 
     line.chars().take(room).collect()
 }
 
-async fn bar(progress: Arc<Progress>, label: String, stop: CancellationToken) {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+async fn bar(progress: Arc<Progress>, label: String, bars: MultiProgress, stop: CancellationToken) {
+    let bar = bars.add(ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden()));
     bar.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
     let mut rate = Rate::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
@@ -312,12 +346,14 @@ async fn bar(progress: Arc<Progress>, label: String, stop: CancellationToken) {
         let speed = rate.update(Instant::now(), &snapshot);
         if let Some(note) = progress.take_note() {
             // A note may be longer than the terminal: wrapped, not cut.
-            bar.println(wrap(&format!("haul: {note}"), terminal_width().saturating_sub(1)));
+            let note = wrap(&format!("haul: {note}"), terminal_width().saturating_sub(1));
+            bars.suspend(|| eprintln!("{note}"));
         }
         spin += 1;
         bar.set_message(render(&snapshot, &name_of(&snapshot, &label), speed, terminal_width(), spin));
     }
     bar.finish_and_clear();
+    bars.remove(&bar);
 }
 
 async fn lines(progress: Arc<Progress>, label: String, stop: CancellationToken) {

@@ -871,3 +871,98 @@ async fn input_file_lists_the_urls_as_wget_and_aria2c_take_them() {
     let output = run(haul().args(["get", "-i"]).arg(&list));
     assert!(stderr(&output).contains("no URLs in it"), "{}", stderr(&output));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_fetch_several_urls_at_once_each_under_a_name_of_its_own() {
+    let origin =
+        Origin::start(OriginOptions { per_connection_rate: Some(2 * MIB), ..OriginOptions::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Two of the four are offered under the same name, and start together.
+    let files = [(MIB, "same.bin"), (MIB + 1, "same.bin"), (MIB, "c.bin"), (MIB, "d.bin")];
+    let urls: Vec<String> = files.iter().map(|(size, name)| origin.url(*size, name)).collect();
+    let output = run(haul().args(["get", "-j", "4", "-c", "1", "-d"]).arg(dir.path()).args(&urls));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(origin.handle().stats().peak_concurrent >= 4, "{:?}", origin.handle().stats());
+    assert_eq!(listing(dir.path()), ["c.bin", "d.bin", "same (1).bin", "same.bin"]);
+    let mut same: Vec<String> =
+        ["same.bin", "same (1).bin"].iter().map(|name| sha256_of(&dir.path().join(name))).collect();
+    same.sort();
+    let mut expected =
+        vec![origin.handle().file_sha256(MIB, "same.bin"), origin.handle().file_sha256(MIB + 1, "same.bin")];
+    expected.sort();
+    assert_eq!(same, expected);
+    assert!(stderr(&output).contains("haul: 4 of 4 saved; 4.0 MiB in"), "{}", stderr(&output));
+
+    // One that fails fails alone; the summary counts it and the exit status says so.
+    let missing = format!("{}/no-such-path", origin.base_url());
+    let output =
+        run(haul().args(["get", "-j", "2", "-d"]).arg(dir.path()).arg(&missing).arg(origin.url(4096, "e.bin")));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(dir.path().join("e.bin").is_file());
+    assert!(stderr(&output).contains("haul: 1 of 2 saved, 1 failed"), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_pauses_every_running_job_and_the_same_command_finishes_them() {
+    let size = 8 * MIB;
+    let origin =
+        Origin::start(OriginOptions { per_connection_rate: Some(MIB), ..OriginOptions::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let urls = [origin.url(size, "x.bin"), origin.url(size, "y.bin"), origin.url(size, "z.bin")];
+    let get = || {
+        let mut command = haul();
+        command.args(["get", "-j", "2", "-c", "2", "-d"]).arg(dir.path()).args(&urls);
+        command
+    };
+    let mut child = get().stdin(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let records = [dir.path().join("x.bin.part.haul"), dir.path().join("y.bin.part.haul")];
+    wait_until("both running jobs to record bytes", || {
+        assert!(child.try_wait().unwrap().is_none(), "haul exited before it was interrupted");
+        records.iter().all(|record| recorded_bytes(record) > 0)
+    })
+    .await;
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(text.contains("x.bin at") && text.contains("y.bin at"), "{text}");
+    assert!(text.contains("haul: 0 of 3 saved, 2 paused, 1 not started;"), "{text}");
+    assert!(!text.contains("; 0 B in"), "the bytes fetched before the pause are counted: {text}");
+    assert!(!dir.path().join("z.bin.part").exists(), "the third was never started");
+
+    let output = run(&mut get());
+    assert!(output.status.success(), "{}", stderr(&output));
+    for name in ["x.bin", "y.bin", "z.bin"] {
+        assert_eq!(sha256_of(&dir.path().join(name)), origin.handle().file_sha256(size, name), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cookies_reach_yt_dlp_and_the_streams_of_a_video_page() {
+    use haul_test_support::{MediaOptions, MediaSite, codec_types};
+    let site = MediaSite::start_with(MediaOptions { cookie: Some("session=s3cret".into()), ..MediaOptions::default() })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jar = dir.path().join("cookies.txt");
+    let text = "# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\ts3cret\n";
+    std::fs::write(&jar, text).unwrap();
+    let out = dir.path().join("out");
+    // Separate streams: yt-dlp reads the page with the cookies, haul's engine fetches each stream with them.
+    let page = site.dash("Members only");
+    let output = run(haul().args(["get", "-q", "--cookies"]).arg(&jar).arg("-d").arg(&out).arg(&page));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(listing(&out), ["Members only (1).mp4"]);
+    assert_eq!(codec_types(out.join("Members only (1).mp4")), ["video", "audio"]);
+    assert_eq!(std::fs::read_to_string(&jar).unwrap(), text, "the user's cookies file is left as it was");
+    // HLS goes through yt-dlp's own downloader, which reads the same cookies.
+    let output = run(haul().args(["get", "-q", "--cookies"]).arg(&jar).arg("-d").arg(&out).arg(site.hls("Live")));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(out.join("Live (1).mp4").is_file(), "{:?}", listing(&out));
+    // Without them the page is refused and nothing is saved.
+    let output = run(haul().args(["get", "--kind", "media", "-d"]).arg(dir.path().join("none")).arg(&page));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("403"), "{}", stderr(&output));
+    let none = dir.path().join("none");
+    assert!(!none.exists() || listing(&none).is_empty(), "{:?}", listing(&none));
+}

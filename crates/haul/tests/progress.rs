@@ -63,7 +63,22 @@ fn visible_lines(raw: &[u8]) -> Vec<String> {
             _ => {}
         }
     }
-    plain.split(['\r', '\n']).map(str::trim_end).filter(|line| !line.is_empty()).map(str::to_owned).collect()
+    plain.split(['\r', '\n']).flat_map(wrapped).filter(|line| !line.is_empty()).collect()
+}
+
+/// One written line as the terminal shows it. indicatif pads each of several live lines with spaces to the full
+/// width and lets the terminal's wrap start the next: a line whose last column is such a space goes on in the
+/// next row. A line of text too long for the row is kept whole, so `assert_fits` sees it.
+fn wrapped(line: &str) -> Vec<String> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut rows = Vec::new();
+    let mut start = 0;
+    while chars.len() - start > WIDTH && chars[start + WIDTH - 1] == ' ' {
+        rows.push(chars[start..start + WIDTH].iter().collect::<String>().trim_end().to_owned());
+        start += WIDTH;
+    }
+    rows.push(chars[start..].iter().collect::<String>().trim_end().to_owned());
+    rows
 }
 
 fn assert_fits(lines: &[String]) {
@@ -255,4 +270,24 @@ async fn plain_lines_and_no_resumed_bytes_claimed_after_a_restart_from_zero() {
         "{text}"
     );
     assert!(!summary.contains("resumed"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jobs_show_a_live_line_each_and_a_total_at_the_end() {
+    let origin = Origin::start(throttled(OriginOptions::default())).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["first-of-three.bin", "second-of-three.bin", "third-of-three.bin"];
+    let mut args: Vec<String> = ["get", "-j", "3", "-c", "1", "-d", "."].map(String::from).to_vec();
+    args.extend(names.iter().map(|name| origin.url(2 * MIB, name)));
+    let output = in_terminal(dir.path(), &args).output().unwrap();
+    let lines = visible_lines(&output.stdout);
+    assert!(output.status.success(), "{}", lines.join("\n"));
+    assert_fits(&lines);
+    for name in names {
+        let live = lines.iter().filter(|line| line.starts_with(name) && line.contains("ETA")).count();
+        assert!(live >= 3, "{name}: {live} progress lines:\n{}", lines.join("\n"));
+        assert!(lines.iter().any(|line| line.starts_with(&format!("saved {name} (2.0 MiB)"))), "{}", lines.join("\n"));
+    }
+    let total = lines.last().unwrap();
+    assert!(total.starts_with("haul: 3 of 3 saved; 6.0 MiB in "), "{}", lines.join("\n"));
 }

@@ -50,6 +50,8 @@ pub(crate) struct MediaJob<'a> {
     pub(crate) url: &'a str,
     pub(crate) quality: Quality,
     pub(crate) headers: &'a [(String, String)],
+    /// The cookies.txt yt-dlp reads the page with (`haul get --cookies`).
+    pub(crate) cookies: Option<&'a Path>,
     /// A title the client gave, which wins over the page's.
     pub(crate) title: Option<&'a str>,
     /// Where the finished file goes (the downloads directory, or the directory the client asked for in it).
@@ -112,6 +114,8 @@ pub struct MediaRequest {
     pub media: Option<bool>,
     pub quality: Quality,
     pub headers: Vec<(String, String)>,
+    /// A Netscape cookies.txt yt-dlp reads the page with (its formats then carry the cookies they need).
+    pub cookies: Option<PathBuf>,
     /// Where the file goes, as `{title}.{ext}`; the work directory `.haul-{hash}` is made beside it.
     pub dir: PathBuf,
     pub rate_limit: Option<u64>,
@@ -129,13 +133,18 @@ pub async fn get_media(
 ) -> Result<Option<download::Downloaded>, EngineError> {
     let audio = request.quality == Quality::Audio;
     let info = match request.media {
-        Some(true) => extract(tools, &request.url, &request.headers, cancel).await?,
+        Some(true) => extract(tools, &request.url, &request.headers, request.cookies.as_deref(), cancel).await?,
         Some(false) if audio => direct_info(&request.url),
         Some(false) => return Ok(None),
         None => {
-            let headers = job_headers(&request.headers)?;
+            let mut headers = job_headers(&request.headers)?;
+            // The look at the page sends the cookies yt-dlp will: a page behind a login is a page too.
+            if let Some(cookie) = page_cookie(request)? {
+                headers.append(reqwest::header::COOKIE, cookie);
+            }
             let page = tools.yt_dlp.is_some() && is_web_page(client, &request.url, &headers).await?;
-            match if page { try_extract(tools, &request.url, &request.headers, cancel).await? } else { None } {
+            let cookies = request.cookies.as_deref();
+            match if page { try_extract(tools, &request.url, &request.headers, cookies, cancel).await? } else { None } {
                 Some(info) => info,
                 None if audio => direct_info(&request.url),
                 None => return Ok(None),
@@ -155,6 +164,7 @@ pub async fn get_media(
         url: &request.url,
         quality: request.quality,
         headers: &request.headers,
+        cookies: request.cookies.as_deref(),
         title: None,
         target_dir: request.dir.clone(),
         downloads_dir: &request.dir,
@@ -168,17 +178,30 @@ pub async fn get_media(
     Ok(Some(download::Downloaded { path: done.path, size: done.size, resumed_bytes: 0, already_complete: false }))
 }
 
+/// The `Cookie` header `request.cookies` gives its page URL.
+fn page_cookie(request: &MediaRequest) -> Result<Option<reqwest::header::HeaderValue>, EngineError> {
+    let Some(path) = &request.cookies else { return Ok(None) };
+    let unreadable = |error: String| EngineError::Media(format!("the cookies file {}: {error}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|error| unreadable(error.to_string()))?;
+    let cookies = haul_core::credentials::parse_cookies(&text).map_err(unreadable)?;
+    let Ok(url) = Url::parse(&request.url) else { return Ok(None) };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    Ok(haul_core::credentials::cookie_header(&cookies, &url, now)
+        .and_then(|cookie| reqwest::header::HeaderValue::from_str(&cookie).ok()))
+}
+
 /// Reads the page with yt-dlp; `None` when yt-dlp cannot make a video of it (the job is then a plain file).
 pub(crate) async fn try_extract(
     tools: &MediaTools,
     url: &str,
     headers: &[(String, String)],
+    cookies: Option<&Path>,
     cancel: &CancellationToken,
 ) -> Result<Option<MediaInfo>, EngineError> {
     if tools.yt_dlp().is_err() {
         return Ok(None);
     }
-    match ytdlp::extract(tools, url, headers, cancel).await {
+    match ytdlp::extract(tools, url, ytdlp::Access { headers, cookies }, cancel).await {
         Ok(info) if !info.formats.is_empty() || info.kind.as_deref() == Some("playlist") => Ok(Some(info)),
         Ok(_) => Ok(None),
         Err(error @ (EngineError::Cancelled | EngineError::Refused(_))) => Err(error),
@@ -194,9 +217,10 @@ pub(crate) async fn extract(
     tools: &MediaTools,
     url: &str,
     headers: &[(String, String)],
+    cookies: Option<&Path>,
     cancel: &CancellationToken,
 ) -> Result<MediaInfo, EngineError> {
-    ytdlp::extract(tools, url, headers, cancel).await
+    ytdlp::extract(tools, url, ytdlp::Access { headers, cookies }, cancel).await
 }
 
 /// A direct file described as a one-format "page", for `audio` asked of a plain video file.
@@ -435,8 +459,9 @@ fn job_headers(headers: &[(String, String)]) -> Result<HeaderMap, EngineError> {
 /// own headers replacing any of the same name.
 fn format_headers(format: &Format, headers: &[(String, String)]) -> Result<HeaderMap, EngineError> {
     let mut map = HeaderMap::new();
-    for (name, value) in &format.http_headers {
-        match parse_header(name, value) {
+    let cookie = format.cookie_header().map(|cookie| ("Cookie".to_owned(), cookie));
+    for (name, value) in format.http_headers.iter().map(|(name, value)| (name.clone(), value.clone())).chain(cookie) {
+        match parse_header(&name, &value) {
             Ok((name, value)) => {
                 map.insert(name, value);
             }
@@ -484,7 +509,8 @@ async fn fetch_with_ytdlp(
     cancel: &CancellationToken,
 ) -> Result<PathBuf, EngineError> {
     progress.set_connections(1);
-    let result = ytdlp::download(tools, job.url, &selection.format_spec(), job.headers, work, cancel, |report| {
+    let access = ytdlp::Access { headers: job.headers, cookies: job.cookies };
+    let result = ytdlp::download(tools, job.url, &selection.format_spec(), access, work, cancel, |report| {
         progress.set_done(report.downloaded);
         progress.set_total(report.total);
         progress.set_speed(report.speed);

@@ -19,15 +19,13 @@ const EXTRACT_TIMEOUT: Duration = Duration::from_secs(120);
 pub(crate) async fn extract(
     tools: &MediaTools,
     url: &str,
-    headers: &[(String, String)],
+    access: Access<'_>,
     cancel: &CancellationToken,
 ) -> Result<MediaInfo, EngineError> {
     let mut cmd = command(tools.yt_dlp().map_err(EngineError::Media)?);
     cmd.args(["-J", "--no-playlist", "--no-warnings", "--no-progress", "--ignore-config"]);
     let proxy = guard(tools, &mut cmd).await?;
-    for (name, value) in headers {
-        cmd.arg("--add-headers").arg(format!("{name}:{value}"));
-    }
+    let _jar = access.pass(&mut cmd)?;
     cmd.arg("--").arg(url);
     let timeout = cancel.child_token();
     let reading = run(cmd, "yt-dlp (reading the page)", true, &timeout, |_| {});
@@ -72,7 +70,7 @@ pub(crate) async fn download(
     tools: &MediaTools,
     url: &str,
     spec: &str,
-    headers: &[(String, String)],
+    access: Access<'_>,
     dir: &Path,
     cancel: &CancellationToken,
     mut on_report: impl FnMut(Report),
@@ -87,9 +85,7 @@ pub(crate) async fn download(
     if let Ok(ffmpeg) = tools.ffmpeg() {
         cmd.arg("--ffmpeg-location").arg(ffmpeg);
     }
-    for (name, value) in headers {
-        cmd.arg("--add-headers").arg(format!("{name}:{value}"));
-    }
+    let _jar = access.pass(&mut cmd)?;
     cmd.arg("--").arg(url);
     let finished = run(cmd, "yt-dlp (downloading)", false, cancel, |line| {
         if let Some(report) = parse_report(line) {
@@ -99,6 +95,59 @@ pub(crate) async fn download(
     .await;
     refused_first(finished, proxy.as_ref())?;
     finished_file(dir)
+}
+
+/// What yt-dlp sends to the page: the job's headers and the user's cookies.txt.
+#[derive(Clone, Copy)]
+pub(crate) struct Access<'a> {
+    pub(crate) headers: &'a [(String, String)],
+    pub(crate) cookies: Option<&'a Path>,
+}
+
+impl Access<'_> {
+    /// `--add-headers` and `--cookies` on `cmd`; the copy of the cookies lives as long as the value returned.
+    fn pass(self, cmd: &mut tokio::process::Command) -> Result<Option<CookieJar>, EngineError> {
+        for (name, value) in self.headers {
+            cmd.arg("--add-headers").arg(format!("{name}:{value}"));
+        }
+        CookieJar::pass(self.cookies, cmd)
+    }
+}
+
+/// A private copy of the user's cookies.txt for one yt-dlp run: yt-dlp writes its cookie jar back when it
+/// exits, and the user's file is theirs. Removed when dropped.
+struct CookieJar {
+    path: std::path::PathBuf,
+}
+
+impl CookieJar {
+    /// `--cookies COPY` on `cmd` when there are cookies to send.
+    fn pass(cookies: Option<&Path>, cmd: &mut tokio::process::Command) -> Result<Option<Self>, EngineError> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let Some(cookies) = cookies else { return Ok(None) };
+        let text = std::fs::read(cookies).map_err(|error| {
+            EngineError::Media(format!("cannot read the cookies file {}: {error}", cookies.display()))
+        })?;
+        let path = std::env::temp_dir().join(format!("haul-cookies-{}.txt", uuid::Uuid::new_v4()));
+        let jar = Self { path };
+        // Only this user may read it, as the cookies are a login.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&jar.path)
+            .and_then(|mut file| file.write_all(&text))
+            .map_err(|error| EngineError::Media(format!("cannot copy the cookies for yt-dlp: {error}")))?;
+        cmd.arg("--cookies").arg(&jar.path);
+        Ok(Some(jar))
+    }
+}
+
+impl Drop for CookieJar {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Points yt-dlp at a guard proxy when the destination policy refuses anything, and keeps it to its own

@@ -171,7 +171,7 @@ impl Engine {
         let url = check_url(url, self.inner.client.destinations())?;
         require("reading a media page", self.inner.options.media.yt_dlp())?;
         let cancel = self.inner.shutdown.child_token();
-        media::extract(&self.inner.options.media, &url, &[], &cancel).await.map_err(|error| match error {
+        media::extract(&self.inner.options.media, &url, &[], None, &cancel).await.map_err(|error| match error {
             EngineError::Media(message) => ServiceError::Invalid(message),
             EngineError::Refused(refused) => ServiceError::RefusedDestination(refused.to_string()),
             other => ServiceError::internal(other),

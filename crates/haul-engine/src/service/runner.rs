@@ -113,13 +113,16 @@ impl Engine {
         let audio = record.quality == Quality::Audio;
         let cancel = &running.cancel;
         let info = match record.kind {
-            JobKind::Media => Some(media::extract(tools, &record.url, &record.headers, cancel).await?),
+            JobKind::Media => Some(media::extract(tools, &record.url, &record.headers, None, cancel).await?),
             JobKind::Auto => {
                 let headers = pairs_to_map(&record.headers)?;
                 let page =
                     tools.yt_dlp.is_some() && media::is_web_page(&self.inner.client, &record.url, &headers).await?;
-                let info =
-                    if page { media::try_extract(tools, &record.url, &record.headers, cancel).await? } else { None };
+                let info = if page {
+                    media::try_extract(tools, &record.url, &record.headers, None, cancel).await?
+                } else {
+                    None
+                };
                 match info {
                     Some(info) => Some(info),
                     None if audio => Some(media::direct_info(&record.url)),
@@ -165,6 +168,7 @@ impl Engine {
             url: &record.url,
             quality: record.quality,
             headers: &record.headers,
+            cookies: None,
             title: record.title.as_deref(),
             target_dir,
             downloads_dir: &self.inner.options.downloads_dir,
