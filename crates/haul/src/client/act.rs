@@ -109,8 +109,9 @@ pub async fn rm(remote: RemoteArgs, args: RmArgs) -> anyhow::Result<ExitCode> {
     act(remote, IdsArgs { ids: args.ids, all: args.all }, action).await
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Action {
+/// What a command (or a key of `ls --watch`) asks of one download.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Action {
     Pause,
     Resume,
     Retry,
@@ -128,7 +129,8 @@ impl Action {
         }
     }
 
-    fn request(self, id: DownloadId) -> (Method, String) {
+    /// The endpoint that does it.
+    pub(super) fn request(self, id: DownloadId) -> (Method, String) {
         match self {
             Self::Pause => (Method::POST, format!("/v1/downloads/{id}/pause")),
             Self::Resume => (Method::POST, format!("/v1/downloads/{id}/resume")),
@@ -139,7 +141,7 @@ impl Action {
         }
     }
 
-    fn done(self) -> &'static str {
+    pub(super) fn done(self) -> &'static str {
         match self {
             Self::Pause => "paused",
             Self::Resume => "resumed",
@@ -149,7 +151,7 @@ impl Action {
         }
     }
 
-    fn verb(self) -> &'static str {
+    pub(super) fn verb(self) -> &'static str {
         match self {
             Self::Pause => "pause",
             Self::Resume => "resume",

@@ -1,4 +1,5 @@
-//! `haul ls`: the server's downloads as a table, one download field by field, or either redrawn every second.
+//! `haul ls`: the server's downloads as a table, one download field by field, or either redrawn every second:
+//! the interactive view of `watch.rs` on a terminal, plain snapshots otherwise.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use reqwest::Method;
 
 use super::act::Resolver;
 use super::render::{render_detail, render_table};
+use super::watch::{Source, watch};
 use super::{Client, RemoteArgs, decode, pretty, report_or_stop};
 use crate::cli::parse_name;
 
@@ -28,7 +30,10 @@ pub struct LsArgs {
     #[arg(long, conflicts_with = "watch")]
     pub json: bool,
 
-    /// Redraw every second, with progress bars, until Ctrl-C.
+    /// Redraw every second until Ctrl-C. On a terminal: a live table sized to it, with totals and colours
+    /// (none with NO_COLOR), and keys for the selected download: Up/Down or k/j select, p pauses, r resumes (or
+    /// retries a failed one), d or Delete removes it after a y (its finished file stays), q or Esc quits.
+    /// Otherwise one plain table after another, separated by a blank line.
     #[arg(short, long)]
     pub watch: bool,
 
@@ -63,15 +68,21 @@ pub async fn ls(remote: RemoteArgs, args: LsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let terminal = std::io::stdout().is_terminal();
+    if std::io::stdout().is_terminal() {
+        let source = match id {
+            Some(id) => Source::One(id),
+            None => Source::List { state: args.state, limit: args.limit },
+        };
+        return watch(&client, source, &client.base).await;
+    }
     // One future for the whole watch, so its signal handlers are installed once, at the first wait below.
     let interrupted = crate::signals::interrupted();
     tokio::pin!(interrupted);
     loop {
         let screen = screen(&client, id, &args, true).await?;
         let mut out = std::io::stdout().lock();
-        // Home and clear on a terminal; a pipe gets one snapshot after another, separated by a blank line.
-        let written = if terminal { write!(out, "\x1b[H\x1b[2J{screen}") } else { writeln!(out, "{screen}") };
+        // A pipe or a file gets one snapshot after another, separated by a blank line.
+        let written = writeln!(out, "{screen}");
         if written.and_then(|()| out.flush()).is_err() {
             // The reader went away (e.g. `| head`): nothing left to do.
             return Ok(ExitCode::SUCCESS);

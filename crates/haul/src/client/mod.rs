@@ -14,6 +14,7 @@ mod act;
 mod add;
 mod ls;
 mod render;
+mod watch;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -124,7 +124,7 @@ pub fn render_detail(download: &Download) -> String {
 }
 
 /// Time left while running with a known size, else empty.
-fn eta_text(download: &Download) -> String {
+pub(super) fn eta_text(download: &Download) -> String {
     match download.eta_secs {
         Some(secs) if download.state == JobState::Active => format_duration(Duration::from_secs(secs)),
         _ => String::new(),
@@ -150,7 +150,7 @@ pub fn name(download: &Download) -> String {
 }
 
 /// Fraction done, when the size is known.
-fn fraction(download: &Download) -> Option<f64> {
+pub(super) fn fraction(download: &Download) -> Option<f64> {
     if download.state == JobState::Completed {
         return Some(1.0);
     }
@@ -161,7 +161,7 @@ fn fraction(download: &Download) -> Option<f64> {
     }
 }
 
-fn percent(download: &Download) -> String {
+pub(super) fn percent(download: &Download) -> String {
     match fraction(download) {
         // Floor, so 99.9% does not read as done.
         Some(fraction) => format!("{}%", (fraction * 100.0).floor() as u32),
@@ -169,7 +169,7 @@ fn percent(download: &Download) -> String {
     }
 }
 
-fn size_text(download: &Download) -> String {
+pub(super) fn size_text(download: &Download) -> String {
     match download.size {
         Some(size) => format_bytes(size),
         None if download.bytes_done > 0 => format!("{}+", format_bytes(download.bytes_done)),
@@ -177,19 +177,24 @@ fn size_text(download: &Download) -> String {
     }
 }
 
-fn speed_text(download: &Download) -> String {
+pub(super) fn speed_text(download: &Download) -> String {
     if download.state == JobState::Active { format_rate(download.speed as f64) } else { "-".to_owned() }
 }
 
 const BAR_WIDTH: usize = 20;
 
 fn bar(fraction: Option<f64>) -> String {
+    bar_of(fraction, BAR_WIDTH)
+}
+
+/// `[####------]` with `inner` characters between the brackets; blank when the size is unknown.
+pub(super) fn bar_of(fraction: Option<f64>, inner: usize) -> String {
     match fraction {
         Some(fraction) => {
-            let filled = ((fraction * BAR_WIDTH as f64).floor() as usize).min(BAR_WIDTH);
-            format!("[{}{}]", "#".repeat(filled), "-".repeat(BAR_WIDTH - filled))
+            let filled = ((fraction * inner as f64).floor() as usize).min(inner);
+            format!("[{}{}]", "#".repeat(filled), "-".repeat(inner - filled))
         }
-        None => format!("[{}]", " ".repeat(BAR_WIDTH)),
+        None => format!("[{}]", " ".repeat(inner)),
     }
 }
 
