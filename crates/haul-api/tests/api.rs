@@ -250,6 +250,45 @@ async fn pause_resume_patch_and_cancel_on_a_slow_origin() {
     assert_eq!(list["downloads"][0]["id"], id.as_str(), "{list}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_speed_limited_download_pauses_at_once_and_resumes_right_after() {
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
+    let size = 4 * 1024 * 1024;
+    // Eight connections under 4 KiB/s together: their first chunks put the shared limiter a minute into debt.
+    let url = server.origin.url(size, "limited.bin");
+    let job = server.create(json!({"url": url, "connections": 8, "speed_limit": "4K"})).await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    server.wait_for(&id, "active").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, job) = server.call(Method::GET, &format!("/v1/downloads/{id}"), None).await;
+        if job["bytes_done"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no bytes: {job}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, paused) = server.call(Method::POST, &format!("/v1/downloads/{id}/pause"), None).await;
+    assert_eq!(status, StatusCode::OK, "{paused}");
+    // Resumed straight away: the paused run must have let go of the file already, not be sleeping off its debt
+    // with the file locked (the new run would find it in use and fail).
+    let (status, resumed) = server.call(Method::POST, &format!("/v1/downloads/{id}/resume"), None).await;
+    assert_eq!(status, StatusCode::OK, "{resumed}");
+    server.wait_for(&id, "active").await;
+    let before = paused["bytes_done"].as_u64().unwrap();
+    loop {
+        let (_, job) = server.call(Method::GET, &format!("/v1/downloads/{id}"), None).await;
+        assert_ne!(job["state"], "failed", "the resumed run failed: {job}");
+        if job["bytes_done"].as_u64().unwrap_or(0) > before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the resumed run fetched nothing: {job}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, cancelled) = server.call(Method::POST, &format!("/v1/downloads/{id}/cancel"), None).await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+}
+
 /// One server-sent event as the client parsed it.
 #[derive(Debug)]
 struct SseEvent {

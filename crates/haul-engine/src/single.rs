@@ -259,7 +259,10 @@ async fn stream(
                 *pos += bytes.len() as u64;
                 progress.set_done(*pos);
                 if let Some(limiter) = &options.limiter {
-                    limiter.acquire(bytes.len()).await;
+                    tokio::select! {
+                        () = limiter.acquire(bytes.len()) => {}
+                        _ = cancel.cancelled() => return Ok(None),
+                    }
                 }
                 let now = Instant::now();
                 if now.duration_since(window.0) >= Duration::from_millis(500) {

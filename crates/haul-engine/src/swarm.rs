@@ -595,8 +595,12 @@ async fn fetch_range(
             shared.commit(id, offset, n);
             rest = &rest[n..];
         }
+        // A low limit shared by many connections can mean seconds of waiting: a pause must not wait them out.
         if let Some(limiter) = &options.limiter {
-            limiter.acquire(bytes.len()).await;
+            tokio::select! {
+                () = limiter.acquire(bytes.len()) => {}
+                _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+            }
         }
     }
 }
