@@ -177,7 +177,7 @@ async fn add_from_batch_file_and_stdin() {
     assert_eq!(urls, [a.as_str(), b.as_str()]);
 
     let c = server.origin.url(MIB, "c.bin");
-    let mut args = vec!["add", "--paused", "--batch", "-"];
+    let mut args = vec!["add", "--paused", "-i", "-"];
     args.extend(["--host", &server.base, "--token", TOKEN]);
     let output = run(&args, server.server.dir.path(), Some(&format!("{c}\n# done\n"))).await;
     assert!(output.status.success(), "{}", stderr(&output));
@@ -191,11 +191,15 @@ async fn add_from_batch_file_and_stdin() {
     assert_fails_with(&output, "haul: error: ftp://example.com/x: ");
     assert_eq!(stdout(&output).lines().count(), 1, "{}", stdout(&output));
     assert_eq!(server.ids().await.len(), 4);
+    // -q: nothing printed, the download made all the same.
+    let output = server.haul(&["add", "-q", "--paused", &server.origin.url(MIB, "e.bin")]).await;
+    assert!(output.status.success() && stdout(&output).is_empty(), "{}", stderr(&output));
+    assert_eq!(server.ids().await.len(), 5);
 
     // Flags that name one file refuse several URLs before anything is sent.
     let output = server.haul(&["add", "-o", "x.bin", &a, &b]).await;
     assert_fails_with(&output, "-o/--filename applies to one file");
-    assert_eq!(server.ids().await.len(), 4);
+    assert_eq!(server.ids().await.len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

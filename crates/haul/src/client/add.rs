@@ -20,13 +20,17 @@ use crate::cli::{parse_name, parse_video_quality};
 #[derive(Debug, clap::Args)]
 pub struct AddArgs {
     /// The URLs to download (http or https); each becomes one download on the server.
-    #[arg(value_name = "URL", required_unless_present = "batch")]
+    #[arg(value_name = "URL", required_unless_present = "input_file")]
     pub urls: Vec<String>,
 
     /// Also read URLs from FILE, one per line; blank lines and lines starting with '#' are skipped; '-' reads
-    /// standard input.
-    #[arg(long, value_name = "FILE")]
-    pub batch: Option<PathBuf>,
+    /// standard input (as haul get -i, wget -i and aria2c -i).
+    #[arg(short = 'i', long, alias = "batch", value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
+
+    /// Print nothing but errors (without it, the ID of each download made, one per line).
+    #[arg(short, long, conflicts_with = "json")]
+    pub quiet: bool,
 
     /// Save as this file name (only with one URL).
     #[arg(short = 'o', long, value_name = "NAME")]
@@ -88,11 +92,11 @@ fn parse_checksum(text: &str) -> Result<String, String> {
 
 pub async fn add(remote: RemoteArgs, args: AddArgs) -> anyhow::Result<ExitCode> {
     let mut urls = args.urls.clone();
-    if let Some(batch) = &args.batch {
-        urls.extend(read_batch(batch)?);
+    if let Some(input) = &args.input_file {
+        urls.extend(read_batch(input)?);
     }
     if urls.is_empty() {
-        bail!("no URLs to add: give URLs on the command line or in the --batch file");
+        bail!("no URLs to add: give URLs on the command line or in the -i file");
     }
     if urls.len() > 1 {
         for (given, flag) in [
@@ -122,7 +126,7 @@ pub async fn add(remote: RemoteArgs, args: AddArgs) -> anyhow::Result<ExitCode> 
             }
         };
         let download: Download = decode(&answer, "a download")?;
-        if !args.json {
+        if !args.json && !args.quiet {
             println!("{}", download.id);
         }
         created.push(answer);
