@@ -47,6 +47,42 @@ PROFILES = {
     "flaky": ("flaky host: 30% of responses cut mid-body, 50 MiB/s per connection", 256 * MIB,
               ["--cut-fraction", "0.3", "--per-connection-rate", "50M"], 50 * MIB, None, None),
     "no-range": ("host without Range support", 1024 * MIB, ["--no-range"], None, None, None),
+    # Short transfers: 64 MiB where the host allows 32 connections of 4 MiB/s, so the limit is 0.50 s and the
+    # ramp to the right connection count is most of the work.
+    "cdn-short": (
+        "short transfer: 4 MiB/s per connection, 50 ms latency, 160 MiB/s aggregate, 32 connections",
+        64 * MIB,
+        ["--per-connection-rate", "4M", "--latency-ms", "50", "--aggregate-rate", "160M", "--max-connections", "32"],
+        4 * MIB, 32, 160 * MIB,
+    ),
+    "cdn-short-slow": (
+        "the same short transfer, a quarter of connections 10x slower",
+        64 * MIB,
+        ["--per-connection-rate", "4M", "--latency-ms", "50", "--aggregate-rate", "160M", "--max-connections", "32",
+         "--slow-fraction", "0.25", "--slow-factor", "10"],
+        4 * MIB, 32, 160 * MIB,
+    ),
+    "flaky-short": (
+        "flaky short transfer: 8 MiB/s per connection, 30 ms latency, 5% of responses cut mid-body",
+        64 * MIB,
+        ["--per-connection-rate", "8M", "--latency-ms", "30", "--cut-fraction", "0.05"],
+        8 * MIB, None, None,
+    ),
+    # The cdn-short host over TLS (a CA made at start; every tool is told to trust it).
+    "https": (
+        "cdn-short over HTTPS: 4 MiB/s per connection, 50 ms latency, 160 MiB/s aggregate, 32 connections",
+        64 * MIB,
+        ["--tls", "--per-connection-rate", "4M", "--latency-ms", "50", "--aggregate-rate", "160M",
+         "--max-connections", "32"],
+        4 * MIB, 32, 160 * MIB,
+    ),
+    # 300 files of 256 KiB from a 50 ms host: what counts is the cost per file and the parallel downloads.
+    "many-small": (
+        "300 files of 256 KiB, 50 ms latency, 16 at a time",
+        256 * 1024,
+        ["--latency-ms", "50"],
+        None, None, None,
+    ),
     "media-cdn": (
         "a video page on the CDN host: 1 MiB/s per connection, 50 ms latency, 40 MiB/s aggregate, 48 connections",
         128 * MIB,
@@ -56,6 +92,9 @@ PROFILES = {
 }
 
 TOOLS = ["haul", "aria2c", "axel", "curl"]
+# Files of the many-small profile, and how many each tool downloads at once.
+MANY_FILES = 300
+MANY_JOBS = 16
 MEDIA_TOOLS = ["haul", "yt-dlp", "yt-dlp+aria2c"]
 
 
@@ -90,19 +129,37 @@ def only_file(out_dir):
     return os.path.join(out_dir, names[0]) if len(names) == 1 else None
 
 
-def command_for(tool, url, out_dir, name, haul_bin):
+def command_for(tool, url, out_dir, name, haul_bin, ca=None):
+    """One file; `ca` is the PEM of the test origin's certificate authority on the https profile."""
     out = os.path.join(out_dir, name)
     if tool == "haul":
-        return [haul_bin, "get", "-q", "-o", out, url]
+        return [haul_bin, "get", "-q", *(["--ca-cert", ca] if ca else []), "-o", out, url]
     if tool == "aria2c":
         return ["aria2c", "-x16", "-s16", "-k1M", "-q", "--file-allocation=none", "--allow-overwrite=true",
-                "--auto-file-renaming=false", "-d", out_dir, "-o", name, url]
+                *([f"--ca-certificate={ca}"] if ca else []), "--auto-file-renaming=false", "-d", out_dir, "-o",
+                name, url]
     if tool == "axel":
-        return ["axel", "-n", "16", "-q", "-o", out, url]
+        # axel has no option for a certificate authority; OpenSSL reads SSL_CERT_FILE for it.
+        return [*(["env", f"SSL_CERT_FILE={ca}"] if ca else []), "axel", "-n", "16", "-q", "-o", out, url]
     if tool == "curl":
         return ["curl", "-sS", "--fail", "--retry", "20", "--retry-delay", "1", "--retry-all-errors",
-                "-C", "-", "-o", out, url]
+                *(["--cacert", ca] if ca else []), "-C", "-", "-o", out, url]
     raise ValueError(tool)
+
+
+def many_command_for(tool, list_file, urls, out_dir, haul_bin):
+    """Every URL of `list_file` (also given as `urls`) into `out_dir`, MANY_JOBS at a time; None where the tool
+    cannot take a list."""
+    jobs = str(MANY_JOBS)
+    if tool == "haul":
+        return [haul_bin, "get", "-q", "-j", jobs, "-i", list_file, "-d", out_dir]
+    if tool == "aria2c":
+        return ["aria2c", "-q", "-i", list_file, "-j", jobs, "--file-allocation=none", "--allow-overwrite=true",
+                "--auto-file-renaming=false", "-d", out_dir]
+    if tool == "curl":
+        return ["curl", "-sS", "--fail", "--parallel", "--parallel-max", jobs, "--output-dir", out_dir,
+                "--remote-name-all", *urls]
+    return None
 
 
 def sha256_file(path):
@@ -159,6 +216,49 @@ def start_origin(origin_bin, flags):
     return proc, line.removeprefix("listening on ")
 
 
+def bench_many(profile, description, size, base, tools, origin_bin, haul_bin, work, args):
+    """The many-small profile: MANY_FILES files of `size`, every one's sha256 checked; rows as main's."""
+    names = [f"f{i:03}.bin" for i in range(MANY_FILES)]
+    urls = [f"{base}/data/{size}/{name}" for name in names]
+    list_file = os.path.join(work, "urls.txt")
+    with open(list_file, "w") as f:
+        f.write("".join(url + "\n" for url in urls))
+    expected = {}
+    for name in names:
+        expected[name] = subprocess.run([origin_bin, "--print-sha256", str(size), name], capture_output=True,
+                                        text=True, check=True).stdout.strip()
+    total = size * MANY_FILES
+    print(f"\n== {profile}: {description}; {total // MIB} MiB in all", flush=True)
+    results = {}
+    for tool in tools:
+        runs, times, rss, correct = args.runs, [], [], 0
+        for _ in range(runs):
+            with tempfile.TemporaryDirectory(prefix="haul-bench-") as out_dir:
+                command = many_command_for(tool, list_file, urls, out_dir, haul_bin)
+                if command is None:
+                    break
+                elapsed, code, peak = timed_run(command, args.timeout)
+                ok = code == 0 and all(
+                    os.path.exists(os.path.join(out_dir, name))
+                    and sha256_file(os.path.join(out_dir, name)) == digest for name, digest in expected.items())
+                correct += ok
+                if elapsed is not None and code == 0:
+                    times.append(elapsed)
+                rss.append(peak)
+        if not rss:
+            print(f"  {tool:13} takes no list of URLs: skipped", flush=True)
+            continue
+        median = statistics.median(times) if times else None
+        results[tool] = (median, correct, runs, max(rss))
+        shown = f"{median:7.2f} s" if median else "   failed"
+        print(f"  {tool:13} {shown}  correct {correct}/{runs}  peak RSS {max(rss):6.1f} MiB", flush=True)
+    rows = []
+    for tool, (median, correct, runs, peak) in results.items():
+        others = [m for t, (m, *_) in results.items() if t != tool and m]
+        rows.append((profile, tool, median, total, min(others) if others else None, None, correct, runs, peak))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", default=",".join(PROFILES))
@@ -185,10 +285,19 @@ def main():
         print(f"not installed, skipped: {', '.join(sorted(missing))}", file=sys.stderr)
 
     rows = []
+    work = tempfile.mkdtemp(prefix="haul-bench-")
     for profile in args.profiles.split(","):
         description, size, flags, per_conn, _, _ = PROFILES[profile]
-        origin, base = start_origin(origin_bin, flags)
+        ca = os.path.join(work, "ca.pem") if "--tls" in flags else None
+        origin, base = start_origin(origin_bin, flags + (["--write-ca", ca] if ca else []))
         name = f"{profile}.bin"
+        if profile == "many-small":
+            try:
+                rows.extend(bench_many(profile, description, size, base, tools, origin_bin, haul_bin, work, args))
+            finally:
+                origin.kill()
+                origin.wait()
+            continue
         media = profile.startswith("media-")
         url = f"{base}/watch/{size}/{name}" if media else f"{base}/data/{size}/{name}"
         expected = subprocess.run([origin_bin, "--print-sha256", str(size), name], capture_output=True, text=True,
@@ -205,7 +314,7 @@ def main():
                 for _ in range(runs):
                     with tempfile.TemporaryDirectory(prefix="haul-bench-") as out_dir:
                         command = (media_command_for(tool, url, out_dir, haul_bin) if media
-                                   else command_for(tool, url, out_dir, name, haul_bin))
+                                   else command_for(tool, url, out_dir, name, haul_bin, ca))
                         elapsed, code, peak = timed_run(command, args.timeout)
                         path = only_file(out_dir) if media else os.path.join(out_dir, name)
                         ok = code == 0 and path and os.path.exists(path) and sha256_file(path) == expected
@@ -225,6 +334,7 @@ def main():
             best_other = min(others) if others else None
             rows.append((profile, tool, median, size, best_other, phys, correct, runs, peak))
 
+    shutil.rmtree(work, ignore_errors=True)
     print("\n| profile | tool | median s | MiB/s | vs best other | vs physical limit | correct | peak RSS MiB |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for profile, tool, median, size, best_other, phys, correct, runs, peak in rows:

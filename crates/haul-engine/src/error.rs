@@ -25,6 +25,13 @@ pub enum EngineError {
     #[error("{url}: {message}")]
     Unreachable { url: String, message: String },
 
+    /// The host's TLS certificate is not one this client trusts for it (unknown authority, another host's name,
+    /// expired); retrying will not change that.
+    #[error(
+        "{url}: the TLS certificate of {host} is not valid for it ({reason}); check the URL, or trust the authority that signed it"
+    )]
+    Certificate { url: String, host: String, reason: String },
+
     /// The server contradicts itself (lengths or ranges that do not add up); retrying will not help.
     #[error("{url}: {message}")]
     Protocol { url: String, message: String },

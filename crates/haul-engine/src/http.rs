@@ -27,6 +27,10 @@ pub struct ClientOptions {
     /// A proxy for every request (`--proxy`), instead of the environment's (`http_proxy`, `https_proxy`,
     /// `all_proxy`, `no_proxy`), which apply otherwise. Neither applies under a restricting destination policy.
     pub proxy: Option<String>,
+    /// PEM files of certificate authorities to trust beside the system's (`--ca-cert`).
+    pub ca_certs: Vec<std::path::PathBuf>,
+    /// Accept any TLS certificate (`haul get --insecure`): for a host whose certificate is known to be broken.
+    pub insecure: bool,
 }
 
 impl Default for ClientOptions {
@@ -38,6 +42,8 @@ impl Default for ClientOptions {
             destinations: DestinationPolicy::allow_all(),
             max_connections_per_host: None,
             proxy: None,
+            ca_certs: Vec::new(),
+            insecure: false,
         }
     }
 }
@@ -170,17 +176,58 @@ impl SendError {
                      that the server is running"
                 ));
             }
-            let text = current.to_string();
-            if text.contains("invalid peer certificate") {
-                return unreachable(format!(
-                    "the TLS certificate of {host} is not valid for it ({text}); check the URL, or trust its \
-                     certificate authority"
-                ));
+            if let Some(reason) = certificate_problem(current) {
+                return Some(EngineError::Certificate { url: url.to_string(), host: host.to_owned(), reason });
             }
             cause = current.source();
         }
         None
     }
+}
+
+/// What is wrong with a peer's certificate, said plainly, when `error` is rustls refusing it.
+fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rustls::{CertificateError, Error as TlsError};
+    // rustls's error reaches here inside an io::Error, itself inside another (whose `source` skips the inner one).
+    let mut inner: &(dyn std::error::Error + 'static) = error;
+    while let Some(io) = inner.downcast_ref::<std::io::Error>() {
+        inner = io.get_ref()?;
+    }
+    let tls = inner.downcast_ref::<TlsError>()?;
+    let TlsError::InvalidCertificate(problem) = tls else { return None };
+    Some(match problem {
+        CertificateError::UnknownIssuer => {
+            "signed by an authority this machine does not trust, or self-signed".to_owned()
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "issued for another name".to_owned()
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired".to_owned(),
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => "not valid yet".to_owned(),
+        CertificateError::Revoked => "revoked".to_owned(),
+        other => format!("{other:?}"),
+    })
+}
+
+/// The certificate authorities of `--ca-cert` files (PEM, one or more certificates each), trusted beside the
+/// system's.
+fn extra_roots(files: &[std::path::PathBuf]) -> Result<Vec<reqwest::Certificate>, EngineError> {
+    let mut roots = Vec::new();
+    for file in files {
+        let shown = file.display();
+        let pem = std::fs::read(file)
+            .map_err(|error| EngineError::InvalidRequest(format!("--ca-cert {shown}: cannot read it: {error}")))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| {
+            EngineError::InvalidRequest(format!("--ca-cert {shown}: not PEM certificates ({error})"))
+        })?;
+        if certificates.is_empty() {
+            return Err(EngineError::InvalidRequest(format!(
+                "--ca-cert {shown}: no certificate in it (expected -----BEGIN CERTIFICATE----- blocks)"
+            )));
+        }
+        roots.extend(certificates);
+    }
+    Ok(roots)
 }
 
 impl HttpClient {
@@ -203,7 +250,17 @@ impl HttpClient {
             // `send` follows redirects itself, checking each hop and dropping the user's headers across origins.
             .redirect(reqwest::redirect::Policy::none())
             .referer(false)
-            .dns_resolver(Arc::new(PolicyResolver { policy: options.destinations.clone() }));
+            .dns_resolver(Arc::new(PolicyResolver { policy: options.destinations.clone() }))
+            // The system's authorities (SSL_CERT_FILE and SSL_CERT_DIR where set), Mozilla's where it has none,
+            // and the --ca-cert files.
+            .tls_built_in_native_certs(true)
+            .tls_built_in_webpki_certs(true);
+        for root in extra_roots(&options.ca_certs)? {
+            builder = builder.add_root_certificate(root);
+        }
+        if options.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
         let mut proxies = Proxies::default();
         if !options.destinations.allows_everything() {
             // Through a proxy the connection is to the proxy, and the policy could not see where it leads.

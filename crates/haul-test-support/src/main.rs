@@ -2,13 +2,17 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use haul_test_support::{Origin, OriginOptions, file_seed, parse_byte_size};
+use haul_test_support::{Origin, OriginOptions, TlsMode, file_seed, parse_byte_size};
 
 /// A dev-only HTTP origin serving deterministic files at /data/SIZE/NAME, with fault knobs.
+///
+/// With --tls it serves HTTPS with a certificate for localhost and 127.0.0.1 issued by a test CA made at
+/// start; --write-ca saves that CA for clients to trust.
 ///
 /// Sizes and rates accept K/M/G suffixes (powers of 1024), e.g. 512K, 1.5M, 40M.
 #[derive(Debug, Parser)]
@@ -53,6 +57,14 @@ struct Args {
     /// Print the SHA-256 of /data/SIZE/NAME (version 0, with --seed) and exit.
     #[arg(long, num_args = 2, value_names = ["SIZE", "NAME"])]
     print_sha256: Option<Vec<String>>,
+    /// Serve HTTPS (TLS 1.2/1.3, ALPN http/1.1) with a certificate for localhost and 127.0.0.1 issued by a
+    /// test CA made at start; the printed URL is https://.
+    #[arg(long)]
+    tls: bool,
+    /// Write the test CA's certificate (PEM) to FILE before printing the listening line, for clients to
+    /// trust (haul get --ca-cert, curl --cacert, aria2c --ca-certificate, SSL_CERT_FILE).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    write_ca: Option<PathBuf>,
 }
 
 impl Args {
@@ -69,6 +81,7 @@ impl Args {
             no_range: self.no_range,
             reject_head: self.reject_head,
             length_lie: self.length_lie,
+            tls: self.tls.then_some(TlsMode::Valid),
         }
     }
 }
@@ -121,6 +134,9 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     let origin = Origin::start_on(args.listen, options).await.context("starting the origin")?;
+    if let (Some(path), Some(pem)) = (&args.write_ca, origin.ca_pem()) {
+        std::fs::write(path, pem).with_context(|| format!("writing the CA certificate to {}", path.display()))?;
+    }
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", origin.base_url())?;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::tls::TlsMode;
+
 /// Without a per-connection rate, "slow" responses are paced at this rate divided by
 /// `slow_factor` (1 MiB/s / 10 = 100 KiB/s by default): slow enough to be a straggler next to an
 /// unlimited loopback stream, fast enough that tests with small files still finish.
@@ -32,6 +34,8 @@ pub struct OriginOptions {
     pub reject_head: bool,
     /// If > 0, HEAD and 200 responses declare `size + length_lie` bytes but send only `size`.
     pub length_lie: u64,
+    /// Serve HTTPS (rustls, ALPN `http/1.1`) with a certificate of this kind; `None` serves plain HTTP.
+    pub tls: Option<TlsMode>,
 }
 
 impl Default for OriginOptions {
@@ -48,6 +52,7 @@ impl Default for OriginOptions {
             no_range: false,
             reject_head: false,
             length_lie: 0,
+            tls: None,
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::options::{OriginOptions, pick};
 use crate::pacing::TokenBucket;
 use crate::range::{RangeOutcome, if_range_matches, parse_range};
 use crate::stats::{Counters, OriginStats};
+use crate::tls::TlsServer;
 
 /// `Last-Modified` of version 0 (2020-01-01T00:00:00Z); version `v` is `v` seconds later, so a
 /// date-based `If-Range` also notices a version bump.
@@ -47,19 +48,28 @@ pub(crate) struct Shared {
     pub counters: Counters,
     pub bucket: Option<TokenBucket>,
     pub shutdown: CancellationToken,
+    /// The test CA's and the served certificate's PEM, when serving HTTPS.
+    pub tls_pems: Option<TlsPems>,
     /// Counts bodies eligible for cutting, to pick the `cut_fraction` deterministically.
     cut_counter: AtomicU64,
     cache: Mutex<HashMap<u64, ContentBlock>>,
 }
 
+/// The certificates of an HTTPS origin, PEM.
+pub(crate) struct TlsPems {
+    ca: String,
+    served: String,
+}
+
 impl Shared {
-    fn new(options: OriginOptions, shutdown: CancellationToken) -> Self {
+    fn new(options: OriginOptions, shutdown: CancellationToken, tls_pems: Option<TlsPems>) -> Self {
         Self {
             bucket: options.aggregate_rate.map(TokenBucket::new),
             options,
             version: AtomicU64::new(0),
             counters: Counters::default(),
             shutdown,
+            tls_pems,
             cut_counter: AtomicU64::new(0),
             cache: Mutex::new(HashMap::new()),
         }
@@ -126,11 +136,29 @@ pub(crate) struct ConnId {
     peer: SocketAddr,
 }
 
+impl ConnId {
+    /// What a listener reports as its own address (index `u64::MAX`).
+    pub(crate) fn listener(addr: SocketAddr) -> ConnId {
+        ConnId { index: u64::MAX, peer: addr }
+    }
+}
+
 /// A `TcpListener` that numbers its connections and disables Nagle (small paced chunks must
-/// not wait for ACKs).
-struct CountingListener {
+/// not wait for ACKs). HTTPS origins accept through it too, before the handshake.
+pub(crate) struct CountingListener {
     inner: TcpListener,
+    addr: SocketAddr,
     next: u64,
+}
+
+impl CountingListener {
+    pub(crate) fn new(inner: TcpListener) -> std::io::Result<CountingListener> {
+        Ok(CountingListener { addr: inner.local_addr()?, inner, next: 0 })
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
 }
 
 impl Listener for CountingListener {
@@ -148,7 +176,7 @@ impl Listener for CountingListener {
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(ConnId { index: u64::MAX, peer: self.inner.local_addr()? })
+        Ok(ConnId::listener(self.inner.local_addr()?))
     }
 }
 
@@ -377,18 +405,35 @@ impl Origin {
     /// Starts an origin on `addr`. Must be called within a tokio runtime, which runs the server.
     pub async fn start_on(addr: SocketAddr, options: OriginOptions) -> anyhow::Result<Origin> {
         options.validate()?;
+        // Certificates are made before binding, so a failure leaves nothing listening.
+        let tls = options.tls.map(TlsServer::new).transpose().context("making the origin's certificates")?;
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding the origin to {addr}"))?;
-        let addr = listener.local_addr()?;
+        let listener = CountingListener::new(listener)?;
+        let addr = listener.addr();
         let shutdown = CancellationToken::new();
-        let shared = Arc::new(Shared::new(options, shutdown.clone()));
+        let tls_pems = tls.as_ref().map(|tls| TlsPems { ca: tls.ca_pem.clone(), served: tls.cert_pem.clone() });
+        let shared = Arc::new(Shared::new(options, shutdown.clone(), tls_pems));
         let app = router(Arc::clone(&shared)).into_make_service_with_connect_info::<ConnId>();
-        let listener = CountingListener { inner: listener, next: 0 };
-        let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
-        let task = tokio::spawn(async move {
-            if let Err(e) = serve.await {
-                tracing::error!("origin server failed: {e}");
+        let task = match tls {
+            None => {
+                let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = serve.await {
+                        tracing::error!("origin server failed: {e}");
+                    }
+                })
             }
-        });
+            Some(tls) => {
+                let (listener, accept_loop) = tls.listen(listener, Arc::clone(&shared));
+                let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+                tokio::spawn(async move {
+                    let ((), served) = tokio::join!(accept_loop, serve.into_future());
+                    if let Err(e) = served {
+                        tracing::error!("origin server failed: {e}");
+                    }
+                })
+            }
+        };
         Ok(Origin { addr, handle: OriginHandle { shared }, task: Some(task) })
     }
 
@@ -396,22 +441,35 @@ impl Origin {
         self.addr
     }
 
-    /// `http://HOST:PORT`, with a wildcard bind address replaced by loopback so it is usable.
+    /// `http://HOST:PORT` (`https://` when serving TLS), with a wildcard bind address replaced by loopback so
+    /// it is usable.
     pub fn base_url(&self) -> String {
         let mut addr = self.addr;
         if addr.ip().is_unspecified() {
             addr.set_ip(Ipv4Addr::LOCALHOST.into());
         }
-        format!("http://{addr}")
+        let scheme = if self.handle.is_tls() { "https" } else { "http" };
+        format!("{scheme}://{addr}")
     }
 
-    /// `http://HOST:PORT/data/SIZE/NAME`.
+    /// `http(s)://HOST:PORT/data/SIZE/NAME`.
     pub fn url(&self, size: u64, name: &str) -> String {
         format!("{}/data/{size}/{name}", self.base_url())
     }
 
     pub fn handle(&self) -> OriginHandle {
         self.handle.clone()
+    }
+
+    /// The test CA's certificate (PEM) when serving HTTPS, whatever the [`TlsMode`](crate::TlsMode): what a
+    /// client is told to trust (`haul get --ca-cert FILE`, `SSL_CERT_FILE`). `None` over plain HTTP.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.handle.ca_pem()
+    }
+
+    /// The certificate the origin presents (PEM) when serving HTTPS; `None` over plain HTTP.
+    pub fn cert_pem(&self) -> Option<String> {
+        self.handle.cert_pem()
     }
 
     /// Stops the server and waits (up to 5 s) until its connections are closed.
@@ -457,6 +515,21 @@ impl OriginHandle {
 
     pub fn options(&self) -> &OriginOptions {
         &self.shared.options
+    }
+
+    /// Whether the origin serves HTTPS ([`OriginOptions::tls`]).
+    pub fn is_tls(&self) -> bool {
+        self.shared.tls_pems.is_some()
+    }
+
+    /// The test CA's certificate (PEM) when serving HTTPS; `None` over plain HTTP. See [`Origin::ca_pem`].
+    pub fn ca_pem(&self) -> Option<String> {
+        self.shared.tls_pems.as_ref().map(|pems| pems.ca.clone())
+    }
+
+    /// The certificate the origin presents (PEM) when serving HTTPS; `None` over plain HTTP.
+    pub fn cert_pem(&self) -> Option<String> {
+        self.shared.tls_pems.as_ref().map(|pems| pems.served.clone())
     }
 
     pub fn stats(&self) -> OriginStats {

@@ -22,6 +22,11 @@ pub struct OriginStats {
     /// `[start, end)` file offsets actually yielded, one entry per GET body that yielded at
     /// least one byte, in the order the bodies started.
     pub ranges_served: Vec<(u64, u64)>,
+    /// HTTPS only: TLS handshakes that completed (one per connection a client kept).
+    pub tls_handshakes: u64,
+    /// HTTPS only: TLS handshakes that failed: the client refused the certificate (or spoke no TLS, or closed
+    /// the connection, or took longer than 10 s).
+    pub tls_handshake_failures: u64,
 }
 
 /// Where one body's entry lives in the range log. The generation detects a `reset_stats` in the
@@ -46,6 +51,8 @@ pub(crate) struct Counters {
     pub responses_503: AtomicU64,
     pub peak_concurrent: AtomicU64,
     pub cut_responses: AtomicU64,
+    pub tls_handshakes: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
     /// Live gauge, never reset: responses admitted and not yet finished.
     pub in_flight: AtomicU64,
     ranges: Mutex<RangeLog>,
@@ -76,12 +83,21 @@ impl Counters {
             peak_concurrent: self.peak_concurrent.load(Ordering::Relaxed),
             cut_responses: self.cut_responses.load(Ordering::Relaxed),
             ranges_served,
+            tls_handshakes: self.tls_handshakes.load(Ordering::Relaxed),
+            tls_handshake_failures: self.tls_handshake_failures.load(Ordering::Relaxed),
         }
     }
 
     pub fn reset(&self) {
-        for c in [&self.requests, &self.head_requests, &self.body_bytes_sent, &self.responses_503, &self.cut_responses]
-        {
+        for c in [
+            &self.requests,
+            &self.head_requests,
+            &self.body_bytes_sent,
+            &self.responses_503,
+            &self.cut_responses,
+            &self.tls_handshakes,
+            &self.tls_handshake_failures,
+        ] {
             c.store(0, Ordering::Relaxed);
         }
         // Responses still in flight are the new baseline for the peak.

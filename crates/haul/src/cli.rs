@@ -322,6 +322,11 @@ pub struct ServeArgs {
     /// included) may reach public addresses only.
     #[arg(long)]
     pub allow_private: bool,
+
+    /// Also trust the certificate authorities in this PEM file for HTTPS downloads, beside the system's (whose
+    /// store SSL_CERT_FILE and SSL_CERT_DIR replace). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -381,6 +386,16 @@ pub struct GetArgs {
     /// lists).
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
+
+    /// Also trust the certificate authorities in this PEM file, beside the system's (whose store SSL_CERT_FILE
+    /// and SSL_CERT_DIR replace). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+
+    /// Do not check TLS certificates at all (as curl -k): anyone between here and the host can then read and
+    /// change the download. For a host whose certificate is known to be broken; prefer --ca-cert.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
 
     /// Seconds to wait for a connection to open [default: 15].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]

@@ -141,6 +141,14 @@ pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
         client_options.read_timeout = std::time::Duration::from_secs(secs);
     }
     client_options.proxy = args.proxy.clone();
+    client_options.ca_certs = args.ca_cert.clone();
+    client_options.insecure = args.insecure;
+    if args.insecure && !args.quiet {
+        eprintln!(
+            "haul: warning: --insecure: TLS certificates are not checked, so anyone between here and the host can \
+             read and change what is downloaded"
+        );
+    }
     if let Some(secs) = args.connect_timeout {
         client_options.connect_timeout = std::time::Duration::from_secs(secs);
     }
@@ -598,6 +606,9 @@ fn with_command_line_hint(error: &EngineError, tools: &MediaTools) -> String {
             std::io::ErrorKind::BrokenPipe => format!("{} was closed before the end of the download", path.display()),
             _ => error.to_string(),
         },
+        EngineError::Certificate { .. } => format!(
+            "{error}; pass --ca-cert FILE with that authority's certificate (PEM), or --insecure to skip the check"
+        ),
         EngineError::Remote { status: 401 | 403, .. } => format!("{error}; send one with --header 'Name: Value'"),
         EngineError::Media(message) => {
             // A missing program reaches here as `Media`, whose only content is its text: the engine words that
@@ -667,6 +678,10 @@ mod tests {
             (EngineError::Media(no_tools.yt_dlp().unwrap_err()), "--yt-dlp PATH"),
             (EngineError::Media(format!("merging: {}", no_tools.ffmpeg().unwrap_err())), "--ffmpeg PATH"),
             (EngineError::InUse(PathBuf::from("./x.bin")), "another haul is already downloading x.bin;"),
+            (
+                EngineError::Certificate { url: "https://h/f".into(), host: "h".into(), reason: "expired".into() },
+                "(expired); check the URL, or trust the authority that signed it; pass --ca-cert FILE",
+            ),
             (
                 EngineError::Io { path: PathBuf::from("stdout"), source: ErrorKind::BrokenPipe.into() },
                 "stdout was closed before the end of the download",

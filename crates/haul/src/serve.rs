@@ -261,6 +261,7 @@ pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()>
         client: ClientOptions {
             destinations: args.destinations(),
             max_connections_per_host: Some(args.max_connections_per_host).filter(|n| *n > 0),
+            ca_certs: args.ca_cert.clone(),
             ..ClientOptions::default()
         },
         media: crate::cli::media_tools(args.yt_dlp.clone(), args.ffmpeg.clone())?,

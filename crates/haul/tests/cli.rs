@@ -966,3 +966,82 @@ async fn cookies_reach_yt_dlp_and_the_streams_of_a_video_page() {
     let none = dir.path().join("none");
     assert!(!none.exists() || listing(&none).is_empty(), "{:?}", listing(&none));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_trusts_ca_cert_and_ssl_cert_file_and_refuses_bad_certificates_at_once() {
+    use haul_test_support::TlsMode;
+    let tls = |mode| OriginOptions { tls: Some(mode), ..OriginOptions::default() };
+    let origin = Origin::start(tls(TlsMode::Valid)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, origin.ca_pem().unwrap()).unwrap();
+    let url = origin.url(MIB, "secure.bin");
+    let expected = origin.handle().file_sha256(MIB, "secure.bin");
+
+    // Not trusted: one handshake, the reason, and what fixes it; nothing left behind.
+    let refused = dir.path().join("refused");
+    let output = run(haul().args(["get", "-d"]).arg(&refused).arg(&url));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "the TLS certificate of 127.0.0.1 is not valid for it (signed by an authority this machine does not \
+             trust, or self-signed); check the URL, or trust the authority that signed it; pass --ca-cert FILE"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    wait_until("the origin to count the refused handshake", || origin.handle().stats().tls_handshake_failures >= 1)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(origin.handle().stats().tls_handshake_failures, 1, "no retry of a certificate error");
+    assert!(!refused.exists() || listing(&refused).is_empty());
+
+    // Trusted by --ca-cert, by SSL_CERT_FILE, or not checked at all with --insecure (which says so).
+    for (how, flags, env) in [
+        ("--ca-cert", vec!["--ca-cert".to_owned(), ca.display().to_string()], None),
+        ("SSL_CERT_FILE", vec![], Some(ca.as_path())),
+        ("--insecure", vec!["--insecure".to_owned()], None),
+    ] {
+        let out = dir.path().join(how.trim_start_matches('-'));
+        let mut command = haul();
+        command.args(["get", "-d"]).arg(&out).args(&flags).arg(&url);
+        if let Some(file) = env {
+            command.env("SSL_CERT_FILE", file);
+        }
+        let output = run(&mut command);
+        assert!(output.status.success(), "{how}: {}", stderr(&output));
+        assert_eq!(sha256_of(&out.join("secure.bin")), expected, "{how}");
+        assert_eq!(stderr(&output).contains("warning: --insecure"), how == "--insecure", "{how}: {}", stderr(&output));
+    }
+
+    // A certificate for another name, or signed by nobody, is refused even with the authority trusted.
+    for (mode, reason) in
+        [(TlsMode::WrongHost, "(issued for another name)"), (TlsMode::SelfSigned, "(signed by an authority")]
+    {
+        let origin = Origin::start(tls(mode)).await.unwrap();
+        let output = run(haul()
+            .args(["get", "-d"])
+            .arg(dir.path().join("bad"))
+            .arg("--ca-cert")
+            .arg(&ca)
+            .arg(origin.url(10, "x")));
+        assert_eq!(output.status.code(), Some(1), "{mode:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(reason), "{mode:?}: {}", stderr(&output));
+    }
+
+    // A --ca-cert that is not one says so before anything is fetched.
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    for (file, message) in [
+        (dir.path().join("missing.pem"), "--ca-cert"),
+        (not_pem, "no certificate in it (expected -----BEGIN CERTIFICATE----- blocks)"),
+    ] {
+        let output = run(haul().args(["get", "--ca-cert"]).arg(&file).arg(&url));
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains(message) && stderr(&output).contains(&file.display().to_string()),
+            "{}",
+            stderr(&output)
+        );
+    }
+}

@@ -326,3 +326,25 @@ async fn the_servers_downloads_share_one_connection_budget_per_host() {
     let uncapped = peak_connections(&["--max-connections-per-host", "0"]).await;
     assert!(uncapped > 9, "without the budget the three downloads open more: {uncapped}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_fetches_https_from_an_authority_given_with_ca_cert() {
+    use haul_test_support::{Origin, OriginOptions, TlsMode};
+    let origin = Origin::start(OriginOptions { tls: Some(TlsMode::Valid), ..OriginOptions::default() }).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let ca = data.path().join("ca.pem");
+    std::fs::write(&ca, origin.ca_pem().unwrap()).unwrap();
+    // Without it the job fails at once, saying why.
+    let plain = tempfile::tempdir().unwrap();
+    let server = Server::start(plain.path(), &[]);
+    let id = server.add(&origin.url(MIB, "a.bin")).await;
+    let failed = server.wait_state(&id, "failed").await;
+    assert!(failed["error"].as_str().unwrap().contains("is not valid for it (signed by an authority"), "{failed}");
+    drop(server);
+
+    let server = Server::start(data.path(), &["--ca-cert", ca.to_str().unwrap()]);
+    let id = server.add(&origin.url(MIB, "a.bin")).await;
+    let done = server.wait_state(&id, "completed").await;
+    let path = data.path().join("downloads").join(done["path"].as_str().unwrap());
+    assert_eq!(sha256_of(&path), origin.handle().file_sha256(MIB, "a.bin"));
+}

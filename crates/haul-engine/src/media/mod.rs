@@ -85,10 +85,12 @@ pub(crate) async fn is_web_page(client: &HttpClient, url: &str, headers: &Header
             .and_then(|value| value.to_str().ok())
             .map(|value| value.to_ascii_lowercase())
     };
-    let refused = |error: &SendError| match error {
-        SendError::Refused(refused) => Some(EngineError::Refused(refused.clone())),
-        _ => None,
-    };
+    if names_a_file(&url) {
+        return Ok(false);
+    }
+    // What no retry fixes (a refused address, a host that does not exist, a certificate not valid for it) is the
+    // job's answer at once, not asked again by the download that would follow.
+    let refused = |error: &SendError| error.fatal_at_first_contact(&url);
     let kind = match client.send(Method::HEAD, &url, headers, &HeaderMap::new()).await {
         Ok(response) if response.status().is_success() => content_type(&response),
         Err(error) if let Some(refused) = refused(&error) => return Err(refused),
@@ -103,6 +105,22 @@ pub(crate) async fn is_web_page(client: &HttpClient, url: &str, headers: &Header
         }
     };
     Ok(kind.is_some_and(|kind| kind.starts_with("text/html") || kind.starts_with("application/xhtml")))
+}
+
+/// A URL whose last path segment has the extension of a file that is not a web page (`.iso`, `.zip`, `.mp4`,
+/// `.bin`, ...): a file, without asking the host what it is. A page (`/watch?v=`, `/video/123`, `.html`, `.php`)
+/// has no extension or one of a page.
+fn names_a_file(url: &Url) -> bool {
+    const PAGES: [&str; 9] = ["html", "htm", "xhtml", "shtml", "php", "asp", "aspx", "jsp", "cgi"];
+    let Some(last) = url.path_segments().and_then(|mut segments| segments.next_back()) else { return false };
+    match last.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() && (1..=5).contains(&ext.len()) => {
+            ext.chars().all(|c| c.is_ascii_alphanumeric())
+                && ext.chars().any(|c| c.is_ascii_alphabetic())
+                && !PAGES.iter().any(|page| ext.eq_ignore_ascii_case(page))
+        }
+        _ => false,
+    }
 }
 
 /// One media download without a server (`haul get`).
@@ -720,6 +738,26 @@ pub(crate) async fn make_audio(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_files_extension_skips_asking_whether_it_is_a_page() {
+        let file = |url: &str| names_a_file(&Url::parse(url).unwrap());
+        for url in ["https://h/ubuntu.iso", "https://h/a/b.tar.gz", "http://h/clip.MP4?x=1", "http://h/v2.bin"] {
+            assert!(file(url), "{url}");
+        }
+        for url in [
+            "https://h/watch?v=abc",
+            "https://h/video/123",
+            "https://h/",
+            "https://h/page.html",
+            "https://h/index.PHP",
+            "https://h/v1.2",
+            "https://h/.hidden",
+            "https://h/name.averylongext",
+        ] {
+            assert!(!file(url), "{url}");
+        }
+    }
 
     #[test]
     fn images_by_signature_then_type() {
