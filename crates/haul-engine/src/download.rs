@@ -129,6 +129,23 @@ pub fn partial_files(final_path: &Path) -> [PathBuf; 2] {
     [paths.part, paths.control]
 }
 
+/// HEAD when the file may be here already (a complete copy is then left without a byte fetched, `-N` compares
+/// dates, a `.part` is resumed), else a GET that fetches a small file in the same round trip.
+fn probe_with(options: &DownloadOptions) -> probe::ProbeWith {
+    let here = |path: &Path| {
+        let part = Paths::for_final(path.to_owned()).part;
+        exists(path) || exists(&part)
+    };
+    let may_be_here = options.timestamping
+        || match &options.target {
+            Target::File(path) => here(path),
+            Target::Dir(dir) => filename::name_from_url(&options.url)
+                .and_then(|name| filename::sanitize(&name))
+                .is_none_or(|name| here(&dir.join(name))),
+        };
+    if may_be_here { probe::ProbeWith::Head } else { probe::ProbeWith::Get }
+}
+
 /// Check that a URL is something the engine can fetch, with an error a person can act on.
 pub fn check_url(url: &Url) -> Result<(), EngineError> {
     match url.scheme() {
@@ -152,9 +169,21 @@ pub async fn download(
     for mirror in &options.mirrors {
         check_url(mirror)?;
     }
+    // A directory that cannot be made fails before anything is asked of the host.
+    let dir = match &options.target {
+        Target::Dir(dir) => Some(dir.clone()),
+        Target::File(path) => path.parent().map(Path::to_owned),
+    };
+    if let Some(dir) = dir {
+        tokio::task::spawn_blocking(move || create_dirs(&dir))
+            .await
+            .map_err(|error| EngineError::InvalidRequest(format!("making the directory failed: {error}")))??;
+    }
     progress.set_phase(Phase::Probing);
     let mut probe = tokio::select! {
-        probe = probe::probe(&client, &options.url, &options.headers, options.max_attempts, options.retry_wait) => probe?,
+        probe = probe::probe(
+            &client, &options.url, &options.headers, options.max_attempts, options.retry_wait, probe_with(&options),
+        ) => probe?,
         _ = cancel.cancelled() => return Err(EngineError::Cancelled),
     };
     tracing::debug!(url = %options.url, final_url = %probe.final_url, size = ?probe.size, ranges = probe.ranges, "probed");
@@ -239,6 +268,10 @@ pub async fn download(
     // and meets the lock, instead of taking it for someone else's file and choosing `name (1).ext`.
     control::save(&paths.control, &record)?;
     let resumed_bytes = record.done.covered();
+    if resumed_bytes > 0 {
+        // Bytes are here already: the rest is asked for, not the whole file again.
+        probe.body = None;
+    }
     let limiter = options.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate)));
 
     // A changed remote restarts from a fresh probe; twice more at most, so a host that keeps changing fails.
@@ -265,7 +298,8 @@ pub async fn download(
                 part.set_len(0)?;
                 Ended::Complete(0)
             }
-            Some(size) if probe.ranges => {
+            // A probe holding the whole file (a small one) is the download: one stream from its answer.
+            Some(size) if probe.ranges && probe.body.is_none() => {
                 // A disk too small fails here; with nothing recorded yet, `_cleanup` removes the reservation.
                 part.allocate(size)?;
                 let swarm_options = SwarmOptions {

@@ -30,6 +30,11 @@ impl HostBudget {
         Some(self.hosts.lock().entry(key).or_insert_with(|| Arc::new(Semaphore::new(per_host))).clone())
     }
 
+    /// `wanted` connections, or half the budget of a host when that is less: what one download starts with.
+    pub(crate) fn share(&self, wanted: usize) -> usize {
+        self.per_host.map_or(wanted, |per_host| wanted.min((per_host / 2).max(1)))
+    }
+
     /// A slot on `url`'s host if one is free now.
     pub(crate) fn try_take(&self, url: &Url) -> Option<Slot> {
         match self.semaphore(url) {

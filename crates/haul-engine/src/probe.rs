@@ -43,8 +43,8 @@ pub struct Probe {
     pub ranges: bool,
     pub validators: Validators,
     pub content_disposition: Option<String>,
-    /// A GET probe on a host without Range support already holds the whole body: the single-stream path
-    /// continues from it instead of asking again.
+    /// A GET probe that already holds the whole body (a host without Range support, or a file no larger than
+    /// [`FIRST_REQUEST`]): the single-stream path continues from it instead of asking again.
     pub(crate) body: Option<reqwest::Response>,
 }
 
@@ -67,14 +67,33 @@ impl Probe {
     }
 }
 
-/// HEAD first; a `Range: bytes=0-0` GET when HEAD is refused or leaves size or Range support unclear.
+/// The bytes the first request of a download asks for when it asks with GET: a file no larger arrives whole in
+/// the answer that tells its size, in one round trip instead of two.
+pub const FIRST_REQUEST: u64 = 1 << 20;
+
+/// How the first request asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeWith {
+    /// HEAD, then a `Range: bytes=0-0` GET where HEAD is refused or leaves size or Range support unclear: no
+    /// body is sent, for when the file may already be here (`-N`, a complete copy) and nothing is to be fetched.
+    Head,
+    /// A GET of the first [`FIRST_REQUEST`] bytes: a small file is then fetched by the probe itself; for a larger
+    /// one the answer is dropped after its headers.
+    Get,
+}
+
+/// Learns size, Range support, validators and the offered name of `url`.
 pub async fn probe(
     client: &HttpClient,
     url: &Url,
     headers: &HeaderMap,
     max_attempts: u32,
     retry_wait: Option<Duration>,
+    with: ProbeWith,
 ) -> Result<Probe, EngineError> {
+    if with == ProbeWith::Get {
+        return probe_range(client, url, headers, max_attempts, retry_wait, FIRST_REQUEST).await;
+    }
     match client.send(Method::HEAD, url, headers, &HeaderMap::new()).await {
         Ok(response) if response.status().is_success() => {
             let size = http::content_length(response.headers());
@@ -100,20 +119,39 @@ pub async fn probe_with_get(
     max_attempts: u32,
     retry_wait: Option<Duration>,
 ) -> Result<Probe, EngineError> {
+    probe_range(client, url, headers, max_attempts, retry_wait, 1).await
+}
+
+/// `GET` of the first `asked` bytes: a 206 tells the size and proves Range support, and keeps its body when that
+/// is the whole file; a 200 means the host ignores Range (its body is the whole file, kept).
+async fn probe_range(
+    client: &HttpClient,
+    url: &Url,
+    headers: &HeaderMap,
+    max_attempts: u32,
+    retry_wait: Option<Duration>,
+    asked: u64,
+) -> Result<Probe, EngineError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let mut range = HeaderMap::new();
-        range.insert(header::RANGE, HeaderValue::from_static("bytes=0-0"));
+        range.insert(header::RANGE, http::header_value(format!("bytes=0-{}", asked - 1)));
         let result = client.send(Method::GET, url, headers, &range).await;
         let (message, wait) = match result {
             Ok(response) => {
                 let status = response.status();
                 let response_headers = response.headers();
                 if status == StatusCode::PARTIAL_CONTENT {
-                    let total = http::header_str(response_headers, header::CONTENT_RANGE)
-                        .and_then(http::parse_content_range)
-                        .and_then(|range| range.total);
+                    let content_range =
+                        http::header_str(response_headers, header::CONTENT_RANGE).and_then(http::parse_content_range);
+                    let total = content_range.as_ref().and_then(|range| range.total);
+                    // The whole file in this answer: it is the download.
+                    let whole = matches!((total, content_range.as_ref().and_then(|r| r.range)),
+                        (Some(total), Some((0, last))) if total > 1 && last + 1 == total);
+                    if whole {
+                        return Ok(Probe::with_body(response, total, true));
+                    }
                     return Ok(Probe::from_response(&response, total, total.is_some()));
                 }
                 if status.is_success() {

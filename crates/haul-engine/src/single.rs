@@ -203,7 +203,8 @@ async fn stream(
 ) -> Result<Option<u64>, Attempt> {
     let status = response.status();
     match status {
-        StatusCode::PARTIAL_CONTENT if *pos > 0 => {
+        // From `pos`, or from 0 in the answer of a probe that asked for the first bytes of a small file.
+        StatusCode::PARTIAL_CONTENT => {
             let first = http::header_str(response.headers(), header::CONTENT_RANGE)
                 .and_then(http::parse_content_range)
                 .and_then(|range| range.range)

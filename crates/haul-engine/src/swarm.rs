@@ -36,8 +36,11 @@ use crate::progress::Progress;
 
 /// Smallest piece worth a connection of its own when stealing; also the alignment of split points.
 const MIN_STEAL: u64 = 128 * 1024;
-/// Connections a download starts with when the user did not fix the count.
-const INITIAL_AUTO_CONNECTIONS: usize = 16;
+/// Connections a download starts with when the user did not fix the count (at most half its host's budget, so a
+/// second download from the host starts too). 32 reaches a host that caps each connection within one round trip
+/// (a 64 MiB file at 32 x 4 MiB/s: 0.69 s against 0.88 s from 16); where one connection alone can fill the
+/// link, the ramp holds and the extra connections cost some CPU.
+const INITIAL_AUTO_CONNECTIONS: usize = 32;
 const TICK: Duration = Duration::from_millis(100);
 /// How long the monitor measures throughput before deciding to add connections or drop a slow one.
 const WINDOW: Duration = Duration::from_millis(300);
@@ -326,7 +329,10 @@ pub(crate) async fn run(
     );
     let (target, ceiling) = match options.connections {
         Some(n) => (n.min(useful).max(1), n.max(1)),
-        None => (INITIAL_AUTO_CONNECTIONS.min(useful).max(1), options.max_connections.max(1)),
+        None => {
+            let initial = client.hosts().share(INITIAL_AUTO_CONNECTIONS);
+            (initial.min(useful).max(1), options.max_connections.max(1))
+        }
     };
     let pending = plan::split(&missing, target, options.min_segment);
     let adaptive = options.connections.is_none();

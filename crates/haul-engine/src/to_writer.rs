@@ -66,7 +66,9 @@ pub async fn download_to_writer<W: AsyncWrite + Unpin>(
     check_url(&options.url)?;
     progress.set_phase(Phase::Probing);
     let mut probe = tokio::select! {
-        probe = probe::probe(&client, &options.url, &options.headers, options.max_attempts, options.retry_wait) => probe?,
+        probe = probe::probe(
+            &client, &options.url, &options.headers, options.max_attempts, options.retry_wait, probe::ProbeWith::Head,
+        ) => probe?,
         _ = cancel.cancelled() => return Err(EngineError::Cancelled),
     };
     tracing::debug!(url = %options.url, final_url = %probe.final_url, size = ?probe.size, ranges = probe.ranges, "probed");

@@ -129,7 +129,13 @@ async fn host_without_range_that_cuts_restarts_from_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_rejecting_head_is_probed_with_get() {
-    let (origin, _) = check_host(OriginOptions { reject_head: true, ..OriginOptions::default() }, 8 * MIB).await;
+    // A first download asks with GET; HEAD is for when the file may be here, as with -N.
+    let origin = Origin::start(OriginOptions { reject_head: true, ..OriginOptions::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut asked = options(&origin.url(8 * MIB, "file.bin"), dir.path());
+    asked.timestamping = true;
+    let downloaded = fetch(asked).await.unwrap();
+    assert_eq!(sha256_of(&downloaded.path), origin.handle().file_sha256(8 * MIB, "file.bin"));
     assert!(origin.handle().stats().head_requests >= 1);
 }
 
@@ -382,4 +388,34 @@ async fn remote_changing_mid_download_never_splices_two_versions() {
     let got = sha256_of(&downloaded.path);
     assert!(got == new || got == old, "the file must be one whole version, got a splice");
     assert_eq!(got, new, "with requests after the change, the engine restarts on the new version");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_file_arrives_in_the_answer_to_the_first_request() {
+    let size = 256 * 1024;
+    let (origin, _) = check_host(OriginOptions::default(), size).await;
+    let stats = origin.handle().stats();
+    assert_eq!((stats.requests, stats.head_requests), (1, 0), "one GET, which was the download: {stats:?}");
+
+    // A file just over the first request's size: that answer is dropped after its headers and the file fetched
+    // in ranges, correct all the same.
+    let (origin, _) = check_host(OriginOptions::default(), haul_engine::FIRST_REQUEST + 1).await;
+    assert_eq!(origin.handle().stats().head_requests, 0);
+
+    // A host that ignores Range sends the whole file to the first request: it is kept.
+    let (origin, _) = check_host(OriginOptions { no_range: true, ..OriginOptions::default() }, 3 * MIB).await;
+    assert_eq!(origin.handle().stats().requests, 1);
+
+    // A complete copy already here is checked with HEAD alone: not a byte of the body is sent.
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = origin.url(size, "here.bin");
+    fetch(options(&url, dir.path())).await.unwrap();
+    origin.handle().reset_stats();
+    let mut again = options(&url, dir.path());
+    again.skip_if_complete = true;
+    let downloaded = fetch(again).await.unwrap();
+    assert!(downloaded.already_complete);
+    let stats = origin.handle().stats();
+    assert_eq!((stats.head_requests, stats.body_bytes_sent), (stats.requests, 0), "{stats:?}");
 }
