@@ -199,11 +199,18 @@ pub(super) fn bar_of(fraction: Option<f64>, inner: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    /// A download as the server sends it, with the fields the table reads given and the rest empty.
-    fn download(id: &str, state: JobState, filename: Option<&str>, size: Option<u64>, done: u64) -> Download {
+    /// A download as the server sends it, with the fields the table reads given and the rest empty (the watch
+    /// view's tests use it too).
+    pub(in crate::client) fn download(
+        id: &str,
+        state: JobState,
+        filename: Option<&str>,
+        size: Option<u64>,
+        done: u64,
+    ) -> Download {
         Download {
             id: id.parse().unwrap(),
             url: format!("http://h/{}", &id[..1]),

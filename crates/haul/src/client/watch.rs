@@ -959,44 +959,19 @@ fn footer(view: &View, width: usize, colour: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use haul_core::job::JobKind;
-    use haul_core::media::Quality;
-
     use super::*;
 
     fn download(number: u8, state: JobState, filename: &str, size: Option<u64>, done: u64) -> Download {
-        Download {
-            id: format!("{number:08x}-8b7d-4c2a-9e1f-0a1b2c3d4e5f").parse().unwrap(),
-            url: format!("http://h/{filename}"),
-            mirrors: Vec::new(),
-            kind: JobKind::File,
-            title: None,
-            quality: Quality::Best,
-            duration: None,
-            width: None,
-            height: None,
-            format: None,
-            has_thumbnail: false,
-            state,
-            priority: 0,
-            filename: Some(filename.to_owned()),
-            directory: None,
-            path: None,
-            size,
-            bytes_done: done,
-            speed: if state == JobState::Active { 123 << 10 } else { 0 },
-            eta_secs: (state == JobState::Active).then_some(4000),
-            connections: 4,
-            error: (state == JobState::Failed)
-                .then(|| "http://h/x: server answered 404 Not Found; check the URL".into()),
-            checksum: None,
-            headers: Default::default(),
-            connections_limit: None,
-            speed_limit: None,
-            created_at: 0,
-            started_at: None,
-            finished_at: None,
-        }
+        let id = format!("{number:08x}-8b7d-4c2a-9e1f-0a1b2c3d4e5f");
+        let mut download = super::super::render::tests::download(&id, state, Some(filename), size, done);
+        download.url = format!("http://h/{filename}");
+        let active = state == JobState::Active;
+        download.speed = if active { 123 << 10 } else { 0 };
+        download.eta_secs = active.then_some(4000);
+        download.connections = 4;
+        download.error =
+            (state == JobState::Failed).then(|| "http://h/x: server answered 404 Not Found; check the URL".into());
+        download
     }
 
     fn sample() -> View {

@@ -193,18 +193,6 @@ impl Browser {
             return None;
         };
         let turn = ONE_BROWSER.lock().await;
-        let port = free_port();
-        let mut command = Command::new(chromedriver);
-        command.arg(format!("--port={port}")).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-        // Its own process group, so that a failed test can end chromium with it (see Drop).
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut driver = Driver { child: command.spawn().expect("starting chromedriver"), address, session: None };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen on {address}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let profile = tempfile::tempdir().unwrap();
         let args = vec![
             "--headless".to_owned(),
@@ -224,12 +212,40 @@ impl Browser {
         capabilities.insert("browserName".into(), json!("chrome"));
         capabilities.insert("goog:chromeOptions".into(), json!({"binary": chromium, "args": args}));
         capabilities.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = ClientBuilder::new(connector)
-            .capabilities(capabilities)
-            .connect(&format!("http://{address}"))
-            .await
-            .expect("opening a chromium session");
+        // The port is free when chosen, but another test's server may take it before chromedriver binds it (then
+        // chromedriver exits and the session request meets that server): a new chromedriver on a new port.
+        let mut tries = 0;
+        let (client, mut driver) = loop {
+            tries += 1;
+            let port = free_port();
+            let mut command = Command::new(&chromedriver);
+            command.arg(format!("--port={port}")).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+            // Its own process group, so that a failed test can end chromium with it (see Drop).
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+            let address = SocketAddr::from(([127, 0, 0, 1], port));
+            let mut driver = Driver { child: command.spawn().expect("starting chromedriver"), address, session: None };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+                assert!(Instant::now() < deadline, "chromedriver did not listen on {address}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            let connected = ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://{address}"))
+                .await;
+            match connected {
+                Ok(client) => break (client, driver),
+                Err(error) if tries < 3 && !matches!(driver.child.try_wait(), Ok(None)) => {
+                    eprintln!("chromedriver on port {port} was gone ({error}); starting another");
+                }
+                Err(error) if tries < 3 => {
+                    eprintln!("no session from chromedriver on port {port} ({error}); starting another");
+                    drop(driver);
+                }
+                Err(error) => panic!("opening a chromium session: {error}"),
+            }
+        };
         driver.session = client.session_id().await.ok().flatten();
         Some(Browser { client, driver, _profile: profile, _turn: turn })
     }
