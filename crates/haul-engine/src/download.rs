@@ -271,6 +271,7 @@ pub async fn download(
     if resumed_bytes > 0 {
         // Bytes are here already: the rest is asked for, not the whole file again.
         probe.body = None;
+        probe.first_bytes = None;
     }
     let limiter = options.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate)));
 
@@ -319,6 +320,7 @@ pub async fn download(
                     swarm_options,
                     part.clone(),
                     record.done.clone(),
+                    probe.first_bytes.take(),
                     progress.clone(),
                     cancel.clone(),
                     persist,

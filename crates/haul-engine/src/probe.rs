@@ -46,6 +46,9 @@ pub struct Probe {
     /// A GET probe that already holds the whole body (a host without Range support, or a file no larger than
     /// [`FIRST_REQUEST`]): the single-stream path continues from it instead of asking again.
     pub(crate) body: Option<reqwest::Response>,
+    /// The answer to a first request for the first [`FIRST_REQUEST`] bytes of a larger file, its body not read:
+    /// the first connection of the download streams it instead of asking again.
+    pub(crate) first_bytes: Option<reqwest::Response>,
 }
 
 impl Probe {
@@ -58,6 +61,7 @@ impl Probe {
             validators: Validators::from_headers(headers),
             content_disposition: http::header_str(headers, header::CONTENT_DISPOSITION).map(str::to_owned),
             body: None,
+            first_bytes: None,
         }
     }
 
@@ -78,7 +82,7 @@ pub enum ProbeWith {
     /// body is sent, for when the file may already be here (`-N`, a complete copy) and nothing is to be fetched.
     Head,
     /// A GET of the first [`FIRST_REQUEST`] bytes: a small file is then fetched by the probe itself; for a larger
-    /// one the answer is dropped after its headers.
+    /// one the first connection of the download streams the answer.
     Get,
 }
 
@@ -152,7 +156,12 @@ async fn probe_range(
                     if whole {
                         return Ok(Probe::with_body(response, total, true));
                     }
-                    return Ok(Probe::from_response(&response, total, total.is_some()));
+                    let first_part = content_range.and_then(|range| range.range) == Some((0, asked - 1)) && asked > 1;
+                    let mut probe = Probe::from_response(&response, total, total.is_some());
+                    if first_part && total.is_some() {
+                        probe.first_bytes = Some(response);
+                    }
+                    return Ok(probe);
                 }
                 if status.is_success() {
                     let size = http::content_length(response_headers);

@@ -146,6 +146,9 @@ struct State {
     stop: Option<Stop>,
     /// The median connection throughput of the last window, for estimating when a connection will finish.
     typical_rate: f64,
+    /// The first request's answer for `[0, end)`, its body unread: the connection assigned the range from 0
+    /// streams it instead of asking again.
+    first_bytes: Option<(u64, reqwest::Response)>,
 }
 
 struct Shared {
@@ -312,11 +315,13 @@ impl Shared {
 }
 
 /// Fetch every missing byte of `done` into `file` over many connections.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     client: HttpClient,
     options: SwarmOptions,
     file: Arc<PartFile>,
     done: RangeSet,
+    first_bytes: Option<reqwest::Response>,
     progress: Arc<Progress>,
     cancel: CancellationToken,
     mut persist: impl FnMut(&RangeSet) -> Result<(), EngineError>,
@@ -334,7 +339,22 @@ pub(crate) async fn run(
             (initial.min(useful).max(1), options.max_connections.max(1))
         }
     };
-    let pending = plan::split(&missing, target, options.min_segment);
+    // The first request's answer covers [0, first_end): a piece of its own, the rest planned over the other
+    // connections (one piece each, so none waits for a connection to come free).
+    let first_end = crate::probe::FIRST_REQUEST;
+    let first_bytes =
+        first_bytes.filter(|_| missing.first().is_some_and(|&(start, end)| start == 0 && end > first_end));
+    let pending = match first_bytes {
+        Some(_) => {
+            let mut rest = missing.clone();
+            rest[0].0 = first_end;
+            let mut pending = vec![(0, first_end)];
+            pending.extend(plan::split(&rest, target.saturating_sub(1).max(1), options.min_segment));
+            pending
+        }
+        None => plan::split(&missing, target, options.min_segment),
+    };
+    let first_bytes = first_bytes.map(|response| (first_end, response));
     let adaptive = options.connections.is_none();
     let n_urls = options.urls.len();
     let shared = Arc::new(Shared {
@@ -352,6 +372,7 @@ pub(crate) async fn run(
             dead_urls: vec![false; n_urls],
             stop: None,
             typical_rate: 0.0,
+            first_bytes,
         }),
         options,
     });
@@ -557,20 +578,35 @@ async fn fetch_range(
     cancel: &CancellationToken,
 ) -> Result<(), FetchError> {
     let options = &shared.options;
+    // The first request's answer, for the range it was asked for.
+    let first = {
+        let mut state = shared.lock();
+        match state.first_bytes.take() {
+            Some((first_end, response)) if start == 0 && end == first_end && url == &options.urls[0] => Some(response),
+            other => {
+                state.first_bytes = other.filter(|_| start != 0);
+                None
+            }
+        }
+    };
     let mut extra = HeaderMap::new();
     extra.insert(header::RANGE, http::header_value(format!("bytes={start}-{}", end - 1)));
     if let Some(if_range) = options.validators.if_range() {
         extra.insert(header::IF_RANGE, if_range);
     }
-    let mut response = tokio::select! {
-        result = shared.client.send(Method::GET, url, &options.headers, &extra) => result.map_err(|error| {
-            if let Some(fatal) = error.fatal(url) {
-                return FetchError::BadUrl(fatal);
-            }
-            let message = error.describe();
-            if error.is_connect() { FetchError::Busy { message, wait: None } } else { FetchError::Transient(message) }
-        })?,
-        _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+    let mut response = if let Some(first) = first {
+        first
+    } else {
+        tokio::select! {
+            result = shared.client.send(Method::GET, url, &options.headers, &extra) => result.map_err(|error| {
+                if let Some(fatal) = error.fatal(url) {
+                    return FetchError::BadUrl(fatal);
+                }
+                let message = error.describe();
+                if error.is_connect() { FetchError::Busy { message, wait: None } } else { FetchError::Transient(message) }
+            })?,
+            _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+        }
     };
     check_status(&response, options, url, start)?;
     shared.streaming(id);

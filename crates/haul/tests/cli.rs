@@ -204,8 +204,8 @@ async fn full_disk_fails_clearly_and_keeps_what_was_written() {
     assert!(text.contains("free some space"), "{text}");
     assert!(text.contains("run the same command again to resume"), "the command line's own hint: {text}");
     assert!(!disk.dir.path().join("big.bin").exists(), "no final file from a failed download");
-    // The space is reserved before the file is fetched: only the first request's answer, dropped after its
-    // headers, was on its way; no debris is left.
+    // The space is reserved before the file is fetched: only the first request's answer was on its way,
+    // dropped when the reservation failed; no debris is left.
     assert!(origin.handle().stats().body_bytes_sent <= haul_engine::FIRST_REQUEST, "{:?}", origin.handle().stats());
     assert!(std::fs::read_dir(disk.dir.path()).unwrap().next().is_none(), "nothing left on the full disk");
 }
