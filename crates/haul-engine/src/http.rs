@@ -251,8 +251,8 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .referer(false)
             .dns_resolver(Arc::new(PolicyResolver { policy: options.destinations.clone() }))
-            // The system's authorities (SSL_CERT_FILE and SSL_CERT_DIR where set), Mozilla's where it has none,
-            // and the --ca-cert files.
+            // The system's authorities (SSL_CERT_FILE and SSL_CERT_DIR where set), Mozilla's beside them, and the
+            // --ca-cert files.
             .tls_built_in_native_certs(true)
             .tls_built_in_webpki_certs(true);
         for root in extra_roots(&options.ca_certs)? {
