@@ -31,6 +31,7 @@ use crate::error::EngineError;
 use crate::http::{self, HttpClient};
 use crate::limiter::RateLimiter;
 use crate::part_file::PartFile;
+use crate::probe::FIRST_REQUEST;
 use crate::probe::{Validators, backoff};
 use crate::progress::Progress;
 
@@ -146,9 +147,9 @@ struct State {
     stop: Option<Stop>,
     /// The median connection throughput of the last window, for estimating when a connection will finish.
     typical_rate: f64,
-    /// The first request's answer for `[0, end)`, its body unread: the connection assigned the range from 0
+    /// The first request's answer for `[0, FIRST_REQUEST)`, its body unread: the connection assigned that range
     /// streams it instead of asking again.
-    first_bytes: Option<(u64, reqwest::Response)>,
+    first_bytes: Option<reqwest::Response>,
 }
 
 struct Shared {
@@ -341,20 +342,17 @@ pub(crate) async fn run(
     };
     // The first request's answer covers [0, first_end): a piece of its own, the rest planned over the other
     // connections (one piece each, so none waits for a connection to come free).
-    let first_end = crate::probe::FIRST_REQUEST;
     let first_bytes =
-        first_bytes.filter(|_| missing.first().is_some_and(|&(start, end)| start == 0 && end > first_end));
-    let pending = match first_bytes {
-        Some(_) => {
-            let mut rest = missing.clone();
-            rest[0].0 = first_end;
-            let mut pending = vec![(0, first_end)];
-            pending.extend(plan::split(&rest, target.saturating_sub(1).max(1), options.min_segment));
-            pending
-        }
-        None => plan::split(&missing, target, options.min_segment),
+        first_bytes.filter(|_| missing.first().is_some_and(|&(start, end)| start == 0 && end > FIRST_REQUEST));
+    let pending = if first_bytes.is_some() {
+        let mut rest = missing.clone();
+        rest[0].0 = FIRST_REQUEST;
+        let mut pending = vec![(0, FIRST_REQUEST)];
+        pending.extend(plan::split(&rest, target.saturating_sub(1).max(1), options.min_segment));
+        pending
+    } else {
+        plan::split(&missing, target, options.min_segment)
     };
-    let first_bytes = first_bytes.map(|response| (first_end, response));
     let adaptive = options.connections.is_none();
     let n_urls = options.urls.len();
     let shared = Arc::new(Shared {
@@ -579,15 +577,10 @@ async fn fetch_range(
 ) -> Result<(), FetchError> {
     let options = &shared.options;
     // The first request's answer, for the range it was asked for.
-    let first = {
-        let mut state = shared.lock();
-        match state.first_bytes.take() {
-            Some((first_end, response)) if start == 0 && end == first_end && url == &options.urls[0] => Some(response),
-            other => {
-                state.first_bytes = other.filter(|_| start != 0);
-                None
-            }
-        }
+    let first = if start == 0 && end == FIRST_REQUEST && url == &options.urls[0] {
+        shared.lock().first_bytes.take()
+    } else {
+        None
     };
     let mut extra = HeaderMap::new();
     extra.insert(header::RANGE, http::header_value(format!("bytes={start}-{}", end - 1)));

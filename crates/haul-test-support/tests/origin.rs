@@ -1,8 +1,7 @@
 // End-to-end tests of the test origin over real HTTP (reqwest against 127.0.0.1:0): one test per
 // route or knob, plus the `haul-origin` binary. Timing assertions are deliberately loose.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use haul_test_support::{Origin, OriginOptions, expected_sha256};
@@ -11,6 +10,8 @@ use reqwest::header::{
     ACCEPT_RANGES, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_RANGE, LAST_MODIFIED,
     LOCATION, RANGE, RETRY_AFTER,
 };
+
+mod common;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().expect("client")
@@ -392,18 +393,8 @@ fn binary_prints_sha_and_serves() {
     let seed = haul_test_support::file_seed(7, 3000, "f.bin", 0);
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), expected_sha256(seed, 3000));
 
-    let mut child = Command::new(bin)
-        .args(["--listen", "127.0.0.1:0", "--seed", "7", "--per-connection-rate", "64M"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let (mut child, base) =
+        common::spawn_origin(&["--listen", "127.0.0.1:0", "--seed", "7", "--per-connection-rate", "64M"]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let body = rt.block_on(async {
         client().get(format!("{base}/data/3000/f.bin")).send().await.unwrap().bytes().await.unwrap()

@@ -2,7 +2,6 @@
 // certificates that must be refused; handshakes that do not hold up others; and the `haul-origin --tls` binary
 // with curl.
 
-use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,6 +9,9 @@ use haul_test_support::{Origin, OriginHandle, OriginOptions, TestCa, TlsMode, ex
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use tokio::io::AsyncWriteExt as _;
+
+mod common;
+use common::spawn_origin;
 
 async fn start(mode: TlsMode) -> Origin {
     Origin::start(OriginOptions { tls: Some(mode), ..Default::default() }).await.expect("origin starts")
@@ -191,19 +193,6 @@ async fn origins_of_a_process_share_one_ca_and_plain_ones_have_none() {
     assert_eq!(plain.ca_pem(), None);
     assert_eq!(plain.cert_pem(), None);
     assert!(!plain.handle().is_tls());
-}
-
-/// Starts `haul-origin` with `args`, returning the process and the base URL it printed.
-fn spawn_origin(args: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_haul-origin")).args(args).stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, base)
 }
 
 #[test]

@@ -185,7 +185,7 @@ pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
     if output == Output::Stdout {
         let url = urls.into_iter().next().expect("clap requires a URL");
         let headers = credentials.headers_for(&url, &headers)?;
-        return to_stdout(&args, url, client, headers, display, cancel).await;
+        return to_stdout(&args, url, client, headers, &screen, cancel).await;
     }
 
     let count = urls.len();
@@ -214,7 +214,7 @@ pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
             .await
     };
     if count > 1 && !args.quiet {
-        batch.screen.println(fit(display, batch_line(&outcomes, started.elapsed())));
+        batch.screen.say(batch_line(&outcomes, started.elapsed()));
     }
     Ok(if outcomes.iter().any(|outcome| matches!(outcome, Outcome::Paused { .. } | Outcome::NotStarted)) {
         ExitCode::from(EXIT_PAUSED)
@@ -298,7 +298,6 @@ impl Batch<'_> {
         if self.cancel.is_cancelled() {
             return Outcome::NotStarted;
         }
-        let display = self.screen.display();
         let target = match self.output {
             Output::File(file) => Target::File(file.clone()),
             Output::Dir(dir) => Target::Dir(dir.clone()),
@@ -339,6 +338,7 @@ impl Batch<'_> {
             },
             quality: self.quality,
             headers: self.header_pairs.clone(),
+            page_headers: options.headers.clone(),
             cookies: args.cookies.clone(),
             dir: self.output.dir(),
             rate_limit: crate::cli::limit(args.limit_rate),
@@ -378,13 +378,13 @@ impl Batch<'_> {
                             haul_core::units::format_bytes(downloaded.size)
                         )
                     };
-                    self.screen.println(fit(display, line));
+                    self.screen.say(line);
                 }
                 Outcome::Complete
             }
             Ok(downloaded) => {
                 if !args.quiet {
-                    self.screen.println(fit(display, saved_line(&downloaded, started.elapsed())));
+                    self.screen.say(saved_line(&downloaded, started.elapsed()));
                 }
                 Outcome::Saved { fetched: downloaded.size.saturating_sub(downloaded.resumed_bytes) }
             }
@@ -401,7 +401,7 @@ impl Batch<'_> {
                          download cannot be resumed: the same command starts it again from the beginning"
                     )
                 };
-                self.screen.println(fit(display, line));
+                self.screen.say(line);
                 Outcome::Paused { fetched: progress.snapshot().fetched_this_run() }
             }
             Err(error) => {
@@ -409,14 +409,6 @@ impl Batch<'_> {
                 Outcome::Failed
             }
         }
-    }
-}
-
-/// A message as it is printed: on a terminal, wrapped at its spaces to the width; a log gets it on one line.
-fn fit(display: Display, line: String) -> String {
-    match display {
-        Display::Bar => crate::progress_ui::wrap(&line, crate::progress_ui::terminal_width().saturating_sub(1)),
-        _ => line,
     }
 }
 
@@ -470,7 +462,7 @@ async fn to_stdout(
     url: Url,
     client: HttpClient,
     headers: haul_engine::header::HeaderMap,
-    display: Display,
+    screen: &Screen,
     cancel: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
     use std::os::fd::AsFd as _;
@@ -486,7 +478,7 @@ async fn to_stdout(
     }
     options.retry_wait = args.retry_wait.map(std::time::Duration::from_secs);
     let progress = Arc::new(Progress::default());
-    let ui = ProgressUi::start(progress.clone(), url.to_string(), &Screen::new(display));
+    let ui = ProgressUi::start(progress.clone(), url.to_string(), screen);
     let result = haul_engine::download_to_writer(client, options, &mut stdout, progress.clone(), cancel).await;
     ui.finish().await;
     match result {

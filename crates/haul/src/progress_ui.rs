@@ -49,8 +49,13 @@ impl Screen {
         Self { display, bars }
     }
 
-    pub fn display(&self) -> Display {
-        self.display
+    /// A message above the live lines: on a terminal wrapped at its spaces to the width, elsewhere (a log) on
+    /// one line.
+    pub fn say(&self, line: String) {
+        match self.display {
+            Display::Bar => self.println(wrap(&line, terminal_width().saturating_sub(1))),
+            Display::Lines | Display::Quiet => self.println(line),
+        }
     }
 
     /// A line above the live ones (or on stderr).

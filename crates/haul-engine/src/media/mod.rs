@@ -131,7 +131,11 @@ pub struct MediaRequest {
     /// yt-dlp can read is media).
     pub media: Option<bool>,
     pub quality: Quality,
+    /// The user's headers, for yt-dlp and every stream.
     pub headers: Vec<(String, String)>,
+    /// What the look at the page (is it a web page?) sends: the user's headers with the login and the cookies the
+    /// page's host gets, as a plain download of the URL would send.
+    pub page_headers: HeaderMap,
     /// A Netscape cookies.txt yt-dlp reads the page with (its formats then carry the cookies they need).
     pub cookies: Option<PathBuf>,
     /// Where the file goes, as `{title}.{ext}`; the work directory `.haul-{hash}` is made beside it.
@@ -155,12 +159,8 @@ pub async fn get_media(
         Some(false) if audio => direct_info(&request.url),
         Some(false) => return Ok(None),
         None => {
-            let mut headers = job_headers(&request.headers)?;
-            // The look at the page sends the cookies yt-dlp will: a page behind a login is a page too.
-            if let Some(cookie) = page_cookie(request)? {
-                headers.append(reqwest::header::COOKIE, cookie);
-            }
-            let page = tools.yt_dlp.is_some() && is_web_page(client, &request.url, &headers).await?;
+            // A page behind a login is a page too: the look at it sends what yt-dlp will.
+            let page = tools.yt_dlp.is_some() && is_web_page(client, &request.url, &request.page_headers).await?;
             let cookies = request.cookies.as_deref();
             match if page { try_extract(tools, &request.url, &request.headers, cookies, cancel).await? } else { None } {
                 Some(info) => info,
@@ -194,18 +194,6 @@ pub async fn get_media(
     };
     let done = run(client, tools, job, info, progress, cancel).await?;
     Ok(Some(download::Downloaded { path: done.path, size: done.size, resumed_bytes: 0, already_complete: false }))
-}
-
-/// The `Cookie` header `request.cookies` gives its page URL.
-fn page_cookie(request: &MediaRequest) -> Result<Option<reqwest::header::HeaderValue>, EngineError> {
-    let Some(path) = &request.cookies else { return Ok(None) };
-    let unreadable = |error: String| EngineError::Media(format!("the cookies file {}: {error}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|error| unreadable(error.to_string()))?;
-    let cookies = haul_core::credentials::parse_cookies(&text).map_err(unreadable)?;
-    let Ok(url) = Url::parse(&request.url) else { return Ok(None) };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs());
-    Ok(haul_core::credentials::cookie_header(&cookies, &url, now)
-        .and_then(|cookie| reqwest::header::HeaderValue::from_str(&cookie).ok()))
 }
 
 /// Reads the page with yt-dlp; `None` when yt-dlp cannot make a video of it (the job is then a plain file).
