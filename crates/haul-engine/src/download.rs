@@ -131,15 +131,15 @@ pub fn partial_files(final_path: &Path) -> [PathBuf; 2] {
 
 /// HEAD when the file may be here already (a complete copy is then left without a byte fetched, `-N` compares
 /// dates, a `.part` is resumed), else a GET that fetches a small file in the same round trip.
-fn probe_with(options: &DownloadOptions) -> probe::ProbeWith {
+fn probe_with(target: &Target, url: &Url, timestamping: bool) -> probe::ProbeWith {
     let here = |path: &Path| {
         let part = Paths::for_final(path.to_owned()).part;
         exists(path) || exists(&part)
     };
-    let may_be_here = options.timestamping
-        || match &options.target {
+    let may_be_here = timestamping
+        || match target {
             Target::File(path) => here(path),
-            Target::Dir(dir) => filename::name_from_url(&options.url)
+            Target::Dir(dir) => filename::name_from_url(url)
                 .and_then(|name| filename::sanitize(&name))
                 .is_none_or(|name| here(&dir.join(name))),
         };
@@ -169,20 +169,25 @@ pub async fn download(
     for mirror in &options.mirrors {
         check_url(mirror)?;
     }
-    // A directory that cannot be made fails before anything is asked of the host.
-    let dir = match &options.target {
-        Target::Dir(dir) => Some(dir.clone()),
-        Target::File(path) => path.parent().map(Path::to_owned),
+    // Off the runtime's threads: a directory that cannot be made fails before anything is asked of the host, and
+    // whether the file may be here already decides how the host is asked.
+    let with = {
+        let (target, url, timestamping) = (options.target.clone(), options.url.clone(), options.timestamping);
+        tokio::task::spawn_blocking(move || {
+            let dir = match &target {
+                Target::Dir(dir) => Some(dir.as_path()),
+                Target::File(path) => path.parent(),
+            };
+            dir.map_or(Ok(()), create_dirs)?;
+            Ok::<_, EngineError>(probe_with(&target, &url, timestamping))
+        })
+        .await
+        .map_err(|error| EngineError::InvalidRequest(format!("making the directory failed: {error}")))??
     };
-    if let Some(dir) = dir {
-        tokio::task::spawn_blocking(move || create_dirs(&dir))
-            .await
-            .map_err(|error| EngineError::InvalidRequest(format!("making the directory failed: {error}")))??;
-    }
     progress.set_phase(Phase::Probing);
     let mut probe = tokio::select! {
         probe = probe::probe(
-            &client, &options.url, &options.headers, options.max_attempts, options.retry_wait, probe_with(&options),
+            &client, &options.url, &options.headers, options.max_attempts, options.retry_wait, with,
         ) => probe?,
         _ = cancel.cancelled() => return Err(EngineError::Cancelled),
     };
