@@ -1,6 +1,11 @@
-//! One connection budget per host for a whole process: a server's jobs on one host share
-//! `--max-connections-per-host` connections, so they never take all of a host's slots between them and make it
-//! answer each other with 503. Without a limit, every permit is granted at once.
+//! What a whole process knows about each host: its connection budget and the connection count its downloads
+//! settled on.
+//!
+//! A server's jobs on one host share `--max-connections-per-host` connections, so they never take all of a
+//! host's slots between them and make it answer each other with 503. Without a limit, every permit is granted at
+//! once. The count a download settled on (grown while it paid, or lowered by the host's refusals) is where the
+//! next download from the host starts, so a host that refuses a 33rd connection is not asked for it again by
+//! every file of a batch, and one that paid for 64 gets 64 from the start.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,11 +13,14 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
+use crate::swarm::Learned;
+
 /// Shared by every clone of the HTTP client.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct HostBudget {
     per_host: Option<usize>,
     hosts: Arc<parking_lot::Mutex<HashMap<String, Arc<Semaphore>>>>,
+    learned: Arc<parking_lot::Mutex<HashMap<String, Learned>>>,
 }
 
 /// A held connection slot; the slot is free again when it is dropped.
@@ -21,13 +29,26 @@ pub(crate) struct Slot(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
 
 impl HostBudget {
     pub(crate) fn new(per_host: Option<usize>) -> Self {
-        Self { per_host: per_host.filter(|n| *n > 0), hosts: Arc::default() }
+        Self { per_host: per_host.filter(|n| *n > 0), ..Self::default() }
+    }
+
+    fn key(url: &Url) -> String {
+        format!("{}:{}", url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0))
     }
 
     fn semaphore(&self, url: &Url) -> Option<Arc<Semaphore>> {
         let per_host = self.per_host?;
-        let key = format!("{}:{}", url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0));
-        Some(self.hosts.lock().entry(key).or_insert_with(|| Arc::new(Semaphore::new(per_host))).clone())
+        Some(self.hosts.lock().entry(Self::key(url)).or_insert_with(|| Arc::new(Semaphore::new(per_host))).clone())
+    }
+
+    /// The connection count the last measured download from `url`'s host ended with.
+    pub(crate) fn learned(&self, url: &Url) -> Option<Learned> {
+        self.learned.lock().get(&Self::key(url)).copied()
+    }
+
+    /// Keep what a download learned about `url`'s host for the next download there.
+    pub(crate) fn remember(&self, url: &Url, learned: Learned) {
+        self.learned.lock().insert(Self::key(url), learned);
     }
 
     /// `wanted` connections, or half the budget of a host when that is less: what one download starts with.
@@ -69,6 +90,10 @@ mod tests {
         assert!(budget.try_take(&b).is_some(), "another host has its own");
         drop(first);
         assert!(budget.try_take(&a).is_some(), "a dropped slot is free again");
+        let learned = Learned { count: 24, settled: true };
+        budget.remember(&a, learned);
+        assert_eq!(budget.learned(&a_other_path), Some(learned), "kept per host, whatever the path");
+        assert_eq!(budget.learned(&b), None);
         let unlimited = HostBudget::new(None);
         let held: Vec<_> = (0..100).map(|_| unlimited.try_take(&a).unwrap()).collect();
         assert_eq!(held.len(), 100);

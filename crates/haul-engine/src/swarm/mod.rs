@@ -8,11 +8,15 @@
 //! - **slow connections**: a connection far below the median (< 0.3x) is dropped and its remainder re-fetched
 //!   on a new connection;
 //! - **adaptive connection count**: connections are added while they raise total throughput, and the ceiling
-//!   drops when the host refuses connections (503, 429, connection refused);
+//!   drops when the host refuses connections (503, 429, connection refused); the count a download settled on
+//!   is remembered for the host's next download;
 //! - **persistence**: the completed ranges are saved every second for resume.
 //!
-//! All shared state sits in one `parking_lot::Mutex<State>`; every critical section is a few field updates and
-//! none spans an `.await`. Time is tokio's clock, so the policy can be tested under `tokio::time::pause()`.
+//! The decisions themselves (how many connections, which are too slow) are plain functions in [`policy`],
+//! tested on tokio's paused clock. All shared state sits in one `parking_lot::Mutex<State>`; every critical
+//! section is a few field updates and none spans an `.await`.
+
+mod policy;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +38,8 @@ use crate::part_file::PartFile;
 use crate::probe::FIRST_REQUEST;
 use crate::probe::{Validators, backoff};
 use crate::progress::Progress;
+pub(crate) use policy::Learned;
+use policy::{Conn, Count, Measure, WINDOW};
 
 /// Smallest piece worth a connection of its own when stealing; also the alignment of split points.
 const MIN_STEAL: u64 = 128 * 1024;
@@ -42,15 +48,12 @@ const MIN_STEAL: u64 = 128 * 1024;
 /// (a 64 MiB file at 32 x 4 MiB/s: 0.69 s against 0.88 s from 16); where one connection alone can fill the
 /// link, the ramp holds and the extra connections cost some CPU.
 const INITIAL_AUTO_CONNECTIONS: usize = 32;
+/// How often the monitor looks at the connections (slow ones, work to hand out, new connections to start).
 const TICK: Duration = Duration::from_millis(100);
-/// How long the monitor measures throughput before deciding to add connections or drop a slow one.
-const WINDOW: Duration = Duration::from_millis(300);
 const PERSIST_EVERY: Duration = Duration::from_secs(1);
-/// A connection slower than this fraction of the median is replaced.
-const SLOW_RATIO: f64 = 0.3;
-/// A connection is judged only after it has streamed this long (connection set-up and slow start excluded).
-const SLOW_GRACE: Duration = Duration::from_millis(600);
-/// A range is split only if its connection would need longer than this to finish it alone.
+/// A range is split only if its connection would need longer than this to finish it alone, until the host's
+/// answer time is measured; then twice that time (a new request pays once its owner would need longer than
+/// the request takes to answer), but never less than a tick.
 const STEAL_WORTH_SECS: f64 = 0.3;
 
 pub(crate) struct SwarmOptions {
@@ -94,7 +97,6 @@ struct Slot {
     assigned: bool,
     /// Set once response headers arrived, so the monitor knows which connections the host accepted.
     streaming_since: Option<Instant>,
-    window_bytes: u64,
     /// Where and when the current assignment began, for the connection's current speed.
     assigned_start: u64,
     assigned_at: Instant,
@@ -108,30 +110,50 @@ impl Slot {
         (elapsed >= 0.05).then(|| (self.pos - self.assigned_start) as f64 / elapsed)
     }
 
-    /// Seconds until this connection finishes its range, or `None` before its speed is known.
-    fn time_left(&self, now: Instant) -> Option<f64> {
-        let rate = self.current_rate(now)?;
-        Some((self.end - self.claimed) as f64 / rate.max(1.0))
+    /// Seconds until this connection finishes its range. Before its own speed is known (no answer yet, or too
+    /// short to measure), the typical connection's speed and answer time stand in for it; `None` when those are
+    /// not known either.
+    fn time_left(&self, now: Instant, pace: &Pace) -> Option<f64> {
+        let remaining = (self.end - self.claimed) as f64;
+        if let Some(rate) = self.current_rate(now) {
+            return Some(remaining / rate.max(1.0));
+        }
+        if pace.typical_rate <= 0.0 {
+            return None;
+        }
+        let waiting = match (self.streaming_since, pace.answer_secs) {
+            (None, Some(answer)) => (answer - now.duration_since(self.assigned_at).as_secs_f64()).max(0.0),
+            _ => 0.0,
+        };
+        Some(waiting + remaining / pace.typical_rate)
     }
 
     /// Whether a new connection should take part of this range: only when this one would need longer than
-    /// a new request costs. Before its speed is known (no answer yet, or too short to measure), only a large
-    /// remainder that has waited that long qualifies.
+    /// a new request costs. With nothing to estimate its time by, only a large remainder that has waited that
+    /// long qualifies.
     ///
     /// Stealing is not free: the robbed connection asked for its whole range, so what the host already
     /// pushed past the cut is thrown away when it stops. On a fast host every connection finishes in moments
     /// and stealing would only waste bytes.
-    fn stealable(&self, now: Instant) -> bool {
+    fn stealable(&self, now: Instant, pace: &Pace) -> bool {
         let remaining = self.end - self.claimed;
         self.assigned
             && remaining >= MIN_STEAL / 4
-            && match self.time_left(now) {
-                Some(seconds) => seconds > STEAL_WORTH_SECS,
+            && match self.time_left(now, pace) {
+                Some(seconds) => seconds > pace.steal_worth,
                 None => {
-                    remaining >= 2 * MIN_STEAL && now.duration_since(self.assigned_at).as_secs_f64() > STEAL_WORTH_SECS
+                    remaining >= 2 * MIN_STEAL && now.duration_since(self.assigned_at).as_secs_f64() > pace.steal_worth
                 }
             }
     }
+}
+
+/// What the monitor knows of the host's pace, for judging how long a connection still needs.
+struct Pace {
+    typical_rate: f64,
+    answer_secs: Option<f64>,
+    /// How long a connection must still need for its range to be worth splitting.
+    steal_worth: f64,
 }
 
 struct State {
@@ -140,13 +162,13 @@ struct State {
     slots: HashMap<u64, Slot>,
     next_worker: u64,
     /// How many connections to run now, and the most the host is believed to accept.
-    target: usize,
-    ceiling: usize,
-    last_refusal: Option<Instant>,
+    count: Count,
     dead_urls: Vec<bool>,
     stop: Option<Stop>,
-    /// The median connection throughput of the last window, for estimating when a connection will finish.
+    /// The median connection throughput at the last look, for estimating when a connection will finish.
     typical_rate: f64,
+    /// How long the host takes to answer a range request (from asking to the response headers), smoothed.
+    answer_secs: Option<f64>,
     /// The first request's answer for `[0, FIRST_REQUEST)`, its body unread: the connection assigned that range
     /// streams it instead of asking again.
     first_bytes: Option<reqwest::Response>,
@@ -158,6 +180,8 @@ struct Shared {
     file: Arc<PartFile>,
     progress: Arc<Progress>,
     state: parking_lot::Mutex<State>,
+    /// Signalled when a connection ends, so the monitor starts its replacement at once instead of a tick later.
+    ended: tokio::sync::Notify,
 }
 
 enum FetchError {
@@ -174,6 +198,16 @@ enum FetchError {
     RangeIgnored,
 }
 
+impl State {
+    fn pace(&self) -> Pace {
+        Pace {
+            typical_rate: self.typical_rate,
+            answer_secs: self.answer_secs,
+            steal_worth: self.answer_secs.map_or(STEAL_WORTH_SECS, |answer| (2.0 * answer).max(TICK.as_secs_f64())),
+        }
+    }
+}
+
 impl Shared {
     fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
         self.state.lock()
@@ -187,7 +221,7 @@ impl Shared {
             return None;
         }
         let assigned = state.slots.values().filter(|slot| slot.assigned).count();
-        if assigned >= state.target {
+        if assigned >= state.count.target {
             return None;
         }
         let range = if let Some(index) = (0..state.pending.len()).min_by_key(|&i| state.pending[i].0) {
@@ -196,12 +230,13 @@ impl Shared {
             // Rob the connection that would finish last, not merely the one with most left: half of a slow
             // connection's remainder is worth more than half of a fast one's.
             let now = Instant::now();
+            let pace = state.pace();
             let victim = state
                 .slots
                 .iter()
-                .filter(|(_, slot)| slot.stealable(now))
+                .filter(|(_, slot)| slot.stealable(now, &pace))
                 .max_by(|(_, a), (_, b)| {
-                    let left = |slot: &Slot| slot.time_left(now).unwrap_or(f64::INFINITY);
+                    let left = |slot: &Slot| slot.time_left(now, &pace).unwrap_or(f64::INFINITY);
                     left(a).total_cmp(&left(b))
                 })
                 .map(|(&id, slot)| (id, slot.claimed, slot.end, slot.current_rate(now)));
@@ -210,6 +245,7 @@ impl Shared {
                 let mid = plan::proportional_split(claimed, end, victim_rate, thief_rate, 16 * 1024)
                     .expect("a stealable range has at least MIN_STEAL / 4 bytes");
                 state.slots.get_mut(&victim).expect("victim exists").end = mid;
+                tracing::trace!(victim, thief = worker, kib = (end - mid) >> 10, "steal");
                 (mid, end)
             })
         };
@@ -220,7 +256,6 @@ impl Shared {
         slot.end = end;
         slot.assigned = true;
         slot.streaming_since = None;
-        slot.window_bytes = 0;
         slot.assigned_start = start;
         slot.assigned_at = Instant::now();
         Some((start, end))
@@ -245,15 +280,17 @@ impl Shared {
         state.done.insert(offset, end);
         if let Some(slot) = state.slots.get_mut(&worker) {
             slot.pos = end;
-            slot.window_bytes += n as u64;
         }
         self.progress.add_done(n as u64);
     }
 
     fn streaming(&self, worker: u64) {
-        if let Some(slot) = self.lock().slots.get_mut(&worker) {
-            slot.streaming_since = Some(Instant::now());
-        }
+        let mut state = self.lock();
+        let now = Instant::now();
+        let Some(slot) = state.slots.get_mut(&worker) else { return };
+        slot.streaming_since = Some(now);
+        let answer = now.duration_since(slot.assigned_at).as_secs_f64();
+        state.answer_secs = Some(state.answer_secs.map_or(answer, |typical| 0.8 * typical + 0.2 * answer));
     }
 
     /// Give back what the worker did not write, so another connection fetches it.
@@ -270,22 +307,17 @@ impl Shared {
         }
     }
 
-    /// The host refused a connection: lower the ceiling by one below what was open.
-    ///
-    /// One step per refusal, not straight down to the connections that were streaming: a host counts a
-    /// dropped connection for a moment after it is gone, so a replacement for a slow connection is often
-    /// refused once, and settling on the streaming count would ratchet the ceiling down with every
-    /// replacement. N refusals from a burst of N connections above the limit still land exactly on it.
+    /// The host refused a connection: lower the ceiling below what was open, unless the refusal is taken
+    /// for a moment's overlap (see [`Count::refused`]).
     fn refused(&self) {
         let mut state = self.lock();
-        state.ceiling = state.ceiling.min(state.slots.len()).saturating_sub(1).max(1);
-        state.target = state.target.min(state.ceiling);
-        state.last_refusal = Some(Instant::now());
+        let open = state.slots.len();
+        state.count.refused(open, Instant::now());
     }
 
     fn over_target(&self) -> bool {
         let state = self.lock();
-        state.slots.len() > state.target
+        state.slots.len() > state.count.target
     }
 
     fn stop(&self, stop: Stop) {
@@ -333,13 +365,19 @@ pub(crate) async fn run(
         options.min_segment,
         options.max_connections,
     );
-    let (target, ceiling) = match options.connections {
-        Some(n) => (n.min(useful).max(1), n.max(1)),
+    let host = options.urls[0].clone();
+    let count = match options.connections {
+        Some(n) => Count::fixed(n, useful),
         None => {
             let initial = client.hosts().share(INITIAL_AUTO_CONNECTIONS);
-            (initial.min(useful).max(1), options.max_connections.max(1))
+            let learned = client
+                .hosts()
+                .learned(&host)
+                .map(|learned| Learned { count: client.hosts().share(learned.count), ..learned });
+            Count::adaptive(initial, options.max_connections, useful, learned)
         }
     };
+    let target = count.target;
     // The first request's answer covers [0, first_end): a piece of its own, the rest planned over the other
     // connections (one piece each, so none waits for a connection to come free).
     let first_bytes =
@@ -364,20 +402,20 @@ pub(crate) async fn run(
             pending,
             slots: HashMap::new(),
             next_worker: 0,
-            target,
-            ceiling,
-            last_refusal: None,
+            count,
             dead_urls: vec![false; n_urls],
             stop: None,
             typical_rate: 0.0,
+            answer_secs: None,
             first_bytes,
         }),
+        ended: tokio::sync::Notify::new(),
         options,
     });
 
     let mut workers = JoinSet::new();
-    let mut ramp = Ramp::new(adaptive);
     let mut last_persist = Instant::now();
+    let mut last_look = Instant::now();
     let mut window_start = Instant::now();
     let mut window_done = progress.snapshot().done;
     let mut speed = 0.0f64;
@@ -394,8 +432,9 @@ pub(crate) async fn run(
             let state = shared.lock();
             let complete = state.done.is_complete(shared.options.size);
             let now = Instant::now();
-            let has_work = !state.pending.is_empty() || state.slots.values().any(|s| s.stealable(now));
-            let to_spawn = if has_work { state.target.saturating_sub(state.slots.len()) } else { 0 };
+            let pace = state.pace();
+            let has_work = !state.pending.is_empty() || state.slots.values().any(|s| s.stealable(now, &pace));
+            let to_spawn = if has_work { state.count.target.saturating_sub(state.slots.len()) } else { 0 };
             (complete, state.stop.is_some(), to_spawn)
         };
         if complete || stopped || cancel.is_cancelled() {
@@ -409,12 +448,11 @@ pub(crate) async fn run(
         }
         // Each connection holds a slot of its host's budget, shared with the process's other downloads: with
         // none free, this download runs with the connections it has (and, with none, waits for one).
-        let host = &shared.options.urls[0];
         for _ in 0..to_spawn {
-            let slot = match shared.client.hosts().try_take(host) {
+            let slot = match shared.client.hosts().try_take(&host) {
                 Some(slot) => slot,
                 None if shared.lock().slots.is_empty() => tokio::select! {
-                    slot = shared.client.hosts().take(host) => slot,
+                    slot = shared.client.hosts().take(&host) => slot,
                     _ = cancel.cancelled() => break,
                 },
                 None => break,
@@ -423,26 +461,57 @@ pub(crate) async fn run(
         }
 
         tokio::select! {
-            _ = tokio::time::sleep(TICK) => {}
+            _ = tokio::time::sleep_until(last_look + TICK) => {}
+            _ = shared.ended.notified() => continue,
             _ = cancel.cancelled() => {}
         }
 
         let now = Instant::now();
+        last_look = now;
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let state = shared.lock();
+            let streaming = state.slots.values().filter(|s| s.streaming_since.is_some()).count();
+            let left: Vec<u64> =
+                state.slots.values().filter(|s| s.assigned).map(|s| (s.end - s.claimed) >> 10).collect();
+            tracing::trace!(streaming, open = state.slots.len(), target = state.count.target, done = state.done.covered(), pending = state.pending.len(), ?left, answer = ?state.answer_secs, "tick");
+        }
+        // Under a speed limit that binds, connections are as slow as the limiter makes them: none is replaced.
+        let limit_binds = shared
+            .options
+            .limiter
+            .as_ref()
+            .is_some_and(|limiter| speed == 0.0 || speed >= 0.8 * limiter.bytes_per_second() as f64);
+        if !limit_binds {
+            for _ in 0..drop_slow_connections(&shared, now) {
+                progress.count_replaced_connection();
+            }
+        }
         if now.duration_since(window_start) >= WINDOW {
             let done_now = progress.snapshot().done;
             let elapsed = now.duration_since(window_start).as_secs_f64();
             let rate = (done_now - window_done) as f64 / elapsed;
             speed = if speed == 0.0 { rate } else { 0.5 * speed + 0.5 * rate };
             progress.set_speed(speed as u64);
-            for _ in 0..drop_slow_connections(&shared, elapsed) {
-                progress.count_replaced_connection();
+            {
+                let mut state = shared.lock();
+                let measure = Measure {
+                    rate,
+                    streaming: state.slots.values().filter(|s| s.streaming_since.is_some()).count(),
+                    remaining: shared.options.size - state.done.covered(),
+                    min_segment: shared.options.min_segment,
+                };
+                state.count.step(measure, now);
+                state.count.recover(now);
             }
-            ramp.step(&shared, rate, now);
-            recover_after_refusal(&shared, now);
             window_start = now;
             window_done = done_now;
         }
-        progress.set_connections(shared.lock().slots.values().filter(|s| s.streaming_since.is_some()).count());
+        {
+            let mut state = shared.lock();
+            let streaming = state.slots.values().filter(|s| s.streaming_since.is_some()).count();
+            state.count.streaming(streaming);
+            progress.set_connections(streaming);
+        }
         if now.duration_since(last_persist) >= PERSIST_EVERY {
             let snapshot = shared.lock().done.clone();
             if let Err(error) = persist(&snapshot) {
@@ -460,10 +529,13 @@ pub(crate) async fn run(
         }
     }
     progress.set_connections(0);
-    let (done, stop) = {
+    let (done, stop, learned) = {
         let mut state = shared.lock();
-        (state.done.clone(), state.stop.take())
+        (state.done.clone(), state.stop.take(), state.count.learned())
     };
+    if adaptive && let Some(learned) = learned {
+        shared.client.hosts().remember(&host, learned);
+    }
     persist(&done)?;
     if done.is_complete(shared.options.size) {
         return Ok(SwarmEnd::Complete);
@@ -490,7 +562,6 @@ fn spawn_worker(shared: &Arc<Shared>, workers: &mut JoinSet<()>, cancel: &Cancel
                 end: 0,
                 assigned: false,
                 streaming_since: None,
-                window_bytes: 0,
                 assigned_start: 0,
                 assigned_at: Instant::now(),
                 cancel: token.clone(),
@@ -506,6 +577,7 @@ fn spawn_worker(shared: &Arc<Shared>, workers: &mut JoinSet<()>, cancel: &Cancel
             shared.release(id);
             shared.lock().slots.remove(&id);
             drop(slot);
+            shared.ended.notify_one();
         },
         span,
     ));
@@ -699,92 +771,25 @@ fn check_status(response: &reqwest::Response, options: &SwarmOptions, url: &Url,
 
 /// Replace connections running far below the median: their remainder goes back to the pool and a new
 /// connection (likely on a better path) fetches it. Returns how many were dropped.
-fn drop_slow_connections(shared: &Shared, window_secs: f64) -> usize {
+fn drop_slow_connections(shared: &Shared, now: Instant) -> usize {
     let mut state = shared.lock();
-    let now = Instant::now();
-    let mut rates: Vec<(u64, f64)> = Vec::new();
-    for (&id, slot) in state.slots.iter_mut() {
-        if slot.assigned && slot.streaming_since.is_some_and(|since| now.duration_since(since) >= SLOW_GRACE) {
-            rates.push((id, slot.window_bytes as f64 / window_secs));
-        }
-        slot.window_bytes = 0;
+    let conns: Vec<Conn> = state
+        .slots
+        .iter()
+        .filter(|(_, slot)| slot.assigned)
+        .filter_map(|(&id, slot)| {
+            let streaming_for = now.duration_since(slot.streaming_since?);
+            Some(Conn { id, streaming_for, rate: slot.current_rate(now)?, remaining: slot.end - slot.claimed })
+        })
+        .collect();
+    let known = (state.typical_rate > 0.0).then_some(state.typical_rate);
+    let (median, slow) = policy::slow_connections(&conns, state.answer_secs, known);
+    if let Some(median) = median {
+        state.typical_rate = median;
     }
-    if rates.len() < 4 {
-        return 0;
+    for id in &slow {
+        tracing::debug!(worker = id, median, "replacing a slow connection");
+        state.slots[id].cancel.cancel();
     }
-    rates.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let median = rates[rates.len() / 2].1;
-    state.typical_rate = median;
-    // Never replace more than a quarter at once: a host that is slow everywhere is not fixed by churn.
-    let budget = (rates.len() / 4).max(1);
-    let mut dropped = 0;
-    for &(id, rate) in rates.iter().take(budget) {
-        let Some(slot) = state.slots.get(&id) else { continue };
-        // Worth replacing only if the slow connection would still need a while; a nearly finished
-        // range is cheaper to let run than to re-request.
-        let worth_it = (slot.end - slot.claimed) as f64 > rate.max(1.0) * 0.5;
-        if rate < SLOW_RATIO * median && worth_it {
-            tracing::debug!(worker = id, rate, median, "replacing a slow connection");
-            slot.cancel.cancel();
-            dropped += 1;
-        }
-    }
-    dropped
-}
-
-/// After refusals stop, probe upwards one connection every two seconds: a refusal may have been momentary,
-/// and at a real limit this costs one refused request per probe.
-fn recover_after_refusal(shared: &Shared, now: Instant) {
-    let mut state = shared.lock();
-    let most = shared.options.connections.unwrap_or(shared.options.max_connections);
-    if state.last_refusal.is_some_and(|at| now.duration_since(at) > Duration::from_secs(2)) && state.ceiling < most {
-        state.ceiling += 1;
-        state.target = (state.target + 1).min(state.ceiling);
-        state.last_refusal = Some(now);
-    }
-}
-
-/// The adaptive connection count: grow while growth pays, hold when it stops paying.
-struct Ramp {
-    enabled: bool,
-    /// Throughput measured before the last increase.
-    before: Option<f64>,
-    last_change: Option<Instant>,
-}
-
-impl Ramp {
-    fn new(enabled: bool) -> Self {
-        Self { enabled, before: None, last_change: None }
-    }
-
-    fn step(&mut self, shared: &Shared, rate: f64, now: Instant) {
-        if !self.enabled {
-            return;
-        }
-        let mut state = shared.lock();
-        let streaming = state.slots.values().filter(|s| s.streaming_since.is_some()).count();
-        if streaming < state.target || self.last_change.is_some_and(|at| now.duration_since(at) < WINDOW) {
-            return;
-        }
-        let remaining = shared.options.size - state.done.covered();
-        if remaining < (state.target as u64) * shared.options.min_segment * 2 {
-            return;
-        }
-        let paid = match self.before {
-            None => true,
-            Some(before) => rate > before * 1.10,
-        };
-        if !paid {
-            self.enabled = false;
-            tracing::debug!(target = state.target, rate, "more connections stopped paying; holding");
-            return;
-        }
-        let next = (state.target * 2).min(state.ceiling).min(shared.options.max_connections);
-        if next > state.target {
-            tracing::debug!(from = state.target, to = next, rate, "adding connections");
-            state.target = next;
-            self.before = Some(rate);
-            self.last_change = Some(now);
-        }
-    }
+    slow.len()
 }
