@@ -290,7 +290,10 @@ def main():
         description, size, flags, per_conn, _, _ = PROFILES[profile]
         ca = os.path.join(work, "ca.pem") if "--tls" in flags else None
         origin, base = start_origin(origin_bin, flags + (["--write-ca", ca] if ca else []))
-        name = f"{profile}.bin"
+        media = profile.startswith("media-")
+        # A video page's address names no file (as on real video sites): one ending in .bin would be fetched as
+        # the file it names, not read as a page.
+        name = profile if media else f"{profile}.bin"
         if profile == "many-small":
             try:
                 rows.extend(bench_many(profile, description, size, base, tools, origin_bin, haul_bin, work, args))
@@ -298,7 +301,6 @@ def main():
                 origin.kill()
                 origin.wait()
             continue
-        media = profile.startswith("media-")
         url = f"{base}/watch/{size}/{name}" if media else f"{base}/data/{size}/{name}"
         expected = subprocess.run([origin_bin, "--print-sha256", str(size), name], capture_output=True, text=True,
                                   check=True).stdout.strip()

@@ -11,6 +11,7 @@
 //! and resume records, yt-dlp's fragments. A pause keeps it, so the next run continues where this one stopped;
 //! a cancel or a removal deletes it.
 
+mod cache;
 mod ffmpeg;
 mod process;
 mod proxy;
@@ -154,20 +155,27 @@ pub async fn get_media(
     cancel: &CancellationToken,
 ) -> Result<Option<download::Downloaded>, EngineError> {
     let audio = request.quality == Quality::Audio;
+    let access = ytdlp::Access { headers: &request.headers, cookies: request.cookies.as_deref() };
     let info = match request.media {
-        Some(true) => extract(tools, &request.url, &request.headers, request.cookies.as_deref(), cancel).await?,
+        Some(true) => ytdlp::extract(tools, &request.url, access, None, cancel).await?,
         Some(false) if audio => direct_info(&request.url),
         Some(false) => return Ok(None),
-        None => {
-            // A page behind a login is a page too: the look at it sends what yt-dlp will.
-            let page = tools.yt_dlp.is_some() && is_web_page(client, &request.url, &request.page_headers).await?;
-            let cookies = request.cookies.as_deref();
-            match if page { try_extract(tools, &request.url, &request.headers, cookies, cancel).await? } else { None } {
-                Some(info) => info,
-                None if audio => direct_info(&request.url),
-                None => return Ok(None),
-            }
-        }
+        // A page behind a login is a page too: the look at it sends what yt-dlp will.
+        None => match read_if_page(
+            client,
+            tools,
+            &request.url,
+            &request.page_headers,
+            access.headers,
+            access.cookies,
+            cancel,
+        )
+        .await?
+        {
+            Some(info) => info,
+            None if audio => direct_info(&request.url),
+            None => return Ok(None),
+        },
     };
     // The same request maps to the same work directory, so a second run continues the first.
     let digest = {
@@ -192,8 +200,49 @@ pub async fn get_media(
         plain_name: true,
         thumbnail_at: None,
     };
-    let done = run(client, tools, job, info, progress, cancel).await?;
+    let done = run_job(client, tools, job, info, Describe::No, progress, cancel).await?;
     Ok(Some(download::Downloaded { path: done.path, size: done.size, resumed_bytes: 0, already_complete: false }))
+}
+
+/// How long the look at a URL (is it a web page?) may take before yt-dlp is started beside it: a host that
+/// answers sooner (loopback, a LAN) is not worth a yt-dlp start that may be thrown away.
+const EARLY_START_AFTER: Duration = Duration::from_millis(20);
+
+/// What a URL of kind `auto` is: `Some` reading when it is a web page yt-dlp can make a video of, `None` when it
+/// is to be fetched as a file. The look at the URL ([`is_web_page`]) and yt-dlp's start-up overlap: when the
+/// look takes longer than [`EARLY_START_AFTER`], yt-dlp starts loading beside it, and gets the URL once the
+/// look says it is a page (killed otherwise, having asked nothing of any host; after two such in a row, until a
+/// page is seen again, there are no early starts).
+pub(crate) async fn read_if_page(
+    client: &HttpClient,
+    tools: &MediaTools,
+    url: &str,
+    page_headers: &HeaderMap,
+    headers: &[(String, String)],
+    cookies: Option<&Path>,
+    cancel: &CancellationToken,
+) -> Result<Option<MediaInfo>, EngineError> {
+    let access = ytdlp::Access { headers, cookies };
+    if tools.yt_dlp().is_err() {
+        return Ok(None);
+    }
+    let look = is_web_page(client, url, page_headers);
+    tokio::pin!(look);
+    let (page, early) = tokio::select! {
+        page = &mut look => (page?, None),
+        _ = tokio::time::sleep(EARLY_START_AFTER) => {
+            let early = ytdlp::Early::start(tools, url, access).await;
+            (look.await?, early)
+        }
+    };
+    if !page {
+        if let Some(early) = early {
+            early.discard();
+        }
+        return Ok(None);
+    }
+    ytdlp::Early::page_seen();
+    read_or_none(ytdlp::extract(tools, url, access, early, cancel).await)
 }
 
 /// Reads the page with yt-dlp; `None` when yt-dlp cannot make a video of it (the job is then a plain file).
@@ -207,7 +256,13 @@ pub(crate) async fn try_extract(
     if tools.yt_dlp().is_err() {
         return Ok(None);
     }
-    match ytdlp::extract(tools, url, ytdlp::Access { headers, cookies }, cancel).await {
+    read_or_none(ytdlp::extract(tools, url, ytdlp::Access { headers, cookies }, None, cancel).await)
+}
+
+/// A reading that makes a video, or `None` (yt-dlp cannot read the page, or finds no video on it); a cancel or a
+/// refused destination is the job's answer.
+fn read_or_none(read: Result<MediaInfo, EngineError>) -> Result<Option<MediaInfo>, EngineError> {
+    match read {
         Ok(info) if !info.formats.is_empty() || info.kind.as_deref() == Some("playlist") => Ok(Some(info)),
         Ok(_) => Ok(None),
         Err(error @ (EngineError::Cancelled | EngineError::Refused(_))) => Err(error),
@@ -226,7 +281,7 @@ pub(crate) async fn extract(
     cookies: Option<&Path>,
     cancel: &CancellationToken,
 ) -> Result<MediaInfo, EngineError> {
-    ytdlp::extract(tools, url, ytdlp::Access { headers, cookies }, cancel).await
+    ytdlp::extract(tools, url, ytdlp::Access { headers, cookies }, None, cancel).await
 }
 
 /// A direct file described as a one-format "page", for `audio` asked of a plain video file.
@@ -249,6 +304,14 @@ pub(crate) fn direct_info(url: &str) -> MediaInfo {
     }
 }
 
+/// Whether anyone reads what the finished file holds: a server keeps the duration, size and a frame with the
+/// job; `haul get` shows none of it, so it does not run ffprobe on a file it has no question about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Describe {
+    Yes,
+    No,
+}
+
 /// The whole pipeline for one job. What it learns about the video (title, formats, thumbnail, streams) is
 /// reported through `progress` as soon as it is known, as the byte counts are.
 pub(crate) async fn run(
@@ -256,6 +319,40 @@ pub(crate) async fn run(
     tools: &MediaTools,
     job: MediaJob<'_>,
     info: MediaInfo,
+    progress: &Arc<Progress>,
+    cancel: &CancellationToken,
+) -> Result<MediaDone, EngineError> {
+    run_job(client, tools, job, info, Describe::Yes, progress, cancel).await
+}
+
+async fn run_job(
+    client: &HttpClient,
+    tools: &MediaTools,
+    job: MediaJob<'_>,
+    info: MediaInfo,
+    describe: Describe,
+    progress: &Arc<Progress>,
+    cancel: &CancellationToken,
+) -> Result<MediaDone, EngineError> {
+    let result = fetch_and_finish(client, tools, &job, info, describe, progress, cancel).await;
+    if let Err(error) = &result
+        && !matches!(error, EngineError::Cancelled)
+    {
+        // The reading may hold what failed (a stream URL that expired or is refused): a retry reads the page again.
+        let access = ytdlp::Access { headers: job.headers, cookies: job.cookies };
+        if let Some(key) = ytdlp::key_of(tools, job.url, access).await {
+            tools.pages.forget(key);
+        }
+    }
+    result
+}
+
+async fn fetch_and_finish(
+    client: &HttpClient,
+    tools: &MediaTools,
+    job: &MediaJob<'_>,
+    info: MediaInfo,
+    describe: Describe,
     progress: &Arc<Progress>,
     cancel: &CancellationToken,
 ) -> Result<MediaDone, EngineError> {
@@ -305,7 +402,8 @@ pub(crate) async fn run(
         create_dir(dir).await?;
     }
 
-    // The page's thumbnail first, so a client can show it while the video comes (once: a resumed job has it).
+    // The page's thumbnail beside the streams, so a client can show it while the video comes without the video
+    // waiting for it (once: a resumed job has it).
     let existing = match job.thumbnails_dir {
         Some(dir) => existing_thumbnail(dir, job.id).await,
         None => None,
@@ -313,33 +411,62 @@ pub(crate) async fn run(
     if existing.is_some() {
         facts.thumbnail = existing;
         progress.set_media(facts.clone());
-    } else if let (Some(thumbnail), Some(dir), None) = (info.thumbnail.as_deref(), job.thumbnails_dir, job.thumbnail_at)
-    {
+    }
+    let thumbnail_cancel = cancel.child_token();
+    let thumbnail = async {
         // A client that said where the frame is (`thumbnail_at`) gets that frame, not the page's picture.
-        match fetch_thumbnail(client, tools, thumbnail, job.headers, dir, job.id, cancel).await {
+        let (None, Some(thumbnail), Some(dir), None) =
+            (&facts.thumbnail, info.thumbnail.as_deref(), job.thumbnails_dir, job.thumbnail_at)
+        else {
+            return Ok(None);
+        };
+        match fetch_thumbnail(client, tools, thumbnail, job.headers, dir, job.id, &thumbnail_cancel).await {
             Ok(name) => {
-                facts.thumbnail = Some(name);
-                progress.set_media(facts.clone());
+                progress.set_media(MediaFacts { thumbnail: Some(name.clone()), ..facts.clone() });
+                Ok(Some(name))
             }
-            Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
-            Err(error) => tracing::info!(%error, "cannot fetch the page's thumbnail; a frame will do"),
+            Err(EngineError::Cancelled) => Err(EngineError::Cancelled),
+            Err(error) => {
+                tracing::info!(%error, "cannot fetch the page's thumbnail; a frame will do");
+                Ok(None)
+            }
         }
+    };
+    let streams = async {
+        progress.set_phase(Phase::Downloading);
+        let started = std::time::Instant::now();
+        let fetched = if selection.formats().iter().all(|format| format.is_direct()) {
+            fetch_direct(client, job, &selection, &work, progress, cancel).await
+        } else {
+            fetch_with_ytdlp(tools, job, &selection, &work, progress, cancel).await.map(|path| vec![path])
+        };
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "fetched the streams");
+        if fetched.is_err() {
+            thumbnail_cancel.cancel();
+        }
+        fetched
+    };
+    let (thumbnail, fetched) = tokio::join!(thumbnail, streams);
+    let fetched = fetched?;
+    if let Some(name) = thumbnail? {
+        facts.thumbnail = Some(name);
     }
 
-    progress.set_phase(Phase::Downloading);
-    let fetched = if selection.formats().iter().all(|format| format.is_direct()) {
-        fetch_direct(client, &job, &selection, &work, progress, cancel).await?
-    } else {
-        vec![fetch_with_ytdlp(tools, &job, &selection, &work, progress, cancel).await?]
-    };
-
     progress.set_phase(Phase::Verifying);
-    let output = finish(tools, &job, &selection, &fetched, &work, cancel).await?;
+    let output = finish(tools, job, &selection, &fetched, &work, cancel).await?;
     let size = tokio::fs::metadata(&output).await.map_err(|error| EngineError::io(&output, error))?.len();
 
     // What the file really holds, and a frame when the page had no thumbnail: done while the file is still in
-    // the work directory, so that a stop in these steps leaves nothing under the final name.
-    if let Ok(ffprobe) = tools.ffprobe() {
+    // the work directory, so that a stop in these steps leaves nothing under the final name. Not when yt-dlp
+    // already said all of it and there is a thumbnail (or no one to show it).
+    let has_video = job.quality != Quality::Audio && chosen_video.is_some();
+    let frame_wanted = job.thumbnails_dir.is_some() && facts.thumbnail.is_none() && has_video;
+    let facts_missing = facts.duration.is_none() || (has_video && (facts.width.is_none() || facts.height.is_none()));
+    if describe == Describe::Yes
+        && (frame_wanted || facts_missing)
+        && let Ok(ffprobe) = tools.ffprobe()
+    {
+        let started = std::time::Instant::now();
         let probed = match ffmpeg::probe(ffprobe, &output, cancel).await {
             Ok(probed) => Some(probed),
             Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
@@ -348,6 +475,7 @@ pub(crate) async fn run(
                 None
             }
         };
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "ffprobe read the finished file");
         if let Some(probed) = probed {
             facts.duration = probed.duration.or(facts.duration);
             facts.width = probed.width.or(facts.width);

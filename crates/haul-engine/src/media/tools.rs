@@ -4,6 +4,7 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
+use super::cache::PageCache;
 use crate::destination::DestinationPolicy;
 
 /// A program the caller named that is not there.
@@ -24,6 +25,8 @@ pub struct MediaTools {
     /// Where yt-dlp may connect; when it refuses anything, yt-dlp runs behind a loopback proxy that applies
     /// it. The service sets it from its HTTP client's policy.
     pub destinations: DestinationPolicy,
+    /// Recent page readings, handed out again for the same page and access (clones share them).
+    pub pages: PageCache,
 }
 
 impl MediaTools {
@@ -46,7 +49,7 @@ impl MediaTools {
         let ffmpeg = given(ffmpeg, "ffmpeg")?.or_else(|| on_path("ffmpeg"));
         let beside = ffmpeg.as_deref().and_then(Path::parent).map(|dir| dir.join("ffprobe"));
         let ffprobe = beside.filter(|path| is_executable(path)).or_else(|| on_path("ffprobe"));
-        Ok(Self { yt_dlp, ffmpeg, ffprobe, destinations: DestinationPolicy::allow_all() })
+        Ok(Self { yt_dlp, ffmpeg, ffprobe, destinations: DestinationPolicy::allow_all(), pages: PageCache::default() })
     }
 
     /// No media tools at all: media jobs fail with a clear error, file jobs work.
