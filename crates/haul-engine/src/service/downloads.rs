@@ -30,7 +30,11 @@ impl Engine {
         }
         let view = DownloadView::from(self.inner.store.create(new).await?);
         self.emit(EventKind::Added, &view);
-        self.inner.wake.notify_one();
+        // A job added paused cannot be claimed: waking the scheduler for it would only take the store's write
+        // lock for a claim that finds nothing, against the next add.
+        if view.state == JobState::Queued {
+            self.inner.wake.notify_one();
+        }
         Ok(view)
     }
 

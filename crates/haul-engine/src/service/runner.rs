@@ -33,13 +33,19 @@ impl Engine {
     /// One download's life on this node, from claim to completed, failed or stopped.
     pub(super) async fn run(&self, record: DownloadRecord, running: &Running) {
         self.emit(EventKind::Started, &DownloadView::from(record.clone()));
-        let reporter = self.report_progress(&record, running);
         let work = self.fetch(&record, running);
         tokio::pin!(work);
-        tokio::pin!(reporter);
-        let result = tokio::select! {
-            result = &mut work => result,
-            _ = &mut reporter => work.await,
+        // The reporter is dropped at the end of this block, before the last writes below: stopped between two
+        // polls it may hold a pooled database connection (a query it had started), and kept alive it would hold
+        // it while this task waits for another; with as many downloads ending at once as the pool has
+        // connections, every connection was held that way and the server stopped answering.
+        let result = {
+            let reporter = self.report_progress(&record, running);
+            tokio::pin!(reporter);
+            tokio::select! {
+                result = &mut work => result,
+                _ = &mut reporter => work.await,
+            }
         };
         self.write_progress(&record, &running.progress).await;
         match result {
@@ -190,31 +196,45 @@ impl Engine {
         }
     }
 
-    /// Every second: progress to the store, lease renewed, a progress event. Ends (and stops the download)
-    /// when the lease is lost: another node or a client took the job.
+    /// Every second: lease renewed and progress recorded (one write, which also reads the job back for the
+    /// progress event), and what a media job has learned. Ends (and stops the download) when the lease is lost:
+    /// another node or a client took the job.
     async fn report_progress(&self, record: &DownloadRecord, running: &Running) {
+        let options = &self.inner.options;
         let mut ticker = tokio::time::interval(REPORT_EVERY);
         ticker.tick().await;
         loop {
             ticker.tick().await;
-            let renewed =
-                self.inner.store.renew_lease(record.id, &self.inner.options.node, self.inner.options.lease).await;
-            if let Err(error) = renewed {
-                tracing::info!(%error, "lost the lease; stopping");
-                running.stop(StopReason::LostLease);
-                return std::future::pending().await;
+            let update = self.progress_update(&running.progress);
+            let mut current =
+                match self.inner.store.report_progress(record.id, &options.node, options.lease, &update).await {
+                    Ok(current) => current,
+                    Err(error) => {
+                        tracing::info!(%error, "lost the lease; stopping");
+                        running.stop(StopReason::LostLease);
+                        return std::future::pending().await;
+                    }
+                };
+            // Rarely (once or twice in a media job): read again so that the event shows what was learned.
+            if self.write_media_change(record, &running.progress).await
+                && let Ok(fresh) = self.inner.store.get(&record.account, record.id).await
+            {
+                current = fresh;
             }
-            self.write_progress(record, &running.progress).await;
-            if let Ok(current) = self.inner.store.get(&record.account, record.id).await {
-                self.emit(EventKind::Progress, &self.overlay(current));
-            }
+            self.emit(EventKind::Progress, &self.overlay(current));
         }
     }
 
     /// Writes what the run reports: its progress, and what a media job has learned since the last write.
     async fn write_progress(&self, record: &DownloadRecord, progress: &Progress) {
+        let update = self.progress_update(progress);
+        self.store_quietly(self.inner.store.record_progress(record.id, &update).await);
+        self.write_media_change(record, progress).await;
+    }
+
+    fn progress_update(&self, progress: &Progress) -> ProgressUpdate {
         let snapshot = progress.snapshot();
-        let update = ProgressUpdate {
+        ProgressUpdate {
             bytes_done: snapshot.done,
             size: snapshot.total,
             speed: snapshot.speed,
@@ -226,11 +246,14 @@ impl Engine {
                 .and_then(|p| p.file_name())
                 .map(|n| n.to_string_lossy().into_owned()),
             path: snapshot.destination.as_ref().map(|p| self.relative(p)),
-        };
-        self.store_quietly(self.inner.store.record_progress(record.id, &update).await);
-        if let Some(facts) = progress.take_media_change() {
-            self.store_quietly(self.inner.store.set_media(record.id, &media_update(facts)).await);
         }
+    }
+
+    /// Writes what a media job has learned since the last write; true when there was something.
+    async fn write_media_change(&self, record: &DownloadRecord, progress: &Progress) -> bool {
+        let Some(facts) = progress.take_media_change() else { return false };
+        self.store_quietly(self.inner.store.set_media(record.id, &media_update(facts)).await);
+        true
     }
 
     pub(super) fn store_quietly(&self, result: Result<(), haul_store::StoreError>) {

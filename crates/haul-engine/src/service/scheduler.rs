@@ -70,6 +70,10 @@ impl Engine {
                 }
                 let options = &self.inner.options;
                 match self.inner.store.claim_next(&options.node, options.lease, options.max_active).await {
+                    // A download of ours whose lease ran out while it kept running here (its renewals were held
+                    // up): the claim has renewed the lease and its task goes on; a second task would fetch the
+                    // same file beside it.
+                    Ok(Some(record)) if self.inner.running.lock().contains_key(&record.id) => {}
                     Ok(Some(record)) => self.spawn_runner(record),
                     Ok(None) => break,
                     Err(error) => {
