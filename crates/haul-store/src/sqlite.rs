@@ -251,6 +251,10 @@ impl Store for SqliteStore {
         // Fair sharing: the slot goes to the account with the fewest downloads running now; priority orders
         // an account's own jobs (then age), so one account's thousand top-priority jobs cannot starve
         // another's one.
+        //
+        // The candidates are the head of each account's queue (the accounts with a queued job are the few rows
+        // of `download_counts`; each head is one step down `downloads_by_account_queue`) and the active rows
+        // without a live lease: the best of those is the best runnable row, without sorting every queued one.
         let row = sqlx::query(
             "UPDATE downloads SET
                  state = 'active',
@@ -261,14 +265,24 @@ impl Store for SqliteStore {
                  eta_secs = NULL,
                  connections = 0
              WHERE seq = (
-                 SELECT d.seq FROM downloads d
+                 WITH candidates (seq) AS (
+                     SELECT (SELECT q.seq FROM downloads q
+                             WHERE q.account = c.account AND q.state = 'queued'
+                             ORDER BY q.priority DESC, q.created_at, q.seq
+                             LIMIT 1)
+                     FROM download_counts c
+                     WHERE c.state = 'queued' AND c.n > 0
+                     UNION ALL
+                     SELECT seq FROM downloads
+                     WHERE state = 'active' AND (lease_expires IS NULL OR lease_expires <= ?3)
+                 )
+                 SELECT d.seq FROM candidates
+                 JOIN downloads d ON d.seq = candidates.seq
                  LEFT JOIN (
                      SELECT account, COUNT(*) AS running FROM downloads
                      WHERE state = 'active' AND lease_expires > ?3
                      GROUP BY account
                  ) a ON a.account = d.account
-                 WHERE d.state = 'queued'
-                    OR (d.state = 'active' AND (d.lease_expires IS NULL OR d.lease_expires <= ?3))
                  ORDER BY COALESCE(a.running, 0), d.priority DESC, d.created_at, d.seq
                  LIMIT 1)
              RETURNING *",
