@@ -253,7 +253,7 @@ pub async fn download(
         return Err(EngineError::InUse(paths.final_path));
     }
     // From here on a failure before any byte was recorded leaves nothing behind.
-    let _cleanup = RemoveIfEmpty { part: paths.part.clone(), control: paths.control.clone() };
+    let mut cleanup = RemoveIfEmpty { part: paths.part.clone(), control: paths.control.clone(), armed: true };
 
     let mut record = match existing {
         Some(mut record) if record.same_remote(probe.size, &probe.validators) => {
@@ -306,7 +306,7 @@ pub async fn download(
             }
             // A probe holding the whole file (a small one) is the download: one stream from its answer.
             Some(size) if probe.ranges && probe.body.is_none() => {
-                // A disk too small fails here; with nothing recorded yet, `_cleanup` removes the reservation.
+                // A disk too small fails here; with nothing recorded yet, `cleanup` removes the reservation.
                 part.allocate(size)?;
                 let swarm_options = SwarmOptions {
                     urls: std::iter::once(probe.final_url.clone()).chain(options.mirrors.iter().cloned()).collect(),
@@ -392,6 +392,10 @@ pub async fn download(
         }
     };
 
+    // Every byte is here, though the record (not rewritten at the end) may say less: from now on the part file is
+    // never removed as empty. A failure below leaves it for the next run, which at worst fetches again what the
+    // record does not show.
+    cleanup.armed = false;
     progress.set_total(Some(size));
     progress.set_done(size);
     if let Some(spec) = &options.checksum {
@@ -410,7 +414,10 @@ pub async fn download(
     }
     // As wget does: the file carries the remote's Last-Modified, which is what `-N` compares the next time.
     if let Some(remote) = probe.validators.last_modified.as_deref().and_then(|d| httpdate::parse_http_date(d).ok()) {
-        set_modified(&paths.part, remote);
+        // A filesystem that cannot is not a reason to fail the download.
+        if let Err(error) = part.set_modified(remote) {
+            tracing::warn!(%error, "cannot set the modification time from Last-Modified");
+        }
     }
     put_in_place(&paths.part, &paths.final_path, options.overwrite || options.timestamping)?;
     control::remove(&paths.control);
@@ -457,11 +464,16 @@ impl Drop for Claim {
 struct RemoveIfEmpty {
     part: PathBuf,
     control: PathBuf,
+    /// Cleared once every byte is fetched.
+    armed: bool,
 }
 
 impl Drop for RemoveIfEmpty {
     fn drop(&mut self) {
-        if !self.part.exists() || control::load(&self.control).is_some_and(|record| !record.done.is_empty()) {
+        if !self.armed
+            || !self.part.exists()
+            || control::load(&self.control).is_some_and(|record| !record.done.is_empty())
+        {
             return;
         }
         if let Err(error) = std::fs::remove_file(&self.part)
@@ -599,14 +611,6 @@ fn offered_name(probe: &Probe, url: &Url) -> String {
 fn exists(path: &Path) -> bool {
     // symlink_metadata: a dangling or hostile symlink counts as taken, never as a place to write through.
     path.symlink_metadata().is_ok()
-}
-
-/// Gives `path` the modification time `time`; a filesystem that cannot is not a reason to fail the download.
-fn set_modified(path: &Path, time: SystemTime) {
-    let result = std::fs::File::options().write(true).open(path).and_then(|file| file.set_modified(time));
-    if let Err(error) = result {
-        tracing::warn!(path = %path.display(), %error, "cannot set the modification time from Last-Modified");
-    }
 }
 
 /// Rename the finished part file into place: atomically, and without replacing a file unless allowed.

@@ -35,6 +35,11 @@ impl PartFile {
         Ok(Self { file, path: path.to_owned() })
     }
 
+    /// Gives the file a modification time through the open handle (no second open of the path).
+    pub fn set_modified(&self, time: std::time::SystemTime) -> Result<(), EngineError> {
+        self.file.set_modified(time).map_err(|e| EngineError::io(&self.path, e))
+    }
+
     pub fn write_at(&self, bytes: &[u8], offset: u64) -> Result<(), EngineError> {
         self.file.write_all_at(bytes, offset).map_err(|e| EngineError::io(&self.path, e))
     }

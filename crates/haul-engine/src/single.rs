@@ -138,10 +138,8 @@ pub(crate) async fn run(
             },
         };
         let (message, wait) = match outcome {
-            Ok(Some(size)) => {
-                persist(&RangeSet::from_ranges([(0, size)]))?;
-                return Ok(SingleEnd::Complete(size));
-            }
+            // A complete file needs no record: the caller puts it in place and removes the record at once.
+            Ok(Some(size)) => return Ok(SingleEnd::Complete(size)),
             Ok(None) => {
                 persist(&RangeSet::from_ranges([(0, pos)]))?;
                 return Ok(SingleEnd::Cancelled);

@@ -86,32 +86,33 @@ async fn capped_cdn_with_connection_limit_completes_without_failing_on_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_download_from_a_host_starts_at_the_count_it_accepted() {
-    // A host that takes 6 connections: the first download starts with more, meets 503s and settles on 6; the
-    // second, through the same client (as in one `haul get -i` run or one server), asks for 6 from the start.
+    // A host that takes 4 connections: the first download starts with 32, meets 503s and settles on 4;
+    // the second, through the same client (as in one `haul get -i` run or one server), asks for 4 from the start.
     let knobs =
-        OriginOptions { per_connection_rate: Some(2 * MIB), max_connections: Some(6), ..OriginOptions::default() };
+        OriginOptions { per_connection_rate: Some(4 * MIB), max_connections: Some(4), ..OriginOptions::default() };
     let origin = Origin::start(knobs).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let client = client();
     let get = |name: &str| {
-        let options = options(&origin.url(12 * MIB, name), dir.path());
+        let options = options(&origin.url(32 * MIB, name), dir.path());
         haul_engine::download(client.clone(), options, Arc::new(Progress::default()), CancellationToken::new())
     };
     get("first.bin").await.unwrap();
+    // How many of the 28 extra connections ask before the first refusals lower the count varies with scheduling
+    // (from 1 to 28 here; more than 2 in nine runs of ten), so only the second download is held to a number.
     let refused_first = origin.handle().stats().responses_503;
-    assert!(refused_first > 0, "the first download must have met the connection cap");
+    assert!(refused_first > 0, "the first download, starting at 32, must have met the host's limit of 4");
     get("second.bin").await.unwrap();
     let stats = origin.handle().stats();
-    // Starting at 12 (one connection per MiB) meets 6 refusals; starting at 6 meets none, or one or two where a
-    // request for a stolen range reaches the host while it still counts the response that just ended.
-    assert!(refused_first >= 5, "{refused_first} refusals for a first download starting at 12 of 6");
+    // None, or one or two where a request for a stolen range reaches the host while it still counts the
+    // response that just ended.
     assert!(
         stats.responses_503 - refused_first <= 2,
         "the second download asked for no more than the host takes: {} refusals",
         stats.responses_503 - refused_first
     );
-    assert_eq!(stats.peak_concurrent, 6, "and still used all of it");
-    assert_eq!(sha256_of(&dir.path().join("second.bin")), origin.handle().file_sha256(12 * MIB, "second.bin"));
+    assert_eq!(stats.peak_concurrent, 4, "and still used all of it");
+    assert_eq!(sha256_of(&dir.path().join("second.bin")), origin.handle().file_sha256(32 * MIB, "second.bin"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -536,10 +536,11 @@ pub(crate) async fn run(
     if adaptive && let Some(learned) = learned {
         shared.client.hosts().remember(&host, learned);
     }
-    persist(&done)?;
+    // A complete file needs no record: the caller puts it in place and removes the record at once.
     if done.is_complete(shared.options.size) {
         return Ok(SwarmEnd::Complete);
     }
+    persist(&done)?;
     match stop {
         Some(Stop::Fatal(error)) => Err(error),
         Some(Stop::Changed(why)) => Ok(SwarmEnd::RemoteChanged(why)),
