@@ -459,6 +459,19 @@ async fn renew_lease_extends_only_the_holders_lease() {
     assert_not_found(store.renew_lease(unknown, "node-a", LEASE).await, unknown);
 }
 
+/// A running download's report: 1,000 of 10,000 bytes over 3 connections, named and placed.
+fn sample_progress() -> ProgressUpdate {
+    ProgressUpdate {
+        bytes_done: 1_000,
+        size: Some(10_000),
+        speed: 250,
+        eta_secs: Some(36),
+        connections: 3,
+        filename: Some("f.bin".into()),
+        path: Some("downloads/f.bin".into()),
+    }
+}
+
 #[tokio::test]
 async fn report_progress_renews_records_and_answers_only_for_the_lease_holder() {
     let fixture = fresh().await;
@@ -467,15 +480,7 @@ async fn report_progress_renews_records_and_answers_only_for_the_lease_holder() 
     let id = create(store, &account, "http://origin/f", 0).await;
     let claimed = store.claim_next("node-a", Duration::from_secs(1), 1).await.unwrap().unwrap();
 
-    let progress = ProgressUpdate {
-        bytes_done: 1_000,
-        size: Some(10_000),
-        speed: 250,
-        eta_secs: Some(36),
-        connections: 3,
-        filename: Some("f.bin".into()),
-        path: Some("downloads/f.bin".into()),
-    };
+    let progress = sample_progress();
     let reported = store.report_progress(id, "node-a", Duration::from_secs(3600), &progress).await.unwrap();
     assert!(reported.lease_expires.unwrap() >= claimed.lease_expires.unwrap() + 3_000_000);
     assert_eq!(
@@ -532,15 +537,7 @@ async fn progress_is_recorded_and_motion_only_while_active() {
     let id = create(store, &account, "http://origin/f", 0).await;
     store.claim_next("node-a", LEASE, 1).await.unwrap().unwrap();
 
-    let progress = ProgressUpdate {
-        bytes_done: 1_000,
-        size: Some(10_000),
-        speed: 250,
-        eta_secs: Some(36),
-        connections: 3,
-        filename: Some("f.bin".into()),
-        path: Some("downloads/f.bin".into()),
-    };
+    let progress = sample_progress();
     store.record_progress(id, &progress).await.unwrap();
     let record = store.get(&account, id).await.unwrap();
     assert_eq!((record.bytes_done, record.size, record.speed, record.eta_secs), (1_000, Some(10_000), 250, Some(36)));
