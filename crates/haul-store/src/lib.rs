@@ -102,15 +102,11 @@ pub trait Store: Send + Sync + 'static {
         max_active: usize,
     ) -> Result<Option<DownloadRecord>, StoreError>;
 
-    /// Extends `node`'s lease. `Conflict` when the download is no longer active on `node` (paused, cancelled or
-    /// taken over): the engine must stop fetching it.
-    async fn renew_lease(&self, id: DownloadId, node: &str, lease: Duration) -> Result<(), StoreError>;
-
     /// Records the engine's progress. Speed, ETA and connections are kept only while active, so a late report
     /// from a download that was just paused does not show it as moving.
     async fn record_progress(&self, id: DownloadId, progress: &ProgressUpdate) -> Result<(), StoreError>;
 
-    /// A running download's periodic report: [`renew_lease`](Self::renew_lease) and
+    /// A running download's periodic report: its lease renewed and
     /// [`record_progress`](Self::record_progress) in one write, answering with the download as it now is. One
     /// statement rather than three matters with hundreds of downloads reporting every second. `Conflict` (and
     /// nothing written) when the download is no longer active on `node`.

@@ -296,26 +296,6 @@ impl Store for SqliteStore {
         row.as_ref().map(record_from_row).transpose()
     }
 
-    async fn renew_lease(&self, id: DownloadId, node: &str, lease: Duration) -> Result<(), StoreError> {
-        let now = now_millis();
-        let done = sqlx::query(
-            "UPDATE downloads SET lease_expires = ?1 WHERE id = ?2 AND state = 'active' AND lease_owner = ?3",
-        )
-        .bind(now.saturating_add(duration_millis(lease)))
-        .bind(id.to_string())
-        .bind(node)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        let current = self.current_state(id).await?;
-        Err(StoreError::Conflict {
-            current,
-            message: format!("download {id} is {current} and no longer leased to {node}"),
-        })
-    }
-
     async fn record_progress(&self, id: DownloadId, progress: &ProgressUpdate) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE downloads SET

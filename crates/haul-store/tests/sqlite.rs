@@ -431,32 +431,10 @@ async fn expired_leases_are_reclaimed() {
     assert_eq!(reclaimed.bytes_done, 4096, "progress is kept so the new node resumes");
     assert_eq!(reclaimed.started_at, claimed.started_at);
 
-    let message = assert_conflict(store.renew_lease(id, "node-dead", LEASE).await, JobState::Active);
+    let late = store.report_progress(id, "node-dead", LEASE, &ProgressUpdate::default()).await;
+    let message = assert_conflict(late, JobState::Active);
     assert!(message.contains("no longer leased to node-dead"), "{message}");
     assert!(store.claim_next("node-other", LEASE, 5).await.unwrap().is_none(), "a live lease is not taken over");
-}
-
-#[tokio::test]
-async fn renew_lease_extends_only_the_holders_lease() {
-    let fixture = fresh().await;
-    let store = &*fixture.store;
-    let account = AccountId::generate();
-    let id = create(store, &account, "http://origin/f", 0).await;
-    let claimed = store.claim_next("node-a", Duration::from_secs(1), 1).await.unwrap().unwrap();
-
-    store.renew_lease(id, "node-a", Duration::from_secs(3600)).await.unwrap();
-    let renewed = store.get(&account, id).await.unwrap();
-    assert!(renewed.lease_expires.unwrap() >= claimed.lease_expires.unwrap() + 3_000_000);
-
-    assert_conflict(store.renew_lease(id, "node-b", LEASE).await, JobState::Active);
-    store.apply(&account, id, JobAction::Pause, None).await.unwrap();
-    let message = assert_conflict(store.renew_lease(id, "node-a", LEASE).await, JobState::Paused);
-    assert_eq!(message, format!("download {id} is paused and no longer leased to node-a"));
-    let paused = store.get(&account, id).await.unwrap();
-    assert_eq!((paused.lease_owner, paused.lease_expires), (None, None), "leaving active drops the lease");
-
-    let unknown = DownloadId::new_random();
-    assert_not_found(store.renew_lease(unknown, "node-a", LEASE).await, unknown);
 }
 
 /// A running download's report: 1,000 of 10,000 bytes over 3 connections, named and placed.
@@ -496,7 +474,9 @@ async fn report_progress_renews_records_and_answers_only_for_the_lease_holder() 
     store.apply(&account, id, JobAction::Pause, None).await.unwrap();
     let message = assert_conflict(store.report_progress(id, "node-a", LEASE, &late).await, JobState::Paused);
     assert_eq!(message, format!("download {id} is paused and no longer leased to node-a"));
-    assert_eq!(store.get(&account, id).await.unwrap().bytes_done, 1_000);
+    let paused = store.get(&account, id).await.unwrap();
+    assert_eq!(paused.bytes_done, 1_000);
+    assert_eq!((paused.lease_owner, paused.lease_expires), (None, None), "leaving active drops the lease");
 
     let unknown = DownloadId::new_random();
     assert_not_found(store.report_progress(unknown, "node-a", LEASE, &late).await, unknown);
