@@ -245,20 +245,6 @@ pub(crate) async fn read_if_page(
     read_or_none(ytdlp::extract(tools, url, access, early, cancel).await)
 }
 
-/// Reads the page with yt-dlp; `None` when yt-dlp cannot make a video of it (the job is then a plain file).
-pub(crate) async fn try_extract(
-    tools: &MediaTools,
-    url: &str,
-    headers: &[(String, String)],
-    cookies: Option<&Path>,
-    cancel: &CancellationToken,
-) -> Result<Option<MediaInfo>, EngineError> {
-    if tools.yt_dlp().is_err() {
-        return Ok(None);
-    }
-    read_or_none(ytdlp::extract(tools, url, ytdlp::Access { headers, cookies }, None, cancel).await)
-}
-
 /// A reading that makes a video, or `None` (yt-dlp cannot read the page, or finds no video on it); a cancel or a
 /// refused destination is the job's answer.
 fn read_or_none(read: Result<MediaInfo, EngineError>) -> Result<Option<MediaInfo>, EngineError> {

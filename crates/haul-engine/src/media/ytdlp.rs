@@ -162,7 +162,7 @@ pub(crate) struct Early {
     jar: Option<CookieJar>,
     key: PageKey,
     /// Held until the URL is handed over (see [`EARLY_STARTS`]).
-    permit: Option<tokio::sync::SemaphorePermit<'static>>,
+    permit: tokio::sync::SemaphorePermit<'static>,
 }
 
 impl Early {
@@ -189,7 +189,7 @@ impl Early {
         cmd.args(["--quiet", "--batch-file", "-"]).stdin(std::process::Stdio::piped());
         let mut started = start(cmd, READING).ok()?;
         let stdin = started.stdin()?;
-        Some(Early { started, stdin, proxy, jar, key, permit: Some(permit) })
+        Some(Early { started, stdin, proxy, jar, key, permit })
     }
 
     /// The URL is not a page: this start was for nothing (and it is killed).
@@ -272,7 +272,7 @@ impl Access<'_> {
         CookieJar::pass(self.read_cookies().await?.as_deref(), cmd)
     }
 
-    /// The cookies file's bytes, read once per run.
+    /// The cookies file's bytes.
     async fn read_cookies(self) -> Result<Option<Vec<u8>>, EngineError> {
         let Some(cookies) = self.cookies else { return Ok(None) };
         tokio::fs::read(cookies)

@@ -122,13 +122,17 @@ impl Engine {
             JobKind::Media => Some(media::extract(tools, &record.url, &record.headers, None, cancel).await?),
             JobKind::Auto => {
                 let headers = pairs_to_map(&record.headers)?;
-                let page =
-                    tools.yt_dlp.is_some() && media::is_web_page(&self.inner.client, &record.url, &headers).await?;
-                let info = if page {
-                    media::try_extract(tools, &record.url, &record.headers, None, cancel).await?
-                } else {
-                    None
-                };
+                // yt-dlp starts beside the look at the URL, as for `haul get`.
+                let info = media::read_if_page(
+                    &self.inner.client,
+                    tools,
+                    &record.url,
+                    &headers,
+                    &record.headers,
+                    None,
+                    cancel,
+                )
+                .await?;
                 match info {
                     Some(info) => Some(info),
                     None if audio => Some(media::direct_info(&record.url)),
