@@ -69,10 +69,12 @@ pub(crate) fn app_status(state: JobState) -> &'static str {
     }
 }
 
-/// The status of a task: [`app_status`], except that an active job past its fetch is `processing`.
+/// The status of a task: [`app_status`], except that an active job past its fetch is `processing`, also in the
+/// moment between the end of its work (`Done`) and its record saying completed, so the status never turns back
+/// to `downloading`.
 fn task_status(state: &AppState, view: &DownloadView) -> &'static str {
-    let finishing =
-        view.state == JobState::Active && state.engine.phase(view.id) == Some(haul_engine::Phase::Verifying);
+    let finishing = view.state == JobState::Active
+        && matches!(state.engine.phase(view.id), Some(haul_engine::Phase::Verifying | haul_engine::Phase::Done));
     if finishing { "processing" } else { app_status(view.state) }
 }
 
