@@ -14,6 +14,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio_util::io::ReaderStream;
 
+use haul_engine::service::DownloadView;
+
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -51,9 +53,97 @@ pub async fn file(
     // The engine answers `None` both when the file was removed from disk and when its recorded path leads
     // outside the downloads directory; to the client both mean there is nothing to serve.
     let gone = || ApiError::not_found(format!("the file of download {id} is no longer in the downloads directory"));
-    let Some(path) = state.engine.file_path(&view).await else { return Err(gone()) };
-    let name = download_name(&view, &path);
-    send_file(&path, &name, &method, &request_headers).await?.ok_or_else(gone)
+    send_download(&state, &view, None, &method, &request_headers).await?.ok_or_else(gone)
+}
+
+/// A completed download's file: from this node's downloads directory, served as `name` (else as
+/// [`download_name`] says), or, when another node's directory holds it (several nodes with node-local
+/// directories), from that node. `Ok(None)` when neither has it.
+pub(crate) async fn send_download(
+    state: &AppState,
+    view: &DownloadView,
+    name: Option<&str>,
+    method: &Method,
+    request_headers: &HeaderMap,
+) -> Result<Option<Response>, ApiError> {
+    match state.engine.file_path(view).await {
+        Some(path) => {
+            let name = name.map_or_else(|| download_name(view, &path), str::to_owned);
+            send_file(&path, &name, method, request_headers).await
+        }
+        None => from_holder(state, view, method, request_headers).await,
+    }
+}
+
+/// How long the link one node hands another for a file lives; it is used at once.
+const HOLDER_LINK_SECS: u64 = 60;
+
+/// Request headers passed on to the node holding a file, so ranges and conditional requests work through it.
+const PASSED_ON: [header::HeaderName; 4] =
+    [header::RANGE, header::IF_RANGE, header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE];
+/// Response headers passed back.
+const PASSED_BACK: [header::HeaderName; 8] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_RANGE,
+    header::ACCEPT_RANGES,
+    header::ETAG,
+    header::LAST_MODIFIED,
+    header::CONTENT_DISPOSITION,
+    header::CACHE_CONTROL,
+];
+
+/// The file from the node that holds it, streamed through: asked for with a signed link (every node signs with
+/// the database's link key), so no client credential crosses to the other node. `Ok(None)` when no other node
+/// holds it.
+async fn from_holder(
+    state: &AppState,
+    view: &DownloadView,
+    method: &Method,
+    request_headers: &HeaderMap,
+) -> Result<Option<Response>, ApiError> {
+    let Some(base) = state.engine.holder_url(view).await else { return Ok(None) };
+    let holder = view.node.as_deref().unwrap_or_default();
+    let expires = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() + HOLDER_LINK_SECS;
+    let link = state.links.link_expiring(&base, &view.account, view.id, crate::links::FILE, expires);
+    let mut request = between_nodes().request(method.clone(), &link);
+    for name in PASSED_ON {
+        if let Some(value) = request_headers.get(&name) {
+            request = request.header(name, value);
+        }
+    }
+    let answer = request.send().await.map_err(|error| {
+        ApiError::bad_gateway(format!(
+            "the file of download {} is on node {holder}, which cannot be reached at {base} ({}); try again              when it is back",
+            view.id,
+            haul_engine::task::chain(&error)
+        ))
+    })?;
+    if answer.status() == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let mut response = Response::builder().status(answer.status());
+    for name in PASSED_BACK {
+        if let Some(value) = answer.headers().get(&name) {
+            response = response.header(name, value);
+        }
+    }
+    response.body(Body::from_stream(answer.bytes_stream())).map(Some).map_err(ApiError::internal)
+}
+
+/// The client one node fetches another's files with: the nodes' own addresses, which operators configure
+/// (`--advertise-url`), so no destination policy applies; no overall timeout, since a file may be large.
+fn between_nodes() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .read_timeout(std::time::Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap_or_default()
+    })
 }
 
 /// The name a client should save a download's file as: its title with the file's extension when it has a title

@@ -21,7 +21,7 @@ use sha2::Sha256;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::QueryParams;
-use crate::files::{download_name, send_file, send_thumbnail};
+use crate::files::{download_name, send_download, send_file, send_thumbnail};
 
 /// How long the links handed out by VideoDB and Cloudflare stay valid (VideoDB documents 24 hours).
 pub const LINK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -154,7 +154,7 @@ pub(crate) async fn serve_link(
         if view.state != JobState::Completed {
             return Err(not_ready());
         }
-        state.engine.file_path(&view).await.ok_or_else(not_ready)?
+        return send_download(&state, &view, None, &method, &headers).await?.ok_or_else(not_ready);
     } else {
         let name: RenditionName = variant.parse().map_err(|_| not_ready())?;
         let path = state.engine.rendition_file(&account, id, name).await?.ok_or_else(not_ready)?;

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::wire::{Health, Stats};
+use crate::wire::{Health, Nodes, Stats};
 
 /// Liveness; public, so load balancers need no token. Also Surge's `/health` (`{"status": "ok", "port": N}`).
 #[utoipa::path(get, path = "/health", tag = "system", responses((status = 200, body = Health)))]
@@ -21,6 +21,15 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
     responses((status = 200, body = Stats), (status = 401, body = ErrorBody)))]
 pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Stats>, ApiError> {
     Ok(Json(state.engine.stats(&caller.account).await?.into()))
+}
+
+/// The nodes sharing this server's database, most recently seen first: one with SQLite, as many as run with
+/// PostgreSQL. A node that stopped stays listed with its last heartbeat.
+#[utoipa::path(get, path = "/v1/nodes", tag = "system", security(("bearer" = [])),
+    responses((status = 200, body = Nodes), (status = 401, body = ErrorBody)))]
+pub async fn nodes(State(state): State<AppState>, _caller: Caller) -> Result<Json<Nodes>, ApiError> {
+    let nodes = state.engine.nodes().await?;
+    Ok(Json(Nodes { nodes: nodes.into_iter().map(Into::into).collect() }))
 }
 
 /// This document. Public: it describes the API, not anyone's data, and clients generate code from it before
@@ -38,6 +47,7 @@ pub async fn openapi_json() {}
         health,
         openapi_json,
         stats,
+        nodes,
         crate::downloads::create,
         crate::downloads::list,
         crate::downloads::get,

@@ -54,6 +54,7 @@ impl TestServer {
             node: "test".to_owned(),
             lease: Duration::from_secs(30),
             resume_on_start: true,
+            advertise_url: None,
             client: ClientOptions::default(),
             media,
         };

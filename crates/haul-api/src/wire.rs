@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use haul_core::job::{DownloadId, JobKind, JobState};
 use haul_core::media::Quality;
-use haul_engine::service::{AddRequest, DownloadView, Event, EventKind, PatchRequest, StatsView};
+use haul_engine::service::{AddRequest, DownloadView, Event, EventKind, NodeView, PatchRequest, StatsView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -66,6 +66,10 @@ pub struct Download {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The node running it while active; once completed, the node whose downloads directory holds the file
+    /// (several nodes on one database; see `GET /v1/nodes`).
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 impl From<DownloadView> for Download {
@@ -100,6 +104,7 @@ impl From<DownloadView> for Download {
             created_at: view.created_at,
             started_at: view.started_at,
             finished_at: view.finished_at,
+            node: view.node,
         }
     }
 }
@@ -431,13 +436,51 @@ pub struct Stats {
     pub failed: u64,
     pub cancelled: u64,
     pub total: u64,
-    /// Bytes per second, over the active downloads.
+    /// Bytes per second, over the active downloads (of every node).
     pub speed: u64,
+    /// The node that answered.
+    #[serde(default)]
+    pub node: String,
+    /// Where jobs are kept: `sqlite` (one node) or `postgres` (any number of nodes).
+    #[serde(default)]
+    pub backend: String,
+}
+
+/// `GET /v1/nodes`: the nodes sharing this server's database.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Nodes {
+    /// Most recently seen first.
+    pub nodes: Vec<Node>,
+}
+
+/// One node. Times are unix milliseconds.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Node {
+    pub id: String,
+    /// Where other nodes reach it (`--advertise-url`).
+    pub advertise_url: Option<String>,
+    pub version: String,
+    pub started_at: i64,
+    /// Its last heartbeat (every 5 seconds while it runs).
+    pub last_seen: i64,
+    /// Downloads it holds a live lease on.
+    pub active: u64,
+    /// Whether this is the node that answered.
+    pub this: bool,
+}
+
+impl From<NodeView> for Node {
+    fn from(node: NodeView) -> Self {
+        let NodeView { id, advertise_url, version, started_at, last_seen, active, this } = node;
+        Self { id, advertise_url, version, started_at, last_seen, active, this }
+    }
 }
 
 impl From<StatsView> for Stats {
     fn from(stats: StatsView) -> Self {
         Self {
+            node: stats.node,
+            backend: stats.backend.to_owned(),
             active: stats.active,
             queued: stats.queued,
             paused: stats.paused,

@@ -5,7 +5,7 @@
 //! haul keeps them, shows them back as given, and filters lists on `creator`; it acts on `thumbnail_at` (the
 //! frame) and `require_signed_urls` (link lifetime) only.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The most bytes `meta` may take as JSON.
@@ -15,7 +15,7 @@ pub const MAX_META_KEYS: usize = 100;
 /// The most characters of a `creator` (Cloudflare Stream's own limit).
 pub const MAX_CREATOR: usize = 64;
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Labels {
     /// The client's key-value pairs, kept and shown back as given; empty when none.
     pub meta: Map<String, Value>,

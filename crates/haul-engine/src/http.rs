@@ -31,6 +31,9 @@ pub struct ClientOptions {
     pub ca_certs: Vec<std::path::PathBuf>,
     /// Accept any TLS certificate (`haul get --insecure`): for a host whose certificate is known to be broken.
     pub insecure: bool,
+    /// The local address outgoing connections come from (`--local-address`, curl's `--interface`): one of
+    /// several uplinks, or one address per node where a host limits each client address.
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 impl Default for ClientOptions {
@@ -44,6 +47,7 @@ impl Default for ClientOptions {
             proxy: None,
             ca_certs: Vec::new(),
             insecure: false,
+            local_address: None,
         }
     }
 }
@@ -254,7 +258,8 @@ impl HttpClient {
             // The system's authorities (SSL_CERT_FILE and SSL_CERT_DIR where set), Mozilla's beside them, and the
             // --ca-cert files.
             .tls_built_in_native_certs(true)
-            .tls_built_in_webpki_certs(true);
+            .tls_built_in_webpki_certs(true)
+            .local_address(options.local_address);
         for root in extra_roots(&options.ca_certs)? {
             builder = builder.add_root_certificate(root);
         }

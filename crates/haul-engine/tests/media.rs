@@ -49,6 +49,7 @@ async fn service() -> Service {
         node: "test-node".into(),
         lease: Duration::from_secs(30),
         resume_on_start: true,
+        advertise_url: None,
         client: ClientOptions {
             destinations: DestinationPolicy::public_only(vec![loopback]),
             ..ClientOptions::default()

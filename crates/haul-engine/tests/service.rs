@@ -27,6 +27,7 @@ async fn start_in(dir: tempfile::TempDir, max_active: usize) -> Service {
         node: "test-node".into(),
         lease: Duration::from_secs(30),
         resume_on_start: true,
+        advertise_url: None,
         client: ClientOptions::default(),
         media: haul_engine::MediaTools::none(),
     };

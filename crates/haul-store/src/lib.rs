@@ -5,7 +5,9 @@
 //! else.
 
 pub mod accounts;
+mod postgres;
 pub mod record;
+mod rows;
 mod sqlite;
 
 use std::sync::Arc;
@@ -17,9 +19,10 @@ use haul_core::job::{AccountId, DownloadId, JobAction, JobState};
 use haul_core::media::RenditionName;
 
 pub use accounts::{Account, ApiKey, hash_secret, key_prefix};
+pub use postgres::PgStore;
 pub use record::{
-    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionUpdate,
-    StateCounts,
+    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, NodeBeat, NodeRecord, ProgressUpdate,
+    Rendition, RenditionUpdate, StateCounts, StoredEvent,
 };
 pub use sqlite::SqliteStore;
 
@@ -92,9 +95,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<DownloadRecord, StoreError>;
 
     /// Atomically hands one runnable download to `node` for `lease`, from the queued downloads and the active ones
-    /// whose lease has run out (their node is presumed dead): of the account with the fewest downloads running,
-    /// the highest priority, then the oldest. Returns
-    /// `None` when nothing is runnable or `max_active` downloads already hold live leases (across all nodes).
+    /// whose lease has run out (their node is presumed dead): of the account with the fewest downloads running
+    /// (on any node), the highest priority, then the oldest. Returns `None` when nothing is runnable or `node`
+    /// already holds `max_active` live leases (the limit is per node).
     async fn claim_next(
         &self,
         node: &str,
@@ -218,20 +221,62 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ends a session; an unknown one is already ended.
     async fn delete_session(&self, secret_hash: &str) -> Result<(), StoreError>;
+
+    /// The value every node shares under `name` (the default account, the link-signing key): the stored one,
+    /// or `proposed` stored now when there is none. The first node to ask decides; the others adopt it.
+    async fn shared_value(&self, name: &str, proposed: &str) -> Result<String, StoreError>;
+
+    /// Records that `beat.node` is alive (its first beat also records when it started).
+    async fn heartbeat(&self, beat: &NodeBeat) -> Result<(), StoreError>;
+
+    /// Every node that has beaten, with its live leases, most recently seen first.
+    async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
+
+    /// The backend's name for people: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Whether events must travel through the store so that clients of every node see them (several nodes on
+    /// one database). When false, a node's events are its own, and the methods below are not used.
+    fn shares_events(&self) -> bool {
+        false
+    }
+
+    /// Appends events, numbered in the order they become visible (one number sequence for all nodes), and wakes
+    /// the nodes waiting in [`wait_events`](Self::wait_events). `(kind, account, payload)`.
+    async fn append_events(&self, _events: &[(String, String, String)]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The number of the newest event (0 when there is none).
+    async fn latest_event_id(&self) -> Result<i64, StoreError> {
+        Ok(0)
+    }
+
+    /// Events numbered above `after`, oldest first, at most `limit`; when there are none yet, waits up to
+    /// `wait` for some to be appended.
+    async fn wait_events(&self, _after: i64, _limit: u32, _wait: Duration) -> Result<Vec<StoredEvent>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Forgets events older than `age` (replay by `Last-Event-ID` reaches back that far).
+    async fn prune_events(&self, _age: Duration) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }
 
 /// Opens the store named by `url`, creating and migrating it as needed: `sqlite:///abs/haul.db`,
-/// `sqlite://relative.db`, or a plain file path.
+/// `sqlite://relative.db`, a plain file path, or `postgres://user:password@host:port/database` (the database must
+/// exist; haul creates its tables).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::other("postgres backend not built yet"));
+        return Ok(Arc::new(PgStore::open(url).await?));
     }
     if url.starts_with("sqlite:") {
         return Ok(Arc::new(SqliteStore::open_url(url).await?));
     }
     if url.contains("://") {
         return Err(StoreError::other(format!(
-            "unsupported store url {url}: expected sqlite:///path/haul.db or a file path"
+            "unsupported store url {url}: expected sqlite:///path/haul.db, a file path, or postgres://host/database"
         )));
     }
     Ok(Arc::new(SqliteStore::open_path(url.as_ref()).await?))

@@ -67,6 +67,9 @@ pub struct DownloadRecord {
     pub lease_owner: Option<String>,
     /// Until when `lease_owner` holds it; after that another claim may take it over.
     pub lease_expires: Option<i64>,
+    /// The node whose downloads directory holds the finished file: the lease owner when it completed. With
+    /// node-local directories, another node serves the file by asking this one.
+    pub held_by: Option<String>,
 }
 
 /// What a new download starts from. Validation (URL scheme, header names, checksum syntax) is the caller's job;
@@ -239,4 +242,35 @@ impl StateCounts {
             JobState::Cancelled => &mut self.cancelled,
         }
     }
+}
+
+/// What a node says about itself on every heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeBeat {
+    pub node: String,
+    /// Where other nodes reach its API (`--advertise-url`), to fetch the files it holds.
+    pub advertise_url: Option<String>,
+    pub version: String,
+}
+
+/// A node as the store knows it. Times are unix milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRecord {
+    pub id: String,
+    pub advertise_url: Option<String>,
+    pub version: String,
+    pub started_at: i64,
+    pub last_seen: i64,
+    /// Downloads it holds a live lease on.
+    pub active: u64,
+}
+
+/// An event as stored for every node to read (see `Store::wait_events`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub kind: String,
+    pub account: String,
+    /// The event's body, as its writer encoded it.
+    pub payload: String,
 }

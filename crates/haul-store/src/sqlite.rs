@@ -6,23 +6,24 @@
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use haul_core::account::KeyKind;
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState, next_state};
-use haul_core::labels::Labels;
 use haul_core::media::{RenditionName, RenditionState};
 
 use crate::accounts::{Account, ApiKey};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, migrate::MigrateError};
 
+use crate::rows::{
+    account_from_row, duration_millis, from_db, key_from_row, meta_to_db, not_found, now_millis, parse_column,
+    parse_state, record_from_row, rendition_from_row, to_db, to_json,
+};
 use crate::{
-    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionUpdate,
-    StateCounts, Store, StoreError,
+    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, NodeBeat, NodeRecord, ProgressUpdate,
+    Rendition, RenditionUpdate, StateCounts, Store, StoreError,
 };
 
 /// How long a writer waits for another's lock before failing; claims and progress writes are short, so
@@ -199,6 +200,7 @@ impl Store for SqliteStore {
                      error = ?2,
                      started_at = CASE WHEN ?1 = 'active' THEN COALESCE(started_at, ?3) ELSE started_at END,
                      finished_at = ?4,
+                     held_by = CASE WHEN ?1 = 'completed' THEN lease_owner ELSE held_by END,
                      lease_owner = CASE WHEN ?1 = 'active' THEN lease_owner END,
                      lease_expires = CASE WHEN ?1 = 'active' THEN lease_expires END,
                      speed = CASE WHEN ?1 = 'active' THEN speed ELSE 0 END,
@@ -236,11 +238,13 @@ impl Store for SqliteStore {
         }
         let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = now_millis();
-        let live: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM downloads WHERE state = 'active' AND lease_expires > ?1")
-                .bind(now)
-                .fetch_one(&mut *transaction)
-                .await?;
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM downloads WHERE state = 'active' AND lease_owner = ?1 AND lease_expires > ?2",
+        )
+        .bind(node)
+        .bind(now)
+        .fetch_one(&mut *transaction)
+        .await?;
         if usize::try_from(live).unwrap_or(usize::MAX) >= max_active {
             transaction.rollback().await?;
             return Ok(None);
@@ -749,38 +753,45 @@ impl Store for SqliteStore {
         sqlx::query("DELETE FROM sessions WHERE secret_hash = ?1").bind(secret_hash).execute(&self.pool).await?;
         Ok(())
     }
-}
 
-fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
-    Ok(Account {
-        id: parse_column(row.try_get("id")?, "account id")?,
-        name: row.try_get("name")?,
-        email: row.try_get("email")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
+    async fn shared_value(&self, name: &str, proposed: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(proposed)
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = ?1").bind(name).fetch_one(&self.pool).await?)
+    }
 
-fn key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
-    Ok(ApiKey {
-        id: row.try_get("id")?,
-        account: parse_column(row.try_get("account_id")?, "key's account")?,
-        kind: parse_column(row.try_get("kind")?, "key kind")?,
-        prefix: row.try_get("prefix")?,
-        created_at: row.try_get("created_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
+    async fn heartbeat(&self, beat: &NodeBeat) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nodes (id, advertise_url, version, started_at, last_seen) VALUES (?1, ?2, ?3, ?4, ?4)
+             ON CONFLICT (id) DO UPDATE SET advertise_url = ?2, version = ?3, last_seen = ?4",
+        )
+        .bind(&beat.node)
+        .bind(&beat.advertise_url)
+        .bind(&beat.version)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 
-fn rendition_from_row(row: &SqliteRow) -> Result<Rendition, StoreError> {
-    Ok(Rendition {
-        download: parse_column(row.try_get("download_id")?, "rendition's download")?,
-        name: parse_column(row.try_get("name")?, "rendition name")?,
-        state: parse_column(row.try_get("state")?, "rendition state")?,
-        percent: row.try_get("percent")?,
-        path: row.try_get("path")?,
-        error: row.try_get("error")?,
-        created_at: row.try_get("created_at")?,
-    })
+    async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT n.*, (SELECT COUNT(*) FROM downloads d
+                          WHERE d.state = 'active' AND d.lease_owner = n.id AND d.lease_expires > ?1) AS active
+             FROM nodes n ORDER BY n.last_seen DESC, n.id",
+        )
+        .bind(now_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(crate::rows::node_from_row).collect()
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
 }
 
 /// The database file, created (or made) readable by its owner only: it holds job headers (cookies, tokens) and
@@ -810,78 +821,6 @@ fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
     name.into()
 }
 
-fn not_found(id: DownloadId) -> StoreError {
-    StoreError::NotFound(format!("download {id}"))
-}
-
-fn parse_state(text: String, id: DownloadId) -> Result<JobState, StoreError> {
-    text.parse().map_err(|error| StoreError::caused(format!("download {id} has a corrupt state"), error))
-}
-
-/// A stored name or id read back into its type; a value that does not parse is corrupt data, not a caller's
-/// mistake.
-fn parse_column<T>(text: String, what: &str) -> Result<T, StoreError>
-where
-    T: FromStr,
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    text.parse().map_err(|error| StoreError::caused(format!("corrupt {what} in the database"), error))
-}
-
-fn record_from_row(row: &SqliteRow) -> Result<DownloadRecord, StoreError> {
-    let id: DownloadId = parse_column(row.try_get("id")?, "download id")?;
-    let corrupt =
-        |what: &str, error: serde_json::Error| StoreError::caused(format!("download {id} has a corrupt {what}"), error);
-    let mirrors: String = row.try_get("mirrors")?;
-    let headers: String = row.try_get("headers")?;
-    let meta: Option<String> = row.try_get("meta")?;
-    let labels = Labels {
-        meta: match meta {
-            Some(text) => serde_json::from_str(&text).map_err(|error| corrupt("meta object", error))?,
-            None => serde_json::Map::new(),
-        },
-        creator: row.try_get("creator")?,
-        thumbnail_at: row.try_get("thumbnail_at")?,
-        require_signed_urls: row.try_get("require_signed_urls")?,
-    };
-    Ok(DownloadRecord {
-        id,
-        account: parse_column(row.try_get("account")?, "download's account")?,
-        url: row.try_get("url")?,
-        mirrors: serde_json::from_str(&mirrors).map_err(|error| corrupt("mirrors list", error))?,
-        kind: parse_column(row.try_get("kind")?, "download kind")?,
-        title: row.try_get("title")?,
-        quality: parse_column(row.try_get("quality")?, "quality")?,
-        duration: row.try_get("duration")?,
-        width: row.try_get("width")?,
-        height: row.try_get("height")?,
-        format: row.try_get("format")?,
-        thumbnail: row.try_get("thumbnail")?,
-        state: parse_state(row.try_get("state")?, id)?,
-        priority: row.try_get("priority")?,
-        filename: row.try_get("filename")?,
-        directory: row.try_get("directory")?,
-        path: row.try_get("path")?,
-        size: optional_from_db(row.try_get("size")?, "size")?,
-        bytes_done: from_db(row.try_get("bytes_done")?, "bytes_done")?,
-        speed: from_db(row.try_get("speed")?, "speed")?,
-        eta_secs: optional_from_db(row.try_get("eta_secs")?, "eta_secs")?,
-        connections: row.try_get("connections")?,
-        error: row.try_get("error")?,
-        checksum: row.try_get("checksum")?,
-        headers: serde_json::from_str(&headers).map_err(|error| corrupt("headers list", error))?,
-        connections_limit: row.try_get("connections_limit")?,
-        speed_limit: optional_from_db(row.try_get("speed_limit")?, "speed_limit")?,
-        created_at: row.try_get("created_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        labels,
-        name_with_id: row.try_get("name_with_id")?,
-        lease_owner: row.try_get("lease_owner")?,
-        lease_expires: row.try_get("lease_expires")?,
-    })
-}
-
 /// What a [`ListFilter`] keeps, as SQL over parameters ?1 to ?8 ([`bind_list_filter`]); a condition whose
 /// parameter is NULL holds for every row.
 const LIST_CONDITIONS: &str = "account = ?1
@@ -908,37 +847,6 @@ fn bind_list_filter<'q>(query: Query<'q>, account: &AccountId, filter: &ListFilt
         .bind(filter.creator.clone())
         .bind(filter.created_from)
         .bind(filter.created_before))
-}
-
-/// `meta` as stored: NULL when empty.
-fn meta_to_db(labels: &Labels) -> Result<Option<String>, StoreError> {
-    if labels.meta.is_empty() { Ok(None) } else { to_json(&labels.meta).map(Some) }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|error| StoreError::caused("cannot encode a list as JSON", error))
-}
-
-/// SQLite integers are signed 64-bit; no byte count or rate comes near 2^63, so saturating loses nothing real.
-fn to_db(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn from_db(value: i64, column: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::other(format!("negative {column} in the database: {value}")))
-}
-
-fn optional_from_db(value: Option<i64>, column: &str) -> Result<Option<u64>, StoreError> {
-    value.map(|value| from_db(value, column)).transpose()
-}
-
-fn duration_millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Wall-clock time, because leases are compared across processes (and, with Postgres, across machines).
-fn now_millis() -> i64 {
-    haul_core::clock::unix_millis(SystemTime::now())
 }
 
 #[cfg(test)]

@@ -10,13 +10,22 @@
 //! `postgres`. Each server has its own directory and port, so tests may start several in parallel. Dropping a `Postgres` shuts the server down (immediate mode) and removes its directory.
 //!
 //! `start` returns `Ok(None)`, after printing why, only when no PostgreSQL binaries are found;
-//! `scripts/postgres-tools.sh` installs them.
+//! `scripts/postgres-tools.sh` installs them. With `HAUL_REQUIRE_POSTGRES=1` (CI) missing binaries are an error
+//! instead, so a machine without them cannot pass the PostgreSQL tests by skipping them all.
+//!
+//! A test binary whose tests each need only a database of their own (not faults of the server) shares one server,
+//! [`Postgres::shared`], started on first use: initdb costs about a second, a database a few milliseconds. That
+//! server is never dropped (it lives in a static), so a watchdog process shuts it down and removes its directory
+//! when the test process exits, however it exits.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -27,6 +36,8 @@ use tempfile::TempDir;
 pub const DEBIAN_PG_ROOT: &str = "/usr/lib/postgresql";
 /// The superuser `initdb` creates, and the user every URL names.
 pub const SUPERUSER: &str = "postgres";
+/// The environment variable that turns missing PostgreSQL binaries from a skip into an error (CI sets it to 1).
+pub const REQUIRE_ENV: &str = "HAUL_REQUIRE_POSTGRES";
 
 /// How long the server may take to accept connections after it is spawned.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -72,13 +83,18 @@ enum SpawnError {
 impl Postgres {
     /// Makes a cluster in a temporary directory and starts a server on a free port of 127.0.0.1; returns once it
     /// accepts connections (about a second, most of it initdb). `Ok(None)`, after printing the reason to stderr,
-    /// only when no PostgreSQL binaries are found in `/usr/lib/postgresql/*/bin` or on `PATH`.
+    /// only when no PostgreSQL binaries are found in `/usr/lib/postgresql/*/bin` or on `PATH`, and
+    /// `HAUL_REQUIRE_POSTGRES` is not set (with it, that is an error).
     pub async fn start() -> Result<Option<Postgres>> {
         let Some((bin, version)) = find_binaries() else {
-            eprintln!(
-                "skipping: no PostgreSQL binaries (initdb, postgres) found in {DEBIAN_PG_ROOT}/*/bin or on PATH; \
+            let why = format!(
+                "no PostgreSQL binaries (initdb, postgres) found in {DEBIAN_PG_ROOT}/*/bin or on PATH; \
                  scripts/postgres-tools.sh installs them"
             );
+            if required() {
+                bail!("{REQUIRE_ENV} is set, and {why}");
+            }
+            eprintln!("skipping: {why} (with {REQUIRE_ENV}=1 this is an error)");
             return Ok(None);
         };
         let user = if rustix::process::getuid().is_root() { postgres_user()? } else { RunAs::Current };
@@ -104,6 +120,46 @@ impl Postgres {
                 Err(SpawnError::Exited(err) | SpawnError::Other(err)) => return Err(err),
             }
         }
+    }
+
+    /// The server shared by every test of this process, started on the first call (which blocks its thread for
+    /// the second or so that takes; later calls return at once). `None` when there are no PostgreSQL binaries
+    /// (the reason is printed once, by [`start`](Self::start); each caller says what it skips); panics when the
+    /// server cannot start, or when binaries are missing and `HAUL_REQUIRE_POSTGRES` is set, so that every test
+    /// using it fails with the reason.
+    ///
+    /// Its tests must not stop, restart or kill it (it is shared, so it is only lent out); each makes a database
+    /// of its own with [`create_unique_database`](Self::create_unique_database). It runs until the test process
+    /// exits, when a watchdog shuts it down and removes its directory (see the module documentation).
+    pub fn shared() -> Option<&'static Postgres> {
+        static SHARED: OnceLock<Result<Option<SharedServer>>> = OnceLock::new();
+        let shared = SHARED.get_or_init(|| {
+            // Each `#[tokio::test]` has a runtime of its own that ends with the test, so the server is started on
+            // a thread and runtime of its own; nothing the running server needs belongs to either (the
+            // postmaster is a `std::process::Child`).
+            std::thread::Builder::new()
+                .name("shared-postgres".into())
+                .spawn(start_shared)
+                .context("spawning a thread to start PostgreSQL")?
+                .join()
+                .unwrap_or_else(|_| Err(anyhow!("starting the shared PostgreSQL server panicked")))
+        });
+        match shared {
+            Ok(Some(shared)) => Some(&shared.server),
+            Ok(None) => None,
+            Err(err) => panic!("the shared PostgreSQL server did not start: {err:#}"),
+        }
+    }
+
+    /// Creates a database for one test, named after `hint` (a test's name: whatever is not an ASCII letter, digit
+    /// or `_` becomes `_`, and only its first 48 characters count) and a number unique in this process, and
+    /// returns its URL. For tests that share a server.
+    pub async fn create_unique_database(&self, hint: &str) -> Result<String> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let number = NEXT.fetch_add(1, Ordering::Relaxed);
+        let hint: String =
+            hint.chars().take(48).map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+        self.create_database(&format!("{hint}_{number}")).await
     }
 
     /// The URL of the default `postgres` database: `postgres://postgres@127.0.0.1:PORT/postgres`.
@@ -364,6 +420,91 @@ impl Drop for Postgres {
             std::thread::sleep(POLL);
         }
     }
+}
+
+/// [`Postgres::shared`]'s server, with the handle that keeps its watchdog waiting.
+struct SharedServer {
+    server: Postgres,
+    /// The write end of the watchdog's stdin, never written and never closed by hand: the kernel closes it when
+    /// the test process exits, and the watchdog's read then ends.
+    _watchdog: ChildStdin,
+}
+
+/// Starts the shared server on a runtime of the calling thread's own, and its watchdog.
+fn start_shared() -> Result<Option<SharedServer>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building a runtime to start PostgreSQL")?;
+    let started = Instant::now();
+    let Some(server) = runtime.block_on(Postgres::start())? else { return Ok(None) };
+    let watchdog = spawn_watchdog(&server)?;
+    eprintln!(
+        "shared PostgreSQL {} up on port {} in {:?} ({})",
+        server.version,
+        server.port,
+        started.elapsed(),
+        server.dir.path().display()
+    );
+    Ok(Some(SharedServer { server, _watchdog: watchdog }))
+}
+
+/// What the watchdog runs (`sh -c WATCHDOG sh POSTMASTER_PID DIR`): it waits for end-of-file on its stdin, which
+/// comes when the test process has exited, however it exited (a panic, `exit`, SIGKILL), since only that process
+/// holds the pipe's write end (Rust opens pipes close-on-exec, so no other child inherits it). Then it shuts the
+/// server down as `Drop` would (SIGQUIT, an immediate shutdown; SIGKILL to it and its children after 5 s) and
+/// removes the directory. It ignores the terminal's signals and runs in a process group of its own, so that a
+/// Ctrl-C that ends the tests does not end it before it has cleaned up. The postmaster is named by its pid; in
+/// case it died and its pid was reused in the moment between the test process's exit and the watchdog's turn, it
+/// is checked to be a live `postgres` process first.
+const WATCHDOG: &str = r#"
+trap '' INT HUP TERM QUIT PIPE
+while read -r _; do :; done
+pid=$1
+dir=$2
+alive() {
+    state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null) && [ -n "$state" ] && [ "${state%% *}" != Z ]
+}
+if alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ]; then
+    kill -QUIT "$pid" 2>/dev/null
+    waited=0
+    while alive "$pid" && [ "$waited" -lt 50 ]; do
+        sleep 0.1
+        waited=$((waited + 1))
+    done
+    if alive "$pid"; then
+        pkill -KILL -P "$pid" 2>/dev/null
+        kill -KILL "$pid" 2>/dev/null
+    fi
+fi
+rm -rf "$dir"
+"#;
+
+/// Starts the process that shuts `server` down and removes its directory once this process has exited (see
+/// [`WATCHDOG`]); returns the write end of its stdin, which must be kept open until then.
+fn spawn_watchdog(server: &Postgres) -> Result<ChildStdin> {
+    let pid = server.child.as_ref().map(Child::id).context("the shared PostgreSQL server is not running")?;
+    let mut watchdog = Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg("sh")
+        .arg(pid.to_string())
+        .arg(server.dir.path())
+        .stdin(Stdio::piped())
+        // Not the test's stdout and stderr: a pipe reading those (`cargo test | tee`) would wait for the
+        // watchdog too.
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("spawning the shared PostgreSQL server's watchdog (sh)")?;
+    watchdog.stdin.take().context("the watchdog's stdin")
+}
+
+/// Whether missing PostgreSQL binaries are an error: `HAUL_REQUIRE_POSTGRES` set to anything but empty, `0` or
+/// `false` (as `HAUL_REQUIRE_BROWSER` is read).
+fn required() -> bool {
+    std::env::var(REQUIRE_ENV).is_ok_and(|value| !value.is_empty() && value != "0" && value != "false")
 }
 
 impl std::fmt::Debug for Postgres {

@@ -1,6 +1,8 @@
 // The PostgreSQL fixture against the real server: databases of their own, a fast stop, a restart on the same
-// port with the data kept, a kill and the crash recovery after it, and several servers at once. Skipped (with a
-// printed reason) only when no PostgreSQL binaries are on the machine; scripts/postgres-tools.sh installs them.
+// port with the data kept, a kill and the crash recovery after it, several servers at once, and the server a
+// test binary shares (one server, a database per test, gone with the process). Skipped (with a printed reason)
+// only when no PostgreSQL binaries are on the machine and HAUL_REQUIRE_POSTGRES is not set;
+// scripts/postgres-tools.sh installs them.
 
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::Instant;
@@ -103,4 +105,70 @@ async fn servers_in_parallel_are_separate_and_drop_removes_them() {
         assert!(!dir.exists(), "{} is still there", dir.display());
         assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, *port)).is_err(), "port {port} still open after drop");
     }
+}
+
+#[tokio::test]
+async fn the_shared_server_is_one_server_with_a_database_per_test() {
+    let Some(pg) = Postgres::shared() else { return };
+    let again = std::thread::spawn(|| Postgres::shared().map(Postgres::port)).join().unwrap();
+    assert_eq!(again, Some(pg.port()), "another thread gets the same server");
+    let one = pg.create_unique_database("the same name").await.unwrap();
+    let two = pg.create_unique_database("the same name").await.unwrap();
+    assert_ne!(one, two);
+    assert!(one.starts_with(&format!("postgres://postgres@127.0.0.1:{}/the_same_name_", pg.port())), "{one}");
+    let long = pg.create_unique_database(&"x".repeat(100)).await.expect("a long hint is cut to fit");
+    for url in [&one, &two, &long] {
+        assert_eq!(pg.psql(url, "select 1").await.unwrap(), "1");
+    }
+}
+
+/// The shared server lives in a static, never dropped: its watchdog must take it down when the process exits,
+/// even by SIGKILL. Run in a child process (this binary again, running only `shared_server_child`), which starts
+/// the server, says where it is, and kills itself.
+#[test]
+fn the_shared_server_goes_when_its_process_is_killed() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "shared_server_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("running this test binary again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let Some(line) = stdout.lines().find_map(|line| Some(line.split_once("shared-postgres: ")?.1)) else {
+        panic!("the child said nothing about its server ({}):\n{stdout}", out.status);
+    };
+    if line == "none" {
+        return;
+    }
+    let (pid, dir) = line.split_once(' ').unwrap();
+    let dir = std::path::PathBuf::from(dir);
+    assert!(!out.status.success(), "the child was to kill itself: {}", out.status);
+    // A zombie is gone as far as the server goes (its parent is now init, which may be slow to reap it).
+    let postmaster_runs = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        !stat.is_empty() && !stat.contains(") Z ")
+    };
+    let started = Instant::now();
+    while (postmaster_runs() || dir.exists()) && started.elapsed() < std::time::Duration::from_secs(15) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    eprintln!("the watchdog cleaned up {:?} after the child died", started.elapsed());
+    assert!(!postmaster_runs(), "postmaster {pid} still runs");
+    assert!(!dir.exists(), "{} is still there", dir.display());
+}
+
+/// The child of `the_shared_server_goes_when_its_process_is_killed`; does nothing useful on its own.
+#[test]
+#[ignore = "run by the_shared_server_goes_when_its_process_is_killed"]
+fn shared_server_child() {
+    use std::io::Write;
+    let Some(pg) = Postgres::shared() else {
+        println!("shared-postgres: none");
+        return;
+    };
+    let pid_file = std::fs::read_to_string(pg.data_dir().join("postmaster.pid")).unwrap();
+    let pid = pid_file.lines().next().unwrap();
+    println!("shared-postgres: {pid} {}", pg.data_dir().parent().unwrap().display());
+    std::io::stdout().flush().unwrap();
+    rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL).unwrap();
 }

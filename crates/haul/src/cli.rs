@@ -226,6 +226,18 @@ where
     text.parse().map_err(|error: haul_core::names::UnknownName| error.to_string())
 }
 
+/// A node id: letters, digits, `.`, `_` and `-`, as it appears in logs, leases and URLs.
+pub fn parse_node_id(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 64
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?} is not a node id: use 1-64 letters, digits, '.', '_' or '-'"))
+    }
+}
+
 /// A video quality as `--quality` takes it (the sound alone has `--audio`).
 pub fn parse_video_quality(text: &str) -> Result<Quality, String> {
     match text.parse::<Quality>().map_err(|error| error.to_string())? {
@@ -275,9 +287,26 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_resume: bool,
 
-    /// This server's name in job leases, when several servers share one database.
-    #[arg(long, default_value = "local", hide = true)]
-    pub node: String,
+    /// This node's name, when several servers share one PostgreSQL database: its leases on jobs, `haul ls`'s
+    /// NODE column and `GET /v1/nodes` show it. Unique per node [default: the host name and a hash of the data
+    /// directory].
+    #[arg(long, alias = "node", env = "HAUL_NODE_ID", value_name = "NAME", value_parser = parse_node_id)]
+    pub node_id: Option<String>,
+
+    /// Seconds a node's claim on a job holds without renewal (it renews every second): when a node dies, another
+    /// takes its downloads over this long after its last renewal.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub lease: u64,
+
+    /// The URL other nodes reach this node's API at, to fetch the files it holds when each node has its own
+    /// downloads directory [default: http://LISTEN when it names an address, else none].
+    #[arg(long, env = "HAUL_ADVERTISE_URL", value_name = "URL")]
+    pub advertise_url: Option<String>,
+
+    /// The local address downloads connect from (curl's --interface): one uplink of several, or one address per
+    /// node where a host limits each client address.
+    #[arg(long, value_name = "IP")]
+    pub local_address: Option<std::net::IpAddr>,
 
     /// Move a foreign API to another path, or switch it off: `videodb=/vdb`, `surge=off`. Repeatable. APIs:
     /// ytdlp-app (/api), surge (/), videodb (/videodb), cloudflare (/client/v4).

@@ -18,6 +18,9 @@ use crate::signals::interrupted;
 
 /// How long a stopping server waits for downloads to flush their progress.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Names of the values every node sharing a database takes from it (`Store::shared_value`).
+const DEFAULT_ACCOUNT: &str = "default-account";
+const LINK_KEY: &str = "link-key";
 
 /// The files of a data directory.
 pub struct DataDir {
@@ -120,10 +123,11 @@ impl DataDir {
 
     /// The secret that signs download links, created on first use (readable by its owner only). Deleting it
     /// invalidates every link handed out so far.
-    fn link_key(&self) -> anyhow::Result<Vec<u8>> {
+    async fn link_key(&self, store: &dyn haul_store::Store) -> anyhow::Result<Vec<u8>> {
         self.create()?;
         let text = read_or_create(&self.link_key_path(), || format!("{}{}", uuid_hex(), uuid_hex()))?;
-        Ok(text.into_bytes())
+        // Every node sharing the database signs with one key, so a link made by one works on all.
+        Ok(store.shared_value(LINK_KEY, &text).await?.into_bytes())
     }
 
     pub fn downloads(&self) -> PathBuf {
@@ -161,15 +165,32 @@ impl DataDir {
     pub async fn open_store(&self, database: Option<&str>) -> anyhow::Result<std::sync::Arc<dyn haul_store::Store>> {
         self.create()?;
         let database = database.map(str::to_owned).unwrap_or_else(|| self.database_url());
-        if database.starts_with("postgres") {
-            bail!("the PostgreSQL backend is not available yet; use the default SQLite database (omit --database)");
-        }
-        haul_store::open(&database).await.with_context(|| format!("cannot open the database {database}"))
+        let shown = haul_core::redact::secrets(&database);
+        haul_store::open(&database).await.with_context(|| format!("cannot open the database {shown}"))
+    }
+
+    /// The name this node goes by in a shared database when `--node-id` is not given: the host name and a
+    /// hash of the data directory, so two servers on one machine differ and a restart keeps its name.
+    pub fn default_node_id(&self) -> String {
+        // Linux's; elsewhere the hash alone tells data directories apart.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let host: String = host
+            .trim()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') { c } else { '-' })
+            .take(48)
+            .collect();
+        let root = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
+        let digest = haul_store::hash_secret(&root.to_string_lossy());
+        format!("{}-{}", if host.is_empty() { "haul" } else { host.as_str() }, &digest[..6])
     }
 
     /// The data directory's default account, and its token registered as that account's bearer key.
     pub async fn ensure_default_account(&self, store: &dyn haul_store::Store) -> anyhow::Result<AccountId> {
-        let account = self.account()?;
+        // The database's default account: this directory's, unless another node sharing the database was first.
+        let account = store.shared_value(DEFAULT_ACCOUNT, self.account()?.as_str()).await?;
+        let account: AccountId =
+            account.parse().map_err(|e| anyhow::anyhow!("the database's default account is damaged: {e}"))?;
         store.ensure_account(&account, "default").await?;
         let token = self.token()?;
         let hash = haul_store::hash_secret(&token);
@@ -250,18 +271,30 @@ pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()>
     let _lock = data.lock()?;
     let store = data.open_store(args.database.as_deref()).await?;
     let account = data.ensure_default_account(store.as_ref()).await?;
+    let link_key = data.link_key(store.as_ref()).await?;
+    let node = args.node_id.clone().unwrap_or_else(|| data.default_node_id());
+    let backend = store.backend();
+    let advertise_url = match &args.advertise_url {
+        Some(url) => Some(checked_base_url(url, "--advertise-url")?),
+        None if !args.listen.ip().is_unspecified() && args.listen.port() != 0 => {
+            Some(format!("http://{}", args.listen))
+        }
+        None => None,
+    };
     let options = EngineOptions {
         downloads_dir: data.downloads(),
         thumbnails_dir: data.thumbnails(),
         max_active: args.max_active,
         max_jobs_per_account: args.max_jobs_per_account,
-        node: args.node.clone(),
-        lease: Duration::from_secs(30),
+        node: node.clone(),
+        lease: Duration::from_secs(args.lease),
+        advertise_url,
         resume_on_start: !args.no_resume,
         client: ClientOptions {
             destinations: args.destinations(),
             max_connections_per_host: Some(args.max_connections_per_host).filter(|n| *n > 0),
             ca_certs: args.ca_cert.clone(),
+            local_address: args.local_address,
             ..ClientOptions::default()
         },
         media: crate::cli::media_tools(args.yt_dlp.clone(), args.ffmpeg.clone())?,
@@ -275,7 +308,7 @@ pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()>
         crate::logs::JobLog::new(engine.clone(), log_format).run(stop_job_log.clone()),
     );
 
-    let api = api_options(&args, account, data.link_key()?)?;
+    let api = api_options(&args, account, link_key)?;
     let extra = dialect_listeners(&args.listen_dialect)?;
 
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| {
@@ -285,10 +318,12 @@ pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()>
     warn_if_public(address);
     // What a client needs, for people and for scripts that started us on port 0.
     let mut banner = format!(
-        "haul listening on http://{address} (data in {}, files in {}, token in {})\n  {:<15} http://{address}/v1\n",
+        "haul listening on http://{address} (data in {}, files in {}, token in {})\n  {:<15} {node} on {backend}\n  \
+         {:<15} http://{address}/v1\n",
         args.data.data_dir.display(),
         data.downloads().display(),
         data.token_path().display(),
+        "node",
         "native",
     );
     if api.ui {
@@ -358,13 +393,18 @@ fn api_options(args: &ServeArgs, account: AccountId, link_key: Vec<u8>) -> anyho
         }
     }
     if let Some(url) = &args.public_url {
-        let parsed = url::Url::parse(url).with_context(|| format!("--public-url {url:?} is not a URL"))?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
-            bail!("--public-url must be an http(s) URL without a query, like https://haul.example.com");
-        }
-        options.public_url = Some(url.trim_end_matches('/').to_owned());
+        options.public_url = Some(checked_base_url(url, "--public-url")?);
     }
     Ok(options)
+}
+
+/// A base URL from a flag: http(s), no query; returned without a trailing slash.
+fn checked_base_url(url: &str, flag: &str) -> anyhow::Result<String> {
+    let parsed = url::Url::parse(url).with_context(|| format!("{flag} {url:?} is not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
+        bail!("{flag} must be an http(s) URL without a query, like https://haul.example.com");
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// `--listen-dialect API=ADDR:PORT` values.

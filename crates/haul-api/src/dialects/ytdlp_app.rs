@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::{bearer_account, bearer_token, default_account};
 use crate::dialects::{Mount, percent, rfc3339};
-use crate::files::{download_name, send_file, send_thumbnail};
+use crate::files::{send_download, send_thumbnail};
 
 /// The video qualities, as the app takes them (audio alone is its `download_type`).
 fn video_qualities() -> impl Iterator<Item = &'static str> {
@@ -451,8 +451,7 @@ async fn file(
         Err(error) => return Err(error.into()),
     };
     let gone = || Detail::new(StatusCode::NOT_FOUND, "Archivo físico no encontrado");
-    let path = state.engine.file_path(&view).await.ok_or_else(gone)?;
-    send_file(&path, &download_name(&view, &path), &method, &headers).await.map_err(detail_of)?.ok_or_else(gone)
+    send_download(&state, &view, None, &method, &headers).await.map_err(detail_of)?.ok_or_else(gone)
 }
 
 /// `GET /thumbnails/{id}`: the task's thumbnail image.
@@ -491,8 +490,7 @@ async fn stream(
         .into_iter()
         .find(|view| stored_name(view).as_deref() == Some(filename.as_str()))
         .ok_or_else(missing)?;
-    let path = state.engine.file_path(&view).await.ok_or_else(missing)?;
-    send_file(&path, &filename, &method, &headers).await.map_err(detail_of)?.ok_or_else(missing)
+    send_download(&state, &view, Some(&filename), &method, &headers).await.map_err(detail_of)?.ok_or_else(missing)
 }
 
 /// `POST /info` `{"url"}`: what yt-dlp says about a page (title, duration, thumbnail, formats), as the app

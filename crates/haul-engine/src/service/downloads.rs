@@ -5,13 +5,13 @@
 
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState};
 use haul_core::media::MediaInfo;
-use haul_store::DownloadRecord;
+use haul_store::{DownloadRecord, ListFilter};
 
 use super::error::ServiceError;
 use super::events::EventKind;
 use super::scheduler::StopReason;
 use super::validate::{check_labels, check_priority, check_title, check_url, new_download, require};
-use super::views::{AddRequest, DownloadView, ListQuery, PatchRequest, StatsView};
+use super::views::{AddRequest, DownloadView, ListQuery, NodeView, PatchRequest, StatsView};
 use super::{Engine, runner};
 use crate::error::EngineError;
 use crate::media;
@@ -154,7 +154,11 @@ impl Engine {
 
     pub async fn stats(&self, account: &AccountId) -> Result<StatsView, ServiceError> {
         let counts = self.inner.store.counts(Some(account)).await?;
-        let speed = {
+        let speed = if self.inner.store.shares_events() {
+            // Other nodes' downloads too, as each last reported (every second).
+            let filter = ListFilter { states: vec![JobState::Active], ..ListFilter::default() };
+            self.inner.store.list(account, &filter).await?.iter().map(|record| record.speed).sum()
+        } else {
             let running = self.inner.running.lock();
             running.values().filter(|r| &r.account == account).map(|r| r.progress.snapshot().speed).sum()
         };
@@ -167,7 +171,26 @@ impl Engine {
             cancelled: counts.cancelled,
             total: counts.total(),
             speed,
+            node: self.inner.options.node.clone(),
+            backend: self.inner.store.backend(),
         })
+    }
+
+    /// The nodes sharing this store, with the one answering marked.
+    pub async fn nodes(&self) -> Result<Vec<NodeView>, ServiceError> {
+        let nodes = self.inner.store.nodes().await?;
+        Ok(nodes
+            .into_iter()
+            .map(|node| NodeView {
+                this: node.id == self.inner.options.node,
+                id: node.id,
+                advertise_url: node.advertise_url,
+                version: node.version,
+                started_at: node.started_at,
+                last_seen: node.last_seen,
+                active: node.active,
+            })
+            .collect())
     }
 
     /// What yt-dlp says about a page (title, duration, thumbnail, formats), without downloading anything.

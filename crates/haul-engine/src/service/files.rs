@@ -27,6 +27,23 @@ impl Engine {
         self.inside_downloads(&path).await
     }
 
+    /// Where to fetch a completed download's file that this node's downloads directory does not hold: the
+    /// advertised URL of the node that completed it, when that is another node (node-local directories).
+    pub async fn holder_url(&self, view: &DownloadView) -> Option<String> {
+        let holder = view.node.as_deref().filter(|node| *node != self.inner.options.node)?;
+        if view.state != haul_core::job::JobState::Completed {
+            return None;
+        }
+        let nodes = match self.inner.store.nodes().await {
+            Ok(nodes) => nodes,
+            Err(error) => {
+                tracing::warn!(%error, "cannot look up the node holding a file");
+                return None;
+            }
+        };
+        nodes.into_iter().find(|node| node.id == holder)?.advertise_url
+    }
+
     /// What the resume record of an unfinished download says: the validators it resumes against and the byte
     /// ranges already on disk. `None` when there is no record (not started, finished, a media job, or cancelled).
     pub async fn transfer(&self, account: &AccountId, id: DownloadId) -> Result<Option<TransferView>, ServiceError> {

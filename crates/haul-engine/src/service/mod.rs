@@ -41,10 +41,15 @@ use crate::media::MediaTools;
 pub use accounts::SessionView;
 pub use error::ServiceError;
 pub use events::{Event, EventKind};
-pub use views::{AddRequest, DownloadView, KeyView, ListQuery, PatchRequest, RenditionView, StatsView, TransferView};
+pub use views::{
+    AddRequest, DownloadView, KeyView, ListQuery, NodeView, PatchRequest, RenditionView, StatsView, TransferView,
+};
 
 use events::EventLog;
 use scheduler::Running;
+
+/// How often a node records that it is alive (`GET /v1/nodes` shows the last time).
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// Settings of the service, built by the binary from flags.
 #[derive(Clone, Debug)]
@@ -62,6 +67,9 @@ pub struct EngineOptions {
     pub lease: Duration,
     /// Continue downloads that were active when this node stopped.
     pub resume_on_start: bool,
+    /// Where other nodes reach this one's API (`--advertise-url`), to fetch the files it holds when downloads
+    /// directories are node-local.
+    pub advertise_url: Option<String>,
     pub client: ClientOptions,
     /// yt-dlp, ffmpeg and ffprobe, where found; without them media jobs fail with a clear error.
     pub media: MediaTools,
@@ -74,7 +82,10 @@ struct Inner {
     // parking_lot mutexes: held only to look up, insert or remove, never across an await, and never poisoned,
     // so a panic in one request cannot take every later one down with it.
     running: Mutex<HashMap<DownloadId, Arc<Running>>>,
-    events: EventLog,
+    events: Arc<EventLog>,
+    /// With a shared store: stops the event relays once the last event of a shutdown is queued, and the task
+    /// writing them out, waited for then.
+    relay: Mutex<Option<(CancellationToken, tokio::task::JoinHandle<()>)>>,
     /// Wakes the scheduler when a job may have become runnable.
     wake: Notify,
     shutdown: CancellationToken,
@@ -110,13 +121,32 @@ impl Engine {
             let what = if options.resume_on_start { "resuming" } else { "pausing" };
             tracing::info!(released, "{what} downloads that were active when the server stopped");
         }
+        let (events, outbox) = if store.shares_events() {
+            let (log, outbox) = EventLog::shared();
+            (Arc::new(log), Some(outbox))
+        } else {
+            (Arc::new(EventLog::new()), None)
+        };
+        let relay = outbox.map(|outbox| {
+            let stop = CancellationToken::new();
+            crate::task::spawn(
+                tracing::info_span!("events_in"),
+                events::relay_in(store.clone(), events.clone(), stop.clone()),
+            );
+            let out = crate::task::spawn(
+                tracing::info_span!("events_out"),
+                events::relay_out(store.clone(), outbox, stop.clone()),
+            );
+            (stop, out)
+        });
         let engine = Self {
             inner: Arc::new(Inner {
                 store,
                 options,
                 client,
                 running: Mutex::new(HashMap::new()),
-                events: EventLog::new(),
+                events,
+                relay: Mutex::new(relay),
                 wake: Notify::new(),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -125,6 +155,8 @@ impl Engine {
         };
         let scheduler = engine.clone();
         engine.spawn(tracing::info_span!("scheduler"), async move { scheduler.schedule().await });
+        let beating = engine.clone();
+        engine.spawn(tracing::info_span!("heartbeat"), async move { beating.heartbeat().await });
         // Renditions a stop interrupted.
         engine.make_renditions();
         Ok(engine)
@@ -150,6 +182,40 @@ impl Engine {
                 ?grace,
                 "some downloads did not stop in time; their last second of progress may be re-fetched"
             );
+        }
+        let relay = self.inner.relay.lock().take();
+        if let Some((stop, out)) = relay {
+            // Other nodes carry on with this node's downloads now rather than when their leases run out.
+            match self.inner.store.requeue_node(&self.inner.options.node).await {
+                Ok(0) => {}
+                Ok(requeued) => tracing::info!(requeued, "handed this node's downloads back to the queue"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot hand this node's downloads back; their leases will run out")
+                }
+            }
+            stop.cancel();
+            if tokio::time::timeout(grace, out).await.is_err() {
+                tracing::warn!("the last events could not be written to the store in time");
+            }
+        }
+    }
+
+    /// Tells the store this node is alive, every [`HEARTBEAT`], until shutdown.
+    async fn heartbeat(&self) -> Result<(), std::convert::Infallible> {
+        let beat = haul_store::NodeBeat {
+            node: self.inner.options.node.clone(),
+            advertise_url: self.inner.options.advertise_url.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let mut ticker = tokio::time::interval(HEARTBEAT);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = self.inner.shutdown.cancelled() => return Ok(()),
+            }
+            if let Err(error) = self.inner.store.heartbeat(&beat).await {
+                tracing::warn!(%error, "cannot record this node's heartbeat");
+            }
         }
     }
 

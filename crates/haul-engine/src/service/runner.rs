@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use haul_core::job::{JobAction, JobKind};
 use haul_core::media::Quality;
-use haul_store::{DownloadRecord, MediaUpdate, ProgressUpdate};
+use haul_store::{DownloadRecord, MediaUpdate, ProgressUpdate, StoreError};
 use url::Url;
 
 use super::Engine;
@@ -57,8 +57,9 @@ impl Engine {
                     filename: done.path.file_name().map(|name| name.to_string_lossy().into_owned()),
                     ..ProgressUpdate::default()
                 };
-                self.store_quietly(self.inner.store.record_progress(record.id, &update).await);
-                match self.inner.store.apply(&record.account, record.id, JobAction::Complete, None).await {
+                let store = &self.inner.store;
+                self.store_quietly(self.stored(|| store.record_progress(record.id, &update)).await);
+                match self.stored(|| store.apply(&record.account, record.id, JobAction::Complete, None)).await {
                     Ok(record) => self.emit(EventKind::Completed, &record.into()),
                     Err(error) => tracing::warn!(%error, "download finished but its job moved on"),
                 }
@@ -207,14 +208,38 @@ impl Engine {
         let options = &self.inner.options;
         let mut ticker = tokio::time::interval(REPORT_EVERY);
         ticker.tick().await;
+        // The lease holds until `lease` after the last renewal; this node stops writing a margin before that,
+        // since another node may take the job over once it runs out.
+        let mut renewed = tokio::time::Instant::now();
+        let fence = options.lease.saturating_sub(options.lease / 4);
         loop {
             ticker.tick().await;
             let update = self.progress_update(&running.progress);
             let mut current =
                 match self.inner.store.report_progress(record.id, &options.node, options.lease, &update).await {
-                    Ok(current) => current,
-                    Err(error) => {
+                    Ok(current) => {
+                        renewed = tokio::time::Instant::now();
+                        current
+                    }
+                    Err(error @ (StoreError::Conflict { .. } | StoreError::NotFound(_))) => {
                         tracing::info!(%error, "lost the lease; stopping");
+                        running.stop(StopReason::LostLease);
+                        return std::future::pending().await;
+                    }
+                    // The store cannot be reached (restarting, a network cut): the lease still holds for a while,
+                    // so the download goes on, and stops only when the lease may have run out.
+                    Err(error) if renewed.elapsed() < fence => {
+                        tracing::warn!(
+                            error = %crate::task::chain(&error),
+                            "cannot renew the lease; going on while it holds"
+                        );
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            error = %crate::task::chain(&error),
+                            "cannot renew the lease before it runs out; stopping so that no other node writes beside us"
+                        );
                         running.stop(StopReason::LostLease);
                         return std::future::pending().await;
                     }
@@ -226,6 +251,26 @@ impl Engine {
                 current = fresh;
             }
             self.emit(EventKind::Progress, &self.overlay(current));
+        }
+    }
+
+    /// A store write that must not be lost to a moment's outage (a download's end): retried while the store
+    /// cannot be reached, for as long as the lease would hold. A conflict or a missing row is an answer, not an
+    /// outage, and is returned at once.
+    async fn stored<T, F, W>(&self, write: W) -> Result<T, StoreError>
+    where
+        W: Fn() -> F,
+        F: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let started = tokio::time::Instant::now();
+        loop {
+            match write().await {
+                Err(error @ StoreError::Other { .. }) if started.elapsed() < self.inner.options.lease => {
+                    tracing::warn!(error = %chain(&error), "cannot write to the store; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                result => return result,
+            }
         }
     }
 

@@ -36,7 +36,7 @@ pub struct AddRequest {
 
 /// A download as clients see it: the stored job with live progress laid over it while it runs.
 /// Times are unix milliseconds.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DownloadView {
     pub id: DownloadId,
     pub account: AccountId,
@@ -83,6 +83,8 @@ pub struct DownloadView {
     /// What the client attached for its own bookkeeping.
     pub labels: Labels,
     pub name_with_id: bool,
+    /// The node running it while active; once completed, the node whose downloads directory holds the file.
+    pub node: Option<String>,
 }
 
 /// Which of an account's downloads to list, newest first unless `oldest_first`. Every condition given must
@@ -153,8 +155,25 @@ pub struct StatsView {
     pub failed: u64,
     pub cancelled: u64,
     pub total: u64,
-    /// Bytes per second over all of the account's running downloads.
+    /// Bytes per second over all of the account's running downloads, on every node.
     pub speed: u64,
+    /// The node that answered, and its store's backend (`sqlite`, `postgres`).
+    pub node: String,
+    pub backend: &'static str,
+}
+
+/// A node sharing this server's store. Times are unix milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeView {
+    pub id: String,
+    pub advertise_url: Option<String>,
+    pub version: String,
+    pub started_at: i64,
+    pub last_seen: i64,
+    /// Downloads it holds a live lease on.
+    pub active: u64,
+    /// Whether it is the node answering.
+    pub this: bool,
 }
 
 /// An API key as its account sees it; the secret is never kept, only its first characters.
@@ -211,9 +230,11 @@ impl From<DownloadRecord> for DownloadView {
             finished_at,
             labels,
             name_with_id,
-            lease_owner: _,
+            lease_owner,
             lease_expires: _,
+            held_by,
         } = record;
+        let node = if state == JobState::Active { lease_owner } else { held_by };
         Self {
             id,
             account,
@@ -247,6 +268,7 @@ impl From<DownloadRecord> for DownloadView {
             finished_at,
             labels,
             name_with_id,
+            node,
         }
     }
 }

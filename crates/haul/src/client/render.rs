@@ -10,25 +10,37 @@ use haul_core::units::{format_bytes, format_duration, format_rate};
 
 use super::short;
 
-/// The download table: ID, STATE, PROGRESS, (a bar when watching,) SIZE, SPEED, ETA, NAME; a failed or
-/// cancelled download's NAME is followed by why.
+/// The download table: ID, STATE, PROGRESS, (a bar when watching,) SIZE, SPEED, ETA, (NODE,) NAME; a failed or
+/// cancelled download's NAME is followed by why. NODE (which node runs it, or holds its file) appears when the
+/// downloads shown involve more than one node.
 pub fn render_table(list: &DownloadList, with_bar: bool) -> String {
     let downloads = &list.downloads;
     if downloads.is_empty() {
         return "no downloads\n".to_owned();
     }
+    let nodes: std::collections::BTreeSet<&str> =
+        downloads.iter().filter_map(|download| download.node.as_deref()).collect();
+    let with_node = nodes.len() > 1;
     let mut header = vec!["ID", "STATE", "PROGRESS"];
     if with_bar {
         header.push("");
     }
-    header.extend(["SIZE", "SPEED", "ETA", "NAME"]);
+    header.extend(["SIZE", "SPEED", "ETA"]);
+    if with_node {
+        header.push("NODE");
+    }
+    header.push("NAME");
     let mut rows: Vec<Vec<String>> = vec![header.into_iter().map(str::to_owned).collect()];
     for download in downloads {
         let mut row = vec![short(&download.id.to_string()).to_owned(), download.state.to_string(), percent(download)];
         if with_bar {
             row.push(bar(fraction(download)));
         }
-        row.extend([size_text(download), speed_text(download), eta_text(download), name_and_reason(download)]);
+        row.extend([size_text(download), speed_text(download), eta_text(download)]);
+        if with_node {
+            row.push(download.node.clone().unwrap_or_else(|| "-".to_owned()));
+        }
+        row.push(name_and_reason(download));
         rows.push(row);
     }
     let columns = rows[0].len();
@@ -73,6 +85,9 @@ pub fn render_detail(download: &Download) -> String {
     field("state", download.state.as_str());
     field("name", &name(download));
     field("url", &download.url);
+    if let Some(node) = &download.node {
+        field("node", node);
+    }
     for mirror in &download.mirrors {
         field("mirror", mirror);
     }
@@ -241,6 +256,7 @@ pub(super) mod tests {
             created_at: 0,
             started_at: None,
             finished_at: None,
+            node: None,
         }
     }
 

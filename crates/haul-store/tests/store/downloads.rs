@@ -1,107 +1,32 @@
-//! The SQLite store on real database files in temp dirs: what callers of `Store` rely on (account isolation,
-//! the state machine under compare-and-set, atomic claims and leases, durability across reopening).
-
-use std::collections::HashSet;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+//! Downloads in the store, on every backend: what callers of `Store` rely on for their rows (every input kept,
+//! listing and filters, account isolation, the state machine under compare-and-set, renditions and media fields,
+//! the totals per state, durability across reopening). Claims, leases and progress are in `claims.rs`.
 
 use haul_core::job::{AccountId, DownloadId, JobAction, JobKind, JobState, next_state};
 use haul_core::media::{RenditionName, RenditionState};
-use haul_store::{
-    DownloadPatch, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionUpdate, Store, StoreError,
-};
-use tempfile::TempDir;
+use haul_store::{DownloadPatch, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionUpdate};
 
-const LEASE: Duration = Duration::from_secs(60);
+use crate::harness::{Fixture, LEASE, assert_conflict, assert_not_found, create, download_in};
 
-struct Fixture {
-    /// Kept so the directory outlives the store.
-    _dir: TempDir,
-    db_path: PathBuf,
-    store: Arc<dyn Store>,
+backend_tests! {
+    create_keeps_every_input,
+    list_is_newest_first_with_state_filter_and_paging,
+    list_filters_on_text_creator_and_creation_time,
+    labels_are_kept_and_replaced_whole,
+    another_accounts_download_is_not_found,
+    apply_follows_the_state_machine_for_every_state_and_action,
+    conflict_names_the_current_state,
+    apply_keeps_times_and_errors,
+    patch_changes_url_only_while_paused_or_failed,
+    delete_returns_the_row_and_removes_it,
+    renditions_belong_to_their_download_and_account,
+    media_fields_and_rendition_progress_are_recorded,
+    counts_per_account_and_overall,
+    counts_stay_equal_to_the_rows_through_every_change,
+    reopening_the_file_keeps_everything,
 }
 
-async fn fresh() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("haul.db");
-    let store = haul_store::open(&format!("sqlite://{}", db_path.display())).await.unwrap();
-    Fixture { _dir: dir, db_path, store }
-}
-
-async fn create(store: &dyn Store, account: &AccountId, url: &str, priority: i32) -> DownloadId {
-    let new = NewDownload { priority, ..NewDownload::new(account.clone(), url) };
-    store.create(new).await.unwrap().id
-}
-
-/// Puts a fresh download of `account` in `state` using only legal actions.
-async fn download_in(store: &dyn Store, account: &AccountId, state: JobState) -> DownloadId {
-    let id = create(store, account, "http://origin/file.bin", 0).await;
-    let path: &[JobAction] = match state {
-        JobState::Queued => &[],
-        JobState::Active => &[JobAction::Start],
-        JobState::Paused => &[JobAction::Pause],
-        JobState::Completed => &[JobAction::Start, JobAction::Complete],
-        JobState::Failed => &[JobAction::Start, JobAction::Fail],
-        JobState::Cancelled => &[JobAction::Cancel],
-    };
-    for action in path {
-        store.apply(account, id, *action, None).await.unwrap();
-    }
-    assert_eq!(store.get(account, id).await.unwrap().state, state);
-    id
-}
-
-fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>, id: DownloadId) {
-    match result {
-        Err(StoreError::NotFound(what)) => assert_eq!(what, format!("download {id}")),
-        other => panic!("expected NotFound for {id}, got {other:?}"),
-    }
-}
-
-fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, expected_current: JobState) -> String {
-    match result {
-        Err(StoreError::Conflict { current, message }) => {
-            assert_eq!(current, expected_current, "{message}");
-            message
-        }
-        other => panic!("expected Conflict in {expected_current}, got {other:?}"),
-    }
-}
-
-#[tokio::test]
-async fn migrations_run_on_a_fresh_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let db_path = dir.path().join("fresh.db");
-    assert!(!db_path.exists());
-    let store = haul_store::open(db_path.to_str().unwrap()).await.unwrap();
-    assert!(db_path.exists(), "a plain path creates the file");
-    assert_eq!(store.counts(None).await.unwrap().total(), 0);
-
-    let absolute = dir.path().join("absolute.db");
-    let store = haul_store::open(&format!("sqlite://{}", absolute.display())).await.unwrap();
-    assert!(absolute.is_absolute() && absolute.exists(), "sqlite:///abs/path opens the absolute path");
-    let account = AccountId::generate();
-    create(&*store, &account, "http://origin/a", 0).await;
-    assert_eq!(store.counts(Some(&account)).await.unwrap().queued, 1);
-}
-
-#[tokio::test]
-async fn unsupported_backends_say_so() {
-    for url in ["postgres://haul@localhost/haul", "mysql://localhost/haul"] {
-        match haul_store::open(url).await {
-            Err(StoreError::Other { message, .. }) => {
-                assert!(message.contains("postgres") || message.contains(url), "{message}")
-            }
-            Err(other) => panic!("{url}: unexpected error {other:?}"),
-            Ok(_) => panic!("{url}: opened"),
-        }
-    }
-}
-
-#[tokio::test]
-async fn create_keeps_every_input() {
-    let fixture = fresh().await;
+async fn create_keeps_every_input(fixture: Fixture) {
     let account = AccountId::generate();
     let new = NewDownload {
         mirrors: vec!["http://mirror-a/f.iso".into(), "http://mirror-b/f.iso".into()],
@@ -142,9 +67,7 @@ async fn create_keeps_every_input() {
     assert_eq!(json["headers"][0], serde_json::json!(["Cookie", "a=1"]));
 }
 
-#[tokio::test]
-async fn list_is_newest_first_with_state_filter_and_paging() {
-    let fixture = fresh().await;
+async fn list_is_newest_first_with_state_filter_and_paging(fixture: Fixture) {
     let store = &*fixture.store;
     let account = AccountId::generate();
     let mut ids = Vec::new();
@@ -183,9 +106,7 @@ async fn list_is_newest_first_with_state_filter_and_paging() {
     assert_eq!(listed(ListFilter { ids: vec![ids[4], ids[0]], ..ListFilter::default() }).await, [ids[4], ids[0]]);
 }
 
-#[tokio::test]
-async fn list_filters_on_text_creator_and_creation_time() {
-    let fixture = fresh().await;
+async fn list_filters_on_text_creator_and_creation_time(fixture: Fixture) {
     let store = &*fixture.store;
     let account = AccountId::generate();
     let new = |url: &str, title: Option<&str>, creator: Option<&str>| {
@@ -226,9 +147,7 @@ async fn list_filters_on_text_creator_and_creation_time() {
     assert_eq!(listed(after_all).await, []);
 }
 
-#[tokio::test]
-async fn labels_are_kept_and_replaced_whole() {
-    let fixture = fresh().await;
+async fn labels_are_kept_and_replaced_whole(fixture: Fixture) {
     let store = &*fixture.store;
     let account = AccountId::generate();
     let mut new = NewDownload::new(account.clone(), "http://origin/v.mp4");
@@ -249,9 +168,7 @@ async fn labels_are_kept_and_replaced_whole() {
     assert_eq!(untouched.labels, haul_core::labels::Labels::default());
 }
 
-#[tokio::test]
-async fn another_accounts_download_is_not_found() {
-    let fixture = fresh().await;
+async fn another_accounts_download_is_not_found(fixture: Fixture) {
     let store = &*fixture.store;
     let owner = AccountId::generate();
     let stranger = AccountId::generate();
@@ -271,9 +188,7 @@ async fn another_accounts_download_is_not_found() {
     assert_not_found(store.get(&owner, unknown).await, unknown);
 }
 
-#[tokio::test]
-async fn apply_follows_the_state_machine_for_every_state_and_action() {
-    let fixture = fresh().await;
+async fn apply_follows_the_state_machine_for_every_state_and_action(fixture: Fixture) {
     let store = &*fixture.store;
     let account = AccountId::generate();
     for from in JobState::ALL {
@@ -292,18 +207,14 @@ async fn apply_follows_the_state_machine_for_every_state_and_action() {
     }
 }
 
-#[tokio::test]
-async fn conflict_names_the_current_state() {
-    let fixture = fresh().await;
+async fn conflict_names_the_current_state(fixture: Fixture) {
     let account = AccountId::generate();
     let id = download_in(&*fixture.store, &account, JobState::Completed).await;
     let message = assert_conflict(fixture.store.apply(&account, id, JobAction::Pause, None).await, JobState::Completed);
     assert_eq!(message, "cannot pause a download that is completed");
 }
 
-#[tokio::test]
-async fn apply_keeps_times_and_errors() {
-    let fixture = fresh().await;
+async fn apply_keeps_times_and_errors(fixture: Fixture) {
     let store = &*fixture.store;
     let account = AccountId::generate();
     let id = create(store, &account, "http://origin/f", 0).await;
@@ -328,221 +239,7 @@ async fn apply_keeps_times_and_errors() {
     assert!(completed.finished_at.is_some());
 }
 
-#[tokio::test]
-async fn claim_takes_highest_priority_then_oldest_up_to_max_active() {
-    let fixture = fresh().await;
-    let store = &*fixture.store;
-    let account = AccountId::generate();
-    let low_old = create(store, &account, "http://origin/low-old", 0).await;
-    let high_old = create(store, &account, "http://origin/high-old", 5).await;
-    let low_new = create(store, &account, "http://origin/low-new", 0).await;
-    let high_new = create(store, &account, "http://origin/high-new", 5).await;
-    let paused = NewDownload { start_paused: true, priority: 99, ..NewDownload::new(account.clone(), "http://p") };
-    store.create(paused).await.unwrap();
-
-    let first = store.claim_next("node-a", LEASE, 2).await.unwrap().unwrap();
-    assert_eq!(first.id, high_old);
-    assert_eq!(first.state, JobState::Active);
-    assert_eq!(first.lease_owner.as_deref(), Some("node-a"));
-    let lease_expires = first.lease_expires.unwrap();
-    assert!(lease_expires >= first.started_at.unwrap() + 59_000, "lease runs about a minute from now");
-
-    assert_eq!(store.claim_next("node-a", LEASE, 2).await.unwrap().unwrap().id, high_new);
-    assert!(store.claim_next("node-a", LEASE, 2).await.unwrap().is_none(), "two live leases at max_active 2");
-    assert!(store.claim_next("node-b", LEASE, 2).await.unwrap().is_none(), "the limit counts every node");
-
-    store.apply(&account, high_old, JobAction::Complete, None).await.unwrap();
-    assert_eq!(store.claim_next("node-a", LEASE, 2).await.unwrap().unwrap().id, low_old);
-    store.apply(&account, high_new, JobAction::Pause, None).await.unwrap();
-    assert_eq!(store.claim_next("node-a", LEASE, 2).await.unwrap().unwrap().id, low_new);
-    assert!(store.claim_next("node-a", LEASE, 10).await.unwrap().is_none(), "paused downloads are not claimed");
-    assert!(store.claim_next("node-a", LEASE, 0).await.unwrap().is_none());
-}
-
-#[tokio::test]
-async fn free_slots_go_to_the_account_running_fewest() {
-    let fixture = fresh().await;
-    let store = &*fixture.store;
-    let (greedy, modest) = (AccountId::generate(), AccountId::generate());
-    for n in 0..50 {
-        create(store, &greedy, &format!("http://origin/greedy-{n}"), 1000).await;
-    }
-    let modest_job = create(store, &modest, "http://origin/modest", -1000).await;
-    let first = store.claim_next("node-a", LEASE, 3).await.unwrap().unwrap();
-    assert_eq!(first.account, greedy, "with nothing running, priority then age decide");
-    let second = store.claim_next("node-a", LEASE, 3).await.unwrap().unwrap();
-    assert_eq!(second.id, modest_job, "the account with nothing running comes next, whatever the priorities");
-    let third = store.claim_next("node-a", LEASE, 3).await.unwrap().unwrap();
-    assert_eq!(third.account, greedy, "then each account has one running, and priority orders the rest");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_claimers_never_share_a_download() {
-    let fixture = fresh().await;
-    let account = AccountId::generate();
-    let mut created = HashSet::new();
-    for n in 0..20 {
-        created.insert(create(&*fixture.store, &account, &format!("http://origin/{n}"), n % 3).await);
-    }
-
-    // Each claimer opens the file itself, as separate processes would, so the database's locking is what is
-    // tested, not a shared pool.
-    let url = format!("sqlite://{}", fixture.db_path.display());
-    let mut claimers = Vec::new();
-    for n in 0..8 {
-        let url = url.clone();
-        claimers.push(tokio::spawn(async move {
-            let store = haul_store::open(&url).await.unwrap();
-            let node = format!("node-{n}");
-            let mut claimed = Vec::new();
-            while let Some(record) = store.claim_next(&node, LEASE, 100).await.unwrap() {
-                assert_eq!(record.lease_owner.as_deref(), Some(node.as_str()));
-                claimed.push(record.id);
-                tokio::task::yield_now().await;
-            }
-            claimed
-        }));
-    }
-    let mut all_claims = Vec::new();
-    for claimer in claimers {
-        all_claims.extend(claimer.await.unwrap());
-    }
-    assert_eq!(all_claims.len(), 20, "every download claimed exactly once: {all_claims:?}");
-    assert_eq!(all_claims.iter().copied().collect::<HashSet<_>>(), created);
-    assert_eq!(fixture.store.counts(None).await.unwrap().active, 20);
-}
-
-#[tokio::test]
-async fn expired_leases_are_reclaimed() {
-    let fixture = fresh().await;
-    let store = &*fixture.store;
-    let account = AccountId::generate();
-    let id = create(store, &account, "http://origin/f", 0).await;
-
-    let claimed = store.claim_next("node-dead", Duration::from_millis(1), 1).await.unwrap().unwrap();
-    assert_eq!(claimed.id, id);
-    store.record_progress(id, &ProgressUpdate { bytes_done: 4096, ..ProgressUpdate::default() }).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-
-    // The expired lease no longer counts against max_active 1, and the download is handed over.
-    let reclaimed = store.claim_next("node-live", LEASE, 1).await.unwrap().unwrap();
-    assert_eq!(reclaimed.id, id);
-    assert_eq!(reclaimed.lease_owner.as_deref(), Some("node-live"));
-    assert_eq!(reclaimed.bytes_done, 4096, "progress is kept so the new node resumes");
-    assert_eq!(reclaimed.started_at, claimed.started_at);
-
-    let late = store.report_progress(id, "node-dead", LEASE, &ProgressUpdate::default()).await;
-    let message = assert_conflict(late, JobState::Active);
-    assert!(message.contains("no longer leased to node-dead"), "{message}");
-    assert!(store.claim_next("node-other", LEASE, 5).await.unwrap().is_none(), "a live lease is not taken over");
-}
-
-/// A running download's report: 1,000 of 10,000 bytes over 3 connections, named and placed.
-fn sample_progress() -> ProgressUpdate {
-    ProgressUpdate {
-        bytes_done: 1_000,
-        size: Some(10_000),
-        speed: 250,
-        eta_secs: Some(36),
-        connections: 3,
-        filename: Some("f.bin".into()),
-        path: Some("downloads/f.bin".into()),
-    }
-}
-
-#[tokio::test]
-async fn report_progress_renews_records_and_answers_only_for_the_lease_holder() {
-    let fixture = fresh().await;
-    let store = &*fixture.store;
-    let account = AccountId::generate();
-    let id = create(store, &account, "http://origin/f", 0).await;
-    let claimed = store.claim_next("node-a", Duration::from_secs(1), 1).await.unwrap().unwrap();
-
-    let progress = sample_progress();
-    let reported = store.report_progress(id, "node-a", Duration::from_secs(3600), &progress).await.unwrap();
-    assert!(reported.lease_expires.unwrap() >= claimed.lease_expires.unwrap() + 3_000_000);
-    assert_eq!(
-        (reported.bytes_done, reported.size, reported.speed, reported.eta_secs),
-        (1_000, Some(10_000), 250, Some(36))
-    );
-    assert_eq!((reported.connections, reported.filename.as_deref()), (3, Some("f.bin")));
-    assert_eq!(store.get(&account, id).await.unwrap(), reported, "the answer is the stored row");
-
-    // Another node's report, or one after a pause, writes nothing.
-    let late = ProgressUpdate { bytes_done: 2_000, speed: 300, ..Default::default() };
-    assert_conflict(store.report_progress(id, "node-b", LEASE, &late).await, JobState::Active);
-    store.apply(&account, id, JobAction::Pause, None).await.unwrap();
-    let message = assert_conflict(store.report_progress(id, "node-a", LEASE, &late).await, JobState::Paused);
-    assert_eq!(message, format!("download {id} is paused and no longer leased to node-a"));
-    let paused = store.get(&account, id).await.unwrap();
-    assert_eq!(paused.bytes_done, 1_000);
-    assert_eq!((paused.lease_owner, paused.lease_expires), (None, None), "leaving active drops the lease");
-
-    let unknown = DownloadId::new_random();
-    assert_not_found(store.report_progress(unknown, "node-a", LEASE, &late).await, unknown);
-}
-
-#[tokio::test]
-async fn requeue_node_puts_only_that_nodes_downloads_back() {
-    let fixture = fresh().await;
-    let store = &*fixture.store;
-    let account = AccountId::generate();
-    for n in 0..3 {
-        create(store, &account, &format!("http://origin/{n}"), 0).await;
-    }
-    let a1 = store.claim_next("node-a", LEASE, 10).await.unwrap().unwrap().id;
-    let a2 = store.claim_next("node-a", LEASE, 10).await.unwrap().unwrap().id;
-    let b1 = store.claim_next("node-b", LEASE, 10).await.unwrap().unwrap().id;
-    store
-        .record_progress(a1, &ProgressUpdate { bytes_done: 10, speed: 500, connections: 4, ..Default::default() })
-        .await
-        .unwrap();
-
-    assert_eq!(store.requeue_node("node-a").await.unwrap(), 2);
-    for id in [a1, a2] {
-        let record = store.get(&account, id).await.unwrap();
-        assert_eq!(record.state, JobState::Queued);
-        assert_eq!((record.lease_owner, record.lease_expires, record.speed, record.connections), (None, None, 0, 0));
-    }
-    assert_eq!(store.get(&account, a1).await.unwrap().bytes_done, 10);
-    assert_eq!(store.get(&account, b1).await.unwrap().lease_owner.as_deref(), Some("node-b"));
-    assert_eq!(store.requeue_node("node-a").await.unwrap(), 0);
-}
-
-#[tokio::test]
-async fn progress_is_recorded_and_motion_only_while_active() {
-    let fixture = fresh().await;
-    let store = &*fixture.store;
-    let account = AccountId::generate();
-    let id = create(store, &account, "http://origin/f", 0).await;
-    store.claim_next("node-a", LEASE, 1).await.unwrap().unwrap();
-
-    let progress = sample_progress();
-    store.record_progress(id, &progress).await.unwrap();
-    let record = store.get(&account, id).await.unwrap();
-    assert_eq!((record.bytes_done, record.size, record.speed, record.eta_secs), (1_000, Some(10_000), 250, Some(36)));
-    assert_eq!(record.connections, 3);
-    assert_eq!((record.filename.as_deref(), record.path.as_deref()), (Some("f.bin"), Some("downloads/f.bin")));
-
-    // A late report after a pause: bytes count, motion does not, and unknown fields keep what is stored.
-    store.apply(&account, id, JobAction::Pause, None).await.unwrap();
-    let late =
-        ProgressUpdate { bytes_done: 2_000, speed: 300, eta_secs: Some(20), connections: 3, ..Default::default() };
-    store.record_progress(id, &late).await.unwrap();
-    let record = store.get(&account, id).await.unwrap();
-    assert_eq!(
-        (record.bytes_done, record.size, record.speed, record.eta_secs, record.connections),
-        (2_000, Some(10_000), 0, None, 0)
-    );
-    assert_eq!(record.filename.as_deref(), Some("f.bin"));
-
-    let unknown = DownloadId::new_random();
-    assert_not_found(store.record_progress(unknown, &late).await, unknown);
-}
-
-#[tokio::test]
-async fn patch_changes_url_only_while_paused_or_failed() {
-    let fixture = fresh().await;
+async fn patch_changes_url_only_while_paused_or_failed(fixture: Fixture) {
     let store = &*fixture.store;
     let account = AccountId::generate();
     let new_url = DownloadPatch { url: Some("http://mirror/f".into()), ..DownloadPatch::default() };
@@ -568,9 +265,7 @@ async fn patch_changes_url_only_while_paused_or_failed() {
     assert_eq!(store.get(&account, active).await.unwrap().priority, -2, "a refused patch changes nothing");
 }
 
-#[tokio::test]
-async fn delete_returns_the_row_and_removes_it() {
-    let fixture = fresh().await;
+async fn delete_returns_the_row_and_removes_it(fixture: Fixture) {
     let store = &*fixture.store;
     let account = AccountId::generate();
     let id = download_in(store, &account, JobState::Completed).await;
@@ -580,9 +275,7 @@ async fn delete_returns_the_row_and_removes_it() {
     assert_not_found(store.delete(&account, id).await, id);
 }
 
-#[tokio::test]
-async fn renditions_belong_to_their_download_and_account() {
-    let fixture = fresh().await;
+async fn renditions_belong_to_their_download_and_account(fixture: Fixture) {
     let store = &*fixture.store;
     let (owner, other) = (AccountId::generate(), AccountId::generate());
     let id = download_in(store, &owner, JobState::Completed).await;
@@ -611,14 +304,11 @@ async fn renditions_belong_to_their_download_and_account() {
     // Deleting the download takes its renditions with it (the foreign key cascades).
     store.delete(&owner, id).await.unwrap();
     assert_not_found(store.renditions(&owner, id).await, id);
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", fixture.db_path.display())).await.unwrap();
-    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM renditions").fetch_one(&pool).await.unwrap();
+    let left = fixture.count_rows("renditions").await;
     assert_eq!(left, 0, "renditions outlived their download");
 }
 
-#[tokio::test]
-async fn media_fields_and_rendition_progress_are_recorded() {
-    let fixture = fresh().await;
+async fn media_fields_and_rendition_progress_are_recorded(fixture: Fixture) {
     let store = &*fixture.store;
     let account = AccountId::generate();
     let named = NewDownload {
@@ -678,9 +368,7 @@ async fn media_fields_and_rendition_progress_are_recorded() {
     assert!(store.renditions_to_make().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn counts_per_account_and_overall() {
-    let fixture = fresh().await;
+async fn counts_per_account_and_overall(fixture: Fixture) {
     let store = &*fixture.store;
     let alice = AccountId::generate();
     let bob = AccountId::generate();
@@ -696,11 +384,9 @@ async fn counts_per_account_and_overall() {
     assert_eq!(serde_json::to_value(overall).unwrap()["paused"], 1);
 }
 
-/// The totals are kept beside the rows (migration 0008), not counted from them: every way a row is added,
+/// The totals are kept beside the rows (in SQLite, migration 0008), not counted from them: every way a row is added,
 /// moves or goes must keep them equal to what a count of the rows says.
-#[tokio::test]
-async fn counts_stay_equal_to_the_rows_through_every_change() {
-    let fixture = fresh().await;
+async fn counts_stay_equal_to_the_rows_through_every_change(fixture: Fixture) {
     let store = &*fixture.store;
     let alice = AccountId::generate();
     let bob = AccountId::generate();
@@ -750,18 +436,17 @@ async fn counts_stay_equal_to_the_rows_through_every_change() {
     assert_eq!((overall.queued, overall.paused, overall.completed, overall.cancelled), (1, 2, 0, 1));
 }
 
-#[tokio::test]
-async fn reopening_the_file_keeps_everything() {
-    let fixture = fresh().await;
+async fn reopening_the_file_keeps_everything(fixture: Fixture) {
     let account = AccountId::generate();
     let first = create(&*fixture.store, &account, "http://origin/a", 1).await;
     let second = download_in(&*fixture.store, &account, JobState::Failed).await;
     fixture.store.claim_next("node-a", LEASE, 5).await.unwrap().unwrap();
     fixture.store.record_progress(first, &ProgressUpdate { bytes_done: 77, ..Default::default() }).await.unwrap();
     let before = fixture.store.list(&account, &ListFilter::default()).await.unwrap();
+    // As a restart would: the first store's connections close before the database is opened again.
     drop(fixture.store);
 
-    let reopened = haul_store::open(fixture.db_path.to_str().unwrap()).await.unwrap();
+    let reopened = haul_store::open(&fixture.url).await.unwrap();
     assert_eq!(reopened.list(&account, &ListFilter::default()).await.unwrap(), before);
     assert_eq!(reopened.get(&account, first).await.unwrap().bytes_done, 77);
     assert_eq!(reopened.get(&account, second).await.unwrap().state, JobState::Failed);

@@ -1,19 +1,20 @@
-//! Accounts and API keys in the SQLite store: unique names, keys found only by the hash of their secret and
-//! only for their kind, revocation, and the default account of a data directory.
+//! Accounts and API keys in the store, on every backend: unique names, keys found only by the hash of their secret
+//! and only for their kind, revocation, and the default account of a data directory.
 
 use haul_core::account::KeyKind;
 use haul_core::job::AccountId;
-use haul_store::{Store, StoreError, hash_secret};
+use haul_store::{StoreError, hash_secret};
 
-async fn fresh() -> (tempfile::TempDir, std::sync::Arc<dyn Store>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = haul_store::open(&format!("sqlite://{}", dir.path().join("haul.db").display())).await.unwrap();
-    (dir, store)
+use crate::harness::Fixture;
+
+backend_tests! {
+    accounts_have_unique_names,
+    keys_are_found_by_secret_hash_and_kind_until_revoked,
+    the_default_account_is_created_once_and_survives_reopening,
 }
 
-#[tokio::test]
-async fn accounts_have_unique_names() {
-    let (_dir, store) = fresh().await;
+async fn accounts_have_unique_names(fixture: Fixture) {
+    let store = fixture.store;
     let alice = store.create_account("alice", Some("alice@example.com")).await.unwrap();
     assert_eq!(alice.id.as_str().len(), 32);
     assert_eq!(store.account_by_name("alice").await.unwrap(), alice);
@@ -25,9 +26,8 @@ async fn accounts_have_unique_names() {
     assert_eq!(store.list_accounts().await.unwrap(), vec![alice]);
 }
 
-#[tokio::test]
-async fn keys_are_found_by_secret_hash_and_kind_until_revoked() {
-    let (_dir, store) = fresh().await;
+async fn keys_are_found_by_secret_hash_and_kind_until_revoked(fixture: Fixture) {
+    let store = fixture.store;
     let alice = store.create_account("alice", None).await.unwrap();
     let bob = store.create_account("bob", None).await.unwrap();
     let key = store.create_key(&alice.id, KeyKind::Bearer, &hash_secret("secret-a"), "secret-a").await.unwrap();
@@ -53,13 +53,11 @@ async fn keys_are_found_by_secret_hash_and_kind_until_revoked() {
     assert!(matches!(orphan, Err(StoreError::NotFound(_))), "{orphan:?}");
 }
 
-#[tokio::test]
-async fn the_default_account_is_created_once_and_survives_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("haul.db").display());
+async fn the_default_account_is_created_once_and_survives_reopening(fixture: Fixture) {
+    let url = fixture.url.clone();
     let id = AccountId::generate();
     {
-        let store = haul_store::open(&url).await.unwrap();
+        let store = fixture.store;
         store.create_account("default", None).await.unwrap();
         let account = store.ensure_account(&id, "default").await.unwrap();
         assert_eq!(account.id, id);

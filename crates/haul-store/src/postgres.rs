@@ -1,0 +1,934 @@
+//! The PostgreSQL backend: one database shared by every haul node, the migrations in `migrations/postgres`
+//! applied at open (under sqlx's advisory lock, so nodes starting together migrate once).
+//!
+//! PostgreSQL does the coordination. Single-row changes are compare-and-set `UPDATE ... WHERE state = $n`, as on
+//! SQLite. `claim_next` picks its row with `SELECT ... FOR UPDATE SKIP LOCKED`, so nodes claiming at the same
+//! moment each get a different row without waiting on each other, and re-checks the row's state under the
+//! lock. Events are numbered under an advisory lock and announced with `NOTIFY haul_events` (see
+//! `migrations/postgres/0001_init.sql`).
+//!
+//! The pool: [`POOL_SIZE`] connections per node (a node's writers are its running downloads' reports, one a
+//! second each, its claims, and its API requests; PostgreSQL's default limit of 100 connections then allows
+//! about five nodes with room for `psql`), [`ACQUIRE_TIMEOUT`] to get one. Each connection is checked before
+//! use, so after the server restarts the first query does not fail on a dead socket; while it is down, calls
+//! fail after the timeout, claims pause (the scheduler retries) and nothing accepted is lost, since a job is
+//! accepted only once its row is committed.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use haul_core::account::KeyKind;
+use haul_core::job::{AccountId, DownloadId, JobAction, JobState, next_state};
+use haul_core::media::{RenditionName, RenditionState};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{Row, migrate::MigrateError};
+use tokio::sync::Mutex;
+
+use crate::accounts::{Account, ApiKey};
+use crate::rows::{
+    account_from_row, duration_millis, from_db, key_from_row, meta_to_db, node_from_row, not_found, now_millis,
+    parse_column, parse_state, record_from_row, rendition_from_row, to_db, to_json,
+};
+use crate::{
+    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, NodeBeat, NodeRecord, ProgressUpdate,
+    Rendition, RenditionUpdate, StateCounts, Store, StoreError, StoredEvent,
+};
+
+/// Connections per node.
+pub const POOL_SIZE: u32 = 16;
+/// How long a call waits for a connection (including making one) before it fails.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A statement running longer than this is stuck (every statement haul runs takes milliseconds).
+const STATEMENT_TIMEOUT: &str = "30s";
+/// See `SqliteStore`: how often `apply` re-reads and retries when another writer won the race.
+const CAS_ATTEMPTS: usize = 8;
+/// How often a claim picks again when the row it picked was taken between its pick and its write.
+const CLAIM_ATTEMPTS: usize = 4;
+/// Queued jobs per account a claim considers: the head and a few behind it, so a node whose neighbour holds
+/// the head's lock (claiming it this instant) takes the next one instead of coming back empty.
+const CLAIM_DEPTH: i64 = 8;
+/// The channel `append_events` notifies.
+const EVENTS_CHANNEL: &str = "haul_events";
+/// The advisory lock (an arbitrary 64-bit key) under which events are numbered.
+const EVENTS_LOCK: i64 = 0x6861_756c_0001;
+
+/// A [`Store`] on a PostgreSQL database.
+pub struct PgStore {
+    pool: PgPool,
+    /// Opened on the first `wait_events` (only nodes that serve events listen).
+    listener: Mutex<Option<PgListener>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("PgStore").field("pool", &self.pool).finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Opens `postgres://user:password@host:port/database` (sqlx's URL, with its query options) and migrates it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let shown = haul_core::redact::secrets(url);
+        let options: PgConnectOptions =
+            url.parse().map_err(|error| StoreError::caused(format!("invalid PostgreSQL url {shown}"), error))?;
+        let options =
+            options.application_name("haul").options([("statement_timeout", STATEMENT_TIMEOUT), ("TimeZone", "UTC")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .min_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(true)
+            .connect_with(options)
+            .await
+            .map_err(|error| StoreError::caused(format!("cannot connect to {shown}"), error))?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|error: MigrateError| StoreError::caused(format!("cannot migrate {shown}"), error))?;
+        Ok(Self { pool, listener: Mutex::new(None) })
+    }
+
+    async fn current_state(&self, id: DownloadId) -> Result<JobState, StoreError> {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM downloads WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        parse_state(state.ok_or_else(|| not_found(id))?, id)
+    }
+
+    async fn owned_state(&self, account: &AccountId, id: DownloadId) -> Result<JobState, StoreError> {
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM downloads WHERE id = $1 AND account = $2")
+            .bind(id.to_string())
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        parse_state(state.ok_or_else(|| not_found(id))?, id)
+    }
+
+    async fn release_node(&self, node: &str, to: JobState) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE downloads SET
+                 state = $2, lease_owner = NULL, lease_expires = NULL, speed = 0, eta_secs = NULL, connections = 0
+             WHERE state = 'active' AND lease_owner = $1",
+        )
+        .bind(node)
+        .bind(to.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query("SELECT id, kind, account, payload FROM events WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredEvent {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
+                    account: row.try_get("account")?,
+                    payload: row.try_get("payload")?,
+                })
+            })
+            .collect()
+    }
+
+    /// One claim attempt, in one transaction: count the node's live leases, pick and lock a row, write the lease.
+    async fn try_claim(&self, node: &str, lease: Duration, max_active: usize) -> Result<Claim, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let now = now_millis();
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM downloads WHERE state = 'active' AND lease_owner = $1 AND lease_expires > $2",
+        )
+        .bind(node)
+        .bind(now)
+        .fetch_one(&mut *transaction)
+        .await?;
+        if usize::try_from(live).unwrap_or(usize::MAX) >= max_active {
+            transaction.rollback().await?;
+            return Ok(Claim::Nothing);
+        }
+        // The same choice as SQLite's (fewest running for the account, then priority, then age) over the first
+        // few queued rows of each account and the active rows whose lease ran out. FOR UPDATE SKIP LOCKED locks
+        // the first of those, in that order, that no other node is locking, and re-reads it: a row another node
+        // claimed and committed meanwhile no longer passes the WHERE and is passed over.
+        let seq: Option<i64> = sqlx::query_scalar(
+            "WITH running AS (
+                 SELECT account, COUNT(*) AS n FROM downloads
+                 WHERE state = 'active' AND lease_expires > $1
+                 GROUP BY account
+             ), candidates AS (
+                 SELECT head.seq FROM download_counts c
+                 CROSS JOIN LATERAL (
+                     SELECT q.seq FROM downloads q
+                     WHERE q.account = c.account AND q.state = 'queued'
+                     ORDER BY q.priority DESC, q.created_at, q.seq
+                     LIMIT $2
+                 ) head
+                 WHERE c.state = 'queued' AND c.n > 0
+                 UNION ALL
+                 SELECT seq FROM downloads WHERE state = 'active' AND (lease_expires IS NULL OR lease_expires <= $1)
+             )
+             SELECT d.seq FROM downloads d
+             JOIN candidates ON candidates.seq = d.seq
+             LEFT JOIN running r ON r.account = d.account
+             WHERE d.state = 'queued' OR (d.state = 'active' AND (d.lease_expires IS NULL OR d.lease_expires <= $1))
+             ORDER BY COALESCE(r.n, 0), d.priority DESC, d.created_at, d.seq
+             LIMIT 1
+             FOR UPDATE OF d SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(CLAIM_DEPTH)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let Some(seq) = seq else {
+            transaction.rollback().await?;
+            return Ok(Claim::Nothing);
+        };
+        let row = sqlx::query(
+            "UPDATE downloads SET
+                 state = 'active', lease_owner = $2, lease_expires = $3, started_at = COALESCE(started_at, $4),
+                 speed = 0, eta_secs = NULL, connections = 0
+             WHERE seq = $1
+               AND (state = 'queued' OR (state = 'active' AND (lease_expires IS NULL OR lease_expires <= $4)))
+             RETURNING *",
+        )
+        .bind(seq)
+        .bind(node)
+        .bind(now.saturating_add(duration_millis(lease)))
+        .bind(now)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        match row {
+            Some(row) => Ok(Claim::Claimed(Box::new(record_from_row(&row)?))),
+            None => Ok(Claim::Raced),
+        }
+    }
+}
+
+/// The outcome of one claim attempt.
+enum Claim {
+    Claimed(Box<DownloadRecord>),
+    /// Nothing runnable, or the node is full.
+    Nothing,
+    /// The picked row changed under the lock; pick again.
+    Raced,
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create(&self, new: NewDownload) -> Result<DownloadRecord, StoreError> {
+        let id = DownloadId::new_random();
+        let state = if new.start_paused { JobState::Paused } else { JobState::Queued };
+        let row = sqlx::query(
+            "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
+                 headers, connections_limit, speed_limit, created_at, title, quality, meta, creator, thumbnail_at,
+                 require_signed_urls, name_with_id)
+             VALUES ($1, $2, $3, $4, $16, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17, $18, $19, $20, $21)
+             RETURNING *",
+        )
+        .bind(id.to_string())
+        .bind(new.account.as_str())
+        .bind(&new.url)
+        .bind(to_json(&new.mirrors)?)
+        .bind(state.as_str())
+        .bind(i64::from(new.priority))
+        .bind(&new.filename)
+        .bind(&new.directory)
+        .bind(&new.checksum)
+        .bind(to_json(&new.headers)?)
+        .bind(new.connections_limit.map(i64::from))
+        .bind(new.speed_limit.map(to_db))
+        .bind(now_millis())
+        .bind(&new.title)
+        .bind(new.quality.to_string())
+        .bind(new.kind.as_str())
+        .bind(meta_to_db(&new.labels)?)
+        .bind(&new.labels.creator)
+        .bind(new.labels.thumbnail_at)
+        .bind(new.labels.require_signed_urls)
+        .bind(new.name_with_id)
+        .fetch_one(&self.pool)
+        .await?;
+        record_from_row(&row)
+    }
+
+    async fn get(&self, account: &AccountId, id: DownloadId) -> Result<DownloadRecord, StoreError> {
+        let row = sqlx::query("SELECT * FROM downloads WHERE id = $1 AND account = $2")
+            .bind(id.to_string())
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        record_from_row(&row)
+    }
+
+    async fn list(&self, account: &AccountId, filter: &ListFilter) -> Result<Vec<DownloadRecord>, StoreError> {
+        let order = if filter.oldest_first { "ASC" } else { "DESC" };
+        // LIMIT NULL is no limit.
+        let sql = format!(
+            "SELECT * FROM downloads WHERE {LIST_CONDITIONS}
+             ORDER BY created_at {order}, seq {order}
+             LIMIT $9 OFFSET $10"
+        );
+        let rows = bind_list_filter(sqlx::query(&sql), account, filter)
+            .bind(filter.limit.map(i64::from))
+            .bind(i64::from(filter.offset))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    async fn count(&self, account: &AccountId, filter: &ListFilter) -> Result<u64, StoreError> {
+        let sql = format!("SELECT COUNT(*) AS n FROM downloads WHERE {LIST_CONDITIONS}");
+        let row = bind_list_filter(sqlx::query(&sql), account, filter).fetch_one(&self.pool).await?;
+        from_db(row.try_get("n")?, "count")
+    }
+
+    async fn apply(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        action: JobAction,
+        error: Option<String>,
+    ) -> Result<DownloadRecord, StoreError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self.owned_state(account, id).await?;
+            let next = next_state(current, action)
+                .map_err(|illegal| StoreError::Conflict { current, message: illegal.to_string() })?;
+            let now = now_millis();
+            let row = sqlx::query(
+                "UPDATE downloads SET
+                     state = $1,
+                     error = $2,
+                     started_at = CASE WHEN $1 = 'active' THEN COALESCE(started_at, $3) ELSE started_at END,
+                     finished_at = $4,
+                     held_by = CASE WHEN $1 = 'completed' THEN lease_owner ELSE held_by END,
+                     lease_owner = CASE WHEN $1 = 'active' THEN lease_owner END,
+                     lease_expires = CASE WHEN $1 = 'active' THEN lease_expires END,
+                     speed = CASE WHEN $1 = 'active' THEN speed ELSE 0 END,
+                     eta_secs = CASE WHEN $1 = 'active' THEN eta_secs END,
+                     connections = CASE WHEN $1 = 'active' THEN connections ELSE 0 END
+                 WHERE id = $5 AND account = $6 AND state = $7
+                 RETURNING *",
+            )
+            .bind(next.as_str())
+            .bind(&error)
+            .bind(now)
+            .bind(next.is_terminal().then_some(now))
+            .bind(id.to_string())
+            .bind(account.as_str())
+            .bind(current.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row {
+                return record_from_row(&row);
+            }
+        }
+        Err(StoreError::other(format!("download {id} kept changing state while applying {action}; try again")))
+    }
+
+    async fn claim_next(
+        &self,
+        node: &str,
+        lease: Duration,
+        max_active: usize,
+    ) -> Result<Option<DownloadRecord>, StoreError> {
+        if max_active == 0 {
+            return Ok(None);
+        }
+        for _ in 0..CLAIM_ATTEMPTS {
+            match self.try_claim(node, lease, max_active).await? {
+                Claim::Claimed(record) => return Ok(Some(*record)),
+                Claim::Nothing => return Ok(None),
+                Claim::Raced => {}
+            }
+        }
+        // Lost every race: others are claiming fast; the scheduler comes back on its next wake.
+        Ok(None)
+    }
+
+    async fn record_progress(&self, id: DownloadId, progress: &ProgressUpdate) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE downloads SET
+                 bytes_done = $1,
+                 size = COALESCE($2, size),
+                 filename = COALESCE($3, filename),
+                 path = COALESCE($4, path),
+                 speed = CASE WHEN state = 'active' THEN $5 ELSE 0 END,
+                 eta_secs = CASE WHEN state = 'active' THEN $6 END,
+                 connections = CASE WHEN state = 'active' THEN $7 ELSE 0 END
+             WHERE id = $8",
+        )
+        .bind(to_db(progress.bytes_done))
+        .bind(progress.size.map(to_db))
+        .bind(&progress.filename)
+        .bind(&progress.path)
+        .bind(to_db(progress.speed))
+        .bind(progress.eta_secs.map(to_db))
+        .bind(i64::from(progress.connections))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found(id));
+        }
+        Ok(())
+    }
+
+    async fn report_progress(
+        &self,
+        id: DownloadId,
+        node: &str,
+        lease: Duration,
+        progress: &ProgressUpdate,
+    ) -> Result<DownloadRecord, StoreError> {
+        let row = sqlx::query(
+            "UPDATE downloads SET
+                 lease_expires = $1,
+                 bytes_done = $2,
+                 size = COALESCE($3, size),
+                 filename = COALESCE($4, filename),
+                 path = COALESCE($5, path),
+                 speed = $6,
+                 eta_secs = $7,
+                 connections = $8
+             WHERE id = $9 AND state = 'active' AND lease_owner = $10
+             RETURNING *",
+        )
+        .bind(now_millis().saturating_add(duration_millis(lease)))
+        .bind(to_db(progress.bytes_done))
+        .bind(progress.size.map(to_db))
+        .bind(&progress.filename)
+        .bind(&progress.path)
+        .bind(to_db(progress.speed))
+        .bind(progress.eta_secs.map(to_db))
+        .bind(i64::from(progress.connections))
+        .bind(id.to_string())
+        .bind(node)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return record_from_row(&row);
+        }
+        let current = self.current_state(id).await?;
+        Err(StoreError::Conflict {
+            current,
+            message: format!("download {id} is {current} and no longer leased to {node}"),
+        })
+    }
+
+    async fn requeue_node(&self, node: &str) -> Result<u64, StoreError> {
+        self.release_node(node, JobState::Queued).await
+    }
+
+    async fn pause_node(&self, node: &str) -> Result<u64, StoreError> {
+        self.release_node(node, JobState::Paused).await
+    }
+
+    async fn patch(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        patch: &DownloadPatch,
+    ) -> Result<DownloadRecord, StoreError> {
+        let row = sqlx::query(
+            "UPDATE downloads SET url = COALESCE($1, url), priority = COALESCE($2, priority),
+                 title = COALESCE($10, title),
+                 meta = CASE WHEN $5 THEN $6 ELSE meta END,
+                 creator = CASE WHEN $5 THEN $7 ELSE creator END,
+                 thumbnail_at = CASE WHEN $5 THEN $8 ELSE thumbnail_at END,
+                 require_signed_urls = CASE WHEN $5 THEN $9 ELSE require_signed_urls END
+             WHERE id = $3 AND account = $4 AND ($1::text IS NULL OR state IN ('paused', 'failed'))
+             RETURNING *",
+        )
+        .bind(&patch.url)
+        .bind(patch.priority.map(i64::from))
+        .bind(id.to_string())
+        .bind(account.as_str())
+        .bind(patch.labels.is_some())
+        .bind(patch.labels.as_ref().map(meta_to_db).transpose()?.flatten())
+        .bind(patch.labels.as_ref().and_then(|labels| labels.creator.clone()))
+        .bind(patch.labels.as_ref().and_then(|labels| labels.thumbnail_at))
+        .bind(patch.labels.as_ref().is_some_and(|labels| labels.require_signed_urls))
+        .bind(&patch.title)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => record_from_row(&row),
+            None => {
+                let current = self.owned_state(account, id).await?;
+                Err(StoreError::Conflict {
+                    current,
+                    message: format!(
+                        "cannot change the url of a download that is {current}; pause it first (only paused or \
+                         failed downloads take a new url)"
+                    ),
+                })
+            }
+        }
+    }
+
+    async fn delete(&self, account: &AccountId, id: DownloadId) -> Result<DownloadRecord, StoreError> {
+        let row = sqlx::query("DELETE FROM downloads WHERE id = $1 AND account = $2 RETURNING *")
+            .bind(id.to_string())
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        record_from_row(&row)
+    }
+
+    async fn counts(&self, account: Option<&AccountId>) -> Result<StateCounts, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, SUM(n)::BIGINT AS n FROM download_counts WHERE $1::text IS NULL OR account = $1
+             GROUP BY state",
+        )
+        .bind(account.map(AccountId::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = StateCounts::default();
+        for row in rows {
+            let state: JobState = parse_column(row.try_get("state")?, "state count")?;
+            *counts.slot(state) = from_db(row.try_get("n")?, "count")?;
+        }
+        Ok(counts)
+    }
+
+    async fn put_rendition(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        name: RenditionName,
+    ) -> Result<Rendition, StoreError> {
+        self.owned_state(account, id).await?;
+        sqlx::query(
+            "INSERT INTO renditions (download_id, name, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (download_id, name) DO UPDATE SET state = 'pending', percent = 0, error = NULL
+                 WHERE renditions.state = 'failed'",
+        )
+        .bind(id.to_string())
+        .bind(name.as_str())
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT * FROM renditions WHERE download_id = $1 AND name = $2")
+            .bind(id.to_string())
+            .bind(name.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        rendition_from_row(&row)
+    }
+
+    async fn update_rendition(
+        &self,
+        id: DownloadId,
+        name: RenditionName,
+        update: &RenditionUpdate,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE renditions SET
+                 state = COALESCE($3, state), percent = COALESCE($4, percent), path = COALESCE($5, path),
+                 error = CASE WHEN $3::text IS NULL THEN error ELSE $6 END
+             WHERE download_id = $1 AND name = $2",
+        )
+        .bind(id.to_string())
+        .bind(name.as_str())
+        .bind(update.state.map(RenditionState::as_str))
+        .bind(update.percent)
+        .bind(&update.path)
+        .bind(&update.error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn renditions_to_make(&self) -> Result<Vec<(AccountId, DownloadId, RenditionName)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.account, r.download_id, r.name FROM renditions r JOIN downloads d ON d.id = r.download_id
+             WHERE r.name <> 'default' AND r.state IN ('pending', 'active') AND d.state = 'completed'
+             ORDER BY r.created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    parse_column(row.try_get("account")?, "rendition's account")?,
+                    parse_column(row.try_get("download_id")?, "rendition's download")?,
+                    parse_column(row.try_get("name")?, "rendition name")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn set_media(&self, id: DownloadId, update: &MediaUpdate) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE downloads SET
+                 kind = COALESCE($2, kind), title = COALESCE(title, $3), duration = COALESCE($4, duration),
+                 width = COALESCE($5, width), height = COALESCE($6, height), format = COALESCE($7, format),
+                 thumbnail = COALESCE($8, thumbnail)
+             WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(update.kind.map(|kind| kind.as_str()))
+        .bind(&update.title)
+        .bind(update.duration)
+        .bind(update.width.map(i64::from))
+        .bind(update.height.map(i64::from))
+        .bind(&update.format)
+        .bind(&update.thumbnail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn renditions(&self, account: &AccountId, id: DownloadId) -> Result<Vec<Rendition>, StoreError> {
+        self.owned_state(account, id).await?;
+        let rows = sqlx::query("SELECT * FROM renditions WHERE download_id = $1 ORDER BY name")
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rendition_from_row).collect()
+    }
+
+    async fn delete_renditions(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        name: Option<RenditionName>,
+    ) -> Result<Vec<Rendition>, StoreError> {
+        self.owned_state(account, id).await?;
+        let rows = sqlx::query(
+            "DELETE FROM renditions WHERE download_id = $1 AND ($2::text IS NULL OR name = $2) RETURNING *",
+        )
+        .bind(id.to_string())
+        .bind(name.map(RenditionName::as_str))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rendition_from_row).collect()
+    }
+
+    async fn create_account(&self, name: &str, email: Option<&str>) -> Result<Account, StoreError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(StoreError::other("an account needs a name"));
+        }
+        let id = AccountId::generate();
+        let created_at = now_millis();
+        let inserted = sqlx::query("INSERT INTO accounts (id, name, email, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(id.as_str())
+            .bind(name)
+            .bind(email)
+            .bind(created_at)
+            .execute(&self.pool)
+            .await;
+        match inserted {
+            Ok(_) => Ok(Account { id, name: name.to_owned(), email: email.map(str::to_owned), created_at }),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Err(StoreError::Duplicate(format!("an account named {name:?} already exists")))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn ensure_account(&self, id: &AccountId, name: &str) -> Result<Account, StoreError> {
+        sqlx::query(
+            "INSERT INTO accounts (id, name, email, created_at)
+             VALUES ($1, CASE WHEN EXISTS (SELECT 1 FROM accounts WHERE name = $2) THEN $2 || '-' || $1 ELSE $2 END,
+                     NULL, $3)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(name)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = $1").bind(id.as_str()).fetch_one(&self.pool).await?;
+        account_from_row(&row)
+    }
+
+    async fn account_by_name(&self, name: &str) -> Result<Account, StoreError> {
+        let row = sqlx::query("SELECT * FROM accounts WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => account_from_row(&row),
+            None => Err(StoreError::NotFound(format!("account {name:?}"))),
+        }
+    }
+
+    async fn account(&self, id: &AccountId) -> Result<Account, StoreError> {
+        let row =
+            sqlx::query("SELECT * FROM accounts WHERE id = $1").bind(id.as_str()).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => account_from_row(&row),
+            None => Err(StoreError::NotFound(format!("account {id}"))),
+        }
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM accounts ORDER BY created_at, name").fetch_all(&self.pool).await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    async fn create_key(
+        &self,
+        account: &AccountId,
+        kind: KeyKind,
+        secret_hash: &str,
+        prefix: &str,
+    ) -> Result<ApiKey, StoreError> {
+        let id = DownloadId::new_random().to_string();
+        let created_at = now_millis();
+        let inserted = sqlx::query(
+            "INSERT INTO api_keys (id, account_id, kind, secret_hash, prefix, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(account.as_str())
+        .bind(kind.as_str())
+        .bind(secret_hash)
+        .bind(prefix)
+        .bind(created_at)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(ApiKey {
+                id,
+                account: account.clone(),
+                kind,
+                prefix: prefix.to_owned(),
+                created_at,
+                revoked_at: None,
+            }),
+            Err(sqlx::Error::Database(error)) if error.is_foreign_key_violation() => {
+                Err(StoreError::NotFound(format!("account {account}")))
+            }
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Err(StoreError::Duplicate("a key with this secret already exists".into()))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn list_keys(&self, account: Option<&AccountId>) -> Result<Vec<ApiKey>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM api_keys WHERE $1::text IS NULL OR account_id = $1 ORDER BY created_at, id")
+                .bind(account.map(AccountId::as_str))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_key(&self, id_prefix: &str) -> Result<ApiKey, StoreError> {
+        let pattern = format!("{}%", id_prefix.replace(['%', '_', '\\'], ""));
+        let rows = sqlx::query("SELECT * FROM api_keys WHERE id LIKE $1").bind(&pattern).fetch_all(&self.pool).await?;
+        let key = match rows.as_slice() {
+            [row] => key_from_row(row)?,
+            [] => return Err(StoreError::NotFound(format!("key {id_prefix}"))),
+            _ => {
+                return Err(StoreError::Duplicate(format!(
+                    "key id {id_prefix} matches {} keys; give more of it",
+                    rows.len()
+                )));
+            }
+        };
+        let revoked_at = now_millis();
+        sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+            .bind(revoked_at)
+            .bind(&key.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(ApiKey { revoked_at: key.revoked_at.or(Some(revoked_at)), ..key })
+    }
+
+    async fn account_for_key(&self, secret_hash: &str, kinds: &[KeyKind]) -> Result<Option<AccountId>, StoreError> {
+        let row = sqlx::query("SELECT account_id, kind FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL")
+            .bind(secret_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let kind: KeyKind = parse_column(row.try_get("kind")?, "key kind")?;
+        if !kinds.contains(&kind) {
+            return Ok(None);
+        }
+        parse_column(row.try_get("account_id")?, "key's account").map(Some)
+    }
+
+    async fn live_key(&self, secret_hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE secret_hash = $1 AND revoked_at IS NULL")
+            .bind(secret_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn create_session(&self, secret_hash: &str, key_id: &str, expires_at: i64) -> Result<(), StoreError> {
+        let now = now_millis();
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(&self.pool).await?;
+        sqlx::query("INSERT INTO sessions (secret_hash, key_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(secret_hash)
+            .bind(key_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, secret_hash: &str) -> Result<Option<(AccountId, String, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT k.account_id, s.key_id, s.expires_at FROM sessions s JOIN api_keys k ON k.id = s.key_id
+             WHERE s.secret_hash = $1 AND s.expires_at > $2 AND k.revoked_at IS NULL",
+        )
+        .bind(secret_hash)
+        .bind(now_millis())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let account = parse_column(row.try_get("account_id")?, "session's account")?;
+        Ok(Some((account, row.try_get("key_id")?, row.try_get("expires_at")?)))
+    }
+
+    async fn delete_session(&self, secret_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE secret_hash = $1").bind(secret_hash).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn shared_value(&self, name: &str, proposed: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(proposed)
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1").bind(name).fetch_one(&self.pool).await?)
+    }
+
+    async fn heartbeat(&self, beat: &NodeBeat) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nodes (id, advertise_url, version, started_at, last_seen) VALUES ($1, $2, $3, $4, $4)
+             ON CONFLICT (id) DO UPDATE SET advertise_url = $2, version = $3, last_seen = $4",
+        )
+        .bind(&beat.node)
+        .bind(&beat.advertise_url)
+        .bind(&beat.version)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT n.*, (SELECT COUNT(*) FROM downloads d
+                          WHERE d.state = 'active' AND d.lease_owner = n.id AND d.lease_expires > $1) AS active
+             FROM nodes n ORDER BY n.last_seen DESC, n.id",
+        )
+        .bind(now_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(node_from_row).collect()
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn shares_events(&self) -> bool {
+        true
+    }
+
+    async fn append_events(&self, events: &[(String, String, String)]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut transaction = self.pool.begin().await?;
+        // Numbers are taken and committed one writer at a time, so they become visible in order.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(EVENTS_LOCK).execute(&mut *transaction).await?;
+        let kinds: Vec<&str> = events.iter().map(|(kind, _, _)| kind.as_str()).collect();
+        let accounts: Vec<&str> = events.iter().map(|(_, account, _)| account.as_str()).collect();
+        let payloads: Vec<&str> = events.iter().map(|(_, _, payload)| payload.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO events (id, kind, account, payload, created_at)
+             SELECT nextval('events_id'), kind, account, payload, $4
+             FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS e (kind, account, payload, n)
+             ORDER BY n",
+        )
+        .bind(&kinds)
+        .bind(&accounts)
+        .bind(&payloads)
+        .bind(now_millis())
+        .execute(&mut *transaction)
+        .await?;
+        sqlx::query("SELECT pg_notify($1, '')").bind(EVENTS_CHANNEL).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn latest_event_id(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(&self.pool).await?)
+    }
+
+    async fn wait_events(&self, after: i64, limit: u32, wait: Duration) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut listener = self.listener.lock().await;
+        if listener.is_none() {
+            let mut fresh = PgListener::connect_with(&self.pool).await?;
+            fresh.listen(EVENTS_CHANNEL).await?;
+            *listener = Some(fresh);
+        }
+        // Read after listening, so an event appended in between is either read here or wakes the wait below.
+        let found = self.events_after(after, limit).await?;
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        let Some(active) = listener.as_mut() else { return Ok(found) };
+        let woken = tokio::time::timeout(wait, active.recv()).await;
+        if let Ok(Err(error)) = woken {
+            // The listener's connection failed and could not be made again: open a new one next time.
+            *listener = None;
+            return Err(error.into());
+        }
+        // Several notifications may be waiting; one read below covers them all.
+        while active.next_buffered().is_some() {}
+        self.events_after(after, limit).await
+    }
+
+    async fn prune_events(&self, age: Duration) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM events WHERE created_at < $1")
+            .bind(now_millis().saturating_sub(duration_millis(age)))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// What a [`ListFilter`] keeps, as SQL over parameters $1 to $8 ([`bind_list_filter`]); a condition whose
+/// parameter is NULL holds for every row.
+const LIST_CONDITIONS: &str = "account = $1
+    AND ($2::text[] IS NULL OR state = ANY($2))
+    AND ($3::text[] IS NULL OR id = ANY($3))
+    AND ($4::text IS NULL OR strpos(lower(COALESCE(title, '') || chr(10) || COALESCE(filename, '') || chr(10) || url),
+                                     lower($4)) > 0)
+    AND ($5::text IS NULL OR title = $5)
+    AND ($6::text IS NULL OR creator = $6)
+    AND ($7::bigint IS NULL OR created_at >= $7)
+    AND ($8::bigint IS NULL OR created_at < $8)";
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+fn bind_list_filter<'q>(query: Query<'q>, account: &AccountId, filter: &ListFilter) -> Query<'q> {
+    let states: Vec<String> = filter.states.iter().map(|state| state.as_str().to_owned()).collect();
+    let ids: Vec<String> = filter.ids.iter().map(ToString::to_string).collect();
+    query
+        .bind(account.as_str().to_owned())
+        .bind((!states.is_empty()).then_some(states))
+        .bind((!ids.is_empty()).then_some(ids))
+        .bind(filter.search.clone())
+        .bind(filter.title.clone())
+        .bind(filter.creator.clone())
+        .bind(filter.created_from)
+        .bind(filter.created_before)
+}

@@ -1,0 +1,211 @@
+//! Reading rows into domain types, shared by the backends: each backend's row type reads its cells through
+//! [`Cells`], and everything above it (which column means what, what is corrupt) is written once here.
+//!
+//! Integers are stored as signed 64-bit in both backends (SQLite has nothing else, PostgreSQL's `BIGINT`), and
+//! flags as SQLite integers or PostgreSQL booleans, which both drivers decode as `bool`.
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use haul_core::job::{DownloadId, JobState};
+use haul_core::labels::Labels;
+use sqlx::Row;
+
+use crate::accounts::{Account, ApiKey};
+use crate::{DownloadRecord, NodeRecord, Rendition, StoreError};
+
+/// The cells of one row, by column name, in the types haul stores.
+pub(crate) trait Cells {
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, column: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn real(&self, column: &str) -> Result<f64, StoreError>;
+    fn opt_real(&self, column: &str) -> Result<Option<f64>, StoreError>;
+    fn flag(&self, column: &str) -> Result<bool, StoreError>;
+}
+
+macro_rules! cells_for {
+    ($row:ty) => {
+        impl Cells for $row {
+            fn text(&self, column: &str) -> Result<String, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn int(&self, column: &str) -> Result<i64, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn real(&self, column: &str) -> Result<f64, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn opt_real(&self, column: &str) -> Result<Option<f64>, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+            fn flag(&self, column: &str) -> Result<bool, StoreError> {
+                Ok(self.try_get(column)?)
+            }
+        }
+    };
+}
+
+cells_for!(sqlx::sqlite::SqliteRow);
+cells_for!(sqlx::postgres::PgRow);
+
+pub(crate) fn account_from_row(row: &impl Cells) -> Result<Account, StoreError> {
+    Ok(Account {
+        id: parse_column(row.text("id")?, "account id")?,
+        name: row.text("name")?,
+        email: row.opt_text("email")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn key_from_row(row: &impl Cells) -> Result<ApiKey, StoreError> {
+    Ok(ApiKey {
+        id: row.text("id")?,
+        account: parse_column(row.text("account_id")?, "key's account")?,
+        kind: parse_column(row.text("kind")?, "key kind")?,
+        prefix: row.text("prefix")?,
+        created_at: row.int("created_at")?,
+        revoked_at: row.opt_int("revoked_at")?,
+    })
+}
+
+pub(crate) fn rendition_from_row(row: &impl Cells) -> Result<Rendition, StoreError> {
+    Ok(Rendition {
+        download: parse_column(row.text("download_id")?, "rendition's download")?,
+        name: parse_column(row.text("name")?, "rendition name")?,
+        state: parse_column(row.text("state")?, "rendition state")?,
+        percent: row.real("percent")?,
+        path: row.opt_text("path")?,
+        error: row.opt_text("error")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn record_from_row(row: &impl Cells) -> Result<DownloadRecord, StoreError> {
+    let id: DownloadId = parse_column(row.text("id")?, "download id")?;
+    let corrupt =
+        |what: &str, error: serde_json::Error| StoreError::caused(format!("download {id} has a corrupt {what}"), error);
+    let labels = Labels {
+        meta: match row.opt_text("meta")? {
+            Some(text) => serde_json::from_str(&text).map_err(|error| corrupt("meta object", error))?,
+            None => serde_json::Map::new(),
+        },
+        creator: row.opt_text("creator")?,
+        thumbnail_at: row.opt_real("thumbnail_at")?,
+        require_signed_urls: row.flag("require_signed_urls")?,
+    };
+    Ok(DownloadRecord {
+        id,
+        account: parse_column(row.text("account")?, "download's account")?,
+        url: row.text("url")?,
+        mirrors: serde_json::from_str(&row.text("mirrors")?).map_err(|error| corrupt("mirrors list", error))?,
+        kind: parse_column(row.text("kind")?, "download kind")?,
+        title: row.opt_text("title")?,
+        quality: parse_column(row.text("quality")?, "quality")?,
+        duration: row.opt_real("duration")?,
+        width: optional_narrow(row.opt_int("width")?, "width")?,
+        height: optional_narrow(row.opt_int("height")?, "height")?,
+        format: row.opt_text("format")?,
+        thumbnail: row.opt_text("thumbnail")?,
+        state: parse_state(row.text("state")?, id)?,
+        priority: narrow(row.int("priority")?, "priority")?,
+        filename: row.opt_text("filename")?,
+        directory: row.opt_text("directory")?,
+        path: row.opt_text("path")?,
+        size: optional_from_db(row.opt_int("size")?, "size")?,
+        bytes_done: from_db(row.int("bytes_done")?, "bytes_done")?,
+        speed: from_db(row.int("speed")?, "speed")?,
+        eta_secs: optional_from_db(row.opt_int("eta_secs")?, "eta_secs")?,
+        connections: narrow(row.int("connections")?, "connections")?,
+        error: row.opt_text("error")?,
+        checksum: row.opt_text("checksum")?,
+        headers: serde_json::from_str(&row.text("headers")?).map_err(|error| corrupt("headers list", error))?,
+        connections_limit: optional_narrow(row.opt_int("connections_limit")?, "connections_limit")?,
+        speed_limit: optional_from_db(row.opt_int("speed_limit")?, "speed_limit")?,
+        created_at: row.int("created_at")?,
+        started_at: row.opt_int("started_at")?,
+        finished_at: row.opt_int("finished_at")?,
+        labels,
+        name_with_id: row.flag("name_with_id")?,
+        lease_owner: row.opt_text("lease_owner")?,
+        lease_expires: row.opt_int("lease_expires")?,
+        held_by: row.opt_text("held_by")?,
+    })
+}
+
+pub(crate) fn node_from_row(row: &impl Cells) -> Result<NodeRecord, StoreError> {
+    Ok(NodeRecord {
+        id: row.text("id")?,
+        advertise_url: row.opt_text("advertise_url")?,
+        version: row.text("version")?,
+        started_at: row.int("started_at")?,
+        last_seen: row.int("last_seen")?,
+        active: from_db(row.int("active")?, "active")?,
+    })
+}
+
+pub(crate) fn not_found(id: DownloadId) -> StoreError {
+    StoreError::NotFound(format!("download {id}"))
+}
+
+pub(crate) fn parse_state(text: String, id: DownloadId) -> Result<JobState, StoreError> {
+    text.parse().map_err(|error| StoreError::caused(format!("download {id} has a corrupt state"), error))
+}
+
+/// A stored name or id read back into its type; a value that does not parse is corrupt data, not a caller's
+/// mistake.
+pub(crate) fn parse_column<T>(text: String, what: &str) -> Result<T, StoreError>
+where
+    T: FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    text.parse().map_err(|error| StoreError::caused(format!("corrupt {what} in the database"), error))
+}
+
+/// `meta` as stored: NULL when empty.
+pub(crate) fn meta_to_db(labels: &Labels) -> Result<Option<String>, StoreError> {
+    if labels.meta.is_empty() { Ok(None) } else { to_json(&labels.meta).map(Some) }
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|error| StoreError::caused("cannot encode a list as JSON", error))
+}
+
+/// Stored integers are signed 64-bit; no byte count or rate comes near 2^63, so saturating loses nothing real.
+pub(crate) fn to_db(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_db(value: i64, column: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::other(format!("negative {column} in the database: {value}")))
+}
+
+pub(crate) fn optional_from_db(value: Option<i64>, column: &str) -> Result<Option<u64>, StoreError> {
+    value.map(|value| from_db(value, column)).transpose()
+}
+
+/// A stored integer into a narrower type (a count, a priority); out of its range is corrupt data.
+fn narrow<T: TryFrom<i64>>(value: i64, column: &str) -> Result<T, StoreError> {
+    T::try_from(value).map_err(|_| StoreError::other(format!("{column} out of range in the database: {value}")))
+}
+
+fn optional_narrow<T: TryFrom<i64>>(value: Option<i64>, column: &str) -> Result<Option<T>, StoreError> {
+    value.map(|value| narrow(value, column)).transpose()
+}
+
+pub(crate) fn duration_millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Wall-clock time, because leases are compared across processes and, with PostgreSQL, across machines (whose
+/// clocks must agree to well within a lease, as NTP keeps them).
+pub(crate) fn now_millis() -> i64 {
+    haul_core::clock::unix_millis(SystemTime::now())
+}
