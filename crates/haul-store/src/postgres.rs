@@ -105,7 +105,23 @@ impl PgStore {
         parse_state(state.ok_or_else(|| not_found(id))?, id)
     }
 
+    /// Moves `node`'s active downloads to `to` and drops their leases. The counts rows the trigger will move
+    /// are locked first, all of them, in the one order every transaction takes them in (see the migration):
+    /// row by row, two nodes releasing downloads of the same accounts in different orders would each hold
+    /// counts the other waits for.
     async fn release_node(&self, node: &str, to: JobState) -> Result<u64, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query(
+            "SELECT 1 FROM download_counts
+             WHERE account IN (SELECT account FROM downloads WHERE state = 'active' AND lease_owner = $1)
+               AND state IN ('active', $2)
+             ORDER BY account, state
+             FOR UPDATE",
+        )
+        .bind(node)
+        .bind(to.as_str())
+        .execute(&mut *transaction)
+        .await?;
         let done = sqlx::query(
             "UPDATE downloads SET
                  state = $2, lease_owner = NULL, lease_expires = NULL, speed = 0, eta_secs = NULL, connections = 0
@@ -113,8 +129,9 @@ impl PgStore {
         )
         .bind(node)
         .bind(to.as_str())
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await?;
+        transaction.commit().await?;
         Ok(done.rows_affected())
     }
 
@@ -879,21 +896,28 @@ impl Store for PgStore {
             fresh.listen(EVENTS_CHANNEL).await?;
             *listener = Some(fresh);
         }
-        // Read after listening, so an event appended in between is either read here or wakes the wait below.
-        let found = self.events_after(after, limit).await?;
-        if !found.is_empty() {
-            return Ok(found);
+        let Some(active) = listener.as_mut() else { return Ok(Vec::new()) };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Notifications already waiting are for events the read below sees anyway; dropping them first keeps
+            // them from ending the wait with nothing new.
+            while active.next_buffered().is_some() {}
+            // Read after listening, so an event appended in between is either read here or wakes the wait below.
+            let found = self.events_after(after, limit).await?;
+            if !found.is_empty() {
+                return Ok(found);
+            }
+            match tokio::time::timeout_at(deadline, active.recv()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    // The listener's connection failed and could not be made again: a new one next time.
+                    *listener = None;
+                    return Err(error.into());
+                }
+                // A notification lost with a dropped connection is made up for by this last read.
+                Err(_) => return self.events_after(after, limit).await,
+            }
         }
-        let Some(active) = listener.as_mut() else { return Ok(found) };
-        let woken = tokio::time::timeout(wait, active.recv()).await;
-        if let Ok(Err(error)) = woken {
-            // The listener's connection failed and could not be made again: open a new one next time.
-            *listener = None;
-            return Err(error.into());
-        }
-        // Several notifications may be waiting; one read below covers them all.
-        while active.next_buffered().is_some() {}
-        self.events_after(after, limit).await
     }
 
     async fn prune_events(&self, age: Duration) -> Result<u64, StoreError> {

@@ -67,7 +67,7 @@ async fn banner_mounts_own_listeners_and_the_open_app() {
     let dir = tempfile::tempdir().unwrap();
     // Keys first (the server creates the default account and its token on its first start; so does this).
     haul(dir.path(), &["token"]);
-    let server = Server::start(dir.path(), &[], 7);
+    let server = Server::start(dir.path(), &[], 8);
     let _ = server.stop();
     let videodb_key = haul(dir.path(), &["key", "create", "--account", "default", "--kind", "videodb"]);
     assert!(videodb_key.starts_with("sk-"), "{videodb_key}");
@@ -83,7 +83,7 @@ async fn banner_mounts_own_listeners_and_the_open_app() {
         "--open-dialect",
         "ytdlp-app",
     ];
-    let server = Server::start(dir.path(), &args, 9);
+    let server = Server::start(dir.path(), &args, 10);
     let base = server.base.clone();
     assert_eq!(server.url_of("native"), Some(format!("{base}/v1")), "{:?}", server.banner);
     assert_eq!(server.url_of("page"), Some(format!("{base}/")), "the web page, with its weight: {:?}", server.banner);
@@ -91,15 +91,18 @@ async fn banner_mounts_own_listeners_and_the_open_app() {
     assert_eq!(server.url_of("surge"), Some(base.clone()));
     assert_eq!(server.url_of("videodb"), Some(format!("{base}/vdb")));
     assert_eq!(server.url_of("cloudflare"), None, "switched off: {:?}", server.banner);
-    let own = server.banner[6].clone();
+    // The node and its backend, then one line per API.
+    let node = &server.banner[1];
+    assert!(node.starts_with("  node") && node.ends_with(" on sqlite"), "{node}");
+    let own = server.banner[7].clone();
     assert!(own.starts_with("  videodb") && own.ends_with("(own listener)"), "{own}");
     let own_base = own.split_whitespace().nth(1).unwrap().to_owned();
     assert_ne!(own_base, base);
     // Which media tools were found, and where.
-    let media = &server.banner[7];
+    let media = &server.banner[8];
     assert!(media.starts_with("  media") && media.contains("yt-dlp /") && media.contains("ffmpeg /"), "{media}");
     // Which destinations downloads may reach: public ones, and the loopback address the tests opened.
-    let fetches = &server.banner[8];
+    let fetches = &server.banner[9];
     assert!(fetches.starts_with("  fetches") && fetches.contains("public addresses only"), "{fetches}");
     assert!(fetches.contains("except 127.0.0.1/32"), "{fetches}");
 
@@ -236,7 +239,7 @@ async fn two_accounts_see_only_their_own_jobs_through_all_five_apis() {
     haul(dir.path(), &["token"]);
     let alice = Keys::create(dir.path(), "alice");
     let bob = Keys::create(dir.path(), "bob");
-    let server = Server::start(dir.path(), &[], 7);
+    let server = Server::start(dir.path(), &[], 8);
     let base = server.base.clone();
     let client = reqwest::Client::new();
 

@@ -293,4 +293,21 @@ pub(super) mod tests {
         let file = download("3f2a5c1e-8b7d-4c2a-9e1f-0a1b2c3d4e5f", JobState::Paused, None, Some(10), 5);
         assert!(!render_detail(&file).contains("media"), "{}", render_detail(&file));
     }
+
+    #[test]
+    fn node_column_appears_when_downloads_involve_more_than_one_node() {
+        let mut one = download("3f2a5c1e-8b7d-4c2a-9e1f-0a1b2c3d4e5f", JobState::Active, Some("a.bin"), None, 0);
+        let mut two = download("00000000-8b7d-4c2a-9e1f-0a1b2c3d4e5f", JobState::Completed, Some("b.bin"), None, 9);
+        one.node = Some("node-a".to_owned());
+        two.node = Some("node-a".to_owned());
+        let list = |downloads| DownloadList { downloads, total: 2, next: None };
+        let single = render_table(&list(vec![one.clone(), two.clone()]), false);
+        assert!(!single.contains("NODE") && !single.contains("node-a"), "one node, no column: {single}");
+        two.node = Some("node-b".to_owned());
+        let table = render_table(&list(vec![one.clone(), two]), false);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].contains("ETA  NODE") && lines[0].ends_with("NAME"), "{table}");
+        assert!(lines[1].contains("node-a  a.bin") && lines[2].contains("node-b  b.bin"), "{table}");
+        assert!(render_detail(&one).lines().any(|line| line == "node        node-a"), "{}", render_detail(&one));
+    }
 }
