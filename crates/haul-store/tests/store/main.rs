@@ -8,4 +8,5 @@ mod harness;
 mod accounts;
 mod claims;
 mod downloads;
+mod nodes;
 mod sqlite_only;
