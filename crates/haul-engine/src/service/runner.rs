@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use haul_core::job::{JobAction, JobKind};
+use haul_core::job::{JobAction, JobKind, JobState};
 use haul_core::media::Quality;
 use haul_store::{DownloadRecord, MediaUpdate, ProgressUpdate, StoreError};
 use url::Url;
@@ -58,7 +58,20 @@ impl Engine {
                     ..ProgressUpdate::default()
                 };
                 let store = &self.inner.store;
-                self.store_quietly(self.stored(|| store.record_progress(record.id, &update)).await);
+                let (node, lease) = (&self.inner.options.node, self.inner.options.lease);
+                // Recorded under the lease: after an outage, another node may have taken the job over, and a
+                // completion from here would end its run.
+                match self.stored(|| store.report_progress(record.id, node, lease, &update)).await {
+                    Err(StoreError::Conflict { current: JobState::Active, .. }) => {
+                        tracing::warn!("download finished, but another node took the job over meanwhile");
+                        return;
+                    }
+                    // Paused, cancelled or removed at the last moment: the file's place is still worth keeping.
+                    Err(StoreError::Conflict { .. }) => {
+                        self.store_quietly(store.record_progress(record.id, &update).await);
+                    }
+                    other => self.store_quietly(other.map(drop)),
+                }
                 match self.stored(|| store.apply(&record.account, record.id, JobAction::Complete, None)).await {
                     Ok(record) => self.emit(EventKind::Completed, &record.into()),
                     Err(error) => tracing::warn!(%error, "download finished but its job moved on"),
