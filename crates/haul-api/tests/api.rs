@@ -146,6 +146,15 @@ async fn completed_download_is_served_with_ranges_and_validators() {
     let (status, stats) = server.call(Method::GET, "/v1/stats", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!((stats["completed"].as_u64(), stats["total"].as_u64()), (Some(1), Some(1)), "{stats}");
+    assert_eq!((stats["node"].as_str(), stats["backend"].as_str()), (Some("test"), Some("sqlite")), "{stats}");
+    // The node that fetched it holds the file; it is the only node, seen by its heartbeat.
+    let (_, done) = server.call(Method::GET, &format!("/v1/downloads/{id}"), None).await;
+    assert_eq!(done["node"], "test", "{done}");
+    let nodes = wait_for_nodes(&server).await;
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!((nodes[0]["id"].as_str(), nodes[0]["this"].as_bool()), (Some("test"), Some(true)), "{nodes:?}");
+    assert_eq!(nodes[0]["active"], 0, "{nodes:?}");
+    assert!(nodes[0]["last_seen"].as_i64() >= nodes[0]["started_at"].as_i64(), "{nodes:?}");
 
     // Delete without files: the row goes, the file stays.
     let view = server.engine.get(&server.account, parse_id(&id)).await.unwrap();
@@ -157,6 +166,20 @@ async fn completed_download_is_served_with_ranges_and_validators() {
     let (status, body) = server.call(Method::GET, &format!("/v1/downloads/{id}"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(error_message(&body, "not_found").contains(&id), "{body}");
+}
+
+/// `GET /v1/nodes` once the node's first heartbeat (at start) is recorded.
+async fn wait_for_nodes(server: &Harness) -> Vec<Value> {
+    for _ in 0..100 {
+        let (status, body) = server.call(Method::GET, "/v1/nodes", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let nodes = body["nodes"].as_array().cloned().unwrap_or_default();
+        if !nodes.is_empty() {
+            return nodes;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no node ever listed in /v1/nodes");
 }
 
 fn parse_id(text: &str) -> haul_core::job::DownloadId {

@@ -33,6 +33,10 @@ struct Args {
     /// Cap on concurrent in-flight responses; beyond it: 503 with Retry-After: 1.
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Cap on concurrent in-flight responses to one client IP address; beyond it: 503 with Retry-After: 1
+    /// (clients on other addresses are still served). GET /stats shows each address's counts under "clients".
+    #[arg(long)]
+    max_connections_per_ip: Option<usize>,
     /// Fraction (0..=1) of connections paced at the per-connection rate / slow factor.
     #[arg(long, default_value_t = 0.0)]
     slow_fraction: f64,
@@ -75,6 +79,7 @@ impl Args {
             first_byte_latency: Duration::from_millis(self.latency_ms),
             aggregate_rate: self.aggregate_rate,
             max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
             slow_fraction: self.slow_fraction,
             slow_factor: self.slow_factor,
             cut_fraction: self.cut_fraction,

@@ -22,6 +22,9 @@ pub struct OriginOptions {
     pub aggregate_rate: Option<u64>,
     /// Cap on concurrent in-flight responses; beyond it requests get `503` + `Retry-After: 1`.
     pub max_connections: Option<usize>,
+    /// Cap on concurrent in-flight responses to one client address (the TCP peer's IP), as a host that limits
+    /// each client does; beyond it that address's requests get `503` + `Retry-After: 1` while others are served.
+    pub max_connections_per_ip: Option<usize>,
     /// Fraction (0..=1) of TCP connections whose bodies are paced at the slow rate.
     pub slow_fraction: f64,
     /// Slow rate = `per_connection_rate` (or [`SLOW_BASE_RATE`]) / `slow_factor`.
@@ -46,6 +49,7 @@ impl Default for OriginOptions {
             first_byte_latency: Duration::ZERO,
             aggregate_rate: None,
             max_connections: None,
+            max_connections_per_ip: None,
             slow_fraction: 0.0,
             slow_factor: 10.0,
             cut_fraction: 0.0,
@@ -70,6 +74,7 @@ impl OriginOptions {
         );
         anyhow::ensure!(self.per_connection_rate != Some(0), "per_connection_rate must be > 0");
         anyhow::ensure!(self.aggregate_rate != Some(0), "aggregate_rate must be > 0");
+        anyhow::ensure!(self.max_connections_per_ip != Some(0), "max_connections_per_ip must be > 0");
         Ok(())
     }
 

@@ -1,9 +1,9 @@
 //! The origin HTTP server: routes, the knobs applied per request, and the handles that tests use
 //! to start, steer and inspect a running origin.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -53,6 +53,21 @@ pub(crate) struct Shared {
     /// Counts bodies eligible for cutting, to pick the `cut_fraction` deterministically.
     cut_counter: AtomicU64,
     cache: Mutex<HashMap<u64, ContentBlock>>,
+    /// What each client address asked and holds, for `max_connections_per_ip` and [`OriginHandle::clients`].
+    clients: Mutex<HashMap<IpAddr, ClientStats>>,
+}
+
+/// What the origin counted for one client address (the IP its TCP connections come from).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClientStats {
+    /// Requests to `/data` and `/redirect` from this address, refused ones included.
+    pub requests: u64,
+    /// Of those, the ones refused with 503 (by `max_connections` or `max_connections_per_ip`).
+    pub responses_503: u64,
+    /// Responses admitted and not yet finished (a live gauge, kept across `reset_stats`).
+    pub in_flight: u64,
+    /// Highest number of this address's concurrently admitted responses.
+    pub peak_concurrent: u64,
 }
 
 /// The certificates of an HTTPS origin, PEM.
@@ -72,6 +87,7 @@ impl Shared {
             tls_pems,
             cut_counter: AtomicU64::new(0),
             cache: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
         }
     }
 
@@ -93,26 +109,42 @@ impl Shared {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn lock_clients(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, ClientStats>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn file_seed(&self, size: u64, name: &str) -> u64 {
         file_seed(self.options.seed, size, name, self.version.load(Ordering::Acquire))
     }
 
-    /// Counts a new in-flight response, or refuses it when `max_connections` is reached.
-    fn admit(self: &Arc<Self>) -> Option<InFlight> {
+    /// Counts a request from `peer` and a new in-flight response, or refuses it when `max_connections` or
+    /// (for `peer`) `max_connections_per_ip` is reached.
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<InFlight> {
         let counters = &self.counters;
+        // The client's entry is locked across both checks, so two requests of one address cannot both take
+        // its last slot.
+        let mut clients = self.lock_clients();
+        let client = clients.entry(peer).or_default();
+        client.requests += 1;
         let now = counters.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
-        if self.options.max_connections.is_some_and(|max| now > max as u64) {
+        let over_total = self.options.max_connections.is_some_and(|max| now > max as u64);
+        let over_client = self.options.max_connections_per_ip.is_some_and(|max| client.in_flight >= max as u64);
+        if over_total || over_client {
             counters.in_flight.fetch_sub(1, Ordering::AcqRel);
+            client.responses_503 += 1;
             return None;
         }
+        client.in_flight += 1;
+        client.peak_concurrent = client.peak_concurrent.max(client.in_flight);
         counters.peak_concurrent.fetch_max(now, Ordering::AcqRel);
-        Some(InFlight { shared: Arc::clone(self) })
+        Some(InFlight { shared: Arc::clone(self), peer })
     }
 }
 
-/// One admitted in-flight response; dropping it frees the slot.
+/// One admitted in-flight response; dropping it frees the slot (and its client address's).
 pub(crate) struct InFlight {
     shared: Arc<Shared>,
+    peer: IpAddr,
 }
 
 impl fmt::Debug for InFlight {
@@ -123,6 +155,9 @@ impl fmt::Debug for InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        if let Some(client) = self.shared.lock_clients().get_mut(&self.peer) {
+            client.in_flight -= 1;
+        }
         self.shared.counters.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -132,7 +167,6 @@ impl Drop for InFlight {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ConnId {
     index: u64,
-    #[allow(dead_code)] // Only read through `Debug`, in axum's connection traces.
     peer: SocketAddr,
 }
 
@@ -195,14 +229,14 @@ fn service_unavailable() -> Response {
 }
 
 /// What every GET/HEAD goes through before it is answered: counting, admission against
-/// `max_connections` (refusals are immediate) and the first-byte latency.
-async fn admit_request(shared: &Arc<Shared>, method: &Method) -> Result<InFlight, Response> {
+/// `max_connections` and `max_connections_per_ip` (refusals are immediate) and the first-byte latency.
+async fn admit_request(shared: &Arc<Shared>, method: &Method, peer: IpAddr) -> Result<InFlight, Response> {
     let counters = &shared.counters;
     counters.requests.fetch_add(1, Ordering::Relaxed);
     if method == Method::HEAD {
         counters.head_requests.fetch_add(1, Ordering::Relaxed);
     }
-    let Some(guard) = shared.admit() else {
+    let Some(guard) = shared.admit(peer) else {
         counters.responses_503.fetch_add(1, Ordering::Relaxed);
         return Err(service_unavailable());
     };
@@ -249,7 +283,7 @@ async fn data(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let guard = match admit_request(&shared, &method).await {
+    let guard = match admit_request(&shared, &method, conn.peer.ip()).await {
         Ok(guard) => guard,
         Err(response) => return response,
     };
@@ -342,12 +376,13 @@ async fn watch(Path((size, name)): Path<(u64, String)>) -> Response {
 
 async fn redirect(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<ConnId>,
     method: Method,
     // Extracted only to validate the path; the raw path is reused below to keep its encoding.
     Path((n, _size, _name)): Path<(u64, u64, String)>,
     uri: Uri,
 ) -> Response {
-    let _guard = match admit_request(&shared, &method).await {
+    let _guard = match admit_request(&shared, &method, conn.peer.ip()).await {
         Ok(guard) => guard,
         Err(response) => return response,
     };
@@ -368,8 +403,13 @@ fn redirect_to(n: u64, tail: &str, query: Option<&str>) -> Response {
     (StatusCode::FOUND, [(LOCATION, header_value(location))]).into_response()
 }
 
+/// The counters, with each client address's under `clients` (`{"127.0.0.2": {"requests": ..}, ..}`).
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
-    let json = serde_json::to_string(&shared.counters.snapshot()).expect("stats serialize");
+    let mut json = serde_json::to_value(shared.counters.snapshot()).expect("stats serialize");
+    let clients: BTreeMap<String, ClientStats> =
+        shared.lock_clients().iter().map(|(ip, client)| (ip.to_string(), *client)).collect();
+    json["clients"] = serde_json::to_value(clients).expect("client stats serialize");
+    let json = json.to_string();
     ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], json).into_response()
 }
 
@@ -538,6 +578,18 @@ impl OriginHandle {
 
     pub fn reset_stats(&self) {
         self.shared.counters.reset();
+        // As for the totals, responses still in flight are each address's new baseline.
+        let mut clients = self.shared.lock_clients();
+        clients.retain(|_, client| client.in_flight > 0);
+        for client in clients.values_mut() {
+            *client =
+                ClientStats { in_flight: client.in_flight, peak_concurrent: client.in_flight, ..Default::default() };
+        }
+    }
+
+    /// What the origin counted for each client address (see [`OriginOptions::max_connections_per_ip`]).
+    pub fn clients(&self) -> BTreeMap<IpAddr, ClientStats> {
+        self.shared.lock_clients().iter().map(|(ip, client)| (*ip, *client)).collect()
     }
 
     /// The content seed of `/data/SIZE/NAME` at the current version.

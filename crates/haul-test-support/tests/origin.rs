@@ -197,6 +197,63 @@ async fn max_connections_answers_503_beyond_cap() {
     }
 }
 
+/// A client whose connections come from `local` (Linux routes all of 127.0.0.0/8 on loopback).
+fn client_from(local: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().local_address(std::net::IpAddr::from(local)).build().expect("client")
+}
+
+#[tokio::test]
+async fn max_connections_per_ip_refuses_one_address_and_serves_another() {
+    let origin = start(OriginOptions {
+        max_connections_per_ip: Some(2),
+        per_connection_rate: Some(64 * 1024),
+        ..Default::default()
+    })
+    .await;
+    let handle = origin.handle();
+    let url = origin.url(1 << 20, "per-ip.bin");
+    let (first, second) = (client_from([127, 0, 0, 1]), client_from([127, 0, 0, 2]));
+    // Each address holds two slow bodies open, its cap; a third from either is refused, while the other
+    // address's two were still admitted.
+    let mut held = Vec::new();
+    for client in [&first, &first, &second, &second] {
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        held.push(response);
+    }
+    for client in [&first, &second] {
+        let refused = client.get(&url).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&refused, RETRY_AFTER).as_deref(), Some("1"));
+    }
+    let stats = handle.stats();
+    assert_eq!((stats.responses_503, stats.peak_concurrent), (2, 4), "{stats:?}");
+    let clients = handle.clients();
+    for ip in ["127.0.0.1", "127.0.0.2"] {
+        let client = clients[&ip.parse::<std::net::IpAddr>().unwrap()];
+        let expected =
+            haul_test_support::ClientStats { requests: 3, responses_503: 1, in_flight: 2, peak_concurrent: 2 };
+        assert_eq!(client, expected, "{ip}: {clients:?}");
+    }
+
+    // Once one address's bodies are dropped, that address is admitted again; a reset keeps what is in flight.
+    held.truncate(2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while second.head(&url).send().await.unwrap().status() != StatusCode::OK {
+        assert!(Instant::now() < deadline, "127.0.0.2's slots never freed: {:?}", handle.clients());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(first.head(&url).send().await.unwrap().status(), StatusCode::SERVICE_UNAVAILABLE);
+    handle.reset_stats();
+    let clients = handle.clients();
+    let first_ip: std::net::IpAddr = [127, 0, 0, 1].into();
+    assert_eq!(clients.keys().copied().collect::<Vec<_>>(), [first_ip], "only 127.0.0.1 still holds bodies");
+    assert_eq!(
+        (clients[&first_ip].in_flight, clients[&first_ip].peak_concurrent, clients[&first_ip].requests),
+        (2, 2, 0)
+    );
+}
+
 #[tokio::test]
 async fn cut_fraction_one_cuts_every_body() {
     let origin = start(OriginOptions { cut_fraction: 1.0, ..Default::default() }).await;
@@ -402,4 +459,28 @@ fn binary_prints_sha_and_serves() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(sha256_hex(&body), expected_sha256(seed, 3000));
+}
+
+#[test]
+fn binary_limits_each_client_address() {
+    let (mut child, base) = common::spawn_origin(&["--max-connections-per-ip", "1", "--per-connection-rate", "64K"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (statuses, stats) = rt.block_on(async {
+        let url = format!("{base}/data/1048576/ip.bin");
+        let (first, second) = (client_from([127, 0, 0, 1]), client_from([127, 0, 0, 3]));
+        let held = first.get(&url).send().await.unwrap();
+        let refused = first.get(&url).send().await.unwrap().status();
+        let other = second.get(&url).send().await.unwrap();
+        let stats: serde_json::Value =
+            serde_json::from_str(&client().get(format!("{base}/stats")).send().await.unwrap().text().await.unwrap())
+                .unwrap();
+        ((held.status(), refused, other.status()), stats)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(statuses, (StatusCode::OK, StatusCode::SERVICE_UNAVAILABLE, StatusCode::OK));
+    let clients = &stats["clients"];
+    assert_eq!(clients["127.0.0.1"]["responses_503"], 1, "{stats}");
+    assert_eq!(clients["127.0.0.1"]["peak_concurrent"], 1, "{stats}");
+    assert_eq!(clients["127.0.0.3"]["requests"], 1, "{stats}");
 }

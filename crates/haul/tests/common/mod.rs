@@ -11,9 +11,15 @@ use std::process::{Child, Command, Stdio};
 /// `haul serve --listen 127.0.0.1:0 --allow-net 127.0.0.1/32 --data-dir DIR EXTRA...`, with stdout piped for the
 /// banner, no stdin, and no `HAUL_LOG` from the test's environment. Start it, then read [`banner`].
 pub fn serve_command(data_dir: &Path, extra: &[&str]) -> Command {
+    serve_command_on(data_dir, "127.0.0.1:0", extra)
+}
+
+/// [`serve_command`] listening on `listen` (`ADDR:PORT`), for a server whose port must be known before it starts:
+/// a node that gives other nodes its `--advertise-url`.
+pub fn serve_command_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_haul"));
     command
-        .args(["serve", "--listen", "127.0.0.1:0", "--allow-net", "127.0.0.1/32", "--data-dir"])
+        .args(["serve", "--listen", listen, "--allow-net", "127.0.0.1/32", "--data-dir"])
         .arg(data_dir)
         .args(extra)
         .env_remove("HAUL_LOG")
