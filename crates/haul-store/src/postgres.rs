@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use haul_core::account::KeyKind;
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState, next_state};
 use haul_core::media::{RenditionName, RenditionState};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use sqlx::{Row, migrate::MigrateError};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
+use sqlx::{Connection as _, Row, migrate::MigrateError};
 use tokio::sync::Mutex;
 
 use crate::accounts::{Account, ApiKey};
@@ -73,6 +73,16 @@ impl PgStore {
             url.parse().map_err(|error| StoreError::caused(format!("invalid PostgreSQL url {shown}"), error))?;
         let options =
             options.application_name("haul").options([("statement_timeout", STATEMENT_TIMEOUT), ("TimeZone", "UTC")]);
+        // One connection first, for its error: the pool would only say that it timed out.
+        let cannot_connect = |error| {
+            StoreError::caused(
+                format!(
+                    "cannot connect to {shown} (check the URL, that PostgreSQL runs there, and that the database exists)"
+                ),
+                error,
+            )
+        };
+        PgConnection::connect_with(&options).await.map_err(cannot_connect)?.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .min_connections(1)
@@ -80,7 +90,7 @@ impl PgStore {
             .test_before_acquire(true)
             .connect_with(options)
             .await
-            .map_err(|error| StoreError::caused(format!("cannot connect to {shown}"), error))?;
+            .map_err(cannot_connect)?;
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await

@@ -77,6 +77,13 @@ pub enum Command {
     /// Print the API token of a data directory (created on first use), or replace it with --rotate.
     Token(TokenArgs),
 
+    /// Create a database's tables, or bring them up to date, and exit: what `haul serve` does at start-up. For a
+    /// PostgreSQL database, before its nodes start.
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+
     /// Manage accounts (each sees only its own downloads).
     Account {
         #[command(flatten)]
@@ -288,8 +295,8 @@ pub struct ServeArgs {
     pub no_resume: bool,
 
     /// This node's name, when several servers share one PostgreSQL database: its leases on jobs, `haul ls`'s
-    /// NODE column and `GET /v1/nodes` show it. Unique per node [default: the host name and a hash of the data
-    /// directory].
+    /// NODE column and `GET /v1/nodes` show it. Unique per node [default: with PostgreSQL, the host name and a
+    /// hash of the data directory; with SQLite, `local`].
     #[arg(long, alias = "node", env = "HAUL_NODE_ID", value_name = "NAME", value_parser = parse_node_id)]
     pub node_id: Option<String>,
 

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
             cli::Command::Get(args) => get::run(args).await,
             cli::Command::Serve(args) => serve::serve(args, log_format).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Token(args) => serve::token(args).await.map(|()| ExitCode::SUCCESS),
+            cli::Command::Migrate { store } => serve::migrate(store).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Account { store, command } => {
                 accounts::account(store, command).await.map(|()| ExitCode::SUCCESS)
             }

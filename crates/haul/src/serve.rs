@@ -13,7 +13,7 @@ use haul_engine::service::{Engine, EngineOptions};
 
 use haul_api::Dialect;
 
-use crate::cli::{LogFormat, ServeArgs, TokenArgs};
+use crate::cli::{LogFormat, ServeArgs, StoreArgs, TokenArgs};
 use crate::signals::interrupted;
 
 /// How long a stopping server waits for downloads to flush their progress.
@@ -21,6 +21,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Names of the values every node sharing a database takes from it (`Store::shared_value`).
 const DEFAULT_ACCOUNT: &str = "default-account";
 const LINK_KEY: &str = "link-key";
+/// The node name of a server on SQLite, unless `--node-id` gives another.
+const SINGLE_NODE: &str = "local";
 
 /// The files of a data directory.
 pub struct DataDir {
@@ -264,6 +266,18 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `haul migrate`: opening a store creates its tables or brings them up to date.
+pub async fn migrate(store: StoreArgs) -> anyhow::Result<()> {
+    let database = match store.database {
+        Some(database) => database,
+        None => DataDir::existing(store.data.data_dir)?.database_url(),
+    };
+    let shown = haul_core::redact::secrets(&database);
+    let opened = haul_store::open(&database).await.with_context(|| format!("cannot open the database {shown}"))?;
+    println!("{shown}: up to date ({})", opened.backend());
+    Ok(())
+}
+
 pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()> {
     let downloads = args.downloads_dir.as_ref().map(std::path::absolute).transpose().context("--downloads-dir")?;
     let data = DataDir::new(args.data.data_dir.clone()).with_downloads(downloads);
@@ -272,8 +286,14 @@ pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()>
     let store = data.open_store(args.database.as_deref()).await?;
     let account = data.ensure_default_account(store.as_ref()).await?;
     let link_key = data.link_key(store.as_ref()).await?;
-    let node = args.node_id.clone().unwrap_or_else(|| data.default_node_id());
     let backend = store.backend();
+    // One node per SQLite file (the data directory's lock sees to it), whose name stays what it always was, so
+    // the downloads a stopped server was running are its own at the next start wherever the directory moved.
+    let node = match &args.node_id {
+        Some(node) => node.clone(),
+        None if store.shares_events() => data.default_node_id(),
+        None => SINGLE_NODE.to_owned(),
+    };
     let advertise_url = match &args.advertise_url {
         Some(url) => Some(checked_base_url(url, "--advertise-url")?),
         None if !args.listen.ip().is_unspecified() && args.listen.port() != 0 => {

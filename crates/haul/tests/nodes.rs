@@ -810,3 +810,42 @@ async fn a_file_on_another_nodes_disk_is_served_through_it() {
     );
     check!(cluster, slice == origin.handle().file_bytes(size, "held.bin", start, end), "the slice a served is wrong");
 }
+
+/// `haul migrate` makes a PostgreSQL database's tables (again and again, changing nothing), and a database that
+/// cannot be reached is named in the error, its password masked, by `haul migrate` and `haul serve` alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_and_a_database_that_cannot_be_reached() {
+    let Some(postgres) = Postgres::start().await.expect("PostgreSQL starts") else { return };
+    let database = postgres.create_database("migrate").await.expect("a database for the test");
+    let haul = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_haul")).args(args).env_remove("HAUL_DATABASE").output().unwrap()
+    };
+    for run in 0..2 {
+        let output = haul(&["migrate", "--database", &database]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "run {run}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains("up to date (postgres)"), "run {run}: {stdout}");
+    }
+    let tables = postgres
+        .psql(
+            &database,
+            "SELECT count(*) FROM information_schema.tables WHERE table_name IN ('downloads', 'nodes', 'events')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(tables.trim(), "3", "{tables}");
+
+    // Nothing listens on port 1.
+    let unreachable = "postgres://haul:hunter2@127.0.0.1:1/haul";
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let migrate = haul(&["migrate", "--database", unreachable]);
+    let serve = haul(&["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--database", unreachable]);
+    for (what, output) in [("migrate", migrate), ("serve", serve)] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{what} succeeded: {stderr}");
+        assert!(stderr.contains("cannot open the database postgres://***@127.0.0.1:1/haul"), "{what}: {stderr}");
+        assert!(stderr.contains("that PostgreSQL runs there") && stderr.contains("refused"), "{what}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{what}: {stderr}");
+    }
+}
