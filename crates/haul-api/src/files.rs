@@ -71,7 +71,7 @@ pub(crate) async fn send_download(
             let name = name.map_or_else(|| download_name(view, &path), str::to_owned);
             send_file(&path, &name, method, request_headers).await
         }
-        None => from_holder(state, view, method, request_headers).await,
+        None => from_holder(state, view, crate::links::FILE, method, request_headers).await,
     }
 }
 
@@ -93,19 +93,20 @@ const PASSED_BACK: [header::HeaderName; 8] = [
     header::CACHE_CONTROL,
 ];
 
-/// The file from the node that holds it, streamed through: asked for with a signed link (every node signs with
-/// the database's link key), so no client credential crosses to the other node. `Ok(None)` when no other node
-/// holds it.
-async fn from_holder(
+/// A download's `variant` (its file, its thumbnail, a rendition) from the node that holds it, streamed through:
+/// asked for with a signed link (every node signs with the database's link key), so no client credential
+/// crosses to the other node. `Ok(None)` when no other node holds it, or it has not either.
+pub(crate) async fn from_holder(
     state: &AppState,
     view: &DownloadView,
+    variant: &str,
     method: &Method,
     request_headers: &HeaderMap,
 ) -> Result<Option<Response>, ApiError> {
     let Some(base) = state.engine.holder_url(view).await else { return Ok(None) };
     let holder = view.node.as_deref().unwrap_or_default();
     let expires = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() + HOLDER_LINK_SECS;
-    let link = state.links.link_expiring(&base, &view.account, view.id, crate::links::FILE, expires);
+    let link = state.links.link_expiring(&base, &view.account, view.id, variant, expires);
     let mut request = between_nodes().request(method.clone(), &link);
     for name in PASSED_ON {
         if let Some(value) = request_headers.get(&name) {
@@ -164,12 +165,15 @@ pub(crate) fn download_name(view: &haul_engine::service::DownloadView, path: &Pa
 
 /// A download's thumbnail (`thumbnails/{id}.jpg|webp|png`) under its own name; `Ok(None)` when it has none.
 pub(crate) async fn send_thumbnail(
-    engine: &haul_engine::service::Engine,
-    view: &haul_engine::service::DownloadView,
+    state: &AppState,
+    view: &DownloadView,
     method: &Method,
     request_headers: &HeaderMap,
 ) -> Result<Option<Response>, ApiError> {
-    let Some(path) = engine.thumbnail_path(view).await else { return Ok(None) };
+    let Some(path) = state.engine.thumbnail_path(view).await else {
+        // Thumbnails live in the data directory of the node that made them.
+        return from_holder(state, view, crate::links::THUMBNAIL, method, request_headers).await;
+    };
     let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     send_file(&path, &name, method, request_headers).await
 }

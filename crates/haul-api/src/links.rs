@@ -21,7 +21,7 @@ use sha2::Sha256;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::QueryParams;
-use crate::files::{download_name, send_download, send_file, send_thumbnail};
+use crate::files::{download_name, from_holder, send_download, send_file, send_thumbnail};
 
 /// How long the links handed out by VideoDB and Cloudflare stay valid (VideoDB documents 24 hours).
 pub const LINK_TTL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -148,7 +148,7 @@ pub(crate) async fn serve_link(
     let not_ready = || ApiError::not_found(format!("download {id} has no finished {variant} file yet"));
     if variant == THUMBNAIL {
         let none = || ApiError::not_found(format!("download {id} has no thumbnail"));
-        return send_thumbnail(&state.engine, &view, &method, &headers).await?.ok_or_else(none);
+        return send_thumbnail(&state, &view, &method, &headers).await?.ok_or_else(none);
     }
     let path = if variant == FILE {
         if view.state != JobState::Completed {
@@ -157,7 +157,9 @@ pub(crate) async fn serve_link(
         return send_download(&state, &view, None, &method, &headers).await?.ok_or_else(not_ready);
     } else {
         let name: RenditionName = variant.parse().map_err(|_| not_ready())?;
-        let path = state.engine.rendition_file(&account, id, name).await?.ok_or_else(not_ready)?;
+        let Some(path) = state.engine.rendition_file(&account, id, name).await? else {
+            return from_holder(&state, &view, name.as_str(), &method, &headers).await?.ok_or_else(not_ready);
+        };
         if name.is_derived() {
             // A rendition is its own file (`clip.audio.m4a`), offered under its own name and type.
             let file_name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();

@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IdPath, RenditionPath};
-use crate::files::{send_file, send_thumbnail};
+use crate::files::{from_holder, send_file, send_thumbnail};
 
 /// The renditions a download can have; only for the OpenAPI document.
 #[derive(ToSchema)]
@@ -72,7 +72,7 @@ pub async fn thumbnail(
 ) -> Result<Response, ApiError> {
     let view = state.engine.get(&caller.account, id).await?;
     let none = || ApiError::not_found(format!("download {id} has no thumbnail (only media downloads have one)"));
-    send_thumbnail(&state.engine, &view, &method, &headers).await?.ok_or_else(none)
+    send_thumbnail(&state, &view, &method, &headers).await?.ok_or_else(none)
 }
 
 /// Asks for a rendition; it is made as soon as the download is complete (`audio` needs ffmpeg). Asking again
@@ -151,7 +151,11 @@ pub async fn file(
 ) -> Result<Response, ApiError> {
     let found = state.engine.rendition(&caller.account, id, name).await?;
     let not_ready = || ApiError::not_found(format!("the {name} rendition of download {id} is {}", found.state));
-    let path = state.engine.rendition_file(&caller.account, id, name).await?.ok_or_else(not_ready)?;
+    let Some(path) = state.engine.rendition_file(&caller.account, id, name).await? else {
+        // Made on the node that holds the download, when each node has its own directory.
+        let view = state.engine.get(&caller.account, id).await?;
+        return from_holder(&state, &view, name.as_str(), &method, &headers).await?.ok_or_else(not_ready);
+    };
     let file_name = if name == RenditionName::Default {
         crate::files::download_name(&state.engine.get(&caller.account, id).await?, &path)
     } else {

@@ -809,6 +809,32 @@ async fn a_file_on_another_nodes_disk_is_served_through_it() {
         "a range from a: {status}, Content-Range {content_range:?}"
     );
     check!(cluster, slice == origin.handle().file_bytes(size, "held.bin", start, end), "the slice a served is wrong");
+
+    // Its `default` rendition (the file itself, as Cloudflare Stream's downloads offer it), asked for through a
+    // and served by a from b's disk.
+    let rendition = format!("{}/v1/downloads/{id}/renditions/default", a.base);
+    let asked = cluster.client.post(&rendition).bearer_auth(&a.token).send().await.unwrap();
+    check!(cluster, asked.status().is_success(), "asking a for the default rendition: {}", asked.status());
+    let response = cluster.client.get(format!("{rendition}/file")).bearer_auth(&a.token).send().await.unwrap();
+    let status = response.status();
+    let body = response.bytes().await.unwrap();
+    check!(
+        cluster,
+        status == 200 && hex::encode(Sha256::digest(&body)) == origin.handle().file_sha256(size, "held.bin"),
+        "the default rendition from a: {status}, {} bytes",
+        body.len()
+    );
+
+    // With b gone, a says which node holds the file instead of pretending it does not exist.
+    cluster.kill("b");
+    let response = cluster.client.get(&url).bearer_auth(&cluster.node("a").token).send().await.unwrap();
+    let status = response.status();
+    let error: Value = response.json().await.unwrap_or_default();
+    check!(
+        cluster,
+        status == 502 && error["error"]["message"].as_str().is_some_and(|text| text.contains("on node b")),
+        "the file from a with b down: {status} {error}"
+    );
 }
 
 /// `haul migrate` makes a PostgreSQL database's tables (again and again, changing nothing), and a database that

@@ -469,7 +469,7 @@ async fn thumbnail(
         Err(ServiceError::NotFound(_)) => return Err(missing()),
         Err(error) => return Err(error.into()),
     };
-    send_thumbnail(&state.engine, &view, &method, &headers).await.map_err(detail_of)?.ok_or_else(missing)
+    send_thumbnail(&state, &view, &method, &headers).await.map_err(detail_of)?.ok_or_else(missing)
 }
 
 /// `GET /stream/{filename}`: a finished file by its stored name, for `<video>` players (ranges answer 206).

@@ -27,13 +27,11 @@ impl Engine {
         self.inside_downloads(&path).await
     }
 
-    /// Where to fetch a completed download's file that this node's downloads directory does not hold: the
-    /// advertised URL of the node that completed it, when that is another node (node-local directories).
+    /// Where to fetch what this node does not hold of a download (its file, thumbnail or renditions, with
+    /// node-local directories): the advertised URL of the node that runs it or completed it, when that is
+    /// another node.
     pub async fn holder_url(&self, view: &DownloadView) -> Option<String> {
         let holder = view.node.as_deref().filter(|node| *node != self.inner.options.node)?;
-        if view.state != haul_core::job::JobState::Completed {
-            return None;
-        }
         let nodes = match self.inner.store.nodes().await {
             Ok(nodes) => nodes,
             Err(error) => {

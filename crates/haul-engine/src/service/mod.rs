@@ -200,7 +200,8 @@ impl Engine {
         }
     }
 
-    /// Tells the store this node is alive, every [`HEARTBEAT`], until shutdown.
+    /// Tells the store this node is alive, every [`HEARTBEAT`], until shutdown; with other nodes, also looks
+    /// for renditions they were asked for that this node must make.
     async fn heartbeat(&self) -> Result<(), std::convert::Infallible> {
         let beat = haul_store::NodeBeat {
             node: self.inner.options.node.clone(),
@@ -215,6 +216,10 @@ impl Engine {
             }
             if let Err(error) = self.inner.store.heartbeat(&beat).await {
                 tracing::warn!(%error, "cannot record this node's heartbeat");
+            }
+            // Renditions asked for through another node, of files this node holds.
+            if self.inner.store.shares_events() {
+                self.make_renditions();
             }
         }
     }

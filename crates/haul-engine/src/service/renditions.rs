@@ -121,6 +121,12 @@ impl Engine {
         self.spawn(tracing::info_span!("renditions"), async move {
             let todo = engine.inner.store.renditions_to_make().await?;
             for (account, id, name) in todo {
+                // The node that holds the file makes its renditions (several nodes: the others may not have the
+                // file, and two making one would write one file at once).
+                let holder = engine.inner.store.get(&account, id).await.ok().and_then(|record| record.held_by);
+                if holder.is_some_and(|holder| holder != engine.inner.options.node) {
+                    continue;
+                }
                 let cancel = engine.inner.shutdown.child_token();
                 {
                     let mut making = engine.inner.making.lock();
