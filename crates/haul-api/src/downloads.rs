@@ -2,10 +2,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use haul_core::job::JobState;
+use haul_engine::service::AddedOnce;
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 use utoipa::IntoParams;
 
 use crate::AppState;
@@ -15,27 +17,87 @@ use crate::extract::{IdPath, JsonBody, QueryParams};
 use crate::wire::{CreateDownload, Download, DownloadList, PatchDownload, Stats};
 
 /// Starts a download (or creates it paused); answers with the new job and its `Location`.
+///
+/// With an `Idempotency-Key` header, the add happens once: a retry with the same key and the same body (within
+/// 24 hours, on any node) answers with the download the first request made, marked `Idempotent-Replayed: true`,
+/// however many arrive at once; the same key with another body is a 422.
 #[utoipa::path(post, path = "/v1/downloads", tag = "downloads", request_body = CreateDownload,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+        description = "A key of the client's choosing (a UUID) that makes retries of this add safe")),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = Download,
-            headers(("Location" = String, description = "/v1/downloads/{id}"))),
-        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 201, description = "Created, or replayed for a key used before with this body", body = Download,
+            headers(("Location" = String, description = "/v1/downloads/{id}"),
+                ("Idempotent-Replayed" = String, description = "`true` when the download was made by an earlier request with this key"))),
+        (status = 400, description = "Invalid field, or an Idempotency-Key that is not 1-255 visible characters",
+            body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 403, description = "A literal address the server does not fetch from (loopback, private, ...)",
             body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
-        (status = 422, description = "URL scheme other than http(s)", body = ErrorBody),
+        (status = 422, description = "URL scheme other than http(s), or an Idempotency-Key used for another body",
+            body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<CreateDownload>,
 ) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    // The body as parsed, written back: the same fields give the same fingerprint whatever their order or spacing.
+    let fingerprint = key
+        .as_ref()
+        .map(|_| serde_json::to_vec(&body).map(|bytes| hex::encode(Sha256::digest(bytes))))
+        .transpose()
+        .map_err(ApiError::internal)?;
     let request = body.into_request()?;
-    let view = state.engine.add(&caller.account, request).await?;
+    let (view, replayed) = match (key, fingerprint) {
+        (Some(key), Some(fingerprint)) => {
+            match state.engine.add_once(&caller.account, request, &key, &fingerprint).await? {
+                AddedOnce::Created(view) => (view, false),
+                AddedOnce::Replayed(view) => (view, true),
+                AddedOnce::KeyReused { created_at } => {
+                    return Err(ApiError::unprocessable(
+                        "idempotency_key_reused",
+                        format!(
+                            "the Idempotency-Key {key:?} was used at {} for a different request; send the same body \
+                             to get that download back, or use a new key for a new download",
+                            httpdate::fmt_http_date(
+                                std::time::UNIX_EPOCH
+                                    + std::time::Duration::from_millis(u64::try_from(created_at).unwrap_or_default())
+                            )
+                        ),
+                    ));
+                }
+            }
+        }
+        _ => (state.engine.add(&caller.account, request).await?, false),
+    };
     let location = HeaderValue::from_str(&format!("/v1/downloads/{}", view.id)).map_err(ApiError::internal)?;
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(Download::from(view))).into_response())
+    let mut response =
+        (StatusCode::CREATED, [(header::LOCATION, location)], Json(Download::from(view))).into_response();
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// The most characters an `Idempotency-Key` may have (Stripe's limit).
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The request's `Idempotency-Key`: absent, or 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let valid = value.to_str().ok().filter(|text| {
+        !text.is_empty() && text.len() <= MAX_IDEMPOTENCY_KEY && text.bytes().all(|b| b.is_ascii_graphic())
+    });
+    match valid {
+        Some(text) => Ok(Some(text.to_owned())),
+        None => Err(ApiError::bad_request(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (a UUID is a good key)"
+        ))),
+    }
 }
 
 #[derive(Deserialize, IntoParams)]

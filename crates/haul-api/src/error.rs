@@ -20,7 +20,7 @@ pub struct ApiError {
     /// Stable, machine-readable: `bad_request`, `unauthorized`, `not_found`, `method_not_allowed`, `conflict`,
     /// `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`, `unsupported_url`, `forbidden`,
     /// `destination_refused` (a URL whose address the server keeps out of reach), `too_many_downloads`,
-    /// `not_implemented`, `bad_gateway` (another node holding the file did not answer), `internal`.
+    /// `idempotency_key_reused` (422: the key was used for another request), `not_implemented`, `bad_gateway` (another node holding the file did not answer), `internal`.
     pub code: &'static str,
     /// For people: what failed, on which object, and what to do where that is known.
     pub message: String,
@@ -53,6 +53,11 @@ impl ApiError {
 
     pub fn range_not_satisfiable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", message)
+    }
+
+    /// A well-formed request the server cannot act on, with its own `code` (`idempotency_key_reused`).
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
 
     /// Another node that holds what was asked for did not answer (several nodes, node-local directories).

@@ -486,3 +486,54 @@ async fn errors_share_one_shape() {
     assert!(document["paths"]["/v1/downloads"]["post"].is_object());
     assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
 }
+
+/// `Idempotency-Key`: fifty identical adds sent at once make one download, every answer naming it; the same key
+/// with another body is a 422 that says so; a malformed key is a 400; without a key, each add is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_makes_one_download_of_many_identical_adds() {
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
+    let body = json!({"url": server.origin.url(4096, "once.bin"), "paused": true});
+    let sends = (0..50).map(|_| {
+        server.request(Method::POST, "/v1/downloads").header("Idempotency-Key", "add-7f3e").json(&body).send()
+    });
+    let mut ids = std::collections::BTreeSet::new();
+    let mut replayed = 0;
+    for response in futures_util::future::join_all(sends).await {
+        let response = response.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        replayed += usize::from(response.headers().get("idempotent-replayed").is_some_and(|value| value == "true"));
+        let created: Value = response.json().await.unwrap();
+        ids.insert(created["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "one download for one key: {ids:?}");
+    assert_eq!(replayed, 49, "every answer but the first is a replay");
+    let (_, stats) = server.call(Method::GET, "/v1/stats", None).await;
+    assert_eq!(stats["total"], 1, "{stats}");
+
+    // The same key for another body.
+    let other = json!({"url": server.origin.url(4096, "other.bin"), "paused": true});
+    let response =
+        server.request(Method::POST, "/v1/downloads").header("Idempotency-Key", "add-7f3e").json(&other).send().await;
+    let response = response.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let error: Value = response.json().await.unwrap();
+    let message = error_message(&error, "idempotency_key_reused");
+    assert!(message.contains("add-7f3e") && message.contains("new key"), "{message}");
+
+    // Malformed keys, then no key at all.
+    for key in ["", "has space", &"k".repeat(256)] {
+        let response =
+            server.request(Method::POST, "/v1/downloads").header("Idempotency-Key", key).json(&body).send().await;
+        let response = response.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "key {key:?}");
+        let error: Value = response.json().await.unwrap();
+        assert!(error_message(&error, "bad_request").contains("Idempotency-Key"), "{error}");
+    }
+    for _ in 0..2 {
+        let response = server.request(Method::POST, "/v1/downloads").json(&body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert!(response.headers().get("idempotent-replayed").is_none());
+    }
+    let (_, stats) = server.call(Method::GET, "/v1/stats", None).await;
+    assert_eq!(stats["total"], 3, "{stats}");
+}

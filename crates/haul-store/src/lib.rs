@@ -21,8 +21,8 @@ use haul_core::media::RenditionName;
 pub use accounts::{Account, ApiKey, hash_secret, key_prefix};
 pub use postgres::PgStore;
 pub use record::{
-    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, NodeBeat, NodeRecord, ProgressUpdate,
-    Rendition, RenditionUpdate, StateCounts, StoredEvent,
+    CreatedOnce, DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, NodeBeat, NodeRecord,
+    ProgressUpdate, Rendition, RenditionUpdate, StateCounts, StoredEvent,
 };
 pub use sqlite::SqliteStore;
 
@@ -74,6 +74,18 @@ impl From<sqlx::Error> for StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Stores a new download, `queued` (or `paused` when `start_paused`), with a fresh id.
     async fn create(&self, new: NewDownload) -> Result<DownloadRecord, StoreError>;
+
+    /// [`create`](Self::create), once per `key` of the account within `window`: the first call stores the
+    /// download and binds the key to it with the request's `fingerprint`; a later one with the same fingerprint
+    /// gets that download back, one with another fingerprint is told the key is taken. Concurrent calls with one
+    /// key make one download. A key is freed when its download is removed, or after `window`.
+    async fn create_once(
+        &self,
+        new: NewDownload,
+        key: &str,
+        fingerprint: &str,
+        window: Duration,
+    ) -> Result<CreatedOnce, StoreError>;
 
     async fn get(&self, account: &AccountId, id: DownloadId) -> Result<DownloadRecord, StoreError>;
 

@@ -30,8 +30,8 @@ use crate::rows::{
     parse_column, parse_state, record_from_row, rendition_from_row, to_db, to_json,
 };
 use crate::{
-    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, NodeBeat, NodeRecord, ProgressUpdate,
-    Rendition, RenditionUpdate, StateCounts, Store, StoreError, StoredEvent,
+    CreatedOnce, DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, NodeBeat, NodeRecord,
+    ProgressUpdate, Rendition, RenditionUpdate, StateCounts, Store, StoreError, StoredEvent,
 };
 
 /// Connections per node.
@@ -249,39 +249,61 @@ enum Claim {
 #[async_trait]
 impl Store for PgStore {
     async fn create(&self, new: NewDownload) -> Result<DownloadRecord, StoreError> {
-        let id = DownloadId::new_random();
-        let state = if new.start_paused { JobState::Paused } else { JobState::Queued };
-        let row = sqlx::query(
-            "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
-                 headers, connections_limit, speed_limit, created_at, title, quality, meta, creator, thumbnail_at,
-                 require_signed_urls, name_with_id)
-             VALUES ($1, $2, $3, $4, $16, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17, $18, $19, $20, $21)
-             RETURNING *",
+        insert_download(&self.pool, &new).await
+    }
+
+    async fn create_once(
+        &self,
+        new: NewDownload,
+        key: &str,
+        fingerprint: &str,
+        window: Duration,
+    ) -> Result<CreatedOnce, StoreError> {
+        let now = now_millis();
+        let account = new.account.as_str();
+        let mut transaction = self.pool.begin().await?;
+        // Claims the key (a new one, or one whose window has passed): a concurrent claim of the same key waits
+        // here on the primary key until this transaction ends, then finds it taken.
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency AS i (account, key, fingerprint, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (account, key) DO UPDATE
+                 SET fingerprint = EXCLUDED.fingerprint, created_at = EXCLUDED.created_at, download_id = NULL
+                 WHERE i.created_at <= $5
+             RETURNING 1",
         )
-        .bind(id.to_string())
-        .bind(new.account.as_str())
-        .bind(&new.url)
-        .bind(to_json(&new.mirrors)?)
-        .bind(state.as_str())
-        .bind(i64::from(new.priority))
-        .bind(&new.filename)
-        .bind(&new.directory)
-        .bind(&new.checksum)
-        .bind(to_json(&new.headers)?)
-        .bind(new.connections_limit.map(i64::from))
-        .bind(new.speed_limit.map(to_db))
-        .bind(now_millis())
-        .bind(&new.title)
-        .bind(new.quality.to_string())
-        .bind(new.kind.as_str())
-        .bind(meta_to_db(&new.labels)?)
-        .bind(&new.labels.creator)
-        .bind(new.labels.thumbnail_at)
-        .bind(new.labels.require_signed_urls)
-        .bind(new.name_with_id)
-        .fetch_one(&self.pool)
+        .bind(account)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(now)
+        .bind(now.saturating_sub(duration_millis(window)))
+        .fetch_optional(&mut *transaction)
         .await?;
-        record_from_row(&row)
+        if claimed.is_none() {
+            transaction.rollback().await?;
+            let row = sqlx::query(
+                "SELECT i.fingerprint, i.created_at AS bound_at, d.* FROM idempotency i
+                 JOIN downloads d ON d.id = i.download_id
+                 WHERE i.account = $1 AND i.key = $2",
+            )
+            .bind(account)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::other(format!("the idempotency key {key:?} changed hands; try again")))?;
+            if row.try_get::<String, _>("fingerprint")? != fingerprint {
+                return Ok(CreatedOnce::KeyReused { created_at: row.try_get("bound_at")? });
+            }
+            return Ok(CreatedOnce::Replayed(record_from_row(&row)?));
+        }
+        let record = insert_download(&mut *transaction, &new).await?;
+        sqlx::query("UPDATE idempotency SET download_id = $3 WHERE account = $1 AND key = $2")
+            .bind(account)
+            .bind(key)
+            .bind(record.id.to_string())
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(CreatedOnce::Created(record))
     }
 
     async fn get(&self, account: &AccountId, id: DownloadId) -> Result<DownloadRecord, StoreError> {
@@ -937,6 +959,46 @@ impl Store for PgStore {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// Inserts a new download, `queued` (or `paused`), with a fresh id.
+async fn insert_download<'e, E>(executor: E, new: &NewDownload) -> Result<DownloadRecord, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
+    let id = DownloadId::new_random();
+    let state = if new.start_paused { JobState::Paused } else { JobState::Queued };
+    let row = sqlx::query(
+        "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
+             headers, connections_limit, speed_limit, created_at, title, quality, meta, creator, thumbnail_at,
+             require_signed_urls, name_with_id)
+         VALUES ($1, $2, $3, $4, $16, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17, $18, $19, $20, $21)
+         RETURNING *",
+    )
+    .bind(id.to_string())
+    .bind(new.account.as_str())
+    .bind(&new.url)
+    .bind(to_json(&new.mirrors)?)
+    .bind(state.as_str())
+    .bind(i64::from(new.priority))
+    .bind(&new.filename)
+    .bind(&new.directory)
+    .bind(&new.checksum)
+    .bind(to_json(&new.headers)?)
+    .bind(new.connections_limit.map(i64::from))
+    .bind(new.speed_limit.map(to_db))
+    .bind(now_millis())
+    .bind(&new.title)
+    .bind(new.quality.to_string())
+    .bind(new.kind.as_str())
+    .bind(meta_to_db(&new.labels)?)
+    .bind(&new.labels.creator)
+    .bind(new.labels.thumbnail_at)
+    .bind(new.labels.require_signed_urls)
+    .bind(new.name_with_id)
+    .fetch_one(executor)
+    .await?;
+    record_from_row(&row)
 }
 
 /// What a [`ListFilter`] keeps, as SQL over parameters $1 to $8 ([`bind_list_filter`]); a condition whose

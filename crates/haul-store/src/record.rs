@@ -274,3 +274,14 @@ pub struct StoredEvent {
     /// The event's body, as its writer encoded it.
     pub payload: String,
 }
+
+/// What [`Store::create_once`](crate::Store::create_once) did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CreatedOnce {
+    /// A new download, now bound to the key.
+    Created(DownloadRecord),
+    /// The download the key was first used for, with the same request.
+    Replayed(DownloadRecord),
+    /// The key was used, at `created_at` (unix milliseconds), for another request.
+    KeyReused { created_at: i64 },
+}

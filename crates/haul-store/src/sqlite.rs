@@ -22,8 +22,8 @@ use crate::rows::{
     parse_state, record_from_row, rendition_from_row, to_db, to_json,
 };
 use crate::{
-    DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, NodeBeat, NodeRecord, ProgressUpdate,
-    Rendition, RenditionUpdate, StateCounts, Store, StoreError,
+    CreatedOnce, DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, NodeBeat, NodeRecord,
+    ProgressUpdate, Rendition, RenditionUpdate, StateCounts, Store, StoreError,
 };
 
 /// How long a writer waits for another's lock before failing; claims and progress writes are short, so
@@ -115,39 +115,54 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn create(&self, new: NewDownload) -> Result<DownloadRecord, StoreError> {
-        let id = DownloadId::new_random();
-        let state = if new.start_paused { JobState::Paused } else { JobState::Queued };
-        let row = sqlx::query(
-            "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
-                 headers, connections_limit, speed_limit, created_at, title, quality, meta, creator, thumbnail_at,
-                 require_signed_urls, name_with_id)
-             VALUES (?1, ?2, ?3, ?4, ?16, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?17, ?18, ?19, ?20, ?21)
-             RETURNING *",
+        insert_download(&self.pool, &new).await
+    }
+
+    async fn create_once(
+        &self,
+        new: NewDownload,
+        key: &str,
+        fingerprint: &str,
+        window: Duration,
+    ) -> Result<CreatedOnce, StoreError> {
+        // The write lock first, so that concurrent adds with one key run one after the other.
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let now = now_millis();
+        let account = new.account.as_str();
+        sqlx::query("DELETE FROM idempotency WHERE account = ?1 AND created_at <= ?2")
+            .bind(account)
+            .bind(now.saturating_sub(duration_millis(window)))
+            .execute(&mut *transaction)
+            .await?;
+        let bound = sqlx::query(
+            "SELECT i.fingerprint, i.created_at AS bound_at, d.* FROM idempotency i
+             JOIN downloads d ON d.id = i.download_id
+             WHERE i.account = ?1 AND i.key = ?2",
         )
-        .bind(id.to_string())
-        .bind(new.account.as_str())
-        .bind(&new.url)
-        .bind(to_json(&new.mirrors)?)
-        .bind(state.as_str())
-        .bind(new.priority)
-        .bind(&new.filename)
-        .bind(&new.directory)
-        .bind(&new.checksum)
-        .bind(to_json(&new.headers)?)
-        .bind(new.connections_limit)
-        .bind(new.speed_limit.map(to_db))
-        .bind(now_millis())
-        .bind(&new.title)
-        .bind(new.quality.to_string())
-        .bind(new.kind.as_str())
-        .bind(meta_to_db(&new.labels)?)
-        .bind(&new.labels.creator)
-        .bind(new.labels.thumbnail_at)
-        .bind(new.labels.require_signed_urls)
-        .bind(new.name_with_id)
-        .fetch_one(&self.pool)
+        .bind(account)
+        .bind(key)
+        .fetch_optional(&mut *transaction)
         .await?;
-        record_from_row(&row)
+        if let Some(row) = bound {
+            transaction.rollback().await?;
+            if row.try_get::<String, _>("fingerprint")? != fingerprint {
+                return Ok(CreatedOnce::KeyReused { created_at: row.try_get("bound_at")? });
+            }
+            return Ok(CreatedOnce::Replayed(record_from_row(&row)?));
+        }
+        let record = insert_download(&mut *transaction, &new).await?;
+        sqlx::query(
+            "INSERT INTO idempotency (account, key, fingerprint, download_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(account)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(record.id.to_string())
+        .bind(now)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(CreatedOnce::Created(record))
     }
 
     async fn get(&self, account: &AccountId, id: DownloadId) -> Result<DownloadRecord, StoreError> {
@@ -819,6 +834,46 @@ fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(suffix);
     name.into()
+}
+
+/// Inserts a new download, `queued` (or `paused`), with a fresh id.
+async fn insert_download<'e, E>(executor: E, new: &NewDownload) -> Result<DownloadRecord, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let id = DownloadId::new_random();
+    let state = if new.start_paused { JobState::Paused } else { JobState::Queued };
+    let row = sqlx::query(
+        "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
+             headers, connections_limit, speed_limit, created_at, title, quality, meta, creator, thumbnail_at,
+             require_signed_urls, name_with_id)
+         VALUES (?1, ?2, ?3, ?4, ?16, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?17, ?18, ?19, ?20, ?21)
+         RETURNING *",
+    )
+    .bind(id.to_string())
+    .bind(new.account.as_str())
+    .bind(&new.url)
+    .bind(to_json(&new.mirrors)?)
+    .bind(state.as_str())
+    .bind(new.priority)
+    .bind(&new.filename)
+    .bind(&new.directory)
+    .bind(&new.checksum)
+    .bind(to_json(&new.headers)?)
+    .bind(new.connections_limit)
+    .bind(new.speed_limit.map(to_db))
+    .bind(now_millis())
+    .bind(&new.title)
+    .bind(new.quality.to_string())
+    .bind(new.kind.as_str())
+    .bind(meta_to_db(&new.labels)?)
+    .bind(&new.labels.creator)
+    .bind(new.labels.thumbnail_at)
+    .bind(new.labels.require_signed_urls)
+    .bind(new.name_with_id)
+    .fetch_one(executor)
+    .await?;
+    record_from_row(&row)
 }
 
 /// What a [`ListFilter`] keeps, as SQL over parameters ?1 to ?8 ([`bind_list_filter`]); a condition whose

@@ -5,20 +5,54 @@
 
 use haul_core::job::{AccountId, DownloadId, JobAction, JobState};
 use haul_core::media::MediaInfo;
-use haul_store::{DownloadRecord, ListFilter};
+use haul_store::{CreatedOnce, DownloadRecord, ListFilter, NewDownload};
 
 use super::error::ServiceError;
 use super::events::EventKind;
 use super::scheduler::StopReason;
 use super::validate::{check_labels, check_priority, check_title, check_url, new_download, require};
-use super::views::{AddRequest, DownloadView, ListQuery, NodeView, PatchRequest, StatsView};
+use super::views::{AddRequest, AddedOnce, DownloadView, ListQuery, NodeView, PatchRequest, StatsView};
 use super::{Engine, runner};
 use crate::error::EngineError;
 use crate::media;
 use crate::progress::Phase;
 
+/// How long an idempotency key of `add_once` holds: a day, as Stripe keeps them.
+pub const IDEMPOTENCY_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
 impl Engine {
     pub async fn add(&self, account: &AccountId, request: AddRequest) -> Result<DownloadView, ServiceError> {
+        let new = self.checked_new(account, request).await?;
+        let view = DownloadView::from(self.inner.store.create(new).await?);
+        self.added(&view);
+        Ok(view)
+    }
+
+    /// [`add`](Self::add) once per idempotency `key` of the account: a client that retries an add it is unsure
+    /// of (a timeout, a dropped connection) with the same key and request gets the first download back, for
+    /// [`IDEMPOTENCY_WINDOW`]. `fingerprint` stands for the request (the API hashes its canonical form); the same
+    /// key with another request is [`AddedOnce::KeyReused`].
+    pub async fn add_once(
+        &self,
+        account: &AccountId,
+        request: AddRequest,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<AddedOnce, ServiceError> {
+        let new = self.checked_new(account, request).await?;
+        Ok(match self.inner.store.create_once(new, key, fingerprint, IDEMPOTENCY_WINDOW).await? {
+            CreatedOnce::Created(record) => {
+                let view = DownloadView::from(record);
+                self.added(&view);
+                AddedOnce::Created(view)
+            }
+            CreatedOnce::Replayed(record) => AddedOnce::Replayed(self.overlay(record)),
+            CreatedOnce::KeyReused { created_at } => AddedOnce::KeyReused { created_at },
+        })
+    }
+
+    /// A request checked into a new row, within the account's cap.
+    async fn checked_new(&self, account: &AccountId, request: AddRequest) -> Result<NewDownload, ServiceError> {
         let new = new_download(account, request, &self.inner.options.media, self.inner.client.destinations())?;
         let limit = self.inner.options.max_jobs_per_account;
         let kept = self.inner.store.counts(Some(account)).await?.total();
@@ -28,14 +62,17 @@ impl Engine {
                  (DELETE /v1/downloads/ID) to add more"
             )));
         }
-        let view = DownloadView::from(self.inner.store.create(new).await?);
-        self.emit(EventKind::Added, &view);
+        Ok(new)
+    }
+
+    /// Tells the world a download was added, and the scheduler when it can run.
+    fn added(&self, view: &DownloadView) {
+        self.emit(EventKind::Added, view);
         // A job added paused cannot be claimed: waking the scheduler for it would only take the store's write
         // lock for a claim that finds nothing, against the next add.
         if view.state == JobState::Queued {
             self.inner.wake.notify_one();
         }
-        Ok(view)
     }
 
     pub async fn get(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {

@@ -39,10 +39,12 @@ use crate::http::{ClientOptions, HttpClient};
 use crate::media::MediaTools;
 
 pub use accounts::SessionView;
+pub use downloads::IDEMPOTENCY_WINDOW;
 pub use error::ServiceError;
 pub use events::{Event, EventKind};
 pub use views::{
-    AddRequest, DownloadView, KeyView, ListQuery, NodeView, PatchRequest, RenditionView, StatsView, TransferView,
+    AddRequest, AddedOnce, DownloadView, KeyView, ListQuery, NodeView, PatchRequest, RenditionView, StatsView,
+    TransferView,
 };
 
 use events::EventLog;

@@ -162,6 +162,18 @@ pub struct StatsView {
     pub backend: &'static str,
 }
 
+/// What an add with an idempotency key did (`Engine::add_once`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum AddedOnce {
+    Created(DownloadView),
+    /// The key's first download, for the same request again.
+    Replayed(DownloadView),
+    /// The key was used (at unix milliseconds `created_at`) for another request.
+    KeyReused {
+        created_at: i64,
+    },
+}
+
 /// A node sharing this server's store. Times are unix milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeView {

@@ -8,5 +8,6 @@ mod harness;
 mod accounts;
 mod claims;
 mod downloads;
+mod idempotency;
 mod nodes;
 mod sqlite_only;
