@@ -38,7 +38,8 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     last_event_id(&headers)?;
-    let feed = Feed::new(state.engine.clone(), caller.account, &headers);
+    let mut feed = Feed::new(state.engine.clone(), caller.account, &headers);
+    feed._open = Some(state.metrics.stream_opened());
     let stream = futures_util::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;
         Some((Ok(to_sse(event)), feed))
@@ -67,6 +68,8 @@ pub(crate) struct Feed {
     replay: VecDeque<Event>,
     /// The highest event id handled (sent or filtered out), so replayed and live events are not sent twice.
     last_seen: Option<u64>,
+    /// Counts the stream as open in the metrics while it lives.
+    _open: Option<crate::metrics::StreamGuard>,
 }
 
 impl Feed {
@@ -77,7 +80,7 @@ impl Feed {
         // other; one in both is skipped by id.
         let receiver = engine.subscribe();
         let replay = last_event_id.map(|id| engine.events_since(id)).unwrap_or_default();
-        Self { engine, account, receiver, replay: replay.into(), last_seen: last_event_id }
+        Self { engine, account, receiver, replay: replay.into(), last_seen: last_event_id, _open: None }
     }
 
     /// The next event for this account; `None` when the engine has shut down.

@@ -15,6 +15,7 @@ mod keys;
 mod linger;
 mod links;
 mod media;
+mod metrics;
 mod serve;
 mod session;
 mod system;
@@ -43,6 +44,7 @@ use utoipa::OpenApi as _;
 
 pub use error::ApiError;
 pub use links::{LINK_TTL, LinkSigner};
+pub use metrics::ApiMetrics;
 pub use system::ApiDoc;
 
 /// The largest JSON request body accepted; more is answered 413. Requests are a URL and a few options.
@@ -211,6 +213,8 @@ pub struct ApiOptions {
     pub open_ytdlp_app: bool,
     /// Serve the web page at `/` and `/ui/...`.
     pub ui: bool,
+    /// The API's metrics, shared by every listener made from these options.
+    pub metrics: ApiMetrics,
 }
 
 impl ApiOptions {
@@ -223,6 +227,7 @@ impl ApiOptions {
             mounts: Mounts::default(),
             open_ytdlp_app: false,
             ui: true,
+            metrics: ApiMetrics::default(),
         }
     }
 }
@@ -258,6 +263,7 @@ pub(crate) struct AppState {
     pub(crate) links: Arc<LinkSigner>,
     pub(crate) public_url: Option<String>,
     pub(crate) open_ytdlp_app: bool,
+    pub(crate) metrics: ApiMetrics,
 }
 
 impl AppState {
@@ -269,6 +275,7 @@ impl AppState {
             links: Arc::new(options.links),
             public_url: options.public_url,
             open_ytdlp_app: options.open_ytdlp_app,
+            metrics: options.metrics,
         }
     }
 }
@@ -296,8 +303,20 @@ pub fn dialect_router(engine: Engine, options: ApiOptions, dialect: Dialect, por
         routes.route("/health", get(system::health))
     };
     routes
+        .route_layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(axum::middleware::from_fn(linger::lingering))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `/metrics` without a token, and `/health`, for a listener of their own (`--metrics-listen`) that only the
+/// operator's Prometheus reaches.
+pub fn metrics_router(engine: Engine, options: ApiOptions) -> Router {
+    let state = AppState::new(engine, options, None);
+    Router::new()
+        .route("/metrics", get(metrics::open_metrics))
+        .route("/health", get(system::health))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -344,7 +363,11 @@ fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Result<Route
     for (dialect, mount) in mounts.iter() {
         router = if mount == "/" { router.merge(dialect.routes()) } else { router.nest(mount, dialect.routes()) };
     }
+    let track = axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track);
     Ok(router
+        .route("/metrics", get(metrics::metrics))
+        // After routing, so each request is counted under its route's pattern.
+        .route_layer(track)
         // After the routes: axum attaches this to the routes that exist when it is called.
         .method_not_allowed_fallback(error::wrong_method)
         .fallback(error::unknown_route)

@@ -537,3 +537,53 @@ async fn an_idempotency_key_makes_one_download_of_many_identical_adds() {
     let (_, stats) = server.call(Method::GET, "/v1/stats", None).await;
     assert_eq!(stats["total"], 3, "{stats}");
 }
+
+/// One sample of the text format: `name{labels} value`, labels as written.
+fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let wanted = if labels.is_empty() { name.to_owned() } else { format!("{name}{{{labels}}}") };
+    text.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        (series == wanted).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// `/metrics`: the operator's token reads the text format, whose figures match what the test did (jobs by
+/// state, bytes fetched, a finished run, the requests made by route and status); another account's key is a
+/// 403 and no token a 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_happened() {
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
+    let size = 3 * 1024 * 1024 + 5;
+    let created = server.create(json!({"url": server.origin.url(size, "measured.bin")})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    server.wait_for(&id, "completed").await;
+    server.create(json!({"url": server.origin.url(1024, "waiting.bin"), "paused": true})).await;
+    let (status, _) = server.call(Method::GET, "/v1/downloads/not-an-id", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let response = server.request(Method::GET, "/metrics").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
+    assert!(content_type.starts_with("application/openmetrics-text"), "{content_type}");
+    let text = response.text().await.unwrap();
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    let value = |name: &str, labels: &str| {
+        sample(&text, name, labels).unwrap_or_else(|| panic!("{name}{{{labels}}} in:\n{text}"))
+    };
+    assert_eq!(value("haul_jobs", r#"state="completed""#), 1.0);
+    assert_eq!(value("haul_jobs", r#"state="paused""#), 1.0);
+    assert_eq!(value("haul_jobs", r#"state="active""#), 0.0);
+    assert_eq!(value("haul_bytes_fetched_total", ""), size as f64, "every byte of the one download, once");
+    assert_eq!(value("haul_downloads_finished_total", r#"outcome="completed""#), 1.0);
+    assert_eq!(value("haul_downloads_running", ""), 0.0);
+    assert_eq!(value("haul_http_requests_total", r#"method="POST",route="/v1/downloads",status="201""#), 2.0);
+    assert_eq!(value("haul_http_requests_total", r#"method="GET",route="/v1/downloads/{id}",status="400""#), 1.0);
+    assert!(value("haul_http_request_duration_seconds_count", r#"method="POST",route="/v1/downloads""#) >= 2.0);
+    assert_eq!(value("haul_event_streams_open", ""), 0.0);
+
+    server.server.add_account("eve", None, haul_core::account::KeyKind::Bearer, "eve-secret").await;
+    let response = server.client.get(format!("{}/metrics", server.base)).bearer_auth("eve-secret").send().await;
+    assert_eq!(response.unwrap().status(), StatusCode::FORBIDDEN, "another account sees no server-wide figures");
+    let response = server.client.get(format!("{}/metrics", server.base)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}

@@ -315,6 +315,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "IP")]
     pub local_address: Option<std::net::IpAddr>,
 
+    /// Also serve Prometheus metrics at /metrics on this address, without a token, for a scraper on a network
+    /// only the operator reaches (on the API's own listener, /metrics needs the server's token).
+    #[arg(long, env = "HAUL_METRICS_LISTEN", value_name = "ADDR:PORT", value_parser = parse_listen)]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Move a foreign API to another path, or switch it off: `videodb=/vdb`, `surge=off`. Repeatable. APIs:
     /// ytdlp-app (/api), surge (/), videodb (/videodb), cloudflare (/client/v4).
     #[arg(long, value_name = "API=/PATH|off")]

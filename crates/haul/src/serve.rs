@@ -373,6 +373,16 @@ pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()>
         let router = haul_api::dialect_router(engine.clone(), api.clone(), dialect, bound.port());
         servers.spawn(haul_api::serve(listener, router, limits, interrupted()));
     }
+    if let Some(wanted) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(wanted)
+            .await
+            .with_context(|| format!("cannot listen on {wanted} for metrics; is another server using it?"))?;
+        let bound = listener.local_addr()?;
+        warn_if_public(bound);
+        banner.push_str(&format!("  {:<15} http://{bound}/metrics (no token)\n", "metrics"));
+        let router = haul_api::metrics_router(engine.clone(), api.clone());
+        servers.spawn(haul_api::serve(listener, router, limits, interrupted()));
+    }
     banner.push_str(&format!("  {:<15} {media_line}\n", "media"));
     banner.push_str(&format!("  {:<15} {fetch_line}\n", "fetches"));
     if api.open_ytdlp_app {

@@ -15,6 +15,7 @@ mod downloads;
 mod error;
 mod events;
 mod files;
+mod metrics;
 mod renditions;
 mod runner;
 mod scheduler;
@@ -42,6 +43,7 @@ pub use accounts::SessionView;
 pub use downloads::IDEMPOTENCY_WINDOW;
 pub use error::ServiceError;
 pub use events::{Event, EventKind};
+pub use metrics::EngineMetrics;
 pub use views::{
     AddRequest, AddedOnce, DownloadView, KeyView, ListQuery, NodeView, PatchRequest, RenditionView, StatsView,
     TransferView,
@@ -85,6 +87,7 @@ struct Inner {
     // so a panic in one request cannot take every later one down with it.
     running: Mutex<HashMap<DownloadId, Arc<Running>>>,
     events: Arc<EventLog>,
+    metrics: EngineMetrics,
     /// With a shared store: stops the event relays once the last event of a shutdown is queued, and the task
     /// writing them out, waited for then.
     relay: Mutex<Option<(CancellationToken, tokio::task::JoinHandle<()>)>>,
@@ -148,6 +151,7 @@ impl Engine {
                 client,
                 running: Mutex::new(HashMap::new()),
                 events,
+                metrics: EngineMetrics::default(),
                 relay: Mutex::new(relay),
                 wake: Notify::new(),
                 shutdown: CancellationToken::new(),

@@ -48,6 +48,17 @@ impl Engine {
             }
         };
         self.write_progress(&record, &running.progress).await;
+        self.count_fetched(running);
+        let outcome = match (&result, running.reason()) {
+            (Ok(_), _) => "completed",
+            (Err(EngineError::Cancelled), Some(StopReason::Pause)) => "paused",
+            (Err(EngineError::Cancelled), Some(StopReason::Cancel)) => "cancelled",
+            (Err(EngineError::Cancelled), Some(StopReason::Remove)) => "removed",
+            (Err(EngineError::Cancelled), Some(StopReason::LostLease)) => "lost_lease",
+            (Err(EngineError::Cancelled), _) => "stopped",
+            (Err(_), _) => "failed",
+        };
+        self.inner.metrics.finished(outcome);
         match result {
             Ok(done) => {
                 let update = ProgressUpdate {
@@ -227,6 +238,7 @@ impl Engine {
         let fence = options.lease.saturating_sub(options.lease / 4);
         loop {
             ticker.tick().await;
+            self.count_fetched(running);
             let update = self.progress_update(&running.progress);
             let mut current =
                 match self.inner.store.report_progress(record.id, &options.node, options.lease, &update).await {
@@ -265,6 +277,16 @@ impl Engine {
             }
             self.emit(EventKind::Progress, &self.overlay(current));
         }
+    }
+
+    /// Adds what the run fetched, and the connections it replaced, since the last count to the metrics.
+    fn count_fetched(&self, running: &Running) {
+        use std::sync::atomic::Ordering;
+        let snapshot = running.progress.snapshot();
+        let before = running.counted.swap(snapshot.fetched_this_run(), Ordering::Relaxed);
+        self.inner.metrics.bytes_fetched.inc_by(snapshot.fetched_this_run().saturating_sub(before));
+        let before = running.replaced.swap(snapshot.replaced_connections, Ordering::Relaxed);
+        self.inner.metrics.connections_replaced.inc_by(snapshot.replaced_connections.saturating_sub(before));
     }
 
     /// A store write that must not be lost to a moment's outage (a download's end): retried while the store

@@ -40,6 +40,9 @@ pub(super) struct Running {
     pub(super) progress: Arc<Progress>,
     reason: Mutex<Option<StopReason>>,
     finished: Notify,
+    /// Bytes of this run already counted in the metrics, and slow connections replaced.
+    pub(super) counted: std::sync::atomic::AtomicU64,
+    pub(super) replaced: std::sync::atomic::AtomicU64,
 }
 
 impl Running {
@@ -92,6 +95,8 @@ impl Engine {
             progress: Arc::new(Progress::default()),
             reason: Mutex::new(None),
             finished: Notify::new(),
+            counted: Default::default(),
+            replaced: Default::default(),
         });
         self.inner.running.lock().insert(record.id, running.clone());
         let engine = self.clone();
