@@ -75,6 +75,9 @@ pub(crate) async fn send_download(
     }
 }
 
+/// The header that marks a request passed from one node to another.
+const HOP: &str = "x-haul-hop";
+
 /// How long the link one node hands another for a file lives; it is used at once.
 const HOLDER_LINK_SECS: u64 = 60;
 
@@ -103,11 +106,16 @@ pub(crate) async fn from_holder(
     method: &Method,
     request_headers: &HeaderMap,
 ) -> Result<Option<Response>, ApiError> {
+    // A request one node passes to another is never passed on again: a holder whose advertised address leads
+    // back here (a load balancer, a name that changed) would otherwise send it round without end.
+    if request_headers.contains_key(HOP) {
+        return Ok(None);
+    }
     let Some(base) = state.engine.holder_url(view).await else { return Ok(None) };
     let holder = view.node.as_deref().unwrap_or_default();
     let expires = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() + HOLDER_LINK_SECS;
     let link = state.links.link_expiring(&base, &view.account, view.id, variant, expires);
-    let mut request = between_nodes().request(method.clone(), &link);
+    let mut request = between_nodes().request(method.clone(), &link).header(HOP, "1");
     for name in PASSED_ON {
         if let Some(value) = request_headers.get(&name) {
             request = request.header(name, value);

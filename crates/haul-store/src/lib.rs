@@ -133,6 +133,10 @@ pub trait Store: Send + Sync + 'static {
         progress: &ProgressUpdate,
     ) -> Result<DownloadRecord, StoreError>;
 
+    /// Completes a download that `node` holds the lease on, recording `node` as the one holding its file. A
+    /// node whose lease was taken over (or whose job a client moved on) gets `Conflict` and changes nothing.
+    async fn complete_leased(&self, id: DownloadId, node: &str) -> Result<DownloadRecord, StoreError>;
+
     /// On startup: puts `node`'s active downloads back in the queue, to resume from their partial files.
     /// Returns how many.
     async fn requeue_node(&self, node: &str) -> Result<u64, StoreError>;
@@ -276,6 +280,15 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// A database URL as it may be shown (errors, logs): everything between `://` and the last `@` masked, which
+/// covers a password holding `/`, `#` or `?` that a URL parser would split elsewhere.
+pub fn shown_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme + 3 => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
 /// Opens the store named by `url`, creating and migrating it as needed: `sqlite:///abs/haul.db`,
 /// `sqlite://relative.db`, a plain file path, or `postgres://user:password@host:port/database` (the database must
 /// exist; haul creates its tables).
@@ -288,8 +301,26 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     }
     if url.contains("://") {
         return Err(StoreError::other(format!(
-            "unsupported store url {url}: expected sqlite:///path/haul.db, a file path, or postgres://host/database"
+            "unsupported store url {}: expected sqlite:///path/haul.db, a file path, or postgres://host/database",
+            shown_url(url)
         )));
     }
     Ok(Arc::new(SqliteStore::open_path(url.as_ref()).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown_url;
+
+    #[test]
+    fn shown_urls_hide_the_whole_userinfo() {
+        for (url, shown) in [
+            ("postgres://haul:S3CRET@db.internal/haul", "postgres://***@db.internal/haul"),
+            ("postgres://haul:pa/ss#w?rd@db:5432/haul", "postgres://***@db:5432/haul"),
+            ("postgres://db.internal/haul", "postgres://db.internal/haul"),
+            ("sqlite:///var/lib/haul/haul.db", "sqlite:///var/lib/haul/haul.db"),
+        ] {
+            assert_eq!(shown_url(url), shown, "{url}");
+        }
+    }
 }

@@ -49,6 +49,8 @@ const CLAIM_ATTEMPTS: usize = 4;
 const CLAIM_DEPTH: i64 = 8;
 /// The channel `append_events` notifies.
 const EVENTS_CHANNEL: &str = "haul_events";
+/// PostgreSQL's SQLSTATE for a transaction it failed to break a deadlock.
+const DEADLOCK: &str = "40P01";
 /// The advisory lock (an arbitrary 64-bit key) under which events are numbered.
 const EVENTS_LOCK: i64 = 0x6861_756c_0001;
 
@@ -68,7 +70,7 @@ impl std::fmt::Debug for PgStore {
 impl PgStore {
     /// Opens `postgres://user:password@host:port/database` (sqlx's URL, with its query options) and migrates it.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let shown = haul_core::redact::secrets(url);
+        let shown = crate::shown_url(url);
         let options: PgConnectOptions =
             url.parse().map_err(|error| StoreError::caused(format!("invalid PostgreSQL url {shown}"), error))?;
         let options =
@@ -95,6 +97,18 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|error: MigrateError| StoreError::caused(format!("cannot migrate {shown}"), error))?;
+        // Event numbers go on from the clock in microseconds, as a SQLite server's do, so a client that
+        // reconnects with an id from before (another backend, a database made afresh) is not left waiting for the
+        // numbers to catch up with it. Under the numbering lock, so no event is numbered meanwhile.
+        let mut transaction = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(EVENTS_LOCK).execute(&mut *transaction).await?;
+        sqlx::query(
+            "SELECT setval('events_id', GREATEST((SELECT last_value FROM events_id),
+                                                 (extract(epoch FROM clock_timestamp()) * 1000000)::bigint))",
+        )
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
         Ok(Self { pool, listener: Mutex::new(None) })
     }
 
@@ -115,12 +129,29 @@ impl PgStore {
         parse_state(state.ok_or_else(|| not_found(id))?, id)
     }
 
-    /// Moves `node`'s active downloads to `to` and drops their leases. The counts rows the trigger will move
-    /// are locked first, all of them, in the one order every transaction takes them in (see the migration):
-    /// row by row, two nodes releasing downloads of the same accounts in different orders would each hold
-    /// counts the other waits for.
+    /// Moves `node`'s active downloads to `to` and drops their leases, retrying when PostgreSQL breaks a
+    /// deadlock by failing this transaction.
     async fn release_node(&self, node: &str, to: JobState) -> Result<u64, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.release_node_once(node, to).await {
+                Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some(DEADLOCK) && attempt < 4 => {}
+                result => return Ok(result?),
+            }
+        }
+    }
+
+    /// One try of `release_node`. Locks are taken in the order every writer takes them: the downloads rows first
+    /// (a change of state locks its row, then its counts through the trigger), then every counts row the update
+    /// will move, in the migration's order: row by row, two nodes releasing downloads of the same accounts in
+    /// different orders would each hold counts the other waits for.
+    async fn release_node_once(&self, node: &str, to: JobState) -> Result<u64, sqlx::Error> {
         let mut transaction = self.pool.begin().await?;
+        sqlx::query("SELECT seq FROM downloads WHERE state = 'active' AND lease_owner = $1 ORDER BY seq FOR UPDATE")
+            .bind(node)
+            .execute(&mut *transaction)
+            .await?;
         sqlx::query(
             "SELECT 1 FROM download_counts
              WHERE account IN (SELECT account FROM downloads WHERE state = 'active' AND lease_owner = $1)
@@ -459,6 +490,29 @@ impl Store for PgStore {
         .bind(i64::from(progress.connections))
         .bind(id.to_string())
         .bind(node)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return record_from_row(&row);
+        }
+        let current = self.current_state(id).await?;
+        Err(StoreError::Conflict {
+            current,
+            message: format!("download {id} is {current} and no longer leased to {node}"),
+        })
+    }
+
+    async fn complete_leased(&self, id: DownloadId, node: &str) -> Result<DownloadRecord, StoreError> {
+        let row = sqlx::query(
+            "UPDATE downloads SET
+                 state = 'completed', error = NULL, finished_at = $3, held_by = $2, lease_owner = NULL,
+                 lease_expires = NULL, speed = 0, eta_secs = NULL, connections = 0
+             WHERE id = $1 AND state = 'active' AND lease_owner = $2
+             RETURNING *",
+        )
+        .bind(id.to_string())
+        .bind(node)
+        .bind(now_millis())
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = row {

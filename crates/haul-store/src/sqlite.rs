@@ -385,6 +385,29 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn complete_leased(&self, id: DownloadId, node: &str) -> Result<DownloadRecord, StoreError> {
+        let row = sqlx::query(
+            "UPDATE downloads SET
+                 state = 'completed', error = NULL, finished_at = ?3, held_by = ?2, lease_owner = NULL,
+                 lease_expires = NULL, speed = 0, eta_secs = NULL, connections = 0
+             WHERE id = ?1 AND state = 'active' AND lease_owner = ?2
+             RETURNING *",
+        )
+        .bind(id.to_string())
+        .bind(node)
+        .bind(now_millis())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return record_from_row(&row);
+        }
+        let current = self.current_state(id).await?;
+        Err(StoreError::Conflict {
+            current,
+            message: format!("download {id} is {current} and no longer leased to {node}"),
+        })
+    }
+
     async fn requeue_node(&self, node: &str) -> Result<u64, StoreError> {
         self.release_node(node, JobState::Queued).await
     }

@@ -191,7 +191,7 @@ pub struct StoreArgs {
     pub data: DataDirArgs,
 
     /// Database URL [default: sqlite://DIR/haul.db].
-    #[arg(long, env = "HAUL_DATABASE", value_name = "URL", global = true)]
+    #[arg(long, env = "HAUL_DATABASE", value_name = "URL", global = true, hide_env_values = true)]
     pub database: Option<String>,
 }
 
@@ -268,7 +268,7 @@ pub struct ServeArgs {
     pub downloads_dir: Option<PathBuf>,
 
     /// Database URL [default: sqlite://DIR/haul.db].
-    #[arg(long, env = "HAUL_DATABASE", value_name = "URL")]
+    #[arg(long, env = "HAUL_DATABASE", value_name = "URL", hide_env_values = true)]
     pub database: Option<String>,
 
     /// Connections to one host across all running downloads, so that the server's own downloads never take all

@@ -128,6 +128,10 @@ impl DataDir {
     async fn link_key(&self, store: &dyn haul_store::Store) -> anyhow::Result<Vec<u8>> {
         self.create()?;
         let text = read_or_create(&self.link_key_path(), || format!("{}{}", uuid_hex(), uuid_hex()))?;
+        if !store.shares_events() {
+            // One node: the file is the key, and deleting it revokes every link.
+            return Ok(text.into_bytes());
+        }
         // Every node sharing the database signs with one key, so a link made by one works on all.
         Ok(store.shared_value(LINK_KEY, &text).await?.into_bytes())
     }
@@ -167,7 +171,7 @@ impl DataDir {
     pub async fn open_store(&self, database: Option<&str>) -> anyhow::Result<std::sync::Arc<dyn haul_store::Store>> {
         self.create()?;
         let database = database.map(str::to_owned).unwrap_or_else(|| self.database_url());
-        let shown = haul_core::redact::secrets(&database);
+        let shown = haul_store::shown_url(&database);
         haul_store::open(&database).await.with_context(|| format!("cannot open the database {shown}"))
     }
 
@@ -272,7 +276,7 @@ pub async fn migrate(store: StoreArgs) -> anyhow::Result<()> {
         Some(database) => database,
         None => DataDir::existing(store.data.data_dir)?.database_url(),
     };
-    let shown = haul_core::redact::secrets(&database);
+    let shown = haul_store::shown_url(&database);
     let opened = haul_store::open(&database).await.with_context(|| format!("cannot open the database {shown}"))?;
     println!("{shown}: up to date ({})", opened.backend());
     Ok(())

@@ -661,6 +661,14 @@ async fn events_follow_a_job_across_nodes() {
     let kinds: Vec<&str> =
         seen_on_a.iter().map(|event| event.kind.as_str()).filter(|kind| *kind != "progress").collect();
     check!(cluster, kinds == ["added", "started", "completed"], "on a: {:?}", ids_and_kinds(&seen_on_a));
+    // Numbers go on from the clock (microseconds since 1970, past 2020's), as a single server's do, so a client
+    // holding an id from before this database is not left waiting for the count to catch up.
+    check!(
+        cluster,
+        seen_on_a.iter().all(|event| event.id > 1_577_836_800_000_000),
+        "event ids: {:?}",
+        ids_and_kinds(&seen_on_a)
+    );
     let progress: Vec<&SseEvent> = seen_on_a.iter().filter(|event| event.kind == "progress").collect();
     check!(cluster, progress.len() >= 2, "a saw {} progress events: {:?}", progress.len(), ids_and_kinds(&seen_on_a));
     for event in &seen_on_a {
@@ -809,6 +817,10 @@ async fn a_file_on_another_nodes_disk_is_served_through_it() {
         "a range from a: {status}, Content-Range {content_range:?}"
     );
     check!(cluster, slice == origin.handle().file_bytes(size, "held.bin", start, end), "the slice a served is wrong");
+
+    // A request one node passed to another is never passed on: a holder's address that leads back would loop.
+    let response = cluster.client.get(&url).bearer_auth(&a.token).header("x-haul-hop", "1").send().await.unwrap();
+    check!(cluster, response.status() == 404, "a passed-on request for a file a lacks: {}", response.status());
 
     // Its `default` rendition (the file itself, as Cloudflare Stream's downloads offer it), asked for through a
     // and served by a from b's disk.

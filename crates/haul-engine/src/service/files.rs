@@ -31,6 +31,10 @@ impl Engine {
     /// node-local directories): the advertised URL of the node that runs it or completed it, when that is
     /// another node.
     pub async fn holder_url(&self, view: &DownloadView) -> Option<String> {
+        // One node (SQLite) holds everything itself, whatever name a download records.
+        if !self.inner.store.shares_events() {
+            return None;
+        }
         let holder = view.node.as_deref().filter(|node| *node != self.inner.options.node)?;
         let nodes = match self.inner.store.nodes().await {
             Ok(nodes) => nodes,
@@ -39,7 +43,9 @@ impl Engine {
                 return None;
             }
         };
-        nodes.into_iter().find(|node| node.id == holder)?.advertise_url
+        let url = nodes.into_iter().find(|node| node.id == holder)?.advertise_url?;
+        // Its address is this node's own: asking it would be asking ourselves.
+        (self.inner.options.advertise_url.as_deref() != Some(url.as_str())).then_some(url)
     }
 
     /// What the resume record of an unfinished download says: the validators it resumes against and the byte

@@ -172,7 +172,11 @@ impl Engine {
     /// on it.
     pub async fn open(database: &str, options: EngineOptions) -> Result<Self, EngineError> {
         let store = haul_store::open(database).await.map_err(|error| {
-            EngineError::InvalidRequest(format!("cannot open the database {database}: {}", crate::task::chain(&error)))
+            EngineError::InvalidRequest(format!(
+                "cannot open the database {}: {}",
+                haul_store::shown_url(database),
+                crate::task::chain(&error)
+            ))
         })?;
         Self::start(store, options).await
     }
@@ -183,7 +187,8 @@ impl Engine {
         self.inner.shutdown.cancel();
         self.stop_all_running();
         self.inner.tasks.close();
-        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
+        let stopped = tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_ok();
+        if !stopped {
             tracing::warn!(
                 ?grace,
                 "some downloads did not stop in time; their last second of progress may be re-fetched"
@@ -191,8 +196,10 @@ impl Engine {
         }
         let relay = self.inner.relay.lock().take();
         if let Some((stop, out)) = relay {
-            // Other nodes carry on with this node's downloads now rather than when their leases run out.
-            match self.inner.store.requeue_node(&self.inner.options.node).await {
+            // Other nodes carry on with this node's downloads now rather than when their leases run out; but
+            // not while some may still be writing, when the leases must run out first.
+            let requeued = if stopped { self.inner.store.requeue_node(&self.inner.options.node).await } else { Ok(0) };
+            match requeued {
                 Ok(0) => {}
                 Ok(requeued) => tracing::info!(requeued, "handed this node's downloads back to the queue"),
                 Err(error) => {

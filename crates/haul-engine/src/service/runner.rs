@@ -23,6 +23,9 @@ use crate::task::chain;
 /// How often a running download writes its progress to the store, renews its lease and emits a progress event.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
+/// How long one try of a download's last writes may wait for the store.
+const STORE_ANSWER: Duration = Duration::from_secs(10);
+
 /// What one run of a job produced.
 struct Fetched {
     path: PathBuf,
@@ -70,8 +73,8 @@ impl Engine {
                 };
                 let store = &self.inner.store;
                 let (node, lease) = (&self.inner.options.node, self.inner.options.lease);
-                // Recorded under the lease: after an outage, another node may have taken the job over, and a
-                // completion from here would end its run.
+                // Recorded and completed under the lease: after an outage, another node may have taken the job
+                // over, and a completion from here would end its run and name this node's disk for its file.
                 match self.stored(|| store.report_progress(record.id, node, lease, &update)).await {
                     Err(StoreError::Conflict { current: JobState::Active, .. }) => {
                         tracing::warn!("download finished, but another node took the job over meanwhile");
@@ -83,7 +86,7 @@ impl Engine {
                     }
                     other => self.store_quietly(other.map(drop)),
                 }
-                match self.stored(|| store.apply(&record.account, record.id, JobAction::Complete, None)).await {
+                match self.stored(|| store.complete_leased(record.id, node)).await {
                     Ok(record) => self.emit(EventKind::Completed, &record.into()),
                     Err(error) => tracing::warn!(%error, "download finished but its job moved on"),
                 }
@@ -232,43 +235,51 @@ impl Engine {
         let options = &self.inner.options;
         let mut ticker = tokio::time::interval(REPORT_EVERY);
         ticker.tick().await;
-        // The lease holds until `lease` after the last renewal; this node stops writing a margin before that,
-        // since another node may take the job over once it runs out.
-        let mut renewed = tokio::time::Instant::now();
+        // The lease holds until `lease` after the last renewal, counted by the store from a moment after this
+        // node sent it; this node stops writing a margin before that, since another node may take the job over
+        // once it runs out. The deadline bounds each renewal too: one stuck on a silent network (no answer, no
+        // error, for as long as TCP retries) stops the download as surely as one that fails.
         let fence = options.lease.saturating_sub(options.lease / 4);
+        let mut deadline = tokio::time::Instant::now() + fence;
         loop {
             ticker.tick().await;
             self.count_fetched(running);
             let update = self.progress_update(&running.progress);
-            let mut current =
-                match self.inner.store.report_progress(record.id, &options.node, options.lease, &update).await {
-                    Ok(current) => {
-                        renewed = tokio::time::Instant::now();
-                        current
-                    }
-                    Err(error @ (StoreError::Conflict { .. } | StoreError::NotFound(_))) => {
-                        tracing::info!(%error, "lost the lease; stopping");
-                        running.stop(StopReason::LostLease);
-                        return std::future::pending().await;
-                    }
-                    // The store cannot be reached (restarting, a network cut): the lease still holds for a while,
-                    // so the download goes on, and stops only when the lease may have run out.
-                    Err(error) if renewed.elapsed() < fence => {
-                        tracing::warn!(
-                            error = %crate::task::chain(&error),
-                            "cannot renew the lease; going on while it holds"
-                        );
-                        continue;
-                    }
-                    Err(error) => {
-                        tracing::warn!(
-                            error = %crate::task::chain(&error),
-                            "cannot renew the lease before it runs out; stopping so that no other node writes beside us"
-                        );
-                        running.stop(StopReason::LostLease);
-                        return std::future::pending().await;
-                    }
-                };
+            let sent = tokio::time::Instant::now();
+            let renewal = self.inner.store.report_progress(record.id, &options.node, options.lease, &update);
+            let mut current = match tokio::time::timeout_at(deadline, renewal).await {
+                Ok(Ok(current)) => {
+                    deadline = sent + fence;
+                    current
+                }
+                Ok(Err(error @ (StoreError::Conflict { .. } | StoreError::NotFound(_)))) => {
+                    tracing::info!(%error, "lost the lease; stopping");
+                    running.stop(StopReason::LostLease);
+                    return std::future::pending().await;
+                }
+                // The store cannot be reached (restarting, a network cut): the lease still holds for a while,
+                // so the download goes on, and stops only when the lease may have run out.
+                Ok(Err(error)) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %crate::task::chain(&error), "cannot renew the lease; going on while it holds");
+                    continue;
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(
+                        error = %crate::task::chain(&error),
+                        "cannot renew the lease before it runs out; stopping so that no other node writes beside us"
+                    );
+                    running.stop(StopReason::LostLease);
+                    return std::future::pending().await;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "no answer from the store before the lease could run out; stopping so that no other node \
+                         writes beside us"
+                    );
+                    running.stop(StopReason::LostLease);
+                    return std::future::pending().await;
+                }
+            };
             // Rarely (once or twice in a media job): read again so that the event shows what was learned.
             if self.write_media_change(record, &running.progress).await
                 && let Ok(fresh) = self.inner.store.get(&record.account, record.id).await
@@ -299,7 +310,11 @@ impl Engine {
     {
         let started = tokio::time::Instant::now();
         loop {
-            match write().await {
+            // Each try bounded: a store that does not answer at all is an outage too.
+            let attempt = tokio::time::timeout(STORE_ANSWER, write()).await.unwrap_or_else(|_| {
+                Err(StoreError::other(format!("the store did not answer within {}s", STORE_ANSWER.as_secs())))
+            });
+            match attempt {
                 Err(error @ StoreError::Other { .. }) if started.elapsed() < self.inner.options.lease => {
                     tracing::warn!(error = %chain(&error), "cannot write to the store; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;

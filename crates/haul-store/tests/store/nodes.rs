@@ -17,6 +17,8 @@ backend_tests! {
     shared_value_is_decided_by_the_first_caller,
     heartbeats_list_nodes_with_their_live_leases,
     held_by_names_the_node_that_completed_the_file,
+    only_the_lease_holder_completes,
+    a_release_waits_for_a_state_change_of_its_rows_instead_of_deadlocking,
     events_travel_through_the_store_only_on_postgres,
     #[test(flavor = "multi_thread", worker_threads = 4)]
     counts_stay_right_under_concurrent_claims_and_transitions,
@@ -33,6 +35,67 @@ postgres_tests! {
     pruning_forgets_old_events_but_numbers_keep_rising,
     #[test(flavor = "multi_thread", worker_threads = 4)]
     releases_meeting_on_the_counts_do_not_deadlock,
+}
+
+/// A run that finishes after its lease was taken over must not complete the other node's run (nor name its own
+/// disk for the file); the holder of the lease completes, and is named.
+async fn only_the_lease_holder_completes(fixture: Fixture) {
+    let store = &*fixture.store;
+    let account = AccountId::generate();
+    let id = create(store, &account, "http://origin/leased", 0).await;
+    assert_eq!(store.claim_next("n1", Duration::from_millis(1), 10).await.unwrap().unwrap().id, id);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // n1's lease ran out and n2 took the job over.
+    assert_eq!(store.claim_next("n2", LEASE, 10).await.unwrap().unwrap().id, id);
+    let late = store.complete_leased(id, "n1").await;
+    let message = assert_conflict(late, JobState::Active);
+    assert!(message.contains("no longer leased to n1"), "{message}");
+    let done = store.complete_leased(id, "n2").await.unwrap();
+    assert_eq!((done.state, done.held_by.as_deref(), done.lease_owner), (JobState::Completed, Some("n2"), None));
+    assert!(done.finished_at.is_some());
+    // A client paused it at the last moment: not completed behind its back.
+    let paused = create(store, &account, "http://origin/paused", 0).await;
+    assert_eq!(store.claim_next("n1", LEASE, 10).await.unwrap().unwrap().id, paused);
+    store.apply(&account, paused, JobAction::Pause, None).await.unwrap();
+    assert_conflict(store.complete_leased(paused, "n1").await, JobState::Paused);
+}
+
+/// A node releasing its downloads while a client changes the state of one of them (pause, remove) through
+/// another node: one waits for the other; neither fails.
+async fn a_release_waits_for_a_state_change_of_its_rows_instead_of_deadlocking(fixture: Fixture) {
+    let account = AccountId::generate();
+    for round in 0..10 {
+        let store = haul_store::open(&fixture.url).await.unwrap();
+        let ids: Vec<DownloadId> = {
+            let mut ids = Vec::new();
+            for n in 0..6 {
+                let id = create(&*store, &account, &format!("http://origin/{round}/{n}"), 0).await;
+                assert_eq!(store.claim_next("n1", LEASE, 100).await.unwrap().unwrap().id, id);
+                ids.push(id);
+            }
+            ids
+        };
+        let other = haul_store::open(&fixture.url).await.unwrap();
+        let (account2, victims) = (account.clone(), ids.clone());
+        let pauses = tokio::spawn(async move {
+            for id in victims.iter().rev() {
+                // Paused by the release first is a fair answer; a failure (a deadlock broken) is not.
+                match other.apply(&account2, *id, JobAction::Pause, None).await {
+                    Ok(_) | Err(StoreError::Conflict { current: JobState::Paused, .. }) => {}
+                    Err(error) => panic!("a pause beside a release failed: {}", chain(&error)),
+                }
+            }
+        });
+        let released = match store.pause_node("n1").await {
+            Ok(released) => released,
+            Err(error) => panic!("round {round}: the release failed: {}", chain(&error)),
+        };
+        pauses.await.unwrap();
+        assert!(released <= 6, "round {round}: {released}");
+        for id in ids {
+            assert_eq!(store.get(&account, id).await.unwrap().state, JobState::Paused, "round {round}");
+        }
+    }
 }
 
 async fn shared_value_is_decided_by_the_first_caller(fixture: Fixture) {
