@@ -348,3 +348,28 @@ async fn serve_fetches_https_from_an_authority_given_with_ca_cert() {
     let path = data.path().join("downloads").join(done["path"].as_str().unwrap());
     assert_eq!(sha256_of(&path), origin.handle().file_sha256(MIB, "a.bin"));
 }
+
+/// `--metrics-listen`: the banner names the metrics listener, which answers without a token, while `/metrics` on
+/// the API's listener still wants the server's.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_on_a_listener_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = common::serve_command(dir.path(), &["--metrics-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let banner = common::banner(&mut child, 11);
+    let base = common::base_of(&banner[0]);
+    let line = banner.iter().find(|line| line.trim_start().starts_with("metrics")).expect("a metrics line").clone();
+    assert!(line.ends_with("/metrics (no token)"), "{line}");
+    let url = line.split_whitespace().nth(1).unwrap().to_owned();
+    let scraped = reqwest::get(&url).await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.unwrap();
+    assert!(text.contains("haul_jobs{state=\"queued\"} 0") && text.trim_end().ends_with("# EOF"), "{text}");
+    let guarded = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(guarded.status(), 401, "the API's own /metrics wants the token");
+    let _ = child.kill();
+    let _ = child.wait();
+}

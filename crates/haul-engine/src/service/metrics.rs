@@ -19,7 +19,8 @@ pub type Labels = Vec<(String, String)>;
 pub struct EngineMetrics {
     /// Bytes received from origins by this node's downloads (resumed bytes already on disk not counted).
     pub bytes_fetched: Counter,
-    /// Downloads that ended here, by `outcome`: completed, failed, paused, cancelled, lost_lease.
+    /// Runs that ended here, by `outcome`: completed, failed, paused, cancelled, removed, lost_lease, stopped
+    /// (the server stopping), in_use (another node still held the part file).
     pub finished: Family<Labels, Counter>,
     /// Slow connections this node replaced with fresh ones.
     pub connections_replaced: Counter,

@@ -59,6 +59,7 @@ impl Engine {
             (Err(EngineError::Cancelled), Some(StopReason::Remove)) => "removed",
             (Err(EngineError::Cancelled), Some(StopReason::LostLease)) => "lost_lease",
             (Err(EngineError::Cancelled), _) => "stopped",
+            (Err(EngineError::InUse(_)), _) if self.inner.store.shares_events() => "in_use",
             (Err(_), _) => "failed",
         };
         self.inner.metrics.finished(outcome);
@@ -99,6 +100,15 @@ impl Engine {
                     self.discard_work(record.id).await;
                     self.fail_renditions(&record, "the download was cancelled").await;
                 }
+            }
+            // Several nodes on a shared directory: the part file is locked by a node that had this job before and
+            // has not stopped yet (its fence has not passed). Not the download's fault: the job stays leased
+            // here untouched, and is claimed again when the lease runs out, by when that node has stopped.
+            Err(EngineError::InUse(path)) if self.inner.store.shares_events() => {
+                tracing::warn!(
+                    path = %self.without_root(&path.display().to_string()),
+                    "another process still holds the part file; trying again when this lease runs out"
+                );
             }
             Err(EngineError::Io { source, .. })
                 if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) =>
