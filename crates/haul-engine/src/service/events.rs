@@ -117,15 +117,18 @@ impl EventLog {
 
     /// Into the history and out to live subscribers.
     fn publish(&self, event: Event) {
-        {
-            let mut history = self.history.lock();
-            if history.len() == HISTORY {
-                history.pop_front();
-            }
-            history.push_back(event.clone());
-        }
+        self.remember(event.clone());
         // No subscriber is not an error.
         let _ = self.sender.send(event);
+    }
+
+    /// Into the history only: what happened before this node listened, for `Last-Event-ID` replay.
+    fn remember(&self, event: Event) {
+        let mut history = self.history.lock();
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(event);
     }
 
     pub(super) fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -197,13 +200,14 @@ pub(super) async fn relay_in(
     let mut pruned = tokio::time::Instant::now();
     let mut failures = 0u32;
     // Where to start: the newest HISTORY events, read (and published) in order below.
-    let mut last = loop {
+    // Events up to `backlog_until` happened before this node listened: history, not news.
+    let (mut last, backlog_until) = loop {
         let read = tokio::select! {
             read = store.latest_event_id() => read,
             () = stop.cancelled() => return Ok(()),
         };
         match read {
-            Ok(newest) => break newest.saturating_sub(HISTORY as i64),
+            Ok(newest) => break (newest.saturating_sub(HISTORY as i64), newest),
             Err(error) => {
                 tracing::warn!(%error, "cannot read events from the store; retrying");
                 tokio::time::sleep(RETRY).await;
@@ -221,6 +225,7 @@ pub(super) async fn relay_in(
                 for stored in events {
                     last = stored.id;
                     match decode(stored) {
+                        Ok(event) if last <= backlog_until => log.remember(event),
                         Ok(event) => log.publish(event),
                         Err(error) => tracing::warn!(%error, id = last, "skipping an event that cannot be read"),
                     }
