@@ -587,3 +587,13 @@ async fn metrics_count_what_happened() {
     let response = server.client.get(format!("{}/metrics", server.base)).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// A NUL byte in a list's search text is a 400 naming the field, on every backend (PostgreSQL's text cannot hold
+/// one, and answered 500 before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_a_search_is_refused() {
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
+    let (status, body) = server.call(Method::GET, "/v1/downloads?search=a%00b", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(error_message(&body, "bad_request").contains("search cannot contain a NUL"), "{body}");
+}

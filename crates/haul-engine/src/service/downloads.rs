@@ -20,6 +20,17 @@ use crate::progress::Phase;
 /// How long an idempotency key of `add_once` holds: a day, as Stripe keeps them.
 pub const IDEMPOTENCY_WINDOW: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
+/// The text a list filters on, refused where no stored text can hold it: a NUL byte (PostgreSQL's text cannot
+/// contain one, SQLite's can), so that both backends answer the same, a 400 rather than a 500.
+fn check_query(query: &ListQuery) -> Result<(), ServiceError> {
+    for (what, text) in [("search", &query.search), ("title", &query.title), ("creator", &query.creator)] {
+        if text.as_deref().is_some_and(|text| text.contains('\0')) {
+            return Err(ServiceError::Invalid(format!("{what} cannot contain a NUL character")));
+        }
+    }
+    Ok(())
+}
+
 impl Engine {
     pub async fn add(&self, account: &AccountId, request: AddRequest) -> Result<DownloadView, ServiceError> {
         let new = self.checked_new(account, request).await?;
@@ -81,12 +92,14 @@ impl Engine {
     }
 
     pub async fn list(&self, account: &AccountId, query: ListQuery) -> Result<Vec<DownloadView>, ServiceError> {
+        check_query(&query)?;
         let records = self.inner.store.list(account, &query.into()).await?;
         Ok(records.into_iter().map(|record| self.overlay(record)).collect())
     }
 
     /// How many of the account's downloads `query` keeps, its `limit` and `offset` aside.
     pub async fn count(&self, account: &AccountId, query: ListQuery) -> Result<u64, ServiceError> {
+        check_query(&query)?;
         Ok(self.inner.store.count(account, &query.into()).await?)
     }
 
