@@ -263,6 +263,28 @@ async fn rm_keeps_or_deletes_the_finished_file() {
     assert!(stderr(&output).contains("nothing to remove"), "{}", stderr(&output));
 }
 
+/// Housekeeping: `rm --all --state completed --older-than AGE` removes the completed downloads that ended longer
+/// ago than AGE, and nothing else; a bad age is refused with an example.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rm_older_than_removes_only_what_ended_long_enough_ago() {
+    let server = Server::start(OriginOptions::default()).await;
+    let old = server.ok(&["add", &server.origin.url(MIB, "old.bin")]).await.trim().to_owned();
+    server.wait_for(&old, "completed").await;
+    let waiting = server.add_paused("waiting.bin").await;
+    let output = server.ok(&["rm", "--all", "--state", "completed", "--older-than", "1h"]).await;
+    assert!(!output.contains("removed"), "nothing ended an hour ago: {output}");
+    assert_eq!(server.ids().await.len(), 2);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let output = server.ok(&["rm", "--all", "--state", "completed", "--older-than", "1s"]).await;
+    assert!(output.contains("removed") && output.contains("old.bin"), "{output}");
+    assert_eq!(server.ids().await, vec![waiting.clone()], "the paused one stays");
+
+    let output = server.haul(&["rm", "--all", "--older-than", "a week"]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("like 7d"), "{}", stderr(&output));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_ambiguous_prefixes_are_errors() {
     let server = Server::start(OriginOptions::default()).await;

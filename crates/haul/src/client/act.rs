@@ -40,9 +40,19 @@ pub struct RmArgs {
     #[arg(long, value_name = "STATE", requires = "all", value_parser = crate::cli::parse_name::<JobState>)]
     pub state: Option<JobState>,
 
+    /// With --all: only downloads that ended (or, unfinished, were added) longer ago than this: `7d`, `12h`,
+    /// `30min`. Housekeeping: `haul rm --all --state completed --older-than 7d`.
+    #[arg(long, value_name = "AGE", requires = "all", value_parser = parse_age)]
+    pub older_than: Option<std::time::Duration>,
+
     /// Also delete the finished files (partial files are always removed).
     #[arg(long)]
     pub delete_files: bool,
+}
+
+/// An age as `--older-than` takes it (humantime: `7d`, `12h`, `1w 2d`).
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|error| format!("{error}; give an age like 7d, 12h or 30min"))
 }
 
 /// `haul set`: change a download on the server.
@@ -105,7 +115,11 @@ pub async fn retry(remote: RemoteArgs, args: IdsArgs) -> anyhow::Result<ExitCode
 }
 
 pub async fn rm(remote: RemoteArgs, args: RmArgs) -> anyhow::Result<ExitCode> {
-    let action = Action::Remove { delete_files: args.delete_files, only: args.state };
+    let before = args.older_than.map(|age| {
+        let now = haul_core::clock::unix_millis(std::time::SystemTime::now());
+        now.saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX))
+    });
+    let action = Action::Remove { delete_files: args.delete_files, only: args.state, before };
     act(remote, IdsArgs { ids: args.ids, all: args.all }, action).await
 }
 
@@ -115,17 +129,27 @@ pub(super) enum Action {
     Pause,
     Resume,
     Retry,
-    Remove { delete_files: bool, only: Option<JobState> },
+    /// `before`: only downloads that ended (or, unfinished, were added) before this unix millisecond.
+    Remove {
+        delete_files: bool,
+        only: Option<JobState>,
+        before: Option<i64>,
+    },
 }
 
 impl Action {
-    /// States `--all` selects: those the action is legal from.
-    fn applies_to(self, state: JobState) -> bool {
+    /// The downloads `--all` selects: those in a state the action is legal from (and, for a removal, in the
+    /// state and of the age asked for).
+    fn applies_to(self, download: &Download) -> bool {
+        let state = download.state;
         match self {
             Self::Pause => matches!(state, JobState::Queued | JobState::Active),
             Self::Resume => state == JobState::Paused,
             Self::Retry => matches!(state, JobState::Failed | JobState::Cancelled),
-            Self::Remove { only, .. } => only.is_none_or(|only| only == state),
+            Self::Remove { only, before, .. } => {
+                only.is_none_or(|only| only == state)
+                    && before.is_none_or(|before| download.finished_at.unwrap_or(download.created_at) < before)
+            }
         }
     }
 
@@ -171,7 +195,7 @@ async fn act(remote: RemoteArgs, args: IdsArgs, action: Action) -> anyhow::Resul
     if args.all {
         let list = client.list_all(None).await?;
         for download in list.downloads {
-            if action.applies_to(download.state) {
+            if action.applies_to(&download) {
                 targets.push((download.id.to_string(), download.id));
             }
         }

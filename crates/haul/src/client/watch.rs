@@ -503,7 +503,9 @@ impl View {
     fn on_key(&mut self, key: Key) -> Command {
         if let Some(id) = self.confirm.take() {
             return match key {
-                Key::Char('y' | 'Y') => Command::Act(Action::Remove { delete_files: false, only: None }, id),
+                Key::Char('y' | 'Y') => {
+                    Command::Act(Action::Remove { delete_files: false, only: None, before: None }, id)
+                }
                 Key::CtrlC => Command::Quit,
                 _ => {
                     self.status = Some((format!("kept {}", short(&id.to_string())), Tone::Info));
