@@ -1,7 +1,8 @@
 //! Several `haul serve` processes on one PostgreSQL database, as an operator runs them: every job done once
 //! across nodes, a SIGKILLed node's download taken over where it stopped, one event stream seen on every node, a
-//! database restart under load, and a file on another node's disk served through any node. Each test starts its
-//! own PostgreSQL server, origin and nodes; a failure shows every job's state and the end of each node's log.
+//! database restart under load, a file on another node's disk served through any node, and (in `fence`) a node
+//! cut off from the database stopping before its lease runs out. Each test starts its own PostgreSQL server,
+//! origin and nodes; a failure shows every job's state and the end of each node's log.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -39,6 +40,10 @@ macro_rules! check {
         }
     };
 }
+
+/// A node cut off from the database by a silent network (a freezing proxy) stops before its lease runs out.
+#[path = "nodes/fence.rs"]
+mod fence;
 
 /// Where the nodes of a cluster keep finished files.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -105,6 +110,12 @@ impl Cluster {
     /// Starts node `name` on the cluster's database, listening on (and advertising) a free port of 127.0.0.1,
     /// with `extra` flags; returns once its banner says it listens as `name` on postgres.
     async fn start_node(&mut self, name: &str, extra: &[&str]) -> &Node {
+        let database = self.database.clone();
+        self.start_node_on(name, &database, extra).await
+    }
+
+    /// [`Cluster::start_node`] with the database at `database_url` (the cluster's, or a way to it such as a proxy).
+    async fn start_node_on(&mut self, name: &str, database_url: &str, extra: &[&str]) -> &Node {
         let data_dir = self.root.path().join(name);
         let downloads = match self.layout {
             Layout::Shared => self.shared_downloads(),
@@ -118,7 +129,7 @@ impl Cluster {
             let downloads_arg = downloads.to_str().unwrap();
             let mut args = vec![
                 "--database",
-                &self.database,
+                database_url,
                 "--node-id",
                 name,
                 "--downloads-dir",
@@ -293,10 +304,15 @@ impl Cluster {
         jobs
     }
 
-    /// What a failing test shows: every download (from the first node that answers), each node's log tail, and
+    /// What a failing test shows: the downloads by state and lease owner as PostgreSQL has them (not through a
+    /// node, which may be cut off), every download (from the first node that answers), each node's log tail, and
     /// PostgreSQL's.
     async fn report(&self) -> String {
-        let mut out = String::from("--- downloads:\n");
+        let sql = "SELECT state || ' owner=' || COALESCE(lease_owner, '-') || ': ' || count(*) || ', lease_expires=' \
+                   || COALESCE(max(lease_expires)::text, '-') || ' bytes_done=' || sum(bytes_done) FROM downloads \
+                   GROUP BY state, lease_owner ORDER BY 1";
+        let rows = self.postgres.psql(&self.database, sql).await.unwrap_or_else(|error| format!("({error:#})"));
+        let mut out = format!("--- the downloads in the database:\n{}\n--- downloads:\n", rows.trim_end());
         for node in self.nodes.iter().filter(|node| node.exited.is_none()) {
             match self.jobs(&node.name).await {
                 Ok(jobs) => {
