@@ -26,8 +26,8 @@ use tokio::sync::Mutex;
 
 use crate::accounts::{Account, ApiKey};
 use crate::rows::{
-    account_from_row, duration_millis, from_db, key_from_row, meta_to_db, node_from_row, not_found, now_millis,
-    parse_column, parse_state, record_from_row, rendition_from_row, to_db, to_json,
+    account_from_row, duration_millis, from_db, key_from_row, lease_lost, meta_to_db, node_from_row, not_found,
+    now_millis, parse_column, parse_state, record_from_row, rendition_from_row, to_db, to_json,
 };
 use crate::{
     CreatedOnce, DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, NodeBeat, NodeRecord,
@@ -492,14 +492,10 @@ impl Store for PgStore {
         .bind(node)
         .fetch_optional(&self.pool)
         .await?;
-        if let Some(row) = row {
-            return record_from_row(&row);
+        match row {
+            Some(row) => record_from_row(&row),
+            None => Err(lease_lost(id, node, self.current_state(id).await?)),
         }
-        let current = self.current_state(id).await?;
-        Err(StoreError::Conflict {
-            current,
-            message: format!("download {id} is {current} and no longer leased to {node}"),
-        })
     }
 
     async fn complete_leased(&self, id: DownloadId, node: &str) -> Result<DownloadRecord, StoreError> {
@@ -515,14 +511,10 @@ impl Store for PgStore {
         .bind(now_millis())
         .fetch_optional(&self.pool)
         .await?;
-        if let Some(row) = row {
-            return record_from_row(&row);
+        match row {
+            Some(row) => record_from_row(&row),
+            None => Err(lease_lost(id, node, self.current_state(id).await?)),
         }
-        let current = self.current_state(id).await?;
-        Err(StoreError::Conflict {
-            current,
-            message: format!("download {id} is {current} and no longer leased to {node}"),
-        })
     }
 
     async fn requeue_node(&self, node: &str) -> Result<u64, StoreError> {

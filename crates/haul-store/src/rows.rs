@@ -151,6 +151,11 @@ pub(crate) fn node_from_row(row: &impl Cells) -> Result<NodeRecord, StoreError> 
     })
 }
 
+/// A lease-checked write that found the download no longer `node`'s: it is `current` now.
+pub(crate) fn lease_lost(id: DownloadId, node: &str, current: JobState) -> StoreError {
+    StoreError::Conflict { current, message: format!("download {id} is {current} and no longer leased to {node}") }
+}
+
 pub(crate) fn not_found(id: DownloadId) -> StoreError {
     StoreError::NotFound(format!("download {id}"))
 }

@@ -18,8 +18,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, migrate::MigrateError};
 
 use crate::rows::{
-    account_from_row, duration_millis, from_db, key_from_row, meta_to_db, not_found, now_millis, parse_column,
-    parse_state, record_from_row, rendition_from_row, to_db, to_json,
+    account_from_row, duration_millis, from_db, key_from_row, lease_lost, meta_to_db, not_found, now_millis,
+    parse_column, parse_state, record_from_row, rendition_from_row, to_db, to_json,
 };
 use crate::{
     CreatedOnce, DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, NodeBeat, NodeRecord,
@@ -375,14 +375,10 @@ impl Store for SqliteStore {
         .bind(node)
         .fetch_optional(&self.pool)
         .await?;
-        if let Some(row) = row {
-            return record_from_row(&row);
+        match row {
+            Some(row) => record_from_row(&row),
+            None => Err(lease_lost(id, node, self.current_state(id).await?)),
         }
-        let current = self.current_state(id).await?;
-        Err(StoreError::Conflict {
-            current,
-            message: format!("download {id} is {current} and no longer leased to {node}"),
-        })
     }
 
     async fn complete_leased(&self, id: DownloadId, node: &str) -> Result<DownloadRecord, StoreError> {
@@ -398,14 +394,10 @@ impl Store for SqliteStore {
         .bind(now_millis())
         .fetch_optional(&self.pool)
         .await?;
-        if let Some(row) = row {
-            return record_from_row(&row);
+        match row {
+            Some(row) => record_from_row(&row),
+            None => Err(lease_lost(id, node, self.current_state(id).await?)),
         }
-        let current = self.current_state(id).await?;
-        Err(StoreError::Conflict {
-            current,
-            message: format!("download {id} is {current} and no longer leased to {node}"),
-        })
     }
 
     async fn requeue_node(&self, node: &str) -> Result<u64, StoreError> {
