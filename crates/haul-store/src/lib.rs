@@ -251,9 +251,10 @@ pub trait Store: Send + Sync + 'static {
     /// The backend's name for people: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
-    /// Whether events must travel through the store so that clients of every node see them (several nodes on
-    /// one database). When false, a node's events are its own, and the methods below are not used.
-    fn shares_events(&self) -> bool {
+    /// Whether several nodes may run on this store (PostgreSQL). Then events travel through it so that clients
+    /// of every node see them, a download's file may be on another node, and values every node needs (the
+    /// link key) live in it. When false, one node owns everything, and the event methods below are not used.
+    fn shared_by_nodes(&self) -> bool {
         false
     }
 

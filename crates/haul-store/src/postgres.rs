@@ -932,7 +932,7 @@ impl Store for PgStore {
         "postgres"
     }
 
-    fn shares_events(&self) -> bool {
+    fn shared_by_nodes(&self) -> bool {
         true
     }
 

@@ -128,7 +128,7 @@ impl DataDir {
     async fn link_key(&self, store: &dyn haul_store::Store) -> anyhow::Result<Vec<u8>> {
         self.create()?;
         let text = read_or_create(&self.link_key_path(), || format!("{}{}", uuid_hex(), uuid_hex()))?;
-        if !store.shares_events() {
+        if !store.shared_by_nodes() {
             // One node: the file is the key, and deleting it revokes every link.
             return Ok(text.into_bytes());
         }
@@ -295,7 +295,7 @@ pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()>
     // the downloads a stopped server was running are its own at the next start wherever the directory moved.
     let node = match &args.node_id {
         Some(node) => node.clone(),
-        None if store.shares_events() => data.default_node_id(),
+        None if store.shared_by_nodes() => data.default_node_id(),
         None => SINGLE_NODE.to_owned(),
     };
     let advertise_url = match &args.advertise_url {

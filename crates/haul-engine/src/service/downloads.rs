@@ -204,7 +204,7 @@ impl Engine {
 
     pub async fn stats(&self, account: &AccountId) -> Result<StatsView, ServiceError> {
         let counts = self.inner.store.counts(Some(account)).await?;
-        let speed = if self.inner.store.shares_events() {
+        let speed = if self.inner.store.shared_by_nodes() {
             // Other nodes' downloads too, as each last reported (every second).
             let filter = ListFilter { states: vec![JobState::Active], ..ListFilter::default() };
             self.inner.store.list(account, &filter).await?.iter().map(|record| record.speed).sum()

@@ -2,7 +2,7 @@
 //! and kept in a bounded history so a client that reconnects with `Last-Event-ID` misses nothing recent.
 //!
 //! With one node, the log numbers its events itself. When several nodes share a store
-//! ([`Store::shares_events`]), every event goes through the store instead: [`EventLog::emit`] queues it for
+//! ([`Store::shared_by_nodes`]), every event goes through the store instead: [`EventLog::emit`] queues it for
 //! [`relay_out`], which appends batches to the store (numbered there, in one sequence for all nodes), and
 //! [`relay_in`] reads every node's events back into this node's channel and history. A client of any node then
 //! sees every event of its account, with ids that only grow, and can resume on any node by `Last-Event-ID`.

@@ -32,7 +32,7 @@ impl Engine {
     /// another node.
     pub async fn holder_url(&self, view: &DownloadView) -> Option<String> {
         // One node (SQLite) holds everything itself, whatever name a download records.
-        if !self.inner.store.shares_events() {
+        if !self.inner.store.shared_by_nodes() {
             return None;
         }
         let holder = view.node.as_deref().filter(|node| *node != self.inner.options.node)?;

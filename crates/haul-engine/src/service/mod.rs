@@ -126,7 +126,7 @@ impl Engine {
             let what = if options.resume_on_start { "resuming" } else { "pausing" };
             tracing::info!(released, "{what} downloads that were active when the server stopped");
         }
-        let (events, outbox) = if store.shares_events() {
+        let (events, outbox) = if store.shared_by_nodes() {
             let (log, outbox) = EventLog::shared();
             (Arc::new(log), Some(outbox))
         } else {
@@ -231,7 +231,7 @@ impl Engine {
                 tracing::warn!(%error, "cannot record this node's heartbeat");
             }
             // Renditions asked for through another node, of files this node holds.
-            if self.inner.store.shares_events() {
+            if self.inner.store.shared_by_nodes() {
                 self.make_renditions();
             }
         }

@@ -59,7 +59,7 @@ impl Engine {
             (Err(EngineError::Cancelled), Some(StopReason::Remove)) => "removed",
             (Err(EngineError::Cancelled), Some(StopReason::LostLease)) => "lost_lease",
             (Err(EngineError::Cancelled), _) => "stopped",
-            (Err(EngineError::InUse(_)), _) if self.inner.store.shares_events() => "in_use",
+            (Err(EngineError::InUse(_)), _) if self.inner.store.shared_by_nodes() => "in_use",
             (Err(_), _) => "failed",
         };
         self.inner.metrics.finished(outcome);
@@ -104,7 +104,7 @@ impl Engine {
             // Several nodes on a shared directory: the part file is locked by a node that had this job before and
             // has not stopped yet (its fence has not passed). Not the download's fault: the job stays leased
             // here untouched, and is claimed again when the lease runs out, by when that node has stopped.
-            Err(EngineError::InUse(path)) if self.inner.store.shares_events() => {
+            Err(EngineError::InUse(path)) if self.inner.store.shared_by_nodes() => {
                 tracing::warn!(
                     path = %self.without_root(&path.display().to_string()),
                     "another process still holds the part file; trying again when this lease runs out"

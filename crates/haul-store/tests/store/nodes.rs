@@ -287,7 +287,7 @@ async fn events_travel_through_the_store_only_on_postgres(fixture: Fixture) {
     let events = [event("completed", "acct", "{}")];
     match fixture.backend {
         Backend::Sqlite => {
-            assert!(!store.shares_events());
+            assert!(!store.shared_by_nodes());
             store.append_events(&events).await.unwrap();
             assert_eq!(store.latest_event_id().await.unwrap(), 0);
             let started = Instant::now();
@@ -296,7 +296,7 @@ async fn events_travel_through_the_store_only_on_postgres(fixture: Fixture) {
             assert_eq!(store.prune_events(Duration::ZERO).await.unwrap(), 0);
         }
         Backend::Postgres(_) => {
-            assert!(store.shares_events());
+            assert!(store.shared_by_nodes());
             store.append_events(&events).await.unwrap();
             let latest = store.latest_event_id().await.unwrap();
             assert!(latest > 0);
