@@ -303,7 +303,7 @@ pub async fn patch(
     IdPath(id): IdPath,
     JsonBody(body): JsonBody<PatchDownload>,
 ) -> Result<Json<Download>, ApiError> {
-    Ok(Json(state.engine.patch(&caller.account, id, body.into()).await?.into()))
+    Ok(Json(state.engine.patch(&caller.account, id, body.into_request()?).await?.into()))
 }
 
 #[derive(Deserialize, IntoParams)]

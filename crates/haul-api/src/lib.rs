@@ -18,6 +18,7 @@ mod media;
 mod metrics;
 mod serve;
 mod session;
+mod settings;
 mod system;
 mod ui;
 
@@ -337,6 +338,7 @@ fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Result<Route
         .route("/v1/openapi.json", get(serve_openapi))
         .route("/v1/stats", get(system::stats))
         .route("/v1/nodes", get(system::nodes))
+        .route("/v1/settings", get(settings::get).patch(settings::patch))
         .route("/v1/downloads", get(downloads::list).post(downloads::create))
         .route("/v1/downloads/{id}", get(downloads::get).patch(downloads::patch).delete(downloads::remove))
         .route("/v1/downloads/{id}/pause", post(downloads::pause))

@@ -48,6 +48,8 @@ pub async fn openapi_json() {}
         openapi_json,
         stats,
         nodes,
+        crate::settings::get,
+        crate::settings::patch,
         crate::downloads::create,
         crate::downloads::list,
         crate::downloads::get,

@@ -348,19 +348,24 @@ fn rate_schema() -> utoipa::openapi::schema::Schema {
     )
 }
 
+impl Rate {
+    /// Bytes per second, above 0; `field` names it in the error.
+    pub fn checked(self, field: &str) -> Result<u64, ApiError> {
+        match self {
+            Rate::BytesPerSecond(0) => {
+                Err(ApiError::bad_request(format!("{field} must be above 0; leave it out (or send null) for no limit")))
+            }
+            Rate::BytesPerSecond(rate) => Ok(rate),
+            Rate::Text(text) => {
+                haul_core::units::parse_rate(&text).map_err(|error| ApiError::bad_request(format!("{field}: {error}")))
+            }
+        }
+    }
+}
+
 impl CreateDownload {
     pub fn into_request(self) -> Result<AddRequest, ApiError> {
-        let speed_limit = match self.speed_limit {
-            None => None,
-            Some(Rate::BytesPerSecond(0)) => {
-                return Err(ApiError::bad_request("speed_limit must be above 0; leave it out for no limit"));
-            }
-            Some(Rate::BytesPerSecond(rate)) => Some(rate),
-            Some(Rate::Text(text)) => Some(
-                haul_core::units::parse_rate(&text)
-                    .map_err(|error| ApiError::bad_request(format!("speed_limit: {error}")))?,
-            ),
-        };
+        let speed_limit = self.speed_limit.map(|rate| rate.checked("speed_limit")).transpose()?;
         Ok(AddRequest {
             url: self.url,
             mirrors: self.mirrors,
@@ -406,12 +411,28 @@ pub struct PatchDownload {
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_integer")]
     #[schema(minimum = -1000, maximum = 1000)]
     pub priority: Option<i32>,
+    /// A new speed limit (bytes per second: an integer, or text such as `"5M"`), or `null` to lift it. A running
+    /// download takes it up within a second.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    #[schema(schema_with = rate_schema)]
+    pub speed_limit: Option<Option<Rate>>,
 }
 
-impl From<PatchDownload> for PatchRequest {
-    fn from(patch: PatchDownload) -> Self {
-        Self { url: patch.url, priority: patch.priority, ..PatchRequest::default() }
+impl PatchDownload {
+    pub fn into_request(self) -> Result<PatchRequest, ApiError> {
+        let speed_limit =
+            self.speed_limit.map(|rate| rate.map(|rate| rate.checked("speed_limit")).transpose()).transpose()?;
+        Ok(PatchRequest { url: self.url, priority: self.priority, speed_limit, ..PatchRequest::default() })
     }
+}
+
+/// A field that may be `null`: `Some(None)` when it is, `None` (by `default`) when it is left out.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `GET /v1/downloads`.
@@ -547,4 +568,74 @@ pub struct Health {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = 1700)]
     pub port: Option<u16>,
+}
+
+/// `GET /v1/settings`: the server's bandwidth settings, and what holds now.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Settings {
+    /// Bytes per second for every download of this node together; `null` is no limit.
+    pub speed_limit: Option<u64>,
+    /// Bytes per second for all downloads from one host (the host of the URL added), by host.
+    pub host_limits: BTreeMap<String, u64>,
+    /// Rules that switch the server's limit or pause the queue by local time, as
+    /// `DAYS HH:MM-HH:MM RATE|unlimited|pause` separated by `;`; `null` is none.
+    pub schedule: Option<String>,
+    pub now: SettingsNow,
+}
+
+/// What the settings and the schedule make of this moment.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SettingsNow {
+    /// The server-wide limit in force: the schedule's, else `speed_limit`.
+    pub speed_limit: Option<u64>,
+    /// The schedule pauses the queue: no download runs until its window ends.
+    pub paused_by_schedule: bool,
+    /// The schedule's rule in force, if any.
+    pub rule: Option<String>,
+}
+
+impl From<haul_engine::service::BandwidthView> for Settings {
+    fn from(view: haul_engine::service::BandwidthView) -> Self {
+        Self {
+            speed_limit: view.settings.speed_limit,
+            host_limits: view.settings.host_limits,
+            schedule: view.settings.schedule,
+            now: SettingsNow {
+                speed_limit: view.speed_limit_now,
+                paused_by_schedule: view.paused_by_schedule,
+                rule: view.schedule_now,
+            },
+        }
+    }
+}
+
+/// `PATCH /v1/settings`: a field left out is kept; `null` removes a limit or the schedule.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSettings {
+    /// Bytes per second for every download together (an integer, or text such as `"10M"`), or `null`.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    #[schema(schema_with = rate_schema)]
+    pub speed_limit: Option<Option<Rate>>,
+    /// Limits to set by host (`"example.com": "2M"`); `null` removes that host's. Hosts not named are kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = BTreeMap<String, Option<String>>)]
+    pub host_limits: BTreeMap<String, Option<Rate>>,
+    /// A new schedule, or `null` (or `""`) for none.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub schedule: Option<Option<String>>,
+}
+
+impl PatchSettings {
+    pub fn into_patch(self) -> Result<haul_engine::service::BandwidthPatch, ApiError> {
+        let speed_limit =
+            self.speed_limit.map(|rate| rate.map(|rate| rate.checked("speed_limit")).transpose()).transpose()?;
+        let mut host_limits = BTreeMap::new();
+        for (host, rate) in self.host_limits {
+            let rate = rate.map(|rate| rate.checked(&format!("host_limits.{host}"))).transpose()?;
+            host_limits.insert(host, rate);
+        }
+        let schedule = self.schedule.map(|text| text.filter(|text| !text.trim().is_empty()));
+        Ok(haul_engine::service::BandwidthPatch { speed_limit, host_limits, schedule })
+    }
 }

@@ -15,7 +15,7 @@ use crate::confine;
 use crate::control::{self, ControlRecord};
 use crate::error::EngineError;
 use crate::http::HttpClient;
-use crate::limiter::RateLimiter;
+use crate::limiter::Limits;
 use crate::part_file::PartFile;
 use crate::probe::{self, Probe};
 use crate::progress::{Phase, Progress};
@@ -57,6 +57,9 @@ pub struct DownloadOptions {
     pub min_segment: u64,
     /// Bytes per second for the whole download, shared by its connections.
     pub rate_limit: Option<u64>,
+    /// Limits shared with other downloads (a server's, a host's), or this download's own where it can change
+    /// while the download runs; taken from together with `rate_limit`.
+    pub limits: Limits,
     pub checksum: Option<ChecksumSpec>,
     /// Extra request headers (cookies, authorization, referer).
     pub headers: HeaderMap,
@@ -85,6 +88,7 @@ impl DownloadOptions {
             max_connections: 64,
             min_segment: 1 << 20,
             rate_limit: None,
+            limits: Limits::default(),
             checksum: None,
             headers: HeaderMap::new(),
             max_attempts: 8,
@@ -278,7 +282,7 @@ pub async fn download(
         probe.body = None;
         probe.first_bytes = None;
     }
-    let limiter = options.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate)));
+    let limits = Limits::rate(options.rate_limit).and(options.limits.clone());
 
     // A changed remote restarts from a fresh probe; twice more at most, so a host that keeps changing fails.
     let mut restarts = 0;
@@ -318,7 +322,7 @@ pub async fn download(
                     min_segment: options.min_segment,
                     max_attempts: options.max_attempts,
                     retry_wait: options.retry_wait,
-                    limiter: limiter.clone(),
+                    limits: limits.clone(),
                 };
                 match swarm::run(
                     client.clone(),
@@ -350,7 +354,7 @@ pub async fn download(
                     &mut probe,
                     options.max_attempts,
                     options.retry_wait,
-                    limiter.clone(),
+                    limits.clone(),
                 );
                 // One stream: "1 conn" while it runs.
                 progress.set_connections(1);

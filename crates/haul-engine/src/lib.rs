@@ -26,7 +26,7 @@ pub use destination::{DestinationPolicy, Refused};
 pub use download::{DownloadOptions, Downloaded, Target, check_url, download, partial_files};
 pub use error::EngineError;
 pub use http::{ClientOptions, HttpClient, header_map, parse_header, parse_header_line};
-pub use limiter::RateLimiter;
+pub use limiter::{Limits, RateLimiter};
 pub use media::{MediaRequest, MediaTools, NotExecutable, get_media};
 pub use probe::FIRST_REQUEST;
 pub use progress::{MediaFacts, Phase, Progress, ProgressSnapshot};

@@ -5,7 +5,6 @@
 //! since bytes from two responses of a host that ignores Range cannot be trusted to line up. Output written in
 //! order cannot start again, so there such a break is an error.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use haul_core::ranges::RangeSet;
@@ -17,7 +16,7 @@ use url::Url;
 
 use crate::error::EngineError;
 use crate::http::{self, HttpClient};
-use crate::limiter::RateLimiter;
+use crate::limiter::Limits;
 use crate::part_file::PartFile;
 use crate::probe::{Validators, backoff};
 use crate::progress::Progress;
@@ -31,7 +30,7 @@ pub(crate) struct SingleOptions {
     pub max_attempts: u32,
     /// A fixed wait between attempts (`--retry-wait`); growing backoff when `None`.
     pub retry_wait: Option<Duration>,
-    pub limiter: Option<Arc<RateLimiter>>,
+    pub limits: Limits,
     /// The probe's response when it already carries the whole body (a host without Range).
     pub first_response: Option<reqwest::Response>,
 }
@@ -45,7 +44,7 @@ impl SingleOptions {
         probe: &mut crate::probe::Probe,
         max_attempts: u32,
         retry_wait: Option<Duration>,
-        limiter: Option<Arc<RateLimiter>>,
+        limits: Limits,
     ) -> Self {
         Self {
             url: probe.final_url.clone(),
@@ -55,7 +54,7 @@ impl SingleOptions {
             validators: probe.validators.clone(),
             max_attempts,
             retry_wait,
-            limiter,
+            limits,
             first_response: probe.body.take(),
         }
     }
@@ -254,14 +253,14 @@ async fn stream(
         };
         match chunk {
             Ok(Some(bytes)) => {
-                sink.write(&bytes, *pos).await.map_err(Attempt::Fatal)?;
-                *pos += bytes.len() as u64;
-                progress.set_done(*pos);
-                if let Some(limiter) = &options.limiter {
+                for piece in options.limits.pieces(&bytes) {
                     tokio::select! {
-                        () = limiter.acquire(bytes.len()) => {}
+                        () = options.limits.acquire(piece.len()) => {}
                         _ = cancel.cancelled() => return Ok(None),
                     }
+                    sink.write(piece, *pos).await.map_err(Attempt::Fatal)?;
+                    *pos += piece.len() as u64;
+                    progress.set_done(*pos);
                 }
                 let now = Instant::now();
                 if now.duration_since(window.0) >= Duration::from_millis(500) {

@@ -18,7 +18,7 @@ use url::Url;
 use crate::download::check_url;
 use crate::error::EngineError;
 use crate::http::HttpClient;
-use crate::limiter::RateLimiter;
+use crate::limiter::Limits;
 use crate::probe;
 use crate::progress::{Phase, Progress};
 use crate::single::{self, SingleEnd, SingleOptions, Sink};
@@ -75,14 +75,14 @@ pub async fn download_to_writer<W: AsyncWrite + Unpin>(
     progress.set_total(probe.size);
     progress.set_phase(Phase::Downloading);
     progress.set_connections(1);
-    let limiter = options.rate_limit.map(|rate| Arc::new(RateLimiter::new(rate)));
+    let limits = Limits::rate(options.rate_limit);
     let single_options = SingleOptions::after_probe(
         &options.url,
         &options.headers,
         &mut probe,
         options.max_attempts,
         options.retry_wait,
-        limiter,
+        limits,
     );
     let mut sink = WriterSink { writer, written: 0, name: &options.output_name };
     let no_record = |_: &RangeSet| Ok(());

@@ -55,6 +55,8 @@ async fn service() -> Service {
             ..ClientOptions::default()
         },
         media: tools(),
+        bandwidth: Default::default(),
+        clock: Default::default(),
     };
     Service { engine: Engine::open(&database, options).await.unwrap(), _dir: dir }
 }

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use haul_core::job::{AccountId, JobState};
 use haul_engine::ClientOptions;
-use haul_engine::service::{AddRequest, DownloadView, Engine, EngineOptions, EventKind, ListQuery, ServiceError};
+use haul_engine::service::{
+    AddRequest, BandwidthPatch, DownloadView, Engine, EngineOptions, EventKind, ListQuery, LocalClock, ServiceError,
+};
 use haul_test_support::{Origin, OriginOptions};
 use sha2::{Digest, Sha256};
 
@@ -18,6 +20,10 @@ struct Service {
 }
 
 async fn start_in(dir: tempfile::TempDir, max_active: usize) -> Service {
+    start_with_clock(dir, max_active, LocalClock::system()).await
+}
+
+async fn start_with_clock(dir: tempfile::TempDir, max_active: usize, clock: LocalClock) -> Service {
     let database = format!("sqlite://{}", dir.path().join("haul.db").display());
     let options = EngineOptions {
         downloads_dir: dir.path().join("downloads"),
@@ -30,6 +36,8 @@ async fn start_in(dir: tempfile::TempDir, max_active: usize) -> Service {
         advertise_url: None,
         client: ClientOptions::default(),
         media: haul_engine::MediaTools::none(),
+        bandwidth: Default::default(),
+        clock,
     };
     let engine = Engine::open(&database, options).await.unwrap();
     Service { engine, dir, account: AccountId::generate() }
@@ -233,4 +241,99 @@ async fn shutdown_keeps_progress_and_the_next_start_resumes() {
     assert_eq!(sha256_of(&path), origin.handle().file_sha256(size, "s.bin"));
     let refetched = origin.handle().stats().body_bytes_sent;
     assert!(refetched <= size - before.bytes_done + MIB, "refetched {refetched}, had {}", before.bytes_done);
+}
+
+/// The bandwidth schedule on a simulated clock: walked through a week by the test, it switches the server's
+/// limit at its windows' edges, and a `pause` window puts the running download back in the queue (its bytes
+/// kept) and starts nothing until the window ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_switches_limits_and_holds_the_queue_on_a_simulated_clock() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use haul_core::schedule::WeekTime;
+
+    // Minutes since Monday 00:00.
+    let now = Arc::new(AtomicU32::new(7 * 60 + 59));
+    let read = now.clone();
+    let clock = LocalClock::from_fn(move || {
+        let minutes = read.load(Ordering::SeqCst);
+        WeekTime { weekday: (minutes / (24 * 60)) as u8 % 7, minute: (minutes % (24 * 60)) as u16 }
+    });
+    let set = |day: u32, hour: u32, minute: u32| now.store(day * 24 * 60 + hour * 60 + minute, Ordering::SeqCst);
+    let service = start_with_clock(tempfile::tempdir().unwrap(), 2, clock).await;
+    let engine = &service.engine;
+    let patch = BandwidthPatch {
+        speed_limit: Some(Some(4 * MIB)),
+        schedule: Some(Some("mon 08:00-09:00 1M; mon 09:00-10:00 unlimited; tue 22:00-02:00 pause".into())),
+        ..BandwidthPatch::default()
+    };
+    let view = engine.update_bandwidth(patch).await.unwrap();
+    assert_eq!(view.speed_limit_now, Some(4 * MIB), "07:59: before every window the server's own limit holds");
+    assert_eq!(
+        view.settings.schedule.as_deref(),
+        Some("mon 08:00-09:00 1M; mon 09:00-10:00 unlimited; tue 22:00-02:00 pause")
+    );
+
+    // Waits (at most 5 s) for the engine to see the new time; it looks every second.
+    let settle = |what: &'static str, holds: &dyn Fn(&haul_engine::service::BandwidthView) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let view = engine.bandwidth();
+            if holds(&view) {
+                return view;
+            }
+            assert!(Instant::now() < deadline, "{what}: {view:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    set(0, 8, 0);
+    let view = settle("08:00", &|view| view.speed_limit_now == Some(MIB));
+    assert_eq!(view.schedule_now.as_deref(), Some("1M"));
+    set(0, 9, 30);
+    settle("09:30", &|view| view.speed_limit_now.is_none() && view.schedule_now.as_deref() == Some("unlimited"));
+    set(0, 10, 0);
+    settle("10:00", &|view| view.speed_limit_now == Some(4 * MIB) && view.schedule_now.is_none());
+
+    // A download running at 1 MiB/s when the pause window opens on Tuesday night.
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    let mut events = service.engine.subscribe();
+    let limit = BandwidthPatch { speed_limit: Some(Some(MIB)), ..BandwidthPatch::default() };
+    engine.update_bandwidth(limit).await.unwrap();
+    let url = origin.url(8 * MIB, "night.bin");
+    let added = engine.add(&service.account, request(url.clone())).await.unwrap();
+    wait_until(&service, added.id, "some bytes", |view| view.state == JobState::Active && view.bytes_done > 0).await;
+    set(1, 23, 0);
+    let view = settle("tuesday 23:00", &|view| view.paused_by_schedule);
+    assert_eq!(view.schedule_now.as_deref(), Some("pause"));
+    let held = wait_for(&service, added.id, JobState::Queued).await;
+    let kept = held.bytes_done;
+    assert!(kept > 0 && kept < 8 * MIB, "the bytes fetched before the pause are kept: {kept}");
+    let queued_event = loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap().unwrap();
+        if event.kind == EventKind::Queued {
+            break event;
+        }
+    };
+    assert_eq!(queued_event.download.id, added.id);
+    // Nothing starts while the window is open: not the held download, not a new one.
+    let other = engine.add(&service.account, request(origin.url(MIB, "other.bin"))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for id in [added.id, other.id] {
+        let view = engine.get(&service.account, id).await.unwrap();
+        assert_eq!(view.state, JobState::Queued, "{id} starts while the schedule pauses the queue");
+    }
+    assert_eq!(engine.get(&service.account, added.id).await.unwrap().bytes_done, kept);
+
+    // Past midnight the window still holds (it started on Tuesday); at 02:00 it ends and both run to the end.
+    set(2, 1, 59);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(engine.bandwidth().paused_by_schedule, "wednesday 01:59 is inside tuesday's 22:00-02:00 window");
+    engine.update_bandwidth(BandwidthPatch { speed_limit: Some(None), ..BandwidthPatch::default() }).await.unwrap();
+    set(2, 2, 0);
+    settle("wednesday 02:00", &|view| !view.paused_by_schedule);
+    let done = wait_for(&service, added.id, JobState::Completed).await;
+    wait_for(&service, other.id, JobState::Completed).await;
+    let path = service.dir.path().join("downloads").join(done.path.unwrap());
+    assert_eq!(sha256_of(&path), origin.handle().file_sha256(8 * MIB, "night.bin"));
 }

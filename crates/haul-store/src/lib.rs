@@ -243,6 +243,12 @@ pub trait Store: Send + Sync + 'static {
     async fn shared_value(&self, name: &str, proposed: &str) -> Result<String, StoreError>;
 
     /// Records that `beat.node` is alive (its first beat also records when it started).
+    /// A server setting stored by [`put_setting`](Self::put_setting), shared by every node on the store.
+    async fn setting(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Stores (or replaces) a server setting.
+    async fn put_setting(&self, name: &str, value: &str) -> Result<(), StoreError>;
+
     async fn heartbeat(&self, beat: &NodeBeat) -> Result<(), StoreError>;
 
     /// Every node that has beaten, with its live leases, most recently seen first.

@@ -537,7 +537,8 @@ impl Store for PgStore {
                  meta = CASE WHEN $5 THEN $6 ELSE meta END,
                  creator = CASE WHEN $5 THEN $7 ELSE creator END,
                  thumbnail_at = CASE WHEN $5 THEN $8 ELSE thumbnail_at END,
-                 require_signed_urls = CASE WHEN $5 THEN $9 ELSE require_signed_urls END
+                 require_signed_urls = CASE WHEN $5 THEN $9 ELSE require_signed_urls END,
+                 speed_limit = CASE WHEN $11 THEN $12 ELSE speed_limit END
              WHERE id = $3 AND account = $4 AND ($1::text IS NULL OR state IN ('paused', 'failed'))
              RETURNING *",
         )
@@ -551,6 +552,8 @@ impl Store for PgStore {
         .bind(patch.labels.as_ref().and_then(|labels| labels.thumbnail_at))
         .bind(patch.labels.as_ref().is_some_and(|labels| labels.require_signed_urls))
         .bind(&patch.title)
+        .bind(patch.speed_limit.is_some())
+        .bind(patch.speed_limit.flatten().map(to_db))
         .fetch_optional(&self.pool)
         .await?;
         match row {
@@ -900,6 +903,22 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1").bind(name).fetch_one(&self.pool).await?)
+    }
+
+    async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn put_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = $2")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn heartbeat(&self, beat: &NodeBeat) -> Result<(), StoreError> {

@@ -203,6 +203,8 @@ pub struct DownloadPatch {
     pub title: Option<String>,
     /// Replaces every label at once.
     pub labels: Option<Labels>,
+    /// A new speed limit (`Some(None)` lifts it), taken up by a running download within a second.
+    pub speed_limit: Option<Option<u64>>,
 }
 
 /// How many downloads are in each state.

@@ -156,6 +156,18 @@ pub enum Command {
         #[command(flatten)]
         args: RmArgs,
     },
+
+    /// Show or change a running server's bandwidth: one limit for every download together, limits per host,
+    /// and a schedule. Running downloads take a change up at once.
+    #[command(
+        after_help = "Examples:\n  haul limit                     # show the settings and what holds now\n  haul limit 10M                 # every download together at most 10 MiB/s\n  haul limit off\n  haul limit 2M --for example.com\n  haul limit --schedule \"mon-fri 08:00-18:00 2M; * 00:00-06:00 unlimited; sat,sun 00:00-24:00 pause\""
+    )]
+    Limit {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        args: crate::client::LimitArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -309,6 +321,22 @@ pub struct ServeArgs {
     /// downloads directory [default: http://LISTEN when it names an address, else none].
     #[arg(long, env = "HAUL_ADVERTISE_URL", value_name = "URL")]
     pub advertise_url: Option<String>,
+
+    /// Bytes per second for every download of this server together (e.g. 10M); 0 lifts it. Stored, so it holds
+    /// across restarts until changed (haul limit, PATCH /v1/settings) [default: the stored setting, else none].
+    #[arg(long, value_name = "RATE", value_parser = parse_limit)]
+    pub speed_limit: Option<u64>,
+
+    /// A limit for all downloads from one host (the host of the URL added): HOST=RATE, e.g. example.com=2M; a rate
+    /// of 0 lifts it. Repeatable; stored like --speed-limit.
+    #[arg(long, value_name = "HOST=RATE", value_parser = parse_host_limit)]
+    pub host_limit: Vec<(String, u64)>,
+
+    /// Switch the server-wide limit, or pause the queue, by local time: rules DAYS HH:MM-HH:MM RATE|unlimited|pause
+    /// separated by ';' (the first that matches holds), e.g. "mon-fri 08:00-18:00 2M; * 00:00-06:00 unlimited".
+    /// "off" removes a stored one. Stored like --speed-limit.
+    #[arg(long, value_name = "RULES", value_parser = parse_schedule)]
+    pub schedule: Option<String>,
 
     /// The local address downloads connect from (curl's --interface): one uplink of several, or one address per
     /// node where a host limits each client address.
@@ -522,6 +550,23 @@ fn parse_user(text: &str) -> Result<(String, String), String> {
 /// A `--limit-rate`: a rate, or 0 for none (as aria2c and wget take it); read with [`limit`].
 pub fn parse_limit(text: &str) -> Result<u64, String> {
     haul_core::units::parse_size(text).map_err(|error| error.to_string().replace("size", "rate"))
+}
+
+/// `--host-limit HOST=RATE`.
+pub fn parse_host_limit(text: &str) -> Result<(String, u64), String> {
+    let (host, rate) =
+        text.split_once('=').ok_or_else(|| format!("{text:?} is not HOST=RATE (e.g. example.com=2M)"))?;
+    Ok((host.trim().to_owned(), parse_limit(rate)?))
+}
+
+/// `--schedule`: checked here so that a mistake stops the command with the rule named; "off" is none.
+pub fn parse_schedule(text: &str) -> Result<String, String> {
+    if matches!(text.trim(), "" | "off" | "none") {
+        return Ok(String::new());
+    }
+    let schedule: haul_core::schedule::Schedule =
+        text.parse().map_err(|e: haul_core::schedule::ScheduleError| e.to_string())?;
+    Ok(schedule.to_string())
 }
 
 /// A `--limit-rate` as a limit: 0 is none.

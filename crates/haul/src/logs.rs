@@ -251,6 +251,10 @@ impl JobLog {
             }
             EventKind::Resumed => format!("resumed: {name} (queued)"),
             EventKind::Retried => format!("queued again: {name}{}", at(download)),
+            EventKind::Queued => {
+                self.runs.remove(&download.id);
+                format!("back in the queue (the schedule paused it): {name}{}", at(download))
+            }
             EventKind::Cancelled => {
                 self.runs.remove(&download.id);
                 format!("cancelled: {name}")

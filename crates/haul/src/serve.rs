@@ -322,6 +322,16 @@ pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()>
             ..ClientOptions::default()
         },
         media: crate::cli::media_tools(args.yt_dlp.clone(), args.ffmpeg.clone())?,
+        bandwidth: haul_engine::service::BandwidthPatch {
+            speed_limit: args.speed_limit.map(|rate| crate::cli::limit(Some(rate))),
+            host_limits: args
+                .host_limit
+                .iter()
+                .map(|(host, rate)| (host.clone(), crate::cli::limit(Some(*rate))))
+                .collect(),
+            schedule: args.schedule.clone().map(|text| Some(text).filter(|text| !text.is_empty())),
+        },
+        clock: haul_engine::service::LocalClock::system(),
     };
     let media_line = options.media.describe();
     let fetch_line = options.client.destinations.describe();

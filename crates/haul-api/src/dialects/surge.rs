@@ -531,7 +531,7 @@ pub(crate) fn surge_event(kind: EventKind) -> &'static str {
         EventKind::Progress => "progress",
         EventKind::Paused => "paused",
         EventKind::Resumed => "resumed",
-        EventKind::Retried => "queued",
+        EventKind::Retried | EventKind::Queued => "queued",
         EventKind::Completed => "complete",
         EventKind::Failed | EventKind::Cancelled => "error",
         EventKind::Removed => "removed",
@@ -610,7 +610,7 @@ impl GoEvent {
                 Self { err: Some(err), ..base }
             }
             EventKind::Paused => Self { downloaded: Some(view.bytes_done), ..base },
-            EventKind::Added | EventKind::Resumed | EventKind::Retried | EventKind::Removed => base,
+            EventKind::Added | EventKind::Resumed | EventKind::Retried | EventKind::Queued | EventKind::Removed => base,
         }
     }
 }

@@ -60,7 +60,8 @@ pub(crate) struct MediaJob<'a> {
     pub(crate) downloads_dir: &'a Path,
     /// Where the thumbnail goes; `None` makes none (`haul get`).
     pub(crate) thumbnails_dir: Option<&'a Path>,
-    pub(crate) rate_limit: Option<u64>,
+    /// The speed limits every stream of the job takes from together.
+    pub(crate) limits: crate::limiter::Limits,
     pub(crate) connections: Option<usize>,
     /// Name the file `{title}.{ext}` instead of `{title}__{id}.{ext}` (`haul get`, where one user saves into
     /// a directory of their own).
@@ -195,7 +196,7 @@ pub async fn get_media(
         target_dir: request.dir.clone(),
         downloads_dir: &request.dir,
         thumbnails_dir: None,
-        rate_limit: request.rate_limit,
+        limits: crate::limiter::Limits::rate(request.rate_limit),
         connections: request.connections,
         plain_name: true,
         thumbnail_at: None,
@@ -535,7 +536,7 @@ async fn fetch_direct(
         let mut options = DownloadOptions::new(url, Target::File(path.clone()));
         options.root = Some(job.downloads_dir.to_owned());
         options.overwrite = true;
-        options.rate_limit = job.rate_limit;
+        options.limits = job.limits.clone();
         options.connections = job.connections;
         options.headers = format_headers(format, job.headers)?;
         let part = Arc::new(Progress::default());

@@ -156,8 +156,14 @@ impl Engine {
         patch.labels = patch.labels.map(check_labels).transpose()?;
         patch.title = patch.title.map(check_title).transpose()?.flatten();
         let before = self.inner.store.get(account, id).await?;
+        if patch.speed_limit == Some(Some(0)) {
+            return Err(ServiceError::Invalid("speed_limit must be above 0; send null for no limit".into()));
+        }
         let record = self.inner.store.patch(account, id, &patch.into()).await?;
         self.inner.wake.notify_one();
+        if let Some(running) = self.inner.running.lock().get(&id) {
+            running.limit.set_rate(record.speed_limit);
+        }
         // A finished video whose thumbnail should come from elsewhere gets that frame now; a running one takes it
         // when it finishes.
         if record.labels.thumbnail_at != before.labels.thumbnail_at

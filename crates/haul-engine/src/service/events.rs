@@ -35,6 +35,8 @@ haul_core::named_enum! {
         Resumed = "resumed",
         /// A failed or cancelled download queued again.
         Retried = "retried",
+        /// A running download put back in the queue, its bytes kept (the bandwidth schedule paused the queue).
+        Queued = "queued",
         Completed = "completed",
         Failed = "failed",
         Cancelled = "cancelled",

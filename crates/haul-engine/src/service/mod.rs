@@ -11,6 +11,7 @@
 //! job's files are, and removing them), `accounts` (keys).
 
 mod accounts;
+mod bandwidth;
 mod downloads;
 mod error;
 mod events;
@@ -40,6 +41,7 @@ use crate::http::{ClientOptions, HttpClient};
 use crate::media::MediaTools;
 
 pub use accounts::SessionView;
+pub use bandwidth::{BandwidthPatch, BandwidthSettings, BandwidthView, LocalClock};
 pub use downloads::IDEMPOTENCY_WINDOW;
 pub use error::ServiceError;
 pub use events::{Event, EventKind};
@@ -77,6 +79,10 @@ pub struct EngineOptions {
     pub client: ClientOptions,
     /// yt-dlp, ffmpeg and ffprobe, where found; without them media jobs fail with a clear error.
     pub media: MediaTools,
+    /// Bandwidth settings given at start (flags, the config file): put over the stored ones, and stored.
+    pub bandwidth: BandwidthPatch,
+    /// Where the bandwidth schedule reads the local time.
+    pub clock: LocalClock,
 }
 
 struct Inner {
@@ -88,6 +94,7 @@ struct Inner {
     running: Mutex<HashMap<DownloadId, Arc<Running>>>,
     events: Arc<EventLog>,
     metrics: EngineMetrics,
+    bandwidth: bandwidth::Bandwidth,
     /// With a shared store: stops the event relays once the last event of a shutdown is queued, and the task
     /// writing them out, waited for then.
     relay: Mutex<Option<(CancellationToken, tokio::task::JoinHandle<()>)>>,
@@ -144,6 +151,7 @@ impl Engine {
             );
             (stop, out)
         });
+        let clock = options.clock.clone();
         let engine = Self {
             inner: Arc::new(Inner {
                 store,
@@ -152,6 +160,7 @@ impl Engine {
                 running: Mutex::new(HashMap::new()),
                 events,
                 metrics: EngineMetrics::default(),
+                bandwidth: bandwidth::Bandwidth::new(clock),
                 relay: Mutex::new(relay),
                 wake: Notify::new(),
                 shutdown: CancellationToken::new(),
@@ -159,6 +168,12 @@ impl Engine {
                 making: Mutex::new(HashMap::new()),
             }),
         };
+        engine
+            .load_bandwidth(&engine.inner.options.bandwidth)
+            .await
+            .map_err(|error| EngineError::InvalidRequest(format!("bandwidth settings: {error}")))?;
+        let watching = engine.clone();
+        engine.spawn(tracing::info_span!("bandwidth"), async move { watching.watch_bandwidth().await });
         let scheduler = engine.clone();
         engine.spawn(tracing::info_span!("scheduler"), async move { scheduler.schedule().await });
         let beating = engine.clone();

@@ -58,6 +58,7 @@ impl Engine {
             (Err(EngineError::Cancelled), Some(StopReason::Cancel)) => "cancelled",
             (Err(EngineError::Cancelled), Some(StopReason::Remove)) => "removed",
             (Err(EngineError::Cancelled), Some(StopReason::LostLease)) => "lost_lease",
+            (Err(EngineError::Cancelled), Some(StopReason::Hold)) => "held",
             (Err(EngineError::Cancelled), _) => "stopped",
             (Err(EngineError::InUse(_)), _) if self.inner.store.shared_by_nodes() => "in_use",
             (Err(_), _) => "failed",
@@ -186,7 +187,7 @@ impl Engine {
             JobKind::File => None,
         };
         let Some(info) = info else {
-            let options = self.download_options(record).await?;
+            let options = self.download_options(record, running).await?;
             let done = download::download(self.inner.client.clone(), options, running.progress.clone(), cancel.clone())
                 .await?;
             // A plain file that is audio or video is described as media is (duration, size, a thumbnail frame),
@@ -221,7 +222,7 @@ impl Engine {
             target_dir,
             downloads_dir: &self.inner.options.downloads_dir,
             thumbnails_dir: Some(&self.inner.options.thumbnails_dir),
-            rate_limit: record.speed_limit,
+            limits: self.limits_of(record, running),
             connections: record.connections_limit.map(|n| n as usize),
             plain_name: false,
             thumbnail_at: record.labels.thumbnail_at,
@@ -290,6 +291,8 @@ impl Engine {
                     return std::future::pending().await;
                 }
             };
+            // A new limit for this job, from a client of any node.
+            running.limit.set_rate(current.speed_limit);
             // Rarely (once or twice in a media job): read again so that the event shows what was learned.
             if self.write_media_change(record, &running.progress).await
                 && let Ok(fresh) = self.inner.store.get(&record.account, record.id).await
@@ -371,7 +374,16 @@ impl Engine {
         }
     }
 
-    async fn download_options(&self, record: &DownloadRecord) -> Result<DownloadOptions, EngineError> {
+    /// The buckets a job takes from: its own, its host's and the server's.
+    fn limits_of(&self, record: &DownloadRecord, running: &Running) -> crate::limiter::Limits {
+        crate::limiter::Limits::new(vec![running.limit.clone()]).and(self.inner.bandwidth.shared_limits(&record.url))
+    }
+
+    async fn download_options(
+        &self,
+        record: &DownloadRecord,
+        running: &Running,
+    ) -> Result<DownloadOptions, EngineError> {
         let url: Url =
             record.url.parse().map_err(|e| EngineError::InvalidRequest(format!("stored url is invalid: {e}")))?;
         let mut dir = self.inner.options.downloads_dir.clone();
@@ -388,7 +400,7 @@ impl Engine {
         options.root = Some(self.inner.options.downloads_dir.clone());
         options.mirrors = record.mirrors.iter().filter_map(|m| m.parse().ok()).collect();
         options.connections = record.connections_limit.map(|n| n as usize);
-        options.rate_limit = record.speed_limit;
+        options.limits = self.limits_of(record, running);
         options.checksum = record
             .checksum
             .as_deref()

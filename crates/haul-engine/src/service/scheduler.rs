@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::Engine;
+use crate::limiter::RateLimiter;
 use crate::progress::Progress;
 
 /// How often the scheduler looks for work without being woken (jobs whose lease expired on another node).
@@ -29,6 +30,8 @@ pub(super) enum StopReason {
     Remove,
     /// The server is stopping: keep everything; the job resumes at the next start.
     Shutdown,
+    /// The bandwidth schedule holds the queue: keep everything; the job goes back to the queue.
+    Hold,
     /// Another node or client changed the job; stop quietly.
     LostLease,
 }
@@ -39,6 +42,8 @@ pub(super) struct Running {
     pub(super) cancel: CancellationToken,
     pub(super) progress: Arc<Progress>,
     reason: Mutex<Option<StopReason>>,
+    /// The job's own speed limit, changed while it runs (`PATCH` `speed_limit`).
+    pub(super) limit: Arc<RateLimiter>,
     finished: Notify,
     /// Bytes of this run already counted in the metrics, and slow connections replaced.
     pub(super) counted: std::sync::atomic::AtomicU64,
@@ -67,6 +72,7 @@ impl Engine {
             }
             loop {
                 if self.inner.shutdown.is_cancelled()
+                    || self.inner.bandwidth.held()
                     || self.inner.running.lock().len() >= self.inner.options.max_active
                 {
                     break;
@@ -94,6 +100,10 @@ impl Engine {
             cancel: self.inner.shutdown.child_token(),
             progress: Arc::new(Progress::default()),
             reason: Mutex::new(None),
+            limit: Arc::new(match record.speed_limit {
+                Some(rate) => RateLimiter::new(rate),
+                None => RateLimiter::unlimited(),
+            }),
             finished: Notify::new(),
             counted: Default::default(),
             replaced: Default::default(),

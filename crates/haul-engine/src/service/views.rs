@@ -120,6 +120,8 @@ pub struct PatchRequest {
     pub title: Option<String>,
     /// Replaces every label at once; start from the download's own to change one.
     pub labels: Option<Labels>,
+    /// A new speed limit in bytes per second (`Some(None)` lifts it); a running download takes it up at once.
+    pub speed_limit: Option<Option<u64>>,
 }
 
 /// A file made from a download on request (see [`RenditionName`]).
@@ -312,7 +314,7 @@ impl From<ListQuery> for ListFilter {
 
 impl From<PatchRequest> for DownloadPatch {
     fn from(patch: PatchRequest) -> Self {
-        let PatchRequest { url, priority, title, labels } = patch;
-        Self { url, priority, title, labels }
+        let PatchRequest { url, priority, title, labels, speed_limit } = patch;
+        Self { url, priority, title, labels, speed_limit }
     }
 }

@@ -33,7 +33,7 @@ use url::Url;
 
 use crate::error::EngineError;
 use crate::http::{self, HttpClient};
-use crate::limiter::RateLimiter;
+use crate::limiter::Limits;
 use crate::part_file::PartFile;
 use crate::probe::FIRST_REQUEST;
 use crate::probe::{Validators, backoff};
@@ -69,7 +69,7 @@ pub(crate) struct SwarmOptions {
     pub max_attempts: u32,
     /// A fixed wait between attempts (`--retry-wait`); growing backoff when `None`.
     pub retry_wait: Option<Duration>,
-    pub limiter: Option<Arc<RateLimiter>>,
+    pub limits: Limits,
 }
 
 /// How a swarm run ended, when it did not fail outright.
@@ -476,11 +476,8 @@ pub(crate) async fn run(
             tracing::trace!(streaming, open = state.slots.len(), target = state.count.target, done = state.done.covered(), pending = state.pending.len(), ?left, answer = ?state.answer_secs, "tick");
         }
         // Under a speed limit that binds, connections are as slow as the limiter makes them: none is replaced.
-        let limit_binds = shared
-            .options
-            .limiter
-            .as_ref()
-            .is_some_and(|limiter| speed == 0.0 || speed >= 0.8 * limiter.bytes_per_second() as f64);
+        let limit_binds =
+            shared.options.limits.binding().is_some_and(|limit| speed == 0.0 || speed >= 0.8 * limit as f64);
         if !limit_binds {
             for _ in 0..drop_slow_connections(&shared, now) {
                 progress.count_replaced_connection();
@@ -696,18 +693,18 @@ async fn fetch_range(
             }
             Err(error) => return Err(FetchError::Transient(http::describe(&error))),
         };
-        let mut rest = &bytes[..];
-        while !rest.is_empty() {
-            let Some((offset, n)) = shared.claim(id, rest.len()) else { return Ok(()) };
-            shared.file.write_at(&rest[..n], offset).map_err(FetchError::Fatal)?;
-            shared.commit(id, offset, n);
-            rest = &rest[n..];
-        }
-        // A low limit shared by many connections can mean seconds of waiting: a pause must not wait them out.
-        if let Some(limiter) = &options.limiter {
+        for piece in options.limits.pieces(&bytes) {
+            // A low limit shared by many connections can mean seconds of waiting: a pause must not wait them out.
             tokio::select! {
-                () = limiter.acquire(bytes.len()) => {}
+                () = options.limits.acquire(piece.len()) => {}
                 _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+            }
+            let mut rest = piece;
+            while !rest.is_empty() {
+                let Some((offset, n)) = shared.claim(id, rest.len()) else { return Ok(()) };
+                shared.file.write_at(&rest[..n], offset).map_err(FetchError::Fatal)?;
+                shared.commit(id, offset, n);
+                rest = &rest[n..];
             }
         }
     }

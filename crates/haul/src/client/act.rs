@@ -64,12 +64,16 @@ pub struct SetArgs {
 
     /// A new URL for the same file (an expired link); only while the download is paused or failed. `haul retry`
     /// then continues a failed one from its partial file.
-    #[arg(long, value_name = "URL", required_unless_present = "priority")]
+    #[arg(long, value_name = "URL", required_unless_present_any = ["priority", "speed_limit"])]
     pub url: Option<String>,
 
     /// A new priority: higher runs first.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub priority: Option<i32>,
+
+    /// A new speed limit for this download (e.g. 500K, 5M), or off; a running download takes it up at once.
+    #[arg(long, value_name = "RATE|off", value_parser = super::limit::parse_rate_or_off)]
+    pub speed_limit: Option<super::limit::RateOrOff>,
 }
 
 pub async fn set(remote: RemoteArgs, args: SetArgs) -> anyhow::Result<ExitCode> {
@@ -82,13 +86,16 @@ pub async fn set(remote: RemoteArgs, args: SetArgs) -> anyhow::Result<ExitCode> 
         }
     };
     let patch = serde_json::json!({"url": args.url, "priority": args.priority});
-    let patch: serde_json::Map<String, serde_json::Value> = patch
+    let mut patch: serde_json::Map<String, serde_json::Value> = patch
         .as_object()
         .into_iter()
         .flatten()
         .filter(|(_, value)| !value.is_null())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    if let Some(super::limit::RateOrOff(limit)) = args.speed_limit {
+        patch.insert("speed_limit".into(), serde_json::json!(limit));
+    }
     match client.call_with(Method::PATCH, &format!("/v1/downloads/{id}"), &patch).await {
         Ok(answer) => {
             let shown = decode::<Download>(&answer, "a download").map(|download| name(&download));

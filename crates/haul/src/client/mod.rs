@@ -12,6 +12,7 @@
 
 mod act;
 mod add;
+mod limit;
 mod ls;
 mod render;
 mod watch;
@@ -31,6 +32,7 @@ use serde_json::Value;
 
 pub use act::{IdsArgs, RmArgs, SetArgs, pause, resume, retry, rm, set};
 pub use add::{AddArgs, add};
+pub use limit::{LimitArgs, limit};
 pub use ls::{LsArgs, ls};
 
 /// Where the server is and how to authenticate to it; flattened into every client command.
