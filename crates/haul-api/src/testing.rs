@@ -57,6 +57,7 @@ impl TestServer {
             advertise_url: None,
             client: ClientOptions::default(),
             media,
+            webhooks: haul_engine::service::WebhookOptions::default(),
         };
         let database = format!("sqlite://{}", dir.path().join("haul.db").display());
         let engine = Engine::open(&database, options).await.expect("open the test database and start the engine");

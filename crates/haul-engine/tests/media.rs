@@ -55,6 +55,7 @@ async fn service() -> Service {
             ..ClientOptions::default()
         },
         media: tools(),
+        webhooks: haul_engine::service::WebhookOptions::default(),
     };
     Service { engine: Engine::open(&database, options).await.unwrap(), _dir: dir }
 }

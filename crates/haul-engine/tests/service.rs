@@ -30,6 +30,7 @@ async fn start_in(dir: tempfile::TempDir, max_active: usize) -> Service {
         advertise_url: None,
         client: ClientOptions::default(),
         media: haul_engine::MediaTools::none(),
+        webhooks: haul_engine::service::WebhookOptions::default(),
     };
     let engine = Engine::open(&database, options).await.unwrap();
     Service { engine, dir, account: AccountId::generate() }

@@ -66,6 +66,7 @@ fn main() -> ExitCode {
             cli::Command::Retry { remote, args } => client::retry(remote, args).await,
             cli::Command::Set { remote, args } => client::set(remote, args).await,
             cli::Command::Rm { remote, args } => client::rm(remote, args).await,
+            cli::Command::Webhook { remote, command } => client::webhook(remote, command).await,
         }
     });
     match result {

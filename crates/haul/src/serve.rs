@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use haul_core::account::KeyKind;
 use haul_core::job::AccountId;
 use haul_engine::ClientOptions;
-use haul_engine::service::{Engine, EngineOptions};
+use haul_engine::service::{Engine, EngineOptions, WebhookOptions};
 
 use haul_api::Dialect;
 
@@ -322,6 +322,7 @@ pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()>
             ..ClientOptions::default()
         },
         media: crate::cli::media_tools(args.yt_dlp.clone(), args.ffmpeg.clone())?,
+        webhooks: WebhookOptions { retry_delays: args.webhook_retry.0.clone(), ..WebhookOptions::default() },
     };
     let media_line = options.media.describe();
     let fetch_line = options.client.destinations.describe();

@@ -21,6 +21,7 @@ mod runner;
 mod scheduler;
 mod validate;
 mod views;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,10 @@ pub use metrics::EngineMetrics;
 pub use views::{
     AddRequest, AddedOnce, DownloadView, KeyView, ListQuery, NodeView, PatchRequest, RenditionView, StatsView,
     TransferView,
+};
+pub use webhooks::{
+    DeliveryState, DeliveryView, MAX_DELIVERIES_LISTED, WebhookOptions, WebhookRequest, WebhookView, signature,
+    webhook_events,
 };
 
 use events::EventLog;
@@ -77,6 +82,8 @@ pub struct EngineOptions {
     pub client: ClientOptions,
     /// yt-dlp, ffmpeg and ffprobe, where found; without them media jobs fail with a clear error.
     pub media: MediaTools,
+    /// How webhook deliveries are retried.
+    pub webhooks: WebhookOptions,
 }
 
 struct Inner {
@@ -93,6 +100,8 @@ struct Inner {
     relay: Mutex<Option<(CancellationToken, tokio::task::JoinHandle<()>)>>,
     /// Wakes the scheduler when a job may have become runnable.
     wake: Notify,
+    /// Wakes the webhook delivery task when this node changed a state (and so the store wrote deliveries).
+    webhooks_wake: Notify,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     /// Renditions being made, each with the token that stops it.
@@ -154,6 +163,7 @@ impl Engine {
                 metrics: EngineMetrics::default(),
                 relay: Mutex::new(relay),
                 wake: Notify::new(),
+                webhooks_wake: Notify::new(),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 making: Mutex::new(HashMap::new()),
@@ -163,6 +173,8 @@ impl Engine {
         engine.spawn(tracing::info_span!("scheduler"), async move { scheduler.schedule().await });
         let beating = engine.clone();
         engine.spawn(tracing::info_span!("heartbeat"), async move { beating.heartbeat().await });
+        let delivering = engine.clone();
+        engine.spawn(tracing::info_span!("webhooks"), async move { delivering.deliver_webhooks().await });
         // Renditions a stop interrupted.
         engine.make_renditions();
         Ok(engine)
@@ -267,5 +279,9 @@ impl Engine {
 
     fn emit(&self, kind: EventKind, view: &DownloadView) {
         self.inner.events.emit(kind, view);
+        // A change of state wrote its webhook deliveries with it; progress writes none.
+        if kind != EventKind::Progress {
+            self.inner.webhooks_wake.notify_one();
+        }
     }
 }
