@@ -21,6 +21,7 @@ mod session;
 mod settings;
 mod system;
 mod ui;
+mod webhooks;
 
 /// How many bytes the embedded web page weighs, every file together.
 pub use ui::weight as page_weight;
@@ -357,6 +358,9 @@ fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Result<Route
         .route("/v1/session", get(session::current).post(session::sign_in).delete(session::sign_out))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
+        .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/v1/webhooks/{id}", get(webhooks::get).delete(webhooks::remove))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/links/{id}/{variant}", get(links::serve_link));
     if with_ui {
         router = router.route("/", get(ui::index)).route("/ui/{*path}", get(ui::asset));

@@ -59,6 +59,7 @@ impl TestServer {
             media,
             bandwidth: Default::default(),
             clock: Default::default(),
+            webhooks: haul_engine::service::WebhookOptions::default(),
         };
         let database = format!("sqlite://{}", dir.path().join("haul.db").display());
         let engine = Engine::open(&database, options).await.expect("open the test database and start the engine");

@@ -639,3 +639,102 @@ impl PatchSettings {
         Ok(haul_engine::service::BandwidthPatch { speed_limit, host_limits, schedule })
     }
 }
+/// `POST /v1/webhooks`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// Where deliveries are POSTed: http or https, under the server's destination policy (as downloads are).
+    #[schema(format = "uri", example = "https://example.com/haul-events")]
+    pub url: String,
+    /// The events to send: any of added, started, paused, resumed, retried, completed, failed, cancelled,
+    /// removed; `["*"]` or absent for all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["completed", "failed"]))]
+    pub events: Option<Vec<String>>,
+    /// The key deliveries are signed with (16 to 256 characters); a fresh `whsec_...` one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// A webhook as listed. Times are unix milliseconds.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Webhook {
+    /// A UUID: what `/v1/webhooks/{id}` takes.
+    pub id: String,
+    pub url: String,
+    /// The events it is sent; `["*"]` for all.
+    pub events: Vec<String>,
+    pub created_at: i64,
+}
+
+impl From<haul_engine::service::WebhookView> for Webhook {
+    fn from(view: haul_engine::service::WebhookView) -> Self {
+        let events = if view.events.is_empty() {
+            vec!["*".to_owned()]
+        } else {
+            view.events.iter().map(|kind| kind.as_str().to_owned()).collect()
+        };
+        Self { id: view.id, url: view.url, events, created_at: view.created_at }
+    }
+}
+
+/// A new webhook with its secret, which is not shown again.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// Verifies `Haul-Signature` (see the README's "Webhooks").
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookList {
+    /// Oldest first.
+    pub webhooks: Vec<Webhook>,
+}
+
+/// One event's delivery to a webhook, with its attempts so far. Times are unix milliseconds.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Delivery {
+    /// The `Haul-Delivery` header: the same on every attempt, so receivers can dedupe on it.
+    pub id: String,
+    #[schema(value_type = EventKindName)]
+    pub event: EventKind,
+    #[schema(value_type = String, format = Uuid)]
+    pub download: DownloadId,
+    /// `pending` (tried again at `next_attempt_at`), `delivered`, or `failed` (given up on, 25 hours after the
+    /// event).
+    #[schema(example = "pending")]
+    pub state: String,
+    pub attempts: u32,
+    pub occurred_at: i64,
+    pub next_attempt_at: Option<i64>,
+    /// The status the last attempt was answered with, when it was answered.
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed (a status, a network error, a refused destination).
+    pub last_error: Option<String>,
+    pub delivered_at: Option<i64>,
+}
+
+impl From<haul_engine::service::DeliveryView> for Delivery {
+    fn from(view: haul_engine::service::DeliveryView) -> Self {
+        Self {
+            id: view.id,
+            event: view.event,
+            download: view.download,
+            state: view.state.as_str().to_owned(),
+            attempts: view.attempts,
+            occurred_at: view.occurred_at,
+            next_attempt_at: view.next_attempt_at,
+            last_status: view.last_status,
+            last_error: view.last_error,
+            delivered_at: view.delivered_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryList {
+    /// Newest first.
+    pub deliveries: Vec<Delivery>,
+}

@@ -215,7 +215,7 @@ fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<Stri
 
 /// The certificate authorities of `--ca-cert` files (PEM, one or more certificates each), trusted beside the
 /// system's.
-fn extra_roots(files: &[std::path::PathBuf]) -> Result<Vec<reqwest::Certificate>, EngineError> {
+pub(crate) fn extra_roots(files: &[std::path::PathBuf]) -> Result<Vec<reqwest::Certificate>, EngineError> {
     let mut roots = Vec::new();
     for file in files {
         let shown = file.display();

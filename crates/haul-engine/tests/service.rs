@@ -38,6 +38,7 @@ async fn start_with_clock(dir: tempfile::TempDir, max_active: usize, clock: Loca
         media: haul_engine::MediaTools::none(),
         bandwidth: Default::default(),
         clock,
+        webhooks: haul_engine::service::WebhookOptions::default(),
     };
     let engine = Engine::open(&database, options).await.unwrap();
     Service { engine, dir, account: AccountId::generate() }

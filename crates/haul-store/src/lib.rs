@@ -21,8 +21,9 @@ use haul_core::media::RenditionName;
 pub use accounts::{Account, ApiKey, hash_secret, key_prefix};
 pub use postgres::PgStore;
 pub use record::{
-    CreatedOnce, DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, NodeBeat, NodeRecord,
-    ProgressUpdate, Rendition, RenditionUpdate, StateCounts, StoredEvent,
+    AttemptOutcome, CreatedOnce, DeliveryAttempt, DeliveryRecord, DeliveryState, DownloadPatch, DownloadRecord,
+    DueDelivery, ListFilter, MediaUpdate, NewDownload, NewWebhook, NodeBeat, NodeRecord, ProgressUpdate, Rendition,
+    RenditionUpdate, StateCounts, StoredEvent, WebhookRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -285,6 +286,44 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_events(&self, _age: Duration) -> Result<u64, StoreError> {
         Ok(0)
     }
+
+    /// Stores a webhook of `new.account` with a fresh id. From then on, every change of state of the account's
+    /// downloads that the webhook wants writes a delivery, in the change's own transaction.
+    async fn create_webhook(&self, new: &NewWebhook) -> Result<WebhookRecord, StoreError>;
+
+    /// The account's webhooks, oldest first.
+    async fn list_webhooks(&self, account: &AccountId) -> Result<Vec<WebhookRecord>, StoreError>;
+
+    /// One of the account's webhooks; another account's is `NotFound`.
+    async fn webhook(&self, account: &AccountId, id: &str) -> Result<WebhookRecord, StoreError>;
+
+    /// Removes one of the account's webhooks with all its deliveries, the pending ones included.
+    async fn delete_webhook(&self, account: &AccountId, id: &str) -> Result<WebhookRecord, StoreError>;
+
+    /// Hands `node` up to `limit` deliveries that are due, for `lease` (another node takes one over only once
+    /// that has run out), oldest first. Only the oldest pending delivery of each (webhook, download) is due, so
+    /// one job's events reach a webhook in the order they happened, each after the one before was answered.
+    async fn claim_deliveries(&self, node: &str, lease: Duration, limit: u32) -> Result<Vec<DueDelivery>, StoreError>;
+
+    /// Records an attempt at a delivery `node` claimed, and releases the claim. A delivery no longer claimed by
+    /// `node` (its claim ran out and another node took it) is left alone: `Ok(false)`.
+    async fn record_attempt(&self, id: &str, node: &str, attempt: &DeliveryAttempt) -> Result<bool, StoreError>;
+
+    /// Releases every claim `node` holds (at start-up: a node killed while sending left some), so they are due
+    /// again at once rather than when their lease runs out.
+    async fn release_deliveries(&self, node: &str) -> Result<u64, StoreError>;
+
+    /// The deliveries of one of the account's webhooks, newest first, at most `limit`; `NotFound` for another
+    /// account's webhook.
+    async fn deliveries(
+        &self,
+        account: &AccountId,
+        webhook: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Forgets delivered and failed deliveries that happened longer than `age` ago.
+    async fn prune_deliveries(&self, age: Duration) -> Result<u64, StoreError>;
 }
 
 /// A database URL as it may be shown (errors, logs): everything between `://` and the last `@` masked, which

@@ -26,12 +26,14 @@ use tokio::sync::Mutex;
 
 use crate::accounts::{Account, ApiKey};
 use crate::rows::{
-    account_from_row, duration_millis, from_db, key_from_row, lease_lost, meta_to_db, node_from_row, not_found,
-    now_millis, parse_column, parse_state, record_from_row, rendition_from_row, to_db, to_json,
+    account_from_row, attempt_columns, delivery_from_row, due_deliveries, due_from_row, duration_millis, events_to_db,
+    from_db, key_from_row, lease_lost, meta_to_db, node_from_row, not_found, now_millis, parse_column, parse_state,
+    record_from_row, rendition_from_row, to_db, to_json, webhook_from_row, webhook_not_found,
 };
 use crate::{
-    CreatedOnce, DownloadPatch, DownloadRecord, ListFilter, MediaUpdate, NewDownload, NodeBeat, NodeRecord,
-    ProgressUpdate, Rendition, RenditionUpdate, StateCounts, Store, StoreError, StoredEvent,
+    CreatedOnce, DeliveryAttempt, DeliveryRecord, DownloadPatch, DownloadRecord, DueDelivery, ListFilter, MediaUpdate,
+    NewDownload, NewWebhook, NodeBeat, NodeRecord, ProgressUpdate, Rendition, RenditionUpdate, StateCounts, Store,
+    StoreError, StoredEvent, WebhookRecord,
 };
 
 /// Connections per node.
@@ -949,6 +951,134 @@ impl Store for PgStore {
 
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn create_webhook(&self, new: &NewWebhook) -> Result<WebhookRecord, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO webhooks (id, account, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+             RETURNING *",
+        )
+        .bind(DownloadId::new_random().to_string())
+        .bind(new.account.as_str())
+        .bind(&new.url)
+        .bind(events_to_db(&new.events))
+        .bind(&new.secret)
+        .bind(now_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        webhook_from_row(&row)
+    }
+
+    async fn list_webhooks(&self, account: &AccountId) -> Result<Vec<WebhookRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM webhooks WHERE account = $1 ORDER BY created_at, id")
+            .bind(account.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn webhook(&self, account: &AccountId, id: &str) -> Result<WebhookRecord, StoreError> {
+        let row = sqlx::query("SELECT * FROM webhooks WHERE id = $1 AND account = $2")
+            .bind(id)
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| webhook_not_found(id))?;
+        webhook_from_row(&row)
+    }
+
+    async fn delete_webhook(&self, account: &AccountId, id: &str) -> Result<WebhookRecord, StoreError> {
+        let row = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND account = $2 RETURNING *")
+            .bind(id)
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| webhook_not_found(id))?;
+        webhook_from_row(&row)
+    }
+
+    async fn claim_deliveries(&self, node: &str, lease: Duration, limit: u32) -> Result<Vec<DueDelivery>, StoreError> {
+        // SKIP LOCKED: nodes claiming at the same moment take different rows without waiting; a row locked by
+        // another claimer is still pending, so the deliveries after it in its job stay blocked meanwhile.
+        let now = now_millis();
+        let rows = sqlx::query(&format!(
+            "WITH picked AS (
+                 SELECT d.seq FROM webhook_deliveries d
+                 WHERE {}
+                 ORDER BY d.seq
+                 LIMIT $4
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE webhook_deliveries d SET claimed_by = $2, claimed_until = $3
+             FROM picked, webhooks w
+             WHERE d.seq = picked.seq AND w.id = d.webhook
+             RETURNING d.*, w.url AS webhook_url, w.secret AS webhook_secret",
+            due_deliveries("$1")
+        ))
+        .bind(now)
+        .bind(node)
+        .bind(now.saturating_add(duration_millis(lease)))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut due = rows.iter().map(due_from_row).collect::<Result<Vec<_>, _>>()?;
+        due.sort_by_key(|due| due.delivery.occurred_at);
+        Ok(due)
+    }
+
+    async fn record_attempt(&self, id: &str, node: &str, attempt: &DeliveryAttempt) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let (state, next_attempt_at, delivered_at) = attempt_columns(attempt, now);
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET
+                 state = $1, attempts = attempts + 1, next_attempt_at = COALESCE($2, next_attempt_at),
+                 last_status = $3, last_error = $4, delivered_at = $5, claimed_by = NULL, claimed_until = NULL
+             WHERE id = $6 AND claimed_by = $7 AND state = 'pending'",
+        )
+        .bind(state)
+        .bind(next_attempt_at)
+        .bind(attempt.status.map(i64::from))
+        .bind(&attempt.error)
+        .bind(delivered_at)
+        .bind(id)
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn release_deliveries(&self, node: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET claimed_by = NULL, claimed_until = NULL
+             WHERE claimed_by = $1 AND state = 'pending'",
+        )
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn deliveries(
+        &self,
+        account: &AccountId,
+        webhook: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.webhook(account, webhook).await?;
+        let rows = sqlx::query("SELECT * FROM webhook_deliveries WHERE webhook = $1 ORDER BY seq DESC LIMIT $2")
+            .bind(webhook)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn prune_deliveries(&self, age: Duration) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM webhook_deliveries WHERE state <> 'pending' AND occurred_at < $1")
+            .bind(now_millis().saturating_sub(duration_millis(age)))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     fn shared_by_nodes(&self) -> bool {

@@ -287,3 +287,87 @@ pub enum CreatedOnce {
     /// The key was used, at `created_at` (unix milliseconds), for another request.
     KeyReused { created_at: i64 },
 }
+
+/// An account's webhook: where deliveries go, which events it wants, and the secret that signs them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookRecord {
+    /// A UUID.
+    pub id: String,
+    pub account: AccountId,
+    pub url: String,
+    /// The event names it wants; empty for every event.
+    pub events: Vec<String>,
+    pub secret: String,
+    pub created_at: i64,
+}
+
+/// A webhook to store: [`Store::create_webhook`](crate::Store::create_webhook).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewWebhook {
+    pub account: AccountId,
+    pub url: String,
+    /// Event names; empty for every event.
+    pub events: Vec<String>,
+    pub secret: String,
+}
+
+haul_core::named_enum! {
+    /// Where a delivery is.
+    pub enum DeliveryState as "delivery state" {
+        /// Not yet answered with a 2xx; tried again at `next_attempt_at`.
+        Pending = "pending",
+        Delivered = "delivered",
+        /// Given up on, after retrying for as long as the engine tries.
+        Failed = "failed",
+    }
+}
+
+/// One event to one webhook, as stored (written by the store's triggers when a download changes state).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// A UUID, the same on every attempt: receivers dedupe on it.
+    pub id: String,
+    pub webhook: String,
+    pub account: AccountId,
+    pub download: DownloadId,
+    /// The engine's event name (`added`, `started`, `completed`, ...).
+    pub event: String,
+    /// The download as it was when the event happened, JSON.
+    pub payload: String,
+    pub occurred_at: i64,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    /// The HTTP status of the last attempt, when one came back.
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed, when it did.
+    pub last_error: Option<String>,
+    pub delivered_at: Option<i64>,
+}
+
+/// A delivery a node claimed to send, with what sending it needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub delivery: DeliveryRecord,
+    pub url: String,
+    pub secret: String,
+}
+
+/// What one attempt at a delivery came to: [`Store::record_attempt`](crate::Store::record_attempt).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    /// The status the receiver answered, if it answered.
+    pub status: Option<u16>,
+    /// Why it failed (a non-2xx answer, a network error, a refused destination); `None` when delivered.
+    pub error: Option<String>,
+    /// What happens next.
+    pub next: AttemptOutcome,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Delivered,
+    /// Tried again at this time (unix milliseconds).
+    RetryAt(i64),
+    GiveUp,
+}

@@ -12,7 +12,7 @@ use haul_core::labels::Labels;
 use sqlx::Row;
 
 use crate::accounts::{Account, ApiKey};
-use crate::{DownloadRecord, NodeRecord, Rendition, StoreError};
+use crate::{DeliveryRecord, DownloadRecord, NodeRecord, Rendition, StoreError, WebhookRecord};
 
 /// The cells of one row, by column name, in the types haul stores.
 pub(crate) trait Cells {
@@ -149,6 +149,77 @@ pub(crate) fn node_from_row(row: &impl Cells) -> Result<NodeRecord, StoreError> 
         last_seen: row.int("last_seen")?,
         active: from_db(row.int("active")?, "active")?,
     })
+}
+
+/// A webhook's events as stored: `,completed,failed,`, or `,*,` for every event (what the triggers test).
+pub(crate) fn events_to_db(events: &[String]) -> String {
+    if events.is_empty() { ",*,".to_owned() } else { format!(",{},", events.join(",")) }
+}
+
+fn events_from_db(text: &str) -> Vec<String> {
+    text.split(',').filter(|name| !name.is_empty() && *name != "*").map(str::to_owned).collect()
+}
+
+pub(crate) fn webhook_from_row(row: &impl Cells) -> Result<WebhookRecord, StoreError> {
+    Ok(WebhookRecord {
+        id: row.text("id")?,
+        account: parse_column(row.text("account")?, "webhook's account")?,
+        url: row.text("url")?,
+        events: events_from_db(&row.text("events")?),
+        secret: row.text("secret")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn delivery_from_row(row: &impl Cells) -> Result<DeliveryRecord, StoreError> {
+    Ok(DeliveryRecord {
+        id: row.text("id")?,
+        webhook: row.text("webhook")?,
+        account: parse_column(row.text("account")?, "delivery's account")?,
+        download: parse_column(row.text("download")?, "delivery's download")?,
+        event: row.text("event")?,
+        payload: row.text("payload")?,
+        occurred_at: row.int("occurred_at")?,
+        state: parse_column(row.text("state")?, "delivery state")?,
+        attempts: narrow(row.int("attempts")?, "attempts")?,
+        next_attempt_at: row.int("next_attempt_at")?,
+        last_status: optional_narrow(row.opt_int("last_status")?, "last_status")?,
+        last_error: row.opt_text("last_error")?,
+        delivered_at: row.opt_int("delivered_at")?,
+    })
+}
+
+/// Which deliveries are due at `now` (a parameter, `?1` or `$1`), over `d`: pending, their time come, not
+/// claimed by a live claim, and the oldest pending one of their (webhook, download), so one job's events go out
+/// in order.
+pub(crate) fn due_deliveries(now: &str) -> String {
+    DUE_DELIVERIES.replace("NOW_PARAM", now)
+}
+
+const DUE_DELIVERIES: &str = "d.state = 'pending' AND d.next_attempt_at <= NOW_PARAM
+    AND (d.claimed_until IS NULL OR d.claimed_until <= NOW_PARAM)
+    AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
+                    WHERE e.webhook = d.webhook AND e.download = d.download AND e.state = 'pending' AND e.seq < d.seq)";
+
+pub(crate) fn due_from_row(row: &impl Cells) -> Result<crate::DueDelivery, StoreError> {
+    Ok(crate::DueDelivery {
+        delivery: delivery_from_row(row)?,
+        url: row.text("webhook_url")?,
+        secret: row.text("webhook_secret")?,
+    })
+}
+
+pub(crate) fn webhook_not_found(id: &str) -> StoreError {
+    StoreError::NotFound(format!("webhook {id}"))
+}
+
+/// The columns an attempt writes: state, next attempt, delivered at (see `Store::record_attempt`).
+pub(crate) fn attempt_columns(attempt: &crate::DeliveryAttempt, now: i64) -> (&'static str, Option<i64>, Option<i64>) {
+    match attempt.next {
+        crate::AttemptOutcome::Delivered => ("delivered", None, Some(now)),
+        crate::AttemptOutcome::RetryAt(at) => ("pending", Some(at), None),
+        crate::AttemptOutcome::GiveUp => ("failed", None, None),
+    }
 }
 
 /// A lease-checked write that found the download no longer `node`'s: it is `current` now.

@@ -168,6 +168,14 @@ pub enum Command {
         #[command(flatten)]
         args: crate::client::LimitArgs,
     },
+
+    /// Manage the account's webhooks on a running server: signed POSTs of its downloads' events.
+    Webhook {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(subcommand)]
+        command: crate::client::WebhookCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +251,25 @@ where
     T: std::str::FromStr<Err = haul_core::names::UnknownName>,
 {
     text.parse().map_err(|error: haul_core::names::UnknownName| error.to_string())
+}
+
+/// Waits between attempts, as `--webhook-retry` takes them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delays(pub Vec<std::time::Duration>);
+
+/// `10,30,60` or `0.2,0.5`: seconds, at least one, none negative or above a day.
+pub fn parse_delays(text: &str) -> Result<Delays, String> {
+    let delays = text
+        .split(',')
+        .map(|part| {
+            let seconds: f64 = part.trim().parse().map_err(|_| format!("{part:?} is not a number of seconds"))?;
+            if !(0.0..=86_400.0).contains(&seconds) {
+                return Err(format!("{part} seconds is out of range (0 to 86400)"));
+            }
+            Ok(std::time::Duration::from_secs_f64(seconds))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Delays(delays))
 }
 
 /// A node id: letters, digits, `.`, `_` and `-`, as it appears in logs, leases and URLs.
@@ -337,6 +364,10 @@ pub struct ServeArgs {
     /// "off" removes a stored one. Stored like --speed-limit.
     #[arg(long, value_name = "RULES", value_parser = parse_schedule)]
     pub schedule: Option<String>,
+    /// Seconds to wait after each failed webhook delivery attempt, the last one repeating until 25 hours after
+    /// the event, when the delivery is given up: comma-separated, fractions allowed.
+    #[arg(long, value_name = "SECS,...", default_value = "10,30,60,300,900,3600", value_parser = parse_delays)]
+    pub webhook_retry: Delays,
 
     /// The local address downloads connect from (curl's --interface): one uplink of several, or one address per
     /// node where a host limits each client address.

@@ -67,6 +67,7 @@ fn main() -> ExitCode {
             cli::Command::Set { remote, args } => client::set(remote, args).await,
             cli::Command::Rm { remote, args } => client::rm(remote, args).await,
             cli::Command::Limit { remote, args } => client::limit(remote, args).await,
+            cli::Command::Webhook { remote, command } => client::webhook(remote, command).await,
         }
     });
     match result {

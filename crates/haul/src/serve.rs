@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use haul_core::account::KeyKind;
 use haul_core::job::AccountId;
 use haul_engine::ClientOptions;
-use haul_engine::service::{Engine, EngineOptions};
+use haul_engine::service::{Engine, EngineOptions, WebhookOptions};
 
 use haul_api::Dialect;
 
@@ -332,6 +332,7 @@ pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()>
             schedule: args.schedule.clone().map(|text| Some(text).filter(|text| !text.is_empty())),
         },
         clock: haul_engine::service::LocalClock::system(),
+        webhooks: WebhookOptions { retry_delays: args.webhook_retry.0.clone(), ..WebhookOptions::default() },
     };
     let media_line = options.media.describe();
     let fetch_line = options.client.destinations.describe();

@@ -22,6 +22,7 @@ mod runner;
 mod scheduler;
 mod validate;
 mod views;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,10 @@ pub use metrics::EngineMetrics;
 pub use views::{
     AddRequest, AddedOnce, DownloadView, KeyView, ListQuery, NodeView, PatchRequest, RenditionView, StatsView,
     TransferView,
+};
+pub use webhooks::{
+    DeliveryState, DeliveryView, MAX_DELIVERIES_LISTED, WebhookOptions, WebhookRequest, WebhookView, signature,
+    webhook_events,
 };
 
 use events::EventLog;
@@ -83,6 +88,8 @@ pub struct EngineOptions {
     pub bandwidth: BandwidthPatch,
     /// Where the bandwidth schedule reads the local time.
     pub clock: LocalClock,
+    /// How webhook deliveries are retried.
+    pub webhooks: WebhookOptions,
 }
 
 struct Inner {
@@ -100,6 +107,8 @@ struct Inner {
     relay: Mutex<Option<(CancellationToken, tokio::task::JoinHandle<()>)>>,
     /// Wakes the scheduler when a job may have become runnable.
     wake: Notify,
+    /// Wakes the webhook delivery task when this node changed a state (and so the store wrote deliveries).
+    webhooks_wake: Notify,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     /// Renditions being made, each with the token that stops it.
@@ -163,6 +172,7 @@ impl Engine {
                 bandwidth: bandwidth::Bandwidth::new(clock),
                 relay: Mutex::new(relay),
                 wake: Notify::new(),
+                webhooks_wake: Notify::new(),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 making: Mutex::new(HashMap::new()),
@@ -178,6 +188,8 @@ impl Engine {
         engine.spawn(tracing::info_span!("scheduler"), async move { scheduler.schedule().await });
         let beating = engine.clone();
         engine.spawn(tracing::info_span!("heartbeat"), async move { beating.heartbeat().await });
+        let delivering = engine.clone();
+        engine.spawn(tracing::info_span!("webhooks"), async move { delivering.deliver_webhooks().await });
         // Renditions a stop interrupted.
         engine.make_renditions();
         Ok(engine)
@@ -282,5 +294,9 @@ impl Engine {
 
     fn emit(&self, kind: EventKind, view: &DownloadView) {
         self.inner.events.emit(kind, view);
+        // A change of state wrote its webhook deliveries with it; progress writes none.
+        if kind != EventKind::Progress {
+            self.inner.webhooks_wake.notify_one();
+        }
     }
 }

@@ -11,3 +11,4 @@ mod downloads;
 mod idempotency;
 mod nodes;
 mod sqlite_only;
+mod webhooks;

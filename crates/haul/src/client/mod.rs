@@ -1,4 +1,4 @@
-//! The client commands `haul add`, `ls`, `pause`, `resume` and `rm`: they drive a running `haul serve` over
+//! The client commands `haul add`, `ls`, `pause`, `resume`, `rm` and `webhook`: they drive a running `haul serve` over
 //! its native `/v1` JSON API with the server's bearer token.
 //!
 //! Every command resolves the token first (`--token`, `HAUL_TOKEN`, else `<data-dir>/token`), accepts download
@@ -16,6 +16,7 @@ mod limit;
 mod ls;
 mod render;
 mod watch;
+mod webhook;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub use act::{IdsArgs, RmArgs, SetArgs, pause, resume, retry, rm, set};
 pub use add::{AddArgs, add};
 pub use limit::{LimitArgs, limit};
 pub use ls::{LsArgs, ls};
+pub use webhook::{WebhookCommand, webhook};
 
 /// Where the server is and how to authenticate to it; flattened into every client command.
 #[derive(Debug, clap::Args)]
@@ -197,6 +199,9 @@ impl Client {
         let status = response.status();
         let text = response.text().await.map_err(|error| self.transport_error(error))?;
         let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        if status == StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
         if status.is_success() {
             return parsed.with_context(|| {
                 format!("the server at {} answered {status} with something other than JSON; is it haul?", self.base)
