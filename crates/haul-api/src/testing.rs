@@ -59,6 +59,7 @@ impl TestServer {
             media,
             bandwidth: Default::default(),
             clock: Default::default(),
+            retention: None,
             webhooks: haul_engine::service::WebhookOptions::default(),
         };
         let database = format!("sqlite://{}", dir.path().join("haul.db").display());

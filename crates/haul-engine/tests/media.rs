@@ -57,6 +57,7 @@ async fn service() -> Service {
         media: tools(),
         bandwidth: Default::default(),
         clock: Default::default(),
+        retention: None,
         webhooks: haul_engine::service::WebhookOptions::default(),
     };
     Service { engine: Engine::open(&database, options).await.unwrap(), _dir: dir }

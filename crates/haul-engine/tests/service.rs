@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use haul_core::job::{AccountId, JobState};
 use haul_engine::ClientOptions;
 use haul_engine::service::{
-    AddRequest, BandwidthPatch, DownloadView, Engine, EngineOptions, EventKind, ListQuery, LocalClock, ServiceError,
+    AddRequest, BandwidthPatch, DownloadView, Engine, EngineOptions, EventKind, ListQuery, LocalClock, Retention,
+    ServiceError,
 };
 use haul_test_support::{Origin, OriginOptions};
 use sha2::{Digest, Sha256};
@@ -24,6 +25,15 @@ async fn start_in(dir: tempfile::TempDir, max_active: usize) -> Service {
 }
 
 async fn start_with_clock(dir: tempfile::TempDir, max_active: usize, clock: LocalClock) -> Service {
+    start_with(dir, max_active, clock, None).await
+}
+
+async fn start_with(
+    dir: tempfile::TempDir,
+    max_active: usize,
+    clock: LocalClock,
+    retention: Option<Retention>,
+) -> Service {
     let database = format!("sqlite://{}", dir.path().join("haul.db").display());
     let options = EngineOptions {
         downloads_dir: dir.path().join("downloads"),
@@ -38,6 +48,7 @@ async fn start_with_clock(dir: tempfile::TempDir, max_active: usize, clock: Loca
         media: haul_engine::MediaTools::none(),
         bandwidth: Default::default(),
         clock,
+        retention,
         webhooks: haul_engine::service::WebhookOptions::default(),
     };
     let engine = Engine::open(&database, options).await.unwrap();
@@ -337,4 +348,45 @@ async fn the_schedule_switches_limits_and_holds_the_queue_on_a_simulated_clock()
     wait_for(&service, other.id, JobState::Completed).await;
     let path = service.dir.path().join("downloads").join(done.path.unwrap());
     assert_eq!(sha256_of(&path), origin.handle().file_sha256(8 * MIB, "night.bin"));
+}
+
+/// Retention: a download that ended longer ago than the server keeps downloads is forgotten (a `removed` event),
+/// its file kept or removed as configured; states not named, and downloads that ended recently, stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_that_ended_long_ago_are_forgotten_by_the_retention_policy() {
+    let origin = Origin::start(OriginOptions::default()).await.unwrap();
+    for delete_files in [false, true] {
+        let retention = Retention {
+            after: Duration::from_secs(2),
+            states: vec![JobState::Completed, JobState::Cancelled],
+            delete_files,
+            every: Duration::from_millis(200),
+        };
+        let service = start_with(tempfile::tempdir().unwrap(), 3, LocalClock::system(), Some(retention)).await;
+        let engine = &service.engine;
+        let mut events = engine.subscribe();
+        let done = engine.add(&service.account, request(origin.url(MIB, "kept-a-while.bin"))).await.unwrap();
+        let failed = engine.add(&service.account, request(format!("{}/missing", origin.base_url()))).await.unwrap();
+        let done = wait_for(&service, done.id, JobState::Completed).await;
+        wait_for(&service, failed.id, JobState::Failed).await;
+        let path = service.dir.path().join("downloads").join(done.path.clone().unwrap());
+        let ended = Instant::now();
+        // Kept while younger than two seconds.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert!(engine.get(&service.account, done.id).await.is_ok(), "forgotten before its time");
+        let removed = loop {
+            let event = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap().unwrap();
+            if event.kind == EventKind::Removed {
+                break event;
+            }
+        };
+        let age = ended.elapsed();
+        assert_eq!(removed.download.id, done.id);
+        assert!(age >= Duration::from_secs(2), "forgotten {age:?} after it ended");
+        assert!(matches!(engine.get(&service.account, done.id).await, Err(ServiceError::NotFound(_))));
+        assert_eq!(path.exists(), !delete_files, "the finished file with delete_files = {delete_files}");
+        // A failed download is not among the states forgotten.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(engine.get(&service.account, failed.id).await.unwrap().state, JobState::Failed);
+    }
 }

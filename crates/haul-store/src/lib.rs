@@ -157,6 +157,15 @@ pub trait Store: Send + Sync + 'static {
     /// caller's job.
     async fn delete(&self, account: &AccountId, id: DownloadId) -> Result<DownloadRecord, StoreError>;
 
+    /// Downloads of any account in one of `states` that finished before `before` (unix milliseconds), oldest
+    /// first, at most `limit`: what a retention policy forgets.
+    async fn ended_before(
+        &self,
+        states: &[JobState],
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<(AccountId, DownloadId)>, StoreError>;
+
     /// Downloads per state, for one account or (with `None`) for the whole server.
     async fn counts(&self, account: Option<&AccountId>) -> Result<StateCounts, StoreError>;
 

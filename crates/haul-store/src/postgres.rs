@@ -26,9 +26,10 @@ use tokio::sync::Mutex;
 
 use crate::accounts::{Account, ApiKey};
 use crate::rows::{
-    account_from_row, attempt_columns, delivery_from_row, due_deliveries, due_from_row, duration_millis, events_to_db,
-    from_db, key_from_row, lease_lost, meta_to_db, node_from_row, not_found, now_millis, parse_column, parse_state,
-    record_from_row, rendition_from_row, to_db, to_json, webhook_from_row, webhook_not_found,
+    account_from_row, attempt_columns, delivery_from_row, due_deliveries, due_from_row, duration_millis,
+    ended_from_row, events_to_db, from_db, key_from_row, lease_lost, meta_to_db, node_from_row, not_found, now_millis,
+    parse_column, parse_state, record_from_row, rendition_from_row, state_list, to_db, to_json, webhook_from_row,
+    webhook_not_found,
 };
 use crate::{
     CreatedOnce, DeliveryAttempt, DeliveryRecord, DownloadPatch, DownloadRecord, DueDelivery, ListFilter, MediaUpdate,
@@ -581,6 +582,25 @@ impl Store for PgStore {
             .await?
             .ok_or_else(|| not_found(id))?;
         record_from_row(&row)
+    }
+
+    async fn ended_before(
+        &self,
+        states: &[JobState],
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<(AccountId, DownloadId)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT account, id FROM downloads
+             WHERE strpos($1, ',' || state || ',') > 0 AND finished_at IS NOT NULL AND finished_at < $2
+             ORDER BY finished_at LIMIT $3",
+        )
+        .bind(state_list(states))
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ended_from_row).collect()
     }
 
     async fn counts(&self, account: Option<&AccountId>) -> Result<StateCounts, StoreError> {

@@ -56,6 +56,17 @@ macro_rules! cells_for {
 cells_for!(sqlx::sqlite::SqliteRow);
 cells_for!(sqlx::postgres::PgRow);
 
+/// A row of `ended_before`: whose download, and which.
+pub(crate) fn ended_from_row(row: &impl Cells) -> Result<(haul_core::job::AccountId, DownloadId), StoreError> {
+    Ok((parse_column(row.text("account")?, "account id")?, parse_column(row.text("id")?, "download id")?))
+}
+
+/// States as `ended_before` matches them: `,completed,failed,`.
+pub(crate) fn state_list(states: &[JobState]) -> String {
+    let names: Vec<&str> = states.iter().map(|state| state.as_str()).collect();
+    format!(",{},", names.join(","))
+}
+
 pub(crate) fn account_from_row(row: &impl Cells) -> Result<Account, StoreError> {
     Ok(Account {
         id: parse_column(row.text("id")?, "account id")?,

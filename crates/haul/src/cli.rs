@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use haul_core::account::KeyKind;
-use haul_core::job::JobKind;
+use haul_core::job::{JobKind, JobState};
 use haul_core::media::Quality;
 use haul_core::net::Cidr;
 
@@ -349,6 +349,20 @@ pub struct ServeArgs {
     #[arg(long, env = "HAUL_ADVERTISE_URL", value_name = "URL")]
     pub advertise_url: Option<String>,
 
+    /// Forget downloads this long after they ended (e.g. 30d, 12h), as `haul rm` would, checking every ten
+    /// minutes; the finished files stay unless --forget-files [default: keep every download].
+    #[arg(long, value_name = "AGE", value_parser = crate::client::parse_age)]
+    pub forget_after: Option<std::time::Duration>,
+
+    /// The end states --forget-after forgets, comma-separated: completed, failed, cancelled.
+    #[arg(long, value_name = "STATES", default_value = "completed", value_delimiter = ',',
+        value_parser = parse_end_state, requires = "forget_after")]
+    pub forget_states: Vec<JobState>,
+
+    /// With --forget-after: remove the finished files of the downloads forgotten too.
+    #[arg(long, requires = "forget_after")]
+    pub forget_files: bool,
+
     /// Bytes per second for every download of this server together (e.g. 10M); 0 lifts it. Stored, so it holds
     /// across restarts until changed (haul limit, PATCH /v1/settings) [default: the stored setting, else none].
     #[arg(long, value_name = "RATE", value_parser = parse_limit)]
@@ -581,6 +595,14 @@ fn parse_user(text: &str) -> Result<(String, String), String> {
 /// A `--limit-rate`: a rate, or 0 for none (as aria2c and wget take it); read with [`limit`].
 pub fn parse_limit(text: &str) -> Result<u64, String> {
     haul_core::units::parse_size(text).map_err(|error| error.to_string().replace("size", "rate"))
+}
+
+/// A state a download ends in, for `--forget-states`.
+pub fn parse_end_state(text: &str) -> Result<JobState, String> {
+    match text.trim().parse::<JobState>() {
+        Ok(state) if state.is_terminal() => Ok(state),
+        _ => Err(format!("{text:?} is not a state a download ends in; use completed, failed or cancelled")),
+    }
 }
 
 /// `--host-limit HOST=RATE`.

@@ -332,6 +332,12 @@ pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()>
             schedule: args.schedule.clone().map(|text| Some(text).filter(|text| !text.is_empty())),
         },
         clock: haul_engine::service::LocalClock::system(),
+        retention: args.forget_after.map(|after| haul_engine::service::Retention {
+            after,
+            states: args.forget_states.clone(),
+            delete_files: args.forget_files,
+            every: Duration::from_secs(600),
+        }),
         webhooks: WebhookOptions { retry_delays: args.webhook_retry.0.clone(), ..WebhookOptions::default() },
     };
     let media_line = options.media.describe();

@@ -18,6 +18,7 @@ mod events;
 mod files;
 mod metrics;
 mod renditions;
+mod retention;
 mod runner;
 mod scheduler;
 mod validate;
@@ -47,6 +48,7 @@ pub use downloads::IDEMPOTENCY_WINDOW;
 pub use error::ServiceError;
 pub use events::{Event, EventKind};
 pub use metrics::EngineMetrics;
+pub use retention::Retention;
 pub use views::{
     AddRequest, AddedOnce, DownloadView, KeyView, ListQuery, NodeView, PatchRequest, RenditionView, StatsView,
     TransferView,
@@ -88,6 +90,8 @@ pub struct EngineOptions {
     pub bandwidth: BandwidthPatch,
     /// Where the bandwidth schedule reads the local time.
     pub clock: LocalClock,
+    /// Forget downloads that ended long ago (`--forget-after`); `None` keeps them all.
+    pub retention: Option<Retention>,
     /// How webhook deliveries are retried.
     pub webhooks: WebhookOptions,
 }
@@ -184,6 +188,10 @@ impl Engine {
             .map_err(|error| EngineError::InvalidRequest(format!("bandwidth settings: {error}")))?;
         let watching = engine.clone();
         engine.spawn(tracing::info_span!("bandwidth"), async move { watching.watch_bandwidth().await });
+        if let Some(retention) = engine.inner.options.retention.clone() {
+            let keeping = engine.clone();
+            engine.spawn(tracing::info_span!("retention"), async move { keeping.keep_house(retention).await });
+        }
         let scheduler = engine.clone();
         engine.spawn(tracing::info_span!("scheduler"), async move { scheduler.schedule().await });
         let beating = engine.clone();

@@ -10,6 +10,7 @@ use crate::harness::{Fixture, LEASE, assert_conflict, assert_not_found, create, 
 
 backend_tests! {
     create_keeps_every_input,
+    ended_before_finds_every_accounts_old_downloads_in_the_states_asked,
     list_is_newest_first_with_state_filter_and_paging,
     list_filters_on_text_creator_and_creation_time,
     labels_are_kept_and_replaced_whole,
@@ -237,6 +238,39 @@ async fn apply_keeps_times_and_errors(fixture: Fixture) {
     let completed = store.apply(&account, id, JobAction::Complete, None).await.unwrap();
     assert_eq!(completed.started_at, Some(started_at));
     assert!(completed.finished_at.is_some());
+}
+
+async fn ended_before_finds_every_accounts_old_downloads_in_the_states_asked(fixture: Fixture) {
+    let store = &*fixture.store;
+    let (alice, bob) = (AccountId::generate(), AccountId::generate());
+    let end = |account: &AccountId, url: &'static str, last: JobAction| {
+        let account = account.clone();
+        async move {
+            let id = create(store, &account, url, 0).await;
+            store.apply(&account, id, JobAction::Start, None).await.unwrap();
+            store.apply(&account, id, last, None).await.unwrap();
+            // Apart by a few milliseconds, so that "oldest first" has one answer.
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+            id
+        }
+    };
+    let completed = end(&alice, "http://origin/a", JobAction::Complete).await;
+    let failed = end(&bob, "http://origin/b", JobAction::Fail).await;
+    let cancelled = end(&bob, "http://origin/c", JobAction::Cancel).await;
+    let running = create(store, &alice, "http://origin/d", 0).await;
+    store.apply(&alice, running, JobAction::Start, None).await.unwrap();
+    let later = haul_core::clock::unix_millis(std::time::SystemTime::now()) + 60_000;
+
+    let all = [JobState::Completed, JobState::Failed, JobState::Cancelled];
+    let found = store.ended_before(&all, later, 100).await.unwrap();
+    let ids: Vec<DownloadId> = found.iter().map(|(_, id)| *id).collect();
+    assert_eq!(ids, [completed, failed, cancelled], "oldest first, active ones never");
+    assert_eq!(found[0].0, alice);
+    assert_eq!(found[1].0, bob);
+    assert_eq!(store.ended_before(&all, later, 2).await.unwrap().len(), 2, "at most the limit");
+    let only_completed = store.ended_before(&[JobState::Completed], later, 100).await.unwrap();
+    assert_eq!(only_completed, [(alice.clone(), completed)]);
+    assert!(store.ended_before(&all, 1, 100).await.unwrap().is_empty(), "nothing ended before 1970");
 }
 
 async fn patch_changes_url_only_while_paused_or_failed(fixture: Fixture) {

@@ -51,7 +51,7 @@ pub struct RmArgs {
 }
 
 /// An age as `--older-than` takes it (humantime: `7d`, `12h`, `1w 2d`).
-fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_age(text: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(text).map_err(|error| format!("{error}; give an age like 7d, 12h or 30min"))
 }
 

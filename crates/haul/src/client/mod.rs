@@ -31,7 +31,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use act::{IdsArgs, RmArgs, SetArgs, pause, resume, retry, rm, set};
+pub use act::{IdsArgs, RmArgs, SetArgs, parse_age, pause, resume, retry, rm, set};
 pub use add::{AddArgs, add};
 pub use limit::{LimitArgs, limit};
 pub use ls::{LsArgs, ls};
