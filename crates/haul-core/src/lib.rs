@@ -17,4 +17,5 @@ pub mod net;
 pub mod plan;
 pub mod ranges;
 pub mod redact;
+pub mod rules;
 pub mod units;
