@@ -67,6 +67,7 @@ fn main() -> ExitCode {
             cli::Command::Set { remote, args } => client::set(remote, args).await,
             cli::Command::Rm { remote, args } => client::rm(remote, args).await,
             cli::Command::Webhook { remote, command } => client::webhook(remote, command).await,
+            cli::Command::Rule { remote, command } => client::rule(remote, command).await,
         }
     });
     match result {

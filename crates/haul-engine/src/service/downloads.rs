@@ -62,9 +62,10 @@ impl Engine {
         })
     }
 
-    /// A request checked into a new row, within the account's cap.
+    /// A request checked into a new row, with what the account's rules give it, within the account's cap.
     async fn checked_new(&self, account: &AccountId, request: AddRequest) -> Result<NewDownload, ServiceError> {
-        let new = new_download(account, request, &self.inner.options.media, self.inner.client.destinations())?;
+        let mut new = new_download(account, request, &self.inner.options.media, self.inner.client.destinations())?;
+        self.apply_rules(&mut new).await?;
         let limit = self.inner.options.max_jobs_per_account;
         let kept = self.inner.store.counts(Some(account)).await?.total();
         if kept >= limit {

@@ -17,6 +17,7 @@ mod events;
 mod files;
 mod metrics;
 mod renditions;
+mod rules;
 mod runner;
 mod scheduler;
 mod validate;
@@ -45,6 +46,7 @@ pub use downloads::IDEMPOTENCY_WINDOW;
 pub use error::ServiceError;
 pub use events::{Event, EventKind};
 pub use metrics::EngineMetrics;
+pub use rules::{MAX_RULES, RulePatchRequest, RuleRequest, RuleView};
 pub use views::{
     AddRequest, AddedOnce, DownloadView, KeyView, ListQuery, NodeView, PatchRequest, RenditionView, StatsView,
     TransferView,

@@ -136,7 +136,7 @@ async fn rules_are_seen_only_by_their_account(fixture: Fixture) {
     not_found(store.rule(&other, &mine.id).await.map(drop));
     not_found(store.update_rule(&other, &mine.id, &RulePatch::default()).await.map(drop));
     not_found(store.delete_rule(&other, &mine.id).await.map(drop));
-    assert_eq!(store.list_rules(&other).await.unwrap(), [theirs.clone()]);
+    assert_eq!(store.list_rules(&other).await.unwrap(), std::slice::from_ref(&theirs));
 
     assert_eq!(store.delete_rule(&account, &mine.id).await.unwrap(), mine);
     not_found(store.rule(&account, &mine.id).await.map(drop));

@@ -1,4 +1,4 @@
-//! The client commands `haul add`, `ls`, `pause`, `resume`, `rm` and `webhook`: they drive a running `haul serve` over
+//! The client commands `haul add`, `ls`, `pause`, `resume`, `rm`, `webhook` and `rule`: they drive a running `haul serve` over
 //! its native `/v1` JSON API with the server's bearer token.
 //!
 //! Every command resolves the token first (`--token`, `HAUL_TOKEN`, else `<data-dir>/token`), accepts download
@@ -14,6 +14,7 @@ mod act;
 mod add;
 mod ls;
 mod render;
+mod rule;
 mod watch;
 mod webhook;
 
@@ -33,6 +34,7 @@ use serde_json::Value;
 pub use act::{IdsArgs, RmArgs, SetArgs, pause, resume, retry, rm, set};
 pub use add::{AddArgs, add};
 pub use ls::{LsArgs, ls};
+pub use rule::{RuleCommand, rule};
 pub use webhook::{WebhookCommand, webhook};
 
 /// Where the server is and how to authenticate to it; flattened into every client command.
