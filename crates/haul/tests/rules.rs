@@ -246,6 +246,16 @@ async fn rules_that_an_add_would_refuse_are_refused_when_made() {
     assert_eq!(status, 404);
     let (status, _) = alice.call(Method::DELETE, "/v1/rules/00000000-0000-4000-8000-000000000000", None).await;
     assert_eq!(status, 404);
+
+    // The OpenAPI document describes the routes.
+    let (status, document) = alice.call(Method::GET, "/v1/openapi.json", None).await;
+    assert_eq!(status, 200);
+    let paths = &document["paths"];
+    assert!(paths["/v1/rules"]["post"].is_object() && paths["/v1/rules"]["get"].is_object(), "{paths}");
+    for method in ["get", "patch", "delete"] {
+        assert!(paths["/v1/rules/{id}"][method].is_object(), "{method} /v1/rules/{{id}} missing");
+    }
+    assert!(document["components"]["schemas"]["CreateRule"]["properties"]["url_pattern"].is_object());
 }
 
 #[tokio::test]
