@@ -16,6 +16,7 @@ mod linger;
 mod links;
 mod media;
 mod metrics;
+mod rules;
 mod serve;
 mod session;
 mod settings;
@@ -361,6 +362,8 @@ fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Result<Route
         .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/v1/webhooks/{id}", get(webhooks::get).delete(webhooks::remove))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/rules", get(rules::list).post(rules::create))
+        .route("/v1/rules/{id}", get(rules::get).patch(rules::update).delete(rules::remove))
         .route("/links/{id}/{variant}", get(links::serve_link));
     if with_ui {
         router = router.route("/", get(ui::index)).route("/ui/{*path}", get(ui::asset));

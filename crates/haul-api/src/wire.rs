@@ -738,3 +738,93 @@ pub struct DeliveryList {
     /// Newest first.
     pub deliveries: Vec<Delivery>,
 }
+
+/// `POST /v1/rules`: at least one condition (`host`, `url_pattern`, `extensions`; every one given must hold) and
+/// at least one effect (`directory`, `priority`).
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRule {
+    /// Where it goes among the account's rules: 1 is tried first, and the rules from there move down one; after
+    /// the last when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, example = 1)]
+    pub position: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Disc images")]
+    pub name: Option<String>,
+    /// This host or any of its subdomains (`example.com` matches `dl.example.com`), case ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "example.com")]
+    pub host: Option<String>,
+    /// A glob over the whole URL, query included: `*` any run of characters, `?` one; case ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "https://*/releases/*")]
+    pub url_pattern: Option<String>,
+    /// File types, without or with the dot (`iso`, `.tar.gz`), case ignored: the last segment of the URL's path
+    /// (never its query), or the download's `filename`, ends in one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(example = json!(["iso", "img"]))]
+    pub extensions: Vec<String>,
+    /// The directory a matching download goes to when its request names none: relative to the downloads
+    /// directory, `/`-separated, each part a plain name (no `..`, no leading `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "isos")]
+    pub directory: Option<String>,
+    /// The priority a matching download gets when its request gives none (or 0): -1000 to 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = 5)]
+    pub priority: Option<i32>,
+}
+
+/// `PATCH /v1/rules/{id}`: rename or move a rule.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRule {
+    /// A new name; `""` removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Move it there: 1 is tried first; past the end is the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub position: Option<u32>,
+}
+
+/// A rule as listed. Times are unix milliseconds.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Rule {
+    /// A UUID: what `/v1/rules/{id}` takes.
+    pub id: String,
+    /// 1 is tried first; the first rule a new download matches is the one that applies.
+    pub position: u32,
+    pub name: Option<String>,
+    /// Normalised: lowercase, international names in their `xn--` form.
+    pub host: Option<String>,
+    pub url_pattern: Option<String>,
+    /// Lowercase, without the dot.
+    pub extensions: Vec<String>,
+    pub directory: Option<String>,
+    pub priority: Option<i32>,
+    pub created_at: i64,
+}
+
+impl From<haul_engine::service::RuleView> for Rule {
+    fn from(view: haul_engine::service::RuleView) -> Self {
+        Self {
+            id: view.id,
+            position: view.position,
+            name: view.name,
+            host: view.host,
+            url_pattern: view.url_pattern,
+            extensions: view.extensions,
+            directory: view.directory,
+            priority: view.priority,
+            created_at: view.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RuleList {
+    /// In the order they are tried.
+    pub rules: Vec<Rule>,
+}

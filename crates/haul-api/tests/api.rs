@@ -588,6 +588,27 @@ async fn metrics_count_what_happened() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// `/metrics` by host, cause and store operation: the bytes of a download from an origin that cuts half its
+/// bodies short are counted under the origin's host, once each, the cuts as `interrupted` retries, and the store's
+/// claims and adds are timed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_break_bytes_down_by_host_retries_by_cause_and_time_the_store() {
+    let origin = OriginOptions { cut_fraction: 0.5, ..OriginOptions::default() };
+    let server = Harness::start(TOKEN, origin).await;
+    let size = 8 * 1024 * 1024 + 3;
+    let created = server.create(json!({"url": server.origin.url(size, "cut.bin")})).await;
+    server.wait_for(created["id"].as_str().unwrap(), "completed").await;
+    let text = server.request(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
+    let value = |name: &str, labels: &str| {
+        sample(&text, name, labels).unwrap_or_else(|| panic!("{name}{{{labels}}} in:\n{text}"))
+    };
+    assert_eq!(value("haul_host_bytes_fetched_total", r#"host="127.0.0.1""#), size as f64);
+    assert!(value("haul_retries_total", r#"cause="interrupted""#) >= 1.0, "half the bodies were cut:\n{text}");
+    assert!(value("haul_store_operation_seconds_count", r#"operation="claim""#) >= 1.0);
+    assert_eq!(value("haul_store_operation_seconds_count", r#"operation="create""#), 1.0);
+    assert!(!text.contains("haul_host_download_speed_bytes{"), "no host series once nothing runs:\n{text}");
+}
+
 /// A NUL byte in a list's search text is a 400 naming the field, on every backend (PostgreSQL's text cannot hold
 /// one, and answered 500 before).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

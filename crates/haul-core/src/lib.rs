@@ -17,5 +17,6 @@ pub mod net;
 pub mod plan;
 pub mod ranges;
 pub mod redact;
+pub mod rules;
 pub mod schedule;
 pub mod units;

@@ -27,6 +27,8 @@ pub struct Progress {
     speed: AtomicU64,
     connections: AtomicUsize,
     replaced: AtomicU64,
+    /// Requests tried again, by [`RetryCause`].
+    retries: [AtomicU64; RetryCause::ALL.len()],
     phase: AtomicU8,
     destination: OnceLock<PathBuf>,
     note: Mutex<Option<String>>,
@@ -66,6 +68,8 @@ pub struct ProgressSnapshot {
     pub connections: usize,
     /// Connections dropped for running far below the others, their remainder fetched again on new ones.
     pub replaced_connections: u64,
+    /// Requests tried again so far, indexed as [`RetryCause::ALL`].
+    pub retries: [u64; RetryCause::ALL.len()],
     pub phase: Phase,
     /// Where the file will be put once complete, known after probing.
     pub destination: Option<PathBuf>,
@@ -81,6 +85,29 @@ impl ProgressSnapshot {
     }
 }
 
+/// Why a request was tried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryCause {
+    /// The host refused for now: 429 or 503, or the connection was refused.
+    Busy,
+    /// The connection broke after bytes had come (a reset, a body cut short); asked again at once for the rest.
+    Interrupted,
+    /// Another failure before any byte came: a network error, a timeout, another 5xx.
+    Failed,
+}
+
+impl RetryCause {
+    pub const ALL: [RetryCause; 3] = [Self::Busy, Self::Interrupted, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Busy => "busy",
+            Self::Interrupted => "interrupted",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 impl Default for Progress {
     fn default() -> Self {
         Self {
@@ -90,6 +117,7 @@ impl Default for Progress {
             speed: AtomicU64::new(0),
             connections: AtomicUsize::new(0),
             replaced: AtomicU64::new(0),
+            retries: Default::default(),
             phase: AtomicU8::new(Phase::Probing as u8),
             destination: OnceLock::new(),
             note: Mutex::new(None),
@@ -110,6 +138,7 @@ impl Progress {
             speed: self.speed.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
             replaced_connections: self.replaced.load(Ordering::Relaxed),
+            retries: std::array::from_fn(|i| self.retries[i].load(Ordering::Relaxed)),
             phase: match self.phase.load(Ordering::Relaxed) {
                 0 => Phase::Probing,
                 1 => Phase::Downloading,
@@ -166,6 +195,10 @@ impl Progress {
 
     pub(crate) fn count_replaced_connection(&self) {
         self.replaced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_retry(&self, cause: RetryCause) {
+        self.retries[cause as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn set_phase(&self, phase: Phase) {

@@ -19,7 +19,7 @@ use crate::http::{self, HttpClient};
 use crate::limiter::Limits;
 use crate::part_file::PartFile;
 use crate::probe::{Validators, backoff};
-use crate::progress::Progress;
+use crate::progress::{Progress, RetryCause};
 
 pub(crate) struct SingleOptions {
     pub url: Url,
@@ -136,7 +136,7 @@ pub(crate) async fn run(
                 None => Err(Attempt::Transient(error.describe(), None)),
             },
         };
-        let (message, wait) = match outcome {
+        let (message, wait, cause) = match outcome {
             // A complete file needs no record: the caller puts it in place and removes the record at once.
             Ok(Some(size)) => return Ok(SingleEnd::Complete(size)),
             Ok(None) => {
@@ -144,9 +144,11 @@ pub(crate) async fn run(
                 return Ok(SingleEnd::Cancelled);
             }
             Err(Attempt::Fatal(error)) => return Err(error),
-            Err(Attempt::Transient(message, wait)) => (message, wait),
+            Err(Attempt::Transient(message, wait)) => (message, wait, RetryCause::Failed),
+            Err(Attempt::Busy(message, wait)) => (message, wait, RetryCause::Busy),
         };
         // Progress only counts when it survives the failure: a host that cannot resume loses it all.
+        let cause = if pos > attempt_start { RetryCause::Interrupted } else { cause };
         if pos > attempt_start && options.ranges {
             failures = 0;
         }
@@ -167,6 +169,7 @@ pub(crate) async fn run(
             progress.set_done(0);
         }
         persist(&RangeSet::from_ranges([(0, pos)]))?;
+        progress.count_retry(cause);
         let wait = wait.or(options.retry_wait).unwrap_or_else(|| backoff(failures));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -177,6 +180,8 @@ pub(crate) async fn run(
 
 enum Attempt {
     Transient(String, Option<Duration>),
+    /// The host refused for now (429, 503): tried again after its Retry-After, if it gave one.
+    Busy(String, Option<Duration>),
     Fatal(EngineError),
 }
 
@@ -226,7 +231,7 @@ async fn stream(
             }
         }
         StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
-            return Err(Attempt::Transient(format!("server answered {status}"), http::retry_after(response.headers())));
+            return Err(Attempt::Busy(format!("server answered {status}"), http::retry_after(response.headers())));
         }
         status if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT => {
             return Err(Attempt::Transient(format!("server answered {status}"), None));

@@ -22,8 +22,8 @@ pub use accounts::{Account, ApiKey, hash_secret, key_prefix};
 pub use postgres::PgStore;
 pub use record::{
     AttemptOutcome, CreatedOnce, DeliveryAttempt, DeliveryRecord, DeliveryState, DownloadPatch, DownloadRecord,
-    DueDelivery, ListFilter, MediaUpdate, NewDownload, NewWebhook, NodeBeat, NodeRecord, ProgressUpdate, Rendition,
-    RenditionUpdate, StateCounts, StoredEvent, WebhookRecord,
+    DueDelivery, ListFilter, MediaUpdate, NewDownload, NewRule, NewWebhook, NodeBeat, NodeRecord, ProgressUpdate,
+    Rendition, RenditionUpdate, RulePatch, RuleRecord, StateCounts, StoredEvent, WebhookRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -333,6 +333,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets delivered and failed deliveries that happened longer than `age` ago.
     async fn prune_deliveries(&self, age: Duration) -> Result<u64, StoreError>;
+
+    /// Stores a rule of `new.account` with a fresh id at `new.position` (the rules from there move down one),
+    /// or after the account's last rule.
+    async fn create_rule(&self, new: &NewRule) -> Result<RuleRecord, StoreError>;
+
+    /// The account's rules in the order they are tried: by position, 1 first.
+    async fn list_rules(&self, account: &AccountId) -> Result<Vec<RuleRecord>, StoreError>;
+
+    /// One of the account's rules; another account's is `NotFound`.
+    async fn rule(&self, account: &AccountId, id: &str) -> Result<RuleRecord, StoreError>;
+
+    /// Renames or moves one of the account's rules; positions stay 1, 2, 3, ... without gaps.
+    async fn update_rule(&self, account: &AccountId, id: &str, patch: &RulePatch) -> Result<RuleRecord, StoreError>;
+
+    /// Removes one of the account's rules; the ones after it move up one.
+    async fn delete_rule(&self, account: &AccountId, id: &str) -> Result<RuleRecord, StoreError>;
 }
 
 /// A database URL as it may be shown (errors, logs): everything between `://` and the last `@` masked, which

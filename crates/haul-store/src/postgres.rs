@@ -27,14 +27,14 @@ use tokio::sync::Mutex;
 use crate::accounts::{Account, ApiKey};
 use crate::rows::{
     account_from_row, attempt_columns, delivery_from_row, due_deliveries, due_from_row, duration_millis,
-    ended_from_row, events_to_db, from_db, key_from_row, lease_lost, meta_to_db, node_from_row, not_found, now_millis,
-    parse_column, parse_state, record_from_row, rendition_from_row, state_list, to_db, to_json, webhook_from_row,
-    webhook_not_found,
+    ended_from_row, events_to_db, extensions_to_db, from_db, key_from_row, lease_lost, meta_to_db, node_from_row,
+    not_found, now_millis, parse_column, parse_state, record_from_row, rendition_from_row, rule_from_row,
+    rule_not_found, rule_position, state_list, to_db, to_json, webhook_from_row, webhook_not_found,
 };
 use crate::{
     CreatedOnce, DeliveryAttempt, DeliveryRecord, DownloadPatch, DownloadRecord, DueDelivery, ListFilter, MediaUpdate,
-    NewDownload, NewWebhook, NodeBeat, NodeRecord, ProgressUpdate, Rendition, RenditionUpdate, StateCounts, Store,
-    StoreError, StoredEvent, WebhookRecord,
+    NewDownload, NewRule, NewWebhook, NodeBeat, NodeRecord, ProgressUpdate, Rendition, RenditionUpdate, RulePatch,
+    RuleRecord, StateCounts, Store, StoreError, StoredEvent, WebhookRecord,
 };
 
 /// Connections per node.
@@ -1174,6 +1174,113 @@ impl Store for PgStore {
             .await?;
         Ok(done.rows_affected())
     }
+
+    async fn create_rule(&self, new: &NewRule) -> Result<RuleRecord, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        lock_rules(&mut transaction, &new.account).await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rules WHERE account = $1")
+            .bind(new.account.as_str())
+            .fetch_one(&mut *transaction)
+            .await?;
+        let position = rule_position(new.position, count + 1);
+        sqlx::query("UPDATE rules SET position = position + 1 WHERE account = $1 AND position >= $2")
+            .bind(new.account.as_str())
+            .bind(position)
+            .execute(&mut *transaction)
+            .await?;
+        let row = sqlx::query(
+            "INSERT INTO rules (id, account, position, name, host, url_pattern, extensions, directory, priority,
+                                created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
+        )
+        .bind(DownloadId::new_random().to_string())
+        .bind(new.account.as_str())
+        .bind(position)
+        .bind(&new.name)
+        .bind(&new.host)
+        .bind(&new.url_pattern)
+        .bind(extensions_to_db(&new.extensions))
+        .bind(&new.directory)
+        .bind(new.priority.map(i64::from))
+        .bind(now_millis())
+        .fetch_one(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        rule_from_row(&row)
+    }
+
+    async fn list_rules(&self, account: &AccountId) -> Result<Vec<RuleRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM rules WHERE account = $1 ORDER BY position, created_at, id")
+            .bind(account.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rule_from_row).collect()
+    }
+
+    async fn rule(&self, account: &AccountId, id: &str) -> Result<RuleRecord, StoreError> {
+        let row = sqlx::query("SELECT * FROM rules WHERE id = $1 AND account = $2")
+            .bind(id)
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| rule_not_found(id))?;
+        rule_from_row(&row)
+    }
+
+    async fn update_rule(&self, account: &AccountId, id: &str, patch: &RulePatch) -> Result<RuleRecord, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        lock_rules(&mut transaction, account).await?;
+        let row = sqlx::query("SELECT * FROM rules WHERE id = $1 AND account = $2")
+            .bind(id)
+            .bind(account.as_str())
+            .fetch_optional(&mut *transaction)
+            .await?
+            .ok_or_else(|| rule_not_found(id))?;
+        let before = rule_from_row(&row)?;
+        let from = i64::from(before.position);
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rules WHERE account = $1")
+            .bind(account.as_str())
+            .fetch_one(&mut *transaction)
+            .await?;
+        let to = if patch.position.is_some() { rule_position(patch.position, count) } else { from };
+        // The rules between the old place and the new one shift by one toward the old place.
+        let (low, high, step) = if to < from { (to, from - 1, 1) } else { (from + 1, to, -1) };
+        sqlx::query("UPDATE rules SET position = position + $1 WHERE account = $2 AND position BETWEEN $3 AND $4")
+            .bind(step)
+            .bind(account.as_str())
+            .bind(low)
+            .bind(high)
+            .execute(&mut *transaction)
+            .await?;
+        let name = patch.name.clone().unwrap_or(before.name);
+        let row = sqlx::query("UPDATE rules SET position = $1, name = $2 WHERE id = $3 RETURNING *")
+            .bind(to)
+            .bind(name)
+            .bind(id)
+            .fetch_one(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        rule_from_row(&row)
+    }
+
+    async fn delete_rule(&self, account: &AccountId, id: &str) -> Result<RuleRecord, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        lock_rules(&mut transaction, account).await?;
+        let row = sqlx::query("DELETE FROM rules WHERE id = $1 AND account = $2 RETURNING *")
+            .bind(id)
+            .bind(account.as_str())
+            .fetch_optional(&mut *transaction)
+            .await?
+            .ok_or_else(|| rule_not_found(id))?;
+        let removed = rule_from_row(&row)?;
+        sqlx::query("UPDATE rules SET position = position - 1 WHERE account = $1 AND position > $2")
+            .bind(account.as_str())
+            .bind(i64::from(removed.position))
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(removed)
+    }
 }
 
 /// Inserts a new download, `queued` (or `paused`), with a fresh id.
@@ -1242,4 +1349,14 @@ fn bind_list_filter<'q>(query: Query<'q>, account: &AccountId, filter: &ListFilt
         .bind(filter.creator.clone())
         .bind(filter.created_from)
         .bind(filter.created_before)
+}
+
+/// Serialises changes to one account's rules (their positions are renumbered together) across nodes, for the
+/// rest of the transaction; other accounts' changes go on.
+async fn lock_rules(transaction: &mut sqlx::PgConnection, account: &AccountId) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('haul rules ' || $1, 0))")
+        .bind(account.as_str())
+        .execute(transaction)
+        .await?;
+    Ok(())
 }

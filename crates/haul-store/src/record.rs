@@ -371,3 +371,47 @@ pub enum AttemptOutcome {
     RetryAt(i64),
     GiveUp,
 }
+
+/// An account's rule (a category): which new downloads it applies to, and the directory and priority it gives
+/// them. The first of the account's rules, by `position`, that a download matches is the one that applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleRecord {
+    /// A UUID.
+    pub id: String,
+    pub account: AccountId,
+    /// 1 for the account's first rule, then 2, 3, ... with no gaps.
+    pub position: u32,
+    pub name: Option<String>,
+    /// Conditions, normalised by `haul_core::rules::RuleConditions::parse`.
+    pub host: Option<String>,
+    pub url_pattern: Option<String>,
+    pub extensions: Vec<String>,
+    /// Effects: a directory under the downloads root, a priority.
+    pub directory: Option<String>,
+    pub priority: Option<i32>,
+    pub created_at: i64,
+}
+
+/// A rule to store: [`Store::create_rule`](crate::Store::create_rule).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRule {
+    pub account: AccountId,
+    /// Where it goes among the account's rules (1 is first; the ones from there move down one); the end when
+    /// `None` or past the end.
+    pub position: Option<u32>,
+    pub name: Option<String>,
+    pub host: Option<String>,
+    pub url_pattern: Option<String>,
+    pub extensions: Vec<String>,
+    pub directory: Option<String>,
+    pub priority: Option<i32>,
+}
+
+/// A change to a rule: [`Store::update_rule`](crate::Store::update_rule). `None` leaves a field alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RulePatch {
+    /// A new name; `Some(None)` removes it.
+    pub name: Option<Option<String>>,
+    /// Move it there (1 is first; past the end is the end); the rules in between shift by one.
+    pub position: Option<u32>,
+}

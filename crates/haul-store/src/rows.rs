@@ -296,3 +296,33 @@ pub(crate) fn duration_millis(duration: Duration) -> i64 {
 pub(crate) fn now_millis() -> i64 {
     haul_core::clock::unix_millis(SystemTime::now())
 }
+
+/// A rule's extensions as stored: `iso,tar.gz`, or NULL for none (extensions never hold a comma).
+pub(crate) fn extensions_to_db(extensions: &[String]) -> Option<String> {
+    (!extensions.is_empty()).then(|| extensions.join(","))
+}
+
+pub(crate) fn rule_from_row(row: &impl Cells) -> Result<crate::RuleRecord, StoreError> {
+    let extensions = row.opt_text("extensions")?.unwrap_or_default();
+    Ok(crate::RuleRecord {
+        id: row.text("id")?,
+        account: parse_column(row.text("account")?, "rule's account")?,
+        position: narrow(row.int("position")?, "position")?,
+        name: row.opt_text("name")?,
+        host: row.opt_text("host")?,
+        url_pattern: row.opt_text("url_pattern")?,
+        extensions: extensions.split(',').filter(|extension| !extension.is_empty()).map(str::to_owned).collect(),
+        directory: row.opt_text("directory")?,
+        priority: optional_narrow(row.opt_int("priority")?, "priority")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn rule_not_found(id: &str) -> StoreError {
+    StoreError::NotFound(format!("rule {id}"))
+}
+
+/// Where a rule asked for at `wanted` goes among `count` others (or, moving, `count` in all): 1 to the end.
+pub(crate) fn rule_position(wanted: Option<u32>, last: i64) -> i64 {
+    wanted.map_or(last, |wanted| i64::from(wanted).clamp(1, last.max(1)))
+}

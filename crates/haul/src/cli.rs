@@ -176,6 +176,15 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::client::WebhookCommand,
     },
+
+    /// Manage the account's rules (categories) on a running server: the directory and priority new downloads
+    /// get by host, URL pattern or file type.
+    Rule {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(subcommand)]
+        command: crate::client::RuleCommand,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -68,6 +68,7 @@ fn main() -> ExitCode {
             cli::Command::Rm { remote, args } => client::rm(remote, args).await,
             cli::Command::Limit { remote, args } => client::limit(remote, args).await,
             cli::Command::Webhook { remote, command } => client::webhook(remote, command).await,
+            cli::Command::Rule { remote, command } => client::rule(remote, command).await,
         }
     });
     match result {

@@ -34,7 +34,7 @@ fn check_query(query: &ListQuery) -> Result<(), ServiceError> {
 impl Engine {
     pub async fn add(&self, account: &AccountId, request: AddRequest) -> Result<DownloadView, ServiceError> {
         let new = self.checked_new(account, request).await?;
-        let view = DownloadView::from(self.inner.store.create(new).await?);
+        let view = DownloadView::from(self.inner.metrics.timed("create", self.inner.store.create(new)).await?);
         self.added(&view);
         Ok(view)
     }
@@ -51,7 +51,8 @@ impl Engine {
         fingerprint: &str,
     ) -> Result<AddedOnce, ServiceError> {
         let new = self.checked_new(account, request).await?;
-        Ok(match self.inner.store.create_once(new, key, fingerprint, IDEMPOTENCY_WINDOW).await? {
+        let created = self.inner.store.create_once(new, key, fingerprint, IDEMPOTENCY_WINDOW);
+        Ok(match self.inner.metrics.timed("create", created).await? {
             CreatedOnce::Created(record) => {
                 let view = DownloadView::from(record);
                 self.added(&view);
@@ -62,9 +63,10 @@ impl Engine {
         })
     }
 
-    /// A request checked into a new row, within the account's cap.
+    /// A request checked into a new row, with what the account's rules give it, within the account's cap.
     async fn checked_new(&self, account: &AccountId, request: AddRequest) -> Result<NewDownload, ServiceError> {
-        let new = new_download(account, request, &self.inner.options.media, self.inner.client.destinations())?;
+        let mut new = new_download(account, request, &self.inner.options.media, self.inner.client.destinations())?;
+        self.apply_rules(&mut new).await?;
         let limit = self.inner.options.max_jobs_per_account;
         let kept = self.inner.store.counts(Some(account)).await?.total();
         if kept >= limit {
@@ -93,7 +95,7 @@ impl Engine {
 
     pub async fn list(&self, account: &AccountId, query: ListQuery) -> Result<Vec<DownloadView>, ServiceError> {
         check_query(&query)?;
-        let records = self.inner.store.list(account, &query.into()).await?;
+        let records = self.inner.metrics.timed("list", self.inner.store.list(account, &query.into())).await?;
         Ok(records.into_iter().map(|record| self.overlay(record)).collect())
     }
 
@@ -104,7 +106,7 @@ impl Engine {
     }
 
     pub async fn pause(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
-        self.inner.store.apply(account, id, JobAction::Pause, None).await?;
+        self.inner.metrics.timed("apply", self.inner.store.apply(account, id, JobAction::Pause, None)).await?;
         self.stop_running(id, StopReason::Pause).await;
         // Read again: the stopped task has written its last progress.
         let view = DownloadView::from(self.inner.store.get(account, id).await?);

@@ -19,6 +19,7 @@ mod files;
 mod metrics;
 mod renditions;
 mod retention;
+mod rules;
 mod runner;
 mod scheduler;
 mod validate;
@@ -49,6 +50,7 @@ pub use error::ServiceError;
 pub use events::{Event, EventKind};
 pub use metrics::EngineMetrics;
 pub use retention::Retention;
+pub use rules::{MAX_RULES, RulePatchRequest, RuleRequest, RuleView};
 pub use views::{
     AddRequest, AddedOnce, DownloadView, KeyView, ListQuery, NodeView, PatchRequest, RenditionView, StatsView,
     TransferView,

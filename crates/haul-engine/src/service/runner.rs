@@ -257,7 +257,10 @@ impl Engine {
             self.count_fetched(running);
             let update = self.progress_update(&running.progress);
             let sent = tokio::time::Instant::now();
-            let renewal = self.inner.store.report_progress(record.id, &options.node, options.lease, &update);
+            let renewal = self.inner.metrics.timed(
+                "report_progress",
+                self.inner.store.report_progress(record.id, &options.node, options.lease, &update),
+            );
             let mut current = match tokio::time::timeout_at(deadline, renewal).await {
                 Ok(Ok(current)) => {
                     deadline = sent + fence;
@@ -308,7 +311,10 @@ impl Engine {
         use std::sync::atomic::Ordering;
         let snapshot = running.progress.snapshot();
         let before = running.counted.swap(snapshot.fetched_this_run(), Ordering::Relaxed);
-        self.inner.metrics.bytes_fetched.inc_by(snapshot.fetched_this_run().saturating_sub(before));
+        let retries: [u64; crate::progress::RetryCause::ALL.len()] = std::array::from_fn(|i| {
+            snapshot.retries[i].saturating_sub(running.retried[i].swap(snapshot.retries[i], Ordering::Relaxed))
+        });
+        self.inner.metrics.fetched(&running.host, snapshot.fetched_this_run().saturating_sub(before), &retries);
         let before = running.replaced.swap(snapshot.replaced_connections, Ordering::Relaxed);
         self.inner.metrics.connections_replaced.inc_by(snapshot.replaced_connections.saturating_sub(before));
     }

@@ -48,6 +48,10 @@ pub(super) struct Running {
     /// Bytes of this run already counted in the metrics, and slow connections replaced.
     pub(super) counted: std::sync::atomic::AtomicU64,
     pub(super) replaced: std::sync::atomic::AtomicU64,
+    /// Retries of this run already counted, by cause.
+    pub(super) retried: [std::sync::atomic::AtomicU64; crate::progress::RetryCause::ALL.len()],
+    /// The host of the job's URL, for the metrics by host.
+    pub(super) host: String,
 }
 
 impl Running {
@@ -78,7 +82,8 @@ impl Engine {
                     break;
                 }
                 let options = &self.inner.options;
-                match self.inner.store.claim_next(&options.node, options.lease, options.max_active).await {
+                let claim = self.inner.store.claim_next(&options.node, options.lease, options.max_active);
+                match self.inner.metrics.timed("claim", claim).await {
                     // A download of ours whose lease ran out while it kept running here (its renewals were held
                     // up): the claim has renewed the lease and its task goes on; a second task would fetch the
                     // same file beside it.
@@ -107,6 +112,11 @@ impl Engine {
             finished: Notify::new(),
             counted: Default::default(),
             replaced: Default::default(),
+            retried: Default::default(),
+            host: url::Url::parse(&record.url)
+                .ok()
+                .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+                .unwrap_or_default(),
         });
         self.inner.running.lock().insert(record.id, running.clone());
         let engine = self.clone();

@@ -187,7 +187,7 @@ fn check_headers(headers: &[(String, String)]) -> Result<(), ServiceError> {
 }
 
 /// A directory under the downloads root: relative, without `..`, each part a safe name.
-fn check_directory(text: &str) -> Result<String, ServiceError> {
+pub(super) fn check_directory(text: &str) -> Result<String, ServiceError> {
     let invalid =
         || ServiceError::Invalid(format!("directory must be a relative path inside downloads/, got {text:?}"));
     let mut parts = Vec::new();

@@ -37,7 +37,7 @@ use crate::limiter::Limits;
 use crate::part_file::PartFile;
 use crate::probe::FIRST_REQUEST;
 use crate::probe::{Validators, backoff};
-use crate::progress::Progress;
+use crate::progress::{Progress, RetryCause};
 pub(crate) use policy::Learned;
 use policy::{Conn, Count, Measure, WINDOW};
 
@@ -596,10 +596,11 @@ async fn worker(shared: &Shared, id: u64, cancel: &CancellationToken) {
             // ask again at once for what is left.
             if let Err(FetchError::Transient(message)) = &result {
                 tracing::debug!(%message, "connection broke mid-range; continuing at once");
+                shared.progress.count_retry(RetryCause::Interrupted);
                 continue;
             }
         }
-        let (message, wait) = match result {
+        let (message, wait, cause) = match result {
             Ok(()) => continue,
             Err(FetchError::Cancelled) => return,
             Err(FetchError::Fatal(error)) => return shared.stop(Stop::Fatal(error)),
@@ -618,9 +619,9 @@ async fn worker(shared: &Shared, id: u64, cancel: &CancellationToken) {
                     tracing::debug!(%message, "host refused a connection; running with fewer");
                     return;
                 }
-                (message, wait)
+                (message, wait, RetryCause::Busy)
             }
-            Err(FetchError::Transient(message)) => (message, None),
+            Err(FetchError::Transient(message)) => (message, None, RetryCause::Failed),
         };
         failures += 1;
         if failures >= shared.options.max_attempts {
@@ -629,6 +630,7 @@ async fn worker(shared: &Shared, id: u64, cancel: &CancellationToken) {
         }
         let wait = wait.or(shared.options.retry_wait).unwrap_or_else(|| backoff(failures));
         tracing::debug!(%message, ?wait, failures, "range failed; retrying");
+        shared.progress.count_retry(cause);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = cancel.cancelled() => return,

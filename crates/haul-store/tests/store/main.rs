@@ -10,5 +10,6 @@ mod claims;
 mod downloads;
 mod idempotency;
 mod nodes;
+mod rules;
 mod sqlite_only;
 mod webhooks;

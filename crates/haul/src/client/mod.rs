@@ -1,4 +1,4 @@
-//! The client commands `haul add`, `ls`, `pause`, `resume`, `rm` and `webhook`: they drive a running `haul serve` over
+//! The client commands `haul add`, `ls`, `pause`, `resume`, `rm`, `webhook` and `rule`: they drive a running `haul serve` over
 //! its native `/v1` JSON API with the server's bearer token.
 //!
 //! Every command resolves the token first (`--token`, `HAUL_TOKEN`, else `<data-dir>/token`), accepts download
@@ -15,6 +15,7 @@ mod add;
 mod limit;
 mod ls;
 mod render;
+mod rule;
 mod watch;
 mod webhook;
 
@@ -35,6 +36,7 @@ pub use act::{IdsArgs, RmArgs, SetArgs, parse_age, pause, resume, retry, rm, set
 pub use add::{AddArgs, add};
 pub use limit::{LimitArgs, limit};
 pub use ls::{LsArgs, ls};
+pub use rule::{RuleCommand, rule};
 pub use webhook::{WebhookCommand, webhook};
 
 /// Where the server is and how to authenticate to it; flattened into every client command.
