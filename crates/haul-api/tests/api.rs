@@ -618,3 +618,37 @@ async fn a_nul_in_a_search_is_refused() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(error_message(&body, "bad_request").contains("search cannot contain a NUL"), "{body}");
 }
+
+/// Webhooks through HTTP are one account's: another account's key lists none of them, and reading, listing the
+/// deliveries of or deleting one by its id is a 404 that leaves it in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_accounts_webhooks_are_out_of_reach() {
+    let server = Harness::start(TOKEN, OriginOptions::default()).await;
+    let (status, created) = server
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            Some(json!({"url": "https://hooks.example.net/haul", "events": ["completed"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    server.server.add_account("eve", None, haul_core::account::KeyKind::Bearer, "eve-secret").await;
+    let eve = |method: Method, path: String| {
+        server.client.request(method, format!("{}{path}", server.base)).bearer_auth("eve-secret").send()
+    };
+    let listed: Value = eve(Method::GET, "/v1/webhooks".into()).await.unwrap().json().await.unwrap();
+    assert_eq!(listed["webhooks"], json!([]), "{listed}");
+    for (method, path) in [
+        (Method::GET, format!("/v1/webhooks/{id}")),
+        (Method::GET, format!("/v1/webhooks/{id}/deliveries")),
+        (Method::DELETE, format!("/v1/webhooks/{id}")),
+    ] {
+        let response = eve(method.clone(), path.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path} by another account");
+    }
+    let (status, mine) = server.call(Method::GET, &format!("/v1/webhooks/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    assert_eq!(mine["url"], "https://hooks.example.net/haul");
+    assert!(mine.get("secret").is_none(), "the secret is shown only when the webhook is made: {mine}");
+}

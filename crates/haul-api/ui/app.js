@@ -10,7 +10,8 @@ import * as add from './js/add.js';
 import * as keys from './js/keys.js';
 
 const EVENT_KINDS = [
-  'added', 'started', 'progress', 'paused', 'resumed', 'retried', 'completed', 'failed', 'cancelled', 'removed',
+  'added', 'started', 'progress', 'paused', 'resumed', 'retried', 'queued', 'completed', 'failed', 'cancelled',
+  'removed',
 ];
 
 let source = null;

@@ -141,7 +141,7 @@ pub enum Command {
         args: IdsArgs,
     },
 
-    /// Change a download on a running server: a new URL for a paused or failed one, or a priority.
+    /// Change a download on a running server: a new URL for a paused or failed one, a priority, or a speed limit.
     Set {
         #[command(flatten)]
         remote: RemoteArgs,
