@@ -528,6 +528,48 @@ async fn an_audio_rendition_is_made_served_and_deleted() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// The sound of a finished video in every format a rendition offers: each made by ffmpeg beside the video as
+/// `{stem}.audio.{ext}`, in the codec its name says (ffprobe), served by the API; Cloudflare's dialect still sees
+/// only its own `default` and `audio`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_renditions_are_made_in_mp3_opus_flac_and_wav() {
+    let (h, site) = setup(MediaOptions::default()).await;
+    let id = h.add_id(json!({"url": site.dash("Formats source")})).await;
+    let video = h.file_of(&h.completed(&id).await);
+    let stem = video.file_stem().unwrap().to_string_lossy().into_owned();
+    let temp = tempfile::tempdir().unwrap();
+    for (name, codec) in [("mp3", "mp3"), ("opus", "opus"), ("flac", "flac"), ("wav", "pcm_s16le")] {
+        let path = format!("/v1/downloads/{id}/renditions/{name}");
+        let (status, rendition) = h.call(Method::POST, &path, None).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{name}: {rendition}");
+        let deadline = Instant::now() + TIMEOUT;
+        let rendition = loop {
+            let (status, rendition) = h.call(Method::GET, &path, None).await;
+            assert_eq!(status, StatusCode::OK, "{rendition}");
+            assert_ne!(rendition["state"], "failed", "{name}: {rendition:#}");
+            if rendition["state"] == "ready" {
+                break rendition;
+            }
+            assert!(Instant::now() < deadline, "{name} never ready: {rendition:#}");
+            tokio::time::sleep(POLL).await;
+        };
+        assert_eq!(rendition["file"], format!("{path}/file"));
+        let made = video.with_file_name(format!("{stem}.audio.{name}"));
+        assert!(made.is_file(), "{} is not there", made.display());
+        assert_eq!(codec_types(&made), ["audio"], "{name}");
+        assert_eq!(stream(&made, "audio")["codec_name"], codec, "{name}");
+        let (status, _, bytes) = h.get_bytes(&format!("{path}/file")).await;
+        assert_eq!(status, StatusCode::OK, "{name}");
+        let served = temp.path().join(format!("served.{name}"));
+        std::fs::write(&served, &bytes).unwrap();
+        assert_eq!(stream(&served, "audio")["codec_name"], codec, "{name} as served");
+    }
+    let (status, listed) = h.call(Method::GET, &format!("/v1/downloads/{id}/renditions"), None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let (status, unknown) = h.call(Method::POST, &format!("/v1/downloads/{id}/renditions/aiff"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{unknown}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_stops_media_jobs_and_their_processes_and_leaves_nothing() {
     // 4 s clips: yt-dlp's downloader runs for about 8 s, long enough to be caught at work.

@@ -318,10 +318,49 @@ crate::named_enum! {
         Default = "default",
         /// An m4a of its sound, made by ffmpeg.
         Audio = "audio",
+        /// Its sound as MP3 (LAME, 192 kbit/s), for players that take nothing else.
+        Mp3 = "mp3",
+        /// Its sound as Opus in Ogg (128 kbit/s).
+        Opus = "opus",
+        /// Its sound as FLAC: lossless from what the download holds.
+        Flac = "flac",
+        /// Its sound as 16-bit PCM WAV.
+        Wav = "wav",
+    }
+}
+
+crate::named_enum! {
+    /// A file format for sound alone (`--audio-format`, and the audio renditions).
+    pub enum AudioFormat as "audio format" {
+        /// AAC in MP4 (the stream copied when it already is AAC).
+        M4a = "m4a",
+        Mp3 = "mp3",
+        Opus = "opus",
+        Flac = "flac",
+        Wav = "wav",
+    }
+}
+
+impl AudioFormat {
+    /// The file extension, which is also the name.
+    pub fn ext(self) -> &'static str {
+        self.as_str()
     }
 }
 
 impl RenditionName {
+    /// The sound format a derived rendition is made in; `None` for `default`.
+    pub fn audio_format(self) -> Option<AudioFormat> {
+        match self {
+            Self::Default => None,
+            Self::Audio => Some(AudioFormat::M4a),
+            Self::Mp3 => Some(AudioFormat::Mp3),
+            Self::Opus => Some(AudioFormat::Opus),
+            Self::Flac => Some(AudioFormat::Flac),
+            Self::Wav => Some(AudioFormat::Wav),
+        }
+    }
+
     /// True for renditions made from the download (with their own file, state and progress); `default` is the
     /// download's own file and shares its progress.
     pub fn is_derived(self) -> bool {

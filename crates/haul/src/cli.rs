@@ -581,6 +581,11 @@ pub struct GetArgs {
     #[arg(long)]
     pub audio: bool,
 
+    /// Only the sound, in this format: m4a, mp3 (192 kbit/s), opus (128 kbit/s), flac or wav (implies --audio).
+    #[arg(long, value_name = "FORMAT", value_parser = parse_name::<haul_core::media::AudioFormat>,
+        conflicts_with = "quality")]
+    pub audio_format: Option<haul_core::media::AudioFormat>,
+
     /// What fetches it: auto (a video page yt-dlp can read is media, anything else the file as it is), file or
     /// media.
     #[arg(long, value_name = "KIND", default_value = "auto", value_parser = parse_name::<JobKind>)]
@@ -666,5 +671,12 @@ impl ServeArgs {
         } else {
             haul_engine::DestinationPolicy::public_only(self.allow_net.clone())
         }
+    }
+}
+
+impl GetArgs {
+    /// The sound alone is wanted: `--audio` or `--audio-format`.
+    pub fn wants_audio(&self) -> bool {
+        self.audio || self.audio_format.is_some()
     }
 }

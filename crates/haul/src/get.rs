@@ -168,7 +168,7 @@ pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
 
     // -o - writes the URL's bytes as they come; a video page (streams fetched, then merged by ffmpeg into a file)
     // was refused above, so yt-dlp is not even looked for.
-    let media_wanted = (args.kind != JobKind::File || args.audio) && output != Output::Stdout;
+    let media_wanted = (args.kind != JobKind::File || args.wants_audio()) && output != Output::Stdout;
     let tools = if media_wanted { media_tools(args.yt_dlp.clone(), args.ffmpeg.clone())? } else { MediaTools::none() };
     if args.kind == JobKind::Media && tools.yt_dlp.is_none() {
         bail!("--kind media needs yt-dlp: install it (pip install yt-dlp) or pass --yt-dlp PATH");
@@ -177,10 +177,10 @@ pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
     if args.quality.is_some_and(|quality| quality != Quality::Best) && tools.yt_dlp.is_none() {
         bail!("--quality needs yt-dlp to read the video page: install it (pip install yt-dlp) or pass --yt-dlp PATH");
     }
-    if args.audio && (tools.ffmpeg.is_none() || tools.ffprobe.is_none()) {
-        bail!("--audio needs ffmpeg and ffprobe: install ffmpeg or pass --ffmpeg PATH");
+    if args.wants_audio() && (tools.ffmpeg.is_none() || tools.ffprobe.is_none()) {
+        bail!("--audio and --audio-format need ffmpeg and ffprobe: install ffmpeg or pass --ffmpeg PATH");
     }
-    let quality = if args.audio { Quality::Audio } else { args.quality.unwrap_or(Quality::Best) };
+    let quality = if args.wants_audio() { Quality::Audio } else { args.quality.unwrap_or(Quality::Best) };
 
     if output == Output::Stdout {
         let url = urls.into_iter().next().expect("clap requires a URL");
@@ -292,6 +292,30 @@ struct Batch<'a> {
 }
 
 impl Batch<'_> {
+    /// With `--audio-format` other than m4a: the m4a a media download made, converted beside it to
+    /// `{stem}.{ext}`, the m4a removed. A file already in that format is kept as it is.
+    async fn in_audio_format(
+        &self,
+        done: haul_engine::Downloaded,
+        args: &GetArgs,
+    ) -> Result<haul_engine::Downloaded, EngineError> {
+        let Some(format) = args.audio_format.filter(|format| *format != haul_core::media::AudioFormat::M4a) else {
+            return Ok(done);
+        };
+        if done.path.extension().is_some_and(|ext| ext.eq_ignore_ascii_case(format.ext())) {
+            return Ok(done);
+        }
+        let out = done.path.with_extension(format.ext());
+        haul_engine::convert_audio(&self.tools, &done.path, format, &out, &self.cancel, |_| {}).await?;
+        let size = std::fs::metadata(&out)
+            .map_err(|error| EngineError::Media(format!("cannot read {}: {error}", out.display())))?
+            .len();
+        if let Err(error) = std::fs::remove_file(&done.path) {
+            tracing::warn!(path = %done.path.display(), %error, "cannot remove the m4a the conversion was made from");
+        }
+        Ok(haul_engine::Downloaded { path: out, size, ..done })
+    }
+
     /// One URL, from probe to the line that says how it ended.
     async fn fetch(&self, url: Url) -> Outcome {
         let args = self.args;
@@ -349,12 +373,17 @@ impl Batch<'_> {
         } else {
             Ok(None)
         } {
-            Ok(Some(done)) => match self.output {
-                // A media file is named after its title; -o FILE names it.
-                Output::File(output) if *output != done.path => std::fs::rename(&done.path, output)
-                    .map(|()| haul_engine::Downloaded { path: output.clone(), ..done })
-                    .map_err(|error| EngineError::Media(format!("cannot move it to {}: {error}", output.display()))),
-                _ => Ok(done),
+            Ok(Some(done)) => match self.in_audio_format(done, args).await {
+                Err(error) => Err(error),
+                Ok(done) => match self.output {
+                    // A media file is named after its title; -o FILE names it.
+                    Output::File(output) if *output != done.path => std::fs::rename(&done.path, output)
+                        .map(|()| haul_engine::Downloaded { path: output.clone(), ..done })
+                        .map_err(|error| {
+                            EngineError::Media(format!("cannot move it to {}: {error}", output.display()))
+                        }),
+                    _ => Ok(done),
+                },
             },
             Ok(None) => {
                 haul_engine::download(self.client.clone(), options, progress.clone(), self.cancel.clone()).await
@@ -450,7 +479,7 @@ fn check_stdout_args(args: &GetArgs) -> anyhow::Result<()> {
     if args.timestamping {
         bail!("-N compares the server's copy with a file here, but -o - writes to stdout; save to a file");
     }
-    if args.kind == JobKind::Media || args.audio || args.quality.is_some() {
+    if args.kind == JobKind::Media || args.wants_audio() || args.quality.is_some() {
         bail!("-o - writes a file's bytes as they arrive; save a video page with -o FILE or -d DIR");
     }
     Ok(())

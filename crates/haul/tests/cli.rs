@@ -228,6 +228,13 @@ async fn get_makes_one_file_of_a_video_page() {
     // The sound alone, and a quality under the best, saved under the name asked for.
     get(&["--audio", &site.muxed("Song")]);
     assert_eq!(codec_types(dir.path().join("Song (1).m4a")), ["audio"]);
+    // In another format: only the mp3 is left (and -o names it), in the codec asked for.
+    get(&["--audio-format", "mp3", &site.muxed("Song in mp3")]);
+    let mp3 = dir.path().join("Song in mp3 (1).mp3");
+    assert_eq!(codec_types(&mp3), ["audio"]);
+    assert_eq!(haul_test_support::ffprobe(&mp3)["streams"][0]["codec_name"], "mp3");
+    get(&["--audio-format", "opus", "-o", "song.opus", &site.dash("Song in opus")]);
+    assert_eq!(haul_test_support::ffprobe(dir.path().join("song.opus"))["streams"][0]["codec_name"], "opus");
     get(&["--quality", "360p", "-o", "small.mp4", &site.muxed("Small")]);
     let small = haul_test_support::ffprobe(dir.path().join("small.mp4"));
     assert_eq!(small["streams"][0]["height"], 360, "{small}");
@@ -236,7 +243,10 @@ async fn get_makes_one_file_of_a_video_page() {
     let mut names: Vec<String> =
         std::fs::read_dir(dir.path()).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
-    assert_eq!(names, ["Song (1).m4a", "Talk_ one_two (1).mp4", "plain.html", "small.mp4"]);
+    assert_eq!(
+        names,
+        ["Song (1).m4a", "Song in mp3 (1).mp3", "Talk_ one_two (1).mp4", "plain.html", "small.mp4", "song.opus"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

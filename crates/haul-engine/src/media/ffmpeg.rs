@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use haul_core::media::AudioFormat;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -90,16 +91,46 @@ pub(crate) async fn to_m4a(
     duration: Option<f64>,
     out: &Path,
     cancel: &CancellationToken,
+    on_percent: impl FnMut(f64),
+) -> Result<(), EngineError> {
+    to_audio(ffmpeg, input, audio_codec, AudioFormat::M4a, duration, out, cancel, on_percent).await
+}
+
+/// How ffmpeg writes `format` from a stream in `audio_codec`: the codec arguments (the stream copied when it
+/// already is what the format holds) and the muxer, named because `out` may not end in the format's extension.
+fn audio_arguments(format: AudioFormat, audio_codec: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match format {
+        AudioFormat::M4a if audio_codec == "aac" => (&["-c:a", "copy"], &["-movflags", "+faststart", "-f", "ipod"]),
+        // `ipod` is ffmpeg's name for the m4a container.
+        AudioFormat::M4a => (&["-c:a", "aac", "-b:a", "192k"], &["-movflags", "+faststart", "-f", "ipod"]),
+        AudioFormat::Mp3 if audio_codec == "mp3" => (&["-c:a", "copy"], &["-f", "mp3"]),
+        AudioFormat::Mp3 => (&["-c:a", "libmp3lame", "-b:a", "192k"], &["-f", "mp3"]),
+        AudioFormat::Opus if audio_codec == "opus" => (&["-c:a", "copy"], &["-f", "ogg"]),
+        AudioFormat::Opus => (&["-c:a", "libopus", "-b:a", "128k"], &["-f", "ogg"]),
+        AudioFormat::Flac => (&["-c:a", "flac"], &["-f", "flac"]),
+        AudioFormat::Wav => (&["-c:a", "pcm_s16le"], &["-f", "wav"]),
+    }
+}
+
+/// The first audio stream of `input` in `format` (see [`audio_arguments`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn to_audio(
+    ffmpeg: &Path,
+    input: &Path,
+    audio_codec: &str,
+    format: AudioFormat,
+    duration: Option<f64>,
+    out: &Path,
+    cancel: &CancellationToken,
     mut on_percent: impl FnMut(f64),
 ) -> Result<(), EngineError> {
-    let codec: &[&str] = if audio_codec == "aac" { &["-c:a", "copy"] } else { &["-c:a", "aac", "-b:a", "192k"] };
+    let (codec, muxer) = audio_arguments(format, audio_codec);
     let mut cmd = command(ffmpeg);
     cmd.args(["-nostdin", "-loglevel", "error", "-nostats", "-progress", "pipe:1", "-y", "-i"])
         .arg(input)
         .args(["-vn", "-map", "0:a:0"])
         .args(codec)
-        // `ipod` is ffmpeg's name for the m4a container; named here because `out` may not end in .m4a.
-        .args(["-movflags", "+faststart", "-f", "ipod"])
+        .args(muxer)
         .arg(out);
     let total_us = duration.filter(|seconds| *seconds > 0.0).map(|seconds| seconds * 1_000_000.0);
     run(cmd, "ffmpeg (taking out the audio)", false, cancel, |line| {

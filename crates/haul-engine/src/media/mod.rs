@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haul_core::job::DownloadId;
-use haul_core::media::{Format, MediaInfo, Quality, Selection, THUMBNAIL_EXTENSIONS, media_file_name, select};
+use haul_core::media::{
+    AudioFormat, Format, MediaInfo, Quality, Selection, THUMBNAIL_EXTENSIONS, media_file_name, select,
+};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use tokio_util::sync::CancellationToken;
@@ -813,29 +815,45 @@ pub(crate) async fn describe_file(
     Ok((probed.has_video || probed.audio_codec.is_some()).then_some(facts))
 }
 
-/// Makes the `audio` rendition of a finished video: `{stem}.audio.m4a` beside it. `on_percent` hears progress.
+/// Makes an audio rendition of a finished download in `format`: `{stem}.audio.{ext}` beside it. `on_percent`
+/// hears progress.
 pub(crate) async fn make_audio(
     tools: &MediaTools,
     source: &Path,
+    format: AudioFormat,
     cancel: &CancellationToken,
     on_percent: impl FnMut(f64),
 ) -> Result<PathBuf, EngineError> {
+    let stem = source.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_else(|| "media".into());
+    let out = source.with_file_name(format!("{stem}.audio.{}", format.ext()));
+    convert_audio(tools, source, format, &out, cancel, on_percent).await?;
+    Ok(out)
+}
+
+/// Writes the sound of `source` to `out` in `format` (through `.{name}.part` beside it, so a stopped conversion
+/// leaves no half file under the final name): `haul get --audio-format`, and the audio renditions.
+pub async fn convert_audio(
+    tools: &MediaTools,
+    source: &Path,
+    format: AudioFormat,
+    out: &Path,
+    cancel: &CancellationToken,
+    on_percent: impl FnMut(f64),
+) -> Result<(), EngineError> {
     let ffmpeg = tools.ffmpeg().map_err(EngineError::Media)?;
     let ffprobe = tools.ffprobe().map_err(EngineError::Media)?;
     let probed = ffmpeg::probe(ffprobe, source, cancel).await?;
     let codec = probed.audio_codec.ok_or_else(|| {
         EngineError::Media("the download has no audio track, so there is no audio to make a file of".into())
     })?;
-    let stem = source.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_else(|| "media".into());
-    let out = source.with_file_name(format!("{stem}.audio.m4a"));
-    let temp = source.with_file_name(format!(".{stem}.audio.m4a.part"));
-    let made = ffmpeg::to_m4a(ffmpeg, source, &codec, probed.duration, &temp, cancel, on_percent).await;
+    let name = out.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(|| "audio".into());
+    let temp = out.with_file_name(format!(".{name}.part"));
+    let made = ffmpeg::to_audio(ffmpeg, source, &codec, format, probed.duration, &temp, cancel, on_percent).await;
     if let Err(error) = made {
         let _ = tokio::fs::remove_file(&temp).await;
         return Err(error);
     }
-    tokio::fs::rename(&temp, &out).await.map_err(|error| EngineError::io(&out, error))?;
-    Ok(out)
+    tokio::fs::rename(&temp, out).await.map_err(|error| EngineError::io(out, error))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ impl Engine {
         id: DownloadId,
         name: RenditionName,
     ) -> Result<RenditionView, ServiceError> {
-        if name == RenditionName::Audio {
+        if name.is_derived() {
             require("an audio rendition", self.inner.options.media.ffmpeg())?;
             require("an audio rendition", self.inner.options.media.ffprobe())?;
         }
@@ -192,7 +192,9 @@ impl Engine {
         };
         set(RenditionUpdate { state: Some(RenditionState::Active), percent: Some(0.0), ..Default::default() }).await;
         let percent = AtomicU64::new(0);
-        let making = media::make_audio(&self.inner.options.media, &source, cancel, |value| {
+        // `default` is the download's own file and never made; every other rendition is a sound format.
+        let format = name.audio_format().unwrap_or(haul_core::media::AudioFormat::M4a);
+        let making = media::make_audio(&self.inner.options.media, &source, format, cancel, |value| {
             percent.store((value * 10.0) as u64, Ordering::Relaxed);
         });
         tokio::pin!(making);

@@ -61,6 +61,8 @@ async fn download_map(
     let renditions = state.engine.renditions(account, id).await?;
     Ok(renditions
         .iter()
+        // Cloudflare Stream's two types only: a native client's mp3 or opus of the same video is not Stream's.
+        .filter(|rendition| matches!(rendition.name, RenditionName::Default | RenditionName::Audio))
         .filter(|rendition| only.is_none_or(|name| rendition.name == name))
         .map(|rendition| (rendition.name.to_string(), Download::new(state, &base, &view, rendition)))
         .collect())

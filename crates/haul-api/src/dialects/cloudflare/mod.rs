@@ -280,12 +280,11 @@ impl FromRequestParts<AppState> for DownloadType {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, StreamError> {
         let params = path_params(parts, state).await?;
         let text = params.get("download_type").map(String::as_str).unwrap_or_default();
-        text.parse().map(Self).map_err(|_| {
-            StreamError::bad_request(format!(
-                "unknown download type {text:?}; expected {}",
-                RenditionName::NAMES.join(" or ")
-            ))
-        })
+        // Cloudflare Stream has these two; haul's other renditions (mp3, opus, ...) are the native API's.
+        match text.parse() {
+            Ok(name @ (RenditionName::Default | RenditionName::Audio)) => Ok(Self(name)),
+            _ => Err(StreamError::bad_request(format!("unknown download type {text:?}; expected default or audio"))),
+        }
     }
 }
 
