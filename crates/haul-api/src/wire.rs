@@ -28,7 +28,7 @@ pub struct Download {
     pub kind: JobKind,
     /// A display name given by the client, or a media page's title.
     pub title: Option<String>,
-    /// The quality asked for: `best`, `2160p` ... `360p`, or `audio`; plain files are fetched as they are.
+    /// The quality asked for: `best`, a height (`720p`), `worst`, or `audio`; plain files are fetched as they are.
     #[schema(value_type = String, example = "best")]
     pub quality: Quality,
     /// Media: seconds.
@@ -143,28 +143,6 @@ pub enum KeyKindName {
     CloudflareGlobal,
 }
 
-/// The qualities a download may ask for; only for the OpenAPI document.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub enum QualityName {
-    #[schema(rename = "best")]
-    Best,
-    #[schema(rename = "2160p")]
-    P2160,
-    #[schema(rename = "1440p")]
-    P1440,
-    #[schema(rename = "1080p")]
-    P1080,
-    #[schema(rename = "720p")]
-    P720,
-    #[schema(rename = "480p")]
-    P480,
-    #[schema(rename = "360p")]
-    P360,
-    #[schema(rename = "audio")]
-    Audio,
-}
-
 /// What fetches a download; only for the OpenAPI document.
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
@@ -243,10 +221,10 @@ pub struct CreateDownload {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 1000)]
     pub title: Option<String>,
-    /// `best` (default), `2160p`, `1440p`, `1080p`, `720p`, `480p`, `360p` (the best at or under that height),
-    /// or `audio` (the sound alone, as m4a).
+    /// `best` (default), a height such as `720p` or `240` (the best at or under it, else the smallest there is),
+    /// `worst` (the smallest video), or `audio` (the sound alone, as m4a).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<QualityName>)]
+    #[schema(value_type = Option<String>, pattern = "^(best|worst|audio|[1-9][0-9]{0,4}p?)$", example = "720p")]
     pub quality: Option<String>,
     /// `auto` (default: a web page yt-dlp can read is media, anything else a file), `file` or `media`.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -9,18 +9,22 @@ use serde::Deserialize;
 
 use crate::names::UnknownName;
 
-/// What a media download asks for: the best, the best at or under a height, or the audio alone.
+/// What a media download asks for: the best, the best at or under a height, the smallest, or the audio alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Quality {
     Best,
     /// At most this many lines (`720` for `720p`).
     Height(u32),
+    /// The smallest video there is (yt-dlp's `worst`): previews, slow links, a quick look.
+    Worst,
     Audio,
 }
 
 impl Quality {
-    /// Every quality by name, best first.
+    /// The quality ladder by name, best first (what the yt-dlp web app's dialect offers).
     pub const NAMES: [&'static str; 8] = ["best", "2160p", "1440p", "1080p", "720p", "480p", "360p", "audio"];
+    /// What [`FromStr`] takes, for its error.
+    const ACCEPTED: [&'static str; 5] = ["best", "worst", "audio", "a height such as 720p or 240", "1 to 10000"];
 }
 
 impl FromStr for Quality {
@@ -30,11 +34,17 @@ impl FromStr for Quality {
         let text = text.trim().to_ascii_lowercase();
         match text.as_str() {
             "best" => Ok(Self::Best),
+            "worst" => Ok(Self::Worst),
             "audio" => Ok(Self::Audio),
-            _ => match text.strip_suffix('p').and_then(|digits| digits.parse::<u32>().ok()) {
-                Some(height) if Self::NAMES.contains(&text.as_str()) => Ok(Self::Height(height)),
-                _ => Err(UnknownName { what: "quality", given: text, expected: &Self::NAMES }),
-            },
+            _ => {
+                let digits = text.strip_suffix('p').unwrap_or(&text);
+                match digits.parse::<u32>() {
+                    Ok(height) if digits.bytes().all(|b| b.is_ascii_digit()) && (1..=10_000).contains(&height) => {
+                        Ok(Self::Height(height))
+                    }
+                    _ => Err(UnknownName { what: "quality", given: text, expected: &Self::ACCEPTED }),
+                }
+            }
         }
     }
 }
@@ -57,6 +67,7 @@ impl fmt::Display for Quality {
         match self {
             Self::Best => f.write_str("best"),
             Self::Height(height) => write!(f, "{height}p"),
+            Self::Worst => f.write_str("worst"),
             Self::Audio => f.write_str("audio"),
         }
     }
@@ -235,6 +246,8 @@ pub fn select(formats: &[Format], quality: Quality) -> Result<Selection, NoForma
     }
     let limit = match quality {
         Quality::Height(height) => height,
+        // Nothing fits under 0 lines: the pool below is the lowest height there is.
+        Quality::Worst => 0,
         _ => u32::MAX,
     };
     let video: Vec<&Format> = usable.iter().copied().filter(|f| f.has_video()).collect();
@@ -249,11 +262,14 @@ pub fn select(formats: &[Format], quality: Quality) -> Result<Selection, NoForma
     } else {
         fitting
     };
+    let worst = quality == Quality::Worst;
+    // The best of a height by bitrate; for `worst`, the smallest.
     let best = |candidates: &mut dyn Iterator<Item = &Format>| {
-        candidates
-            .max_by(|a, b| video_rank(a).partial_cmp(&video_rank(b)).unwrap_or(std::cmp::Ordering::Equal))
-            .cloned()
+        let order =
+            |a: &&Format, b: &&Format| video_rank(a).partial_cmp(&video_rank(b)).unwrap_or(std::cmp::Ordering::Equal);
+        if worst { candidates.min_by(order).cloned() } else { candidates.max_by(order).cloned() }
     };
+
     let best_muxed = best(&mut pool.iter().copied().filter(|f| f.has_audio()));
     let best_video_only = best(&mut pool.iter().copied().filter(|f| !f.has_audio()));
     match (best_muxed, best_video_only, best_audio) {
@@ -426,8 +442,15 @@ mod tests {
             assert_eq!(name.parse::<Quality>().unwrap().to_string(), name);
         }
         assert_eq!("720P".parse::<Quality>(), Ok(Quality::Height(720)));
-        for bad in ["", "999p", "hd", "720", "p"] {
-            assert!(bad.parse::<Quality>().unwrap_err().to_string().contains("expected one of best"), "{bad}");
+        // Any height, with or without its p, and the smallest there is.
+        assert_eq!("240".parse::<Quality>(), Ok(Quality::Height(240)));
+        assert_eq!("999p".parse::<Quality>(), Ok(Quality::Height(999)));
+        assert_eq!(" Worst ".parse::<Quality>(), Ok(Quality::Worst));
+        assert_eq!(Quality::Height(240).to_string(), "240p");
+        assert_eq!(Quality::Worst.to_string(), "worst");
+        for bad in ["", "hd", "p", "0p", "10001", "-720", "+720", "72 0p", "720pp", "1e3"] {
+            let error = bad.parse::<Quality>().unwrap_err().to_string();
+            assert!(error.contains("expected one of best, worst, audio, a height such as 720p"), "{bad}: {error}");
         }
     }
 
@@ -441,6 +464,8 @@ mod tests {
         assert_eq!(pick("720p"), "720p");
         assert_eq!(pick("480p"), "360p");
         assert_eq!(pick("360p"), "360p");
+        assert_eq!(pick("worst"), "360p");
+        assert_eq!(pick("240"), "360p", "under every height: the smallest is the closest");
         assert_eq!(select(&formats, Quality::Audio).unwrap(), Selection::ExtractAudio(formats[0].clone()));
     }
 
@@ -456,6 +481,7 @@ mod tests {
         assert_eq!(pick(Quality::Height(480)).format_spec(), "v360+a1");
         // Taller than every format asked for the smallest: the closest there is.
         assert_eq!(pick(Quality::Height(240)).format_spec(), "v360+a1");
+        assert_eq!(pick(Quality::Worst).format_spec(), "v360+a1", "the smallest video, with the best audio");
         assert_eq!(pick(Quality::Audio), Selection::Single(formats[0].clone()));
         assert_eq!(pick(Quality::Best).final_ext(Quality::Best), "mp4");
         assert_eq!(pick(Quality::Audio).final_ext(Quality::Audio), "m4a");

@@ -59,6 +59,12 @@ pub enum Command {
     /// environment, the config file or the default).
     Config,
 
+    /// List the formats a video page offers (yt-dlp -F), and which of them each --quality picks.
+    #[command(
+        after_help = "Examples:\n  haul formats https://example.com/watch?v=abc\n  haul formats --json https://example.com/watch?v=abc"
+    )]
+    Formats(FormatsArgs),
+
     /// Download URLs to this machine, without a server.
     ///
     /// Each URL is fetched over many connections where the host allows it. Interrupted downloads (Ctrl-C,
@@ -573,7 +579,8 @@ pub struct GetArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// For video pages: best, 2160p, 1440p, 1080p, 720p, 480p or 360p (the best at or under that height).
+    /// For video pages: best, a height such as 1080p, 720p or 240 (the best at or under it, else the smallest
+    /// there is), or worst (the smallest video). `haul formats URL` shows what each picks.
     #[arg(long, value_name = "QUALITY", value_parser = parse_video_quality, conflicts_with = "audio")]
     pub quality: Option<Quality>,
 
@@ -617,6 +624,25 @@ pub fn parse_end_state(text: &str) -> Result<JobState, String> {
         Ok(state) if state.is_terminal() => Ok(state),
         _ => Err(format!("{text:?} is not a state a download ends in; use completed, failed or cancelled")),
     }
+}
+
+/// `haul formats`.
+#[derive(Debug, Args)]
+pub struct FormatsArgs {
+    /// The video page.
+    pub url: String,
+
+    /// Print yt-dlp's formats as JSON (id, ext, width, height, vcodec, acodec, tbr, filesize) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// A Netscape cookies.txt for pages that need a login.
+    #[arg(long, value_name = "FILE")]
+    pub cookies: Option<PathBuf>,
+
+    /// The yt-dlp program [default: yt-dlp on PATH].
+    #[arg(long, env = "HAUL_YT_DLP", value_name = "PATH")]
+    pub yt_dlp: Option<PathBuf>,
 }
 
 /// `--host-limit HOST=RATE`.

@@ -4,6 +4,7 @@ mod accounts;
 mod cli;
 mod client;
 mod config;
+mod formats;
 mod get;
 mod logs;
 mod progress_ui;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
             // Answered before the runtime starts.
             cli::Command::Config => Ok(ExitCode::SUCCESS),
             cli::Command::Get(args) => get::run(args).await,
+            cli::Command::Formats(args) => formats::run(args).await,
             cli::Command::Serve(args) => serve::serve(args, log_format).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Token(args) => serve::token(args).await.map(|()| ExitCode::SUCCESS),
             cli::Command::Migrate { store } => serve::migrate(store).await.map(|()| ExitCode::SUCCESS),

@@ -1056,3 +1056,39 @@ async fn https_trusts_ca_cert_and_ssl_cert_file_and_refuses_bad_certificates_at_
         );
     }
 }
+
+/// `haul formats` lists what a page offers and what each quality picks; `--quality worst` and a height off the
+/// ladder download what it said.
+#[tokio::test(flavor = "multi_thread")]
+async fn formats_lists_a_pages_formats_and_any_height_or_worst_is_downloaded() {
+    use haul_test_support::MediaSite;
+    let site = MediaSite::start().await.unwrap();
+    let page = site.dash("Choices");
+    let output = run(haul().args(["formats", &page]));
+    let table = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(table.starts_with("Choices"), "the title first: {table}");
+    assert!(table.contains("ID") && table.contains("RESOLUTION") && table.contains("1280x720"), "{table}");
+    assert!(table.contains("640x360") && table.contains("audio only"), "{table}");
+    let picks: Vec<&str> = table.lines().skip_while(|line| !line.starts_with("haul downloads")).skip(1).collect();
+    assert_eq!(picks.len(), 6, "{table}");
+    assert!(picks[0].starts_with("  best") && picks[0].contains('+'), "the best is merged: {table}");
+    assert!(picks[4].starts_with("  worst"), "{table}");
+
+    let output = run(haul().args(["formats", "--json", &page]));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let heights: Vec<u64> = json["formats"].as_array().unwrap().iter().filter_map(|f| f["height"].as_u64()).collect();
+    assert!(heights.contains(&720) && heights.contains(&360), "{json}");
+
+    let dir = tempfile::tempdir().unwrap();
+    for (quality, name, height) in [("worst", "worst.mp4", 360), ("240", "under.mp4", 360), ("700p", "near.mp4", 360)] {
+        let output = run(haul().current_dir(dir.path()).args(["get", "-q", "--quality", quality, "-o", name, &page]));
+        assert!(output.status.success(), "{quality}: {}", stderr(&output));
+        let probed = haul_test_support::ffprobe(dir.path().join(name));
+        let video = probed["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == "video").unwrap();
+        assert_eq!(video["height"], height, "{quality}: {probed}");
+    }
+    let output = run(haul().args(["get", "--quality", "hd", &page]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("a height such as 720p"), "{}", stderr(&output));
+}

@@ -815,6 +815,17 @@ pub(crate) async fn describe_file(
     Ok((probed.has_video || probed.audio_codec.is_some()).then_some(facts))
 }
 
+/// What a media page offers (`yt-dlp -J`, as `haul formats` shows it): its title and formats.
+pub async fn media_formats(
+    tools: &MediaTools,
+    url: &str,
+    headers: &[(String, String)],
+    cookies: Option<&Path>,
+    cancel: &CancellationToken,
+) -> Result<MediaInfo, EngineError> {
+    ytdlp::extract(tools, url, ytdlp::Access { headers, cookies }, None, cancel).await
+}
+
 /// Makes an audio rendition of a finished download in `format`: `{stem}.audio.{ext}` beside it. `on_percent`
 /// hears progress.
 pub(crate) async fn make_audio(

@@ -68,7 +68,8 @@ pub struct AddArgs {
     #[arg(long = "mirror", value_name = "URL")]
     pub mirrors: Vec<String>,
 
-    /// For video pages: best, 2160p, 1440p, 1080p, 720p, 480p or 360p (the best at or under that height).
+    /// For video pages: best, a height such as 1080p, 720p or 240 (the best at or under it, else the smallest
+    /// there is), or worst (the smallest video). `haul formats URL` shows what each picks.
     #[arg(long, value_name = "QUALITY", value_parser = parse_video_quality, conflicts_with = "audio")]
     pub quality: Option<Quality>,
 
