@@ -85,6 +85,12 @@ pub struct MediaInfo {
     pub duration: Option<f64>,
     #[serde(default)]
     pub thumbnail: Option<String>,
+    /// Who published it, as the site says.
+    #[serde(default)]
+    pub uploader: Option<String>,
+    /// When it was published, `YYYYMMDD`.
+    #[serde(default)]
+    pub upload_date: Option<String>,
     #[serde(default)]
     pub formats: Vec<Format>,
     /// `playlist` for a page with several videos.
@@ -296,6 +302,137 @@ fn audio_rank(format: &Format) -> f64 {
 
 /// The stored name of a media file: `{title}__{id}.{ext}`, with the title made safe for any file system (one
 /// path component, no control characters, at most 150 characters) and `media` when nothing of it is left.
+/// A media file's name made from a template (`--name '{title} [{id}].{ext}'`): text with fields in braces, one
+/// file name (no directories). Each field's value is made safe before it goes in, and the whole name after, as
+/// every file name from the network is; a template without `{ext}` gets `.{ext}` at the end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameTemplate {
+    parts: Vec<TemplatePart>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TemplatePart {
+    Text(String),
+    Field(NameField),
+}
+
+crate::named_enum! {
+    /// What a name template can say.
+    pub enum NameField as "name field" {
+        /// The page's title (or the title the request gave).
+        Title = "title",
+        /// The video's id on its site.
+        Id = "id",
+        Uploader = "uploader",
+        /// The day it was published, `YYYY-MM-DD`.
+        Date = "date",
+        /// The video's height in lines (empty for the sound alone).
+        Height = "height",
+        /// The file's extension, without the dot.
+        Ext = "ext",
+    }
+}
+
+/// The values of a template's fields for one download; a missing one renders as `NA`, as yt-dlp writes it.
+#[derive(Clone, Debug, Default)]
+pub struct NameFields<'a> {
+    pub title: &'a str,
+    pub id: Option<&'a str>,
+    pub uploader: Option<&'a str>,
+    /// `YYYYMMDD`, as yt-dlp gives it.
+    pub upload_date: Option<&'a str>,
+    pub height: Option<u32>,
+    pub ext: &'a str,
+}
+
+/// Why a name template was refused: what was wrong, and what to write.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "name template {template:?}: {problem}; write text with fields in braces, e.g. '{{title}} [{{id}}].{{ext}}' (fields: title, id, uploader, date, height, ext)"
+)]
+pub struct TemplateError {
+    pub template: String,
+    pub problem: String,
+}
+
+impl FromStr for NameTemplate {
+    type Err = TemplateError;
+
+    fn from_str(template: &str) -> Result<Self, TemplateError> {
+        let error = |problem: String| TemplateError { template: template.to_owned(), problem };
+        if template.contains(['/', '\\']) {
+            return Err(error("it makes one file name, not a path (no / or \\)".into()));
+        }
+        let mut parts = Vec::new();
+        let mut rest = template;
+        while !rest.is_empty() {
+            match rest.find(['{', '}']) {
+                None => {
+                    parts.push(TemplatePart::Text(rest.to_owned()));
+                    break;
+                }
+                Some(at) if rest[at..].starts_with('}') => return Err(error("a '}' without its '{'".into())),
+                Some(at) => {
+                    if at > 0 {
+                        parts.push(TemplatePart::Text(rest[..at].to_owned()));
+                    }
+                    let close = rest[at..].find('}').ok_or_else(|| error("a '{' without its '}'".into()))?;
+                    let name = &rest[at + 1..at + close];
+                    let field = name.parse::<NameField>().map_err(|_| error(format!("unknown field {{{name}}}")))?;
+                    parts.push(TemplatePart::Field(field));
+                    rest = &rest[at + close + 1..];
+                }
+            }
+        }
+        if !parts.iter().any(|part| matches!(part, TemplatePart::Field(_))) {
+            return Err(error("it has no field, so every download would get the same name".into()));
+        }
+        if !parts.iter().any(|part| matches!(part, TemplatePart::Field(NameField::Ext))) {
+            parts.push(TemplatePart::Text(".".into()));
+            parts.push(TemplatePart::Field(NameField::Ext));
+        }
+        Ok(Self { parts })
+    }
+}
+
+impl NameTemplate {
+    /// The file name for `fields`: never empty, never a path, at most about 200 characters.
+    pub fn render(&self, fields: &NameFields<'_>) -> String {
+        let mut name = String::new();
+        for part in &self.parts {
+            match part {
+                TemplatePart::Text(text) => name.push_str(text),
+                TemplatePart::Field(field) => {
+                    let value = match field {
+                        NameField::Title => fields.title.to_owned(),
+                        NameField::Id => fields.id.unwrap_or("NA").to_owned(),
+                        NameField::Uploader => fields.uploader.unwrap_or("NA").to_owned(),
+                        NameField::Date => match fields.upload_date {
+                            Some(date) if date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()) => {
+                                format!("{}-{}-{}", &date[..4], &date[4..6], &date[6..])
+                            }
+                            _ => "NA".to_owned(),
+                        },
+                        NameField::Height => fields.height.map_or_else(|| "NA".to_owned(), |height| height.to_string()),
+                        NameField::Ext => fields.ext.to_owned(),
+                    };
+                    // A value cannot add a directory or a character a file system refuses.
+                    let value: String = value
+                        .chars()
+                        .map(
+                            |c| if matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') { '_' } else { c },
+                        )
+                        .filter(|c| !c.is_control())
+                        .take(150)
+                        .collect();
+                    name.push_str(&value);
+                }
+            }
+        }
+        crate::filename::sanitize(&name).unwrap_or_else(|| format!("media.{}", fields.ext))
+    }
+}
+
 pub fn media_file_name(title: &str, id: &str, ext: &str) -> String {
     let cleaned: String = title
         .chars()
@@ -527,5 +664,52 @@ mod tests {
             assert!(!name.contains('/') && !name.starts_with('.'), "{name}");
         }
         assert_eq!(media_file_name(&"x".repeat(400), id, "m4a").len(), 150 + 2 + id.len() + 4);
+    }
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+
+    fn fields<'a>(title: &'a str, id: Option<&'a str>) -> NameFields<'a> {
+        NameFields { title, id, uploader: Some("Ada"), upload_date: Some("20261203"), height: Some(720), ext: "mp4" }
+    }
+
+    #[test]
+    fn fields_fill_in_and_ext_is_added_when_missing() {
+        let template: NameTemplate = "{title} [{id}] {height}p {date} by {uploader}.{ext}".parse().unwrap();
+        assert_eq!(template.render(&fields("Talk", Some("abc123"))), "Talk [abc123] 720p 2026-12-03 by Ada.mp4");
+        let bare: NameTemplate = "{title}".parse().unwrap();
+        assert_eq!(bare.render(&fields("Talk", None)), "Talk.mp4");
+        let missing: NameTemplate = "{id}-{title}".parse().unwrap();
+        let none = NameFields { uploader: None, upload_date: None, height: None, ..fields("T", None) };
+        assert_eq!(missing.render(&none), "NA-T.mp4");
+    }
+
+    #[test]
+    fn hostile_values_stay_one_file_name() {
+        let template: NameTemplate = "{title} {uploader}".parse().unwrap();
+        let hostile = NameFields { uploader: Some("../../etc"), ..fields("../../x\u{7}\nname", None) };
+        let name = template.render(&hostile);
+        assert!(!name.contains('/') && !name.chars().any(char::is_control), "{name:?}");
+        assert!(name.ends_with(".mp4"), "{name}");
+        let dots: NameTemplate = "{title}".parse().unwrap();
+        let name = dots.render(&fields("..", None));
+        assert!(name != ".." && name.ends_with("mp4") && !name.contains('/'), "{name:?}");
+    }
+
+    #[test]
+    fn mistakes_say_what_to_write() {
+        for (template, needle) in [
+            ("{title", "a '{' without its '}'"),
+            ("title}", "a '}' without its '{'"),
+            ("{name}", "unknown field {name}"),
+            ("plain", "it has no field"),
+            ("dir/{title}", "one file name, not a path"),
+        ] {
+            let error = template.parse::<NameTemplate>().unwrap_err().to_string();
+            assert!(error.contains(needle), "{template}: {error}");
+            assert!(error.contains("fields: title, id"), "{error}");
+        }
     }
 }

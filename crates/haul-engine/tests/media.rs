@@ -192,6 +192,7 @@ async fn get_media_forgets_the_reading_of_a_failed_run_and_keys_it_by_the_cookie
             dir: out.to_owned(),
             rate_limit: None,
             connections: None,
+            name_template: None,
         };
         let tools = &tools;
         let client = &client;

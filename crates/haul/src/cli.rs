@@ -588,6 +588,11 @@ pub struct GetArgs {
     #[arg(long)]
     pub audio: bool,
 
+    /// Name a video page's file by this template instead of its title: fields {title}, {id}, {uploader}, {date}
+    /// (YYYY-MM-DD), {height} and {ext} (added at the end when left out), e.g. '{title} [{id}].{ext}'.
+    #[arg(long, value_name = "TEMPLATE", value_parser = parse_name_template, conflicts_with = "output")]
+    pub name: Option<haul_core::media::NameTemplate>,
+
     /// Only the sound, in this format: m4a, mp3 (192 kbit/s), opus (128 kbit/s), flac or wav (implies --audio).
     #[arg(long, value_name = "FORMAT", value_parser = parse_name::<haul_core::media::AudioFormat>,
         conflicts_with = "quality")]
@@ -643,6 +648,11 @@ pub struct FormatsArgs {
     /// The yt-dlp program [default: yt-dlp on PATH].
     #[arg(long, env = "HAUL_YT_DLP", value_name = "PATH")]
     pub yt_dlp: Option<PathBuf>,
+}
+
+/// `--name`: a file name template, checked here so that a mistake stops the command before anything is fetched.
+pub fn parse_name_template(text: &str) -> Result<haul_core::media::NameTemplate, String> {
+    text.parse().map_err(|error: haul_core::media::TemplateError| error.to_string())
 }
 
 /// `--host-limit HOST=RATE`.

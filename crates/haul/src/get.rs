@@ -367,6 +367,7 @@ impl Batch<'_> {
             dir: self.output.dir(),
             rate_limit: crate::cli::limit(args.limit_rate),
             connections: args.connections.map(usize::from),
+            name_template: args.name.clone(),
         };
         let result = match if self.media_wanted {
             haul_engine::get_media(&self.client, &self.tools, &media, &progress, &self.cancel).await

@@ -1092,3 +1092,53 @@ async fn formats_lists_a_pages_formats_and_any_height_or_worst_is_downloaded() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("a height such as 720p"), "{}", stderr(&output));
 }
+
+/// `haul get --name TEMPLATE` names a video page's file from its fields, made safe; a bad template stops the
+/// command before anything is fetched.
+#[tokio::test(flavor = "multi_thread")]
+async fn get_names_media_files_by_a_template() {
+    use haul_test_support::MediaSite;
+    let site = MediaSite::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let output = run(haul().current_dir(dir.path()).args([
+        "get",
+        "-q",
+        "--name",
+        "{title} {height}p",
+        &site.dash("Named talk"),
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let made = names();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert!(made[0].starts_with("Named talk") && made[0].ends_with(" 720p.mp4"), "{made:?}");
+    let output = run(haul().current_dir(dir.path()).args([
+        "get",
+        "-q",
+        "--audio",
+        "--name",
+        "[{id}] {title}.{ext}",
+        &site.muxed("Named song"),
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let made = names();
+    assert!(
+        made.iter().any(|name| name.starts_with('[') && name.contains("] Named song") && name.ends_with(".m4a")),
+        "{made:?}"
+    );
+
+    let output = run(haul().current_dir(dir.path()).args(["get", "--name", "../{title}", &site.dash("Escape")]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("one file name, not a path"), "{}", stderr(&output));
+    let output = run(haul().current_dir(dir.path()).args(["get", "--name", "{views}", &site.dash("Unknown")]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("unknown field {views}"), "{}", stderr(&output));
+    assert_eq!(names().len(), 2, "nothing fetched for a refused template");
+}

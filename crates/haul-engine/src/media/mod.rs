@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use haul_core::job::DownloadId;
 use haul_core::media::{
-    AudioFormat, Format, MediaInfo, Quality, Selection, THUMBNAIL_EXTENSIONS, media_file_name, select,
+    AudioFormat, Format, MediaInfo, NameFields, NameTemplate, Quality, Selection, THUMBNAIL_EXTENSIONS,
+    media_file_name, select,
 };
 use reqwest::Method;
 use reqwest::header::HeaderMap;
@@ -70,6 +71,8 @@ pub(crate) struct MediaJob<'a> {
     pub(crate) plain_name: bool,
     /// Where the thumbnail frame is taken, as a fraction of the duration; the page's own picture when `None`.
     pub(crate) thumbnail_at: Option<f64>,
+    /// How to name the file (`haul get --name`), instead of after the title.
+    pub(crate) name_template: Option<&'a NameTemplate>,
 }
 
 /// A finished media job; what it learned about the video was reported through its `Progress`.
@@ -146,6 +149,8 @@ pub struct MediaRequest {
     pub dir: PathBuf,
     pub rate_limit: Option<u64>,
     pub connections: Option<usize>,
+    /// How to name the file (`--name '{title} [{id}].{ext}'`), instead of `{title}.{ext}`.
+    pub name_template: Option<NameTemplate>,
 }
 
 /// Downloads `request` as media; `Ok(None)` when it turns out to be a plain file (the caller fetches it with
@@ -201,6 +206,7 @@ pub async fn get_media(
         limits: crate::limiter::Limits::rate(request.rate_limit),
         connections: request.connections,
         plain_name: true,
+        name_template: request.name_template.as_ref(),
         thumbnail_at: None,
     };
     let done = run_job(client, tools, job, info, Describe::No, progress, cancel).await?;
@@ -358,7 +364,17 @@ async fn fetch_and_finish(
     }
     let title = job.title.map(str::to_owned).or(info.title.clone()).unwrap_or_else(|| "media".to_owned());
     let ext = selection.final_ext(job.quality);
-    let name = if job.plain_name {
+    let name = if let Some(template) = job.name_template {
+        let fields = NameFields {
+            title: &title,
+            id: info.id.as_deref(),
+            uploader: info.uploader.as_deref(),
+            upload_date: info.upload_date.as_deref(),
+            height: selection.formats().into_iter().find(|format| format.has_video()).and_then(|format| format.height),
+            ext: &ext,
+        };
+        template.render(&fields)
+    } else if job.plain_name {
         haul_core::filename::sanitize(&format!("{}.{ext}", title.replace(['/', '\\'], "_")))
             .unwrap_or_else(|| format!("media.{ext}"))
     } else {

@@ -225,6 +225,7 @@ impl Engine {
             limits: self.limits_of(record, running),
             connections: record.connections_limit.map(|n| n as usize),
             plain_name: false,
+            name_template: None,
             thumbnail_at: record.labels.thumbnail_at,
         };
         let done = media::run(&self.inner.client, tools, job, info, &running.progress, cancel).await?;
