@@ -268,8 +268,9 @@ fn read_or_none(read: Result<MediaInfo, EngineError>) -> Result<Option<MediaInfo
     }
 }
 
-/// Reads the page with yt-dlp, which must succeed: the job was asked to be media.
-pub(crate) async fn extract(
+/// Reads the page with yt-dlp, which must succeed: the job was asked to be media. Also what a page offers, as
+/// `haul formats` shows it (re-exported as `media_formats`).
+pub async fn extract(
     tools: &MediaTools,
     url: &str,
     headers: &[(String, String)],
@@ -829,17 +830,6 @@ pub(crate) async fn describe_file(
         }
     }
     Ok((probed.has_video || probed.audio_codec.is_some()).then_some(facts))
-}
-
-/// What a media page offers (`yt-dlp -J`, as `haul formats` shows it): its title and formats.
-pub async fn media_formats(
-    tools: &MediaTools,
-    url: &str,
-    headers: &[(String, String)],
-    cookies: Option<&Path>,
-    cancel: &CancellationToken,
-) -> Result<MediaInfo, EngineError> {
-    ytdlp::extract(tools, url, ytdlp::Access { headers, cookies }, None, cancel).await
 }
 
 /// Makes an audio rendition of a finished download in `format`: `{stem}.audio.{ext}` beside it. `on_percent`
