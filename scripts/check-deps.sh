@@ -30,7 +30,7 @@ for crate in "${!allowed[@]}"; do
 done
 
 # Handlers reach the store only through the engine: not even a path to it in haul-api's code.
-if grep -rn --include='*.rs' 'haul_store' crates/haul-api/src crates/haul-api/tests; then
+if grep -rnw --include='*.rs' 'haul_store' crates/haul-api/src crates/haul-api/tests; then
     echo "check-deps: haul-api names haul_store; go through haul_engine::service instead" >&2
     failed=1
 fi
