@@ -321,6 +321,12 @@ impl Engine {
                 let ids: Vec<(DownloadId, AccountId)> =
                     self.inner.running.lock().iter().map(|(id, running)| (*id, running.account.clone())).collect();
                 tracing::info!(running = ids.len(), "the schedule pauses the queue; running downloads go back to it");
+                // All told at once, then waited for: each may take a moment to write its last progress.
+                let stopping: Vec<_> =
+                    ids.iter().filter_map(|(id, _)| self.inner.running.lock().get(id).cloned()).collect();
+                for running in &stopping {
+                    running.stop(StopReason::Hold);
+                }
                 for (id, _) in &ids {
                     self.stop_running(*id, StopReason::Hold).await;
                 }

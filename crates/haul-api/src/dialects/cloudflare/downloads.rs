@@ -108,12 +108,15 @@ pub(super) async fn create_download(
     create(&state, &headers, &account, id, name).await
 }
 
-/// `DELETE .../stream/{identifier}/downloads`: removes every download, answering `"ok"`.
+/// `DELETE .../stream/{identifier}/downloads`: removes both downloads, answering `"ok"`.
 pub(super) async fn delete_downloads(
     State(state): State<AppState>,
     VideoRef { account, id }: VideoRef,
 ) -> Answer<&'static str> {
-    state.engine.delete_renditions(&account, id, None).await?;
+    // Stream's two types: an mp3 or opus a native client made of the same video is not Stream's to remove.
+    for name in [RenditionName::Default, RenditionName::Audio] {
+        state.engine.delete_renditions(&account, id, Some(name)).await?;
+    }
     ok("ok")
 }
 
