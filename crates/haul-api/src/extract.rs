@@ -67,6 +67,16 @@ impl<S: Send + Sync> FromRequestParts<S> for RenditionPath {
 
 /// A download id from a path or a query, or a 400 that says what one looks like; the dialects wrap the message
 /// in their own shapes.
+/// The `{id}` of a webhook or rule route, which the store looks up as given: anything not shaped like a hyphenated
+/// UUID cannot be one, and is the same 404 an unknown one gets, saying where the ids are listed.
+pub(crate) fn listed_id(text: String, what: &str, listed_at: &str) -> Result<String, ApiError> {
+    if text.len() == 36 && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+        Ok(text)
+    } else {
+        Err(ApiError::not_found(format!("{what} {text:?} not found; ids are the UUIDs GET {listed_at} lists")))
+    }
+}
+
 pub fn download_id(text: &str) -> Result<DownloadId, ApiError> {
     text.parse().map_err(|error: haul_core::job::IdError| ApiError::bad_request(error.to_string()))
 }

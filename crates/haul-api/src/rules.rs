@@ -11,18 +11,8 @@ use haul_engine::service::{RulePatchRequest, RuleRequest};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, listed_id};
 use crate::wire::{CreateRule, Rule, RuleList, UpdateRule};
-
-/// A rule id from the path: a UUID, else not found (as another account's is).
-fn rule_id(text: String) -> Result<String, ApiError> {
-    let valid = text.len() == 36 && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
-    if valid {
-        Ok(text)
-    } else {
-        Err(ApiError::not_found(format!("rule {text:?} not found; ids are the UUIDs GET /v1/rules lists")))
-    }
-}
 
 /// Adds a rule to the caller's account. Downloads added from then on that match it (and no rule before it) go
 /// to its `directory` unless their request names one, and get its `priority` unless their request gives one.
@@ -68,7 +58,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Rule>, ApiError> {
-    let id = rule_id(id)?;
+    let id = listed_id(id, "rule", "/v1/rules")?;
     Ok(Json(state.engine.rule(&caller.account, &id).await?.into()))
 }
 
@@ -82,7 +72,7 @@ pub async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UpdateRule>,
 ) -> Result<Json<Rule>, ApiError> {
-    let id = rule_id(id)?;
+    let id = listed_id(id, "rule", "/v1/rules")?;
     let request = RulePatchRequest { name: body.name, position: body.position };
     Ok(Json(state.engine.update_rule(&caller.account, &id, request).await?.into()))
 }
@@ -96,7 +86,7 @@ pub async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = rule_id(id)?;
+    let id = listed_id(id, "rule", "/v1/rules")?;
     state.engine.remove_rule(&caller.account, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,21 +12,11 @@ use utoipa::IntoParams;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, QueryParams, listed_id};
 use crate::wire::{CreateWebhook, CreatedWebhook, Delivery, DeliveryList, Webhook, WebhookList};
 
 /// Deliveries listed when the client does not say.
 const DEFAULT_DELIVERIES: u32 = 100;
-
-/// A webhook id from the path: a UUID, else not found (as another account's is).
-fn webhook_id(text: String) -> Result<String, ApiError> {
-    let valid = text.len() == 36 && text.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
-    if valid {
-        Ok(text)
-    } else {
-        Err(ApiError::not_found(format!("webhook {text:?} not found; ids are the UUIDs GET /v1/webhooks lists")))
-    }
-}
 
 /// Adds a webhook to the caller's account; its `secret` is in this answer only. Each change of state of the
 /// account's downloads that it asks for is POSTed to `url`, signed (`Haul-Signature`), and retried for a day
@@ -66,7 +56,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Webhook>, ApiError> {
-    let id = webhook_id(id)?;
+    let id = listed_id(id, "webhook", "/v1/webhooks")?;
     Ok(Json(state.engine.webhook(&caller.account, &id).await?.into()))
 }
 
@@ -79,7 +69,7 @@ pub async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = webhook_id(id)?;
+    let id = listed_id(id, "webhook", "/v1/webhooks")?;
     state.engine.remove_webhook(&caller.account, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -104,7 +94,7 @@ pub async fn deliveries(
     Path(id): Path<String>,
     QueryParams(query): QueryParams<DeliveriesQuery>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let id = webhook_id(id)?;
+    let id = listed_id(id, "webhook", "/v1/webhooks")?;
     let limit = query.limit.unwrap_or(DEFAULT_DELIVERIES);
     if !(1..=MAX_DELIVERIES_LISTED).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_DELIVERIES_LISTED}, got {limit}")));

@@ -105,6 +105,9 @@ pub(super) struct Bandwidth {
     state: Mutex<State>,
     /// The schedule holds the queue: the scheduler claims nothing.
     held: AtomicBool,
+    /// One change at a time: each reads the settings, changes them and stores them, and two at once would lose
+    /// one of the changes.
+    updating: tokio::sync::Mutex<()>,
     clock: LocalClock,
 }
 
@@ -122,6 +125,7 @@ impl Bandwidth {
             hosts: Mutex::new(HashMap::new()),
             state: Mutex::new(State { settings: BandwidthSettings::default(), schedule: None, now: None }),
             held: AtomicBool::new(false),
+            updating: tokio::sync::Mutex::new(()),
             clock,
         }
     }
@@ -228,6 +232,7 @@ impl Engine {
 
     /// Changes the bandwidth settings, stores them, and applies them to running downloads at once.
     pub async fn update_bandwidth(&self, patch: BandwidthPatch) -> Result<BandwidthView, ServiceError> {
+        let updating = self.inner.bandwidth.updating.lock().await;
         let mut settings = self.inner.bandwidth.view().settings;
         if let Some(limit) = patch.speed_limit {
             settings.speed_limit = limit;
@@ -253,6 +258,7 @@ impl Engine {
         let stored = serde_json::to_string(&settings).map_err(ServiceError::internal)?;
         self.inner.store.put_setting(SETTING, &stored).await?;
         let changed = self.inner.bandwidth.install(settings)?;
+        drop(updating);
         self.queue_hold_changed(changed).await;
         Ok(self.bandwidth())
     }

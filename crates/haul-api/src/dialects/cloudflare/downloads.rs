@@ -61,8 +61,7 @@ async fn download_map(
     let renditions = state.engine.renditions(account, id).await?;
     Ok(renditions
         .iter()
-        // Cloudflare Stream's two types only: a native client's mp3 or opus of the same video is not Stream's.
-        .filter(|rendition| matches!(rendition.name, RenditionName::Default | RenditionName::Audio))
+        .filter(|rendition| super::STREAM_TYPES.contains(&rendition.name))
         .filter(|rendition| only.is_none_or(|name| rendition.name == name))
         .map(|rendition| (rendition.name.to_string(), Download::new(state, &base, &view, rendition)))
         .collect())
@@ -113,8 +112,7 @@ pub(super) async fn delete_downloads(
     State(state): State<AppState>,
     VideoRef { account, id }: VideoRef,
 ) -> Answer<&'static str> {
-    // Stream's two types: an mp3 or opus a native client made of the same video is not Stream's to remove.
-    for name in [RenditionName::Default, RenditionName::Audio] {
+    for name in super::STREAM_TYPES {
         state.engine.delete_renditions(&account, id, Some(name)).await?;
     }
     ok("ok")

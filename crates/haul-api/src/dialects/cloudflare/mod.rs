@@ -272,6 +272,10 @@ impl FromRequestParts<AppState> for VideoRef {
 }
 
 /// A `{download_type}`: `default` or `audio`.
+/// Cloudflare Stream's download types: haul's other renditions (mp3, opus, ...) are the native API's, and this
+/// dialect neither lists, makes nor deletes them.
+pub(super) const STREAM_TYPES: [RenditionName; 2] = [RenditionName::Default, RenditionName::Audio];
+
 struct DownloadType(RenditionName);
 
 impl FromRequestParts<AppState> for DownloadType {
@@ -280,9 +284,8 @@ impl FromRequestParts<AppState> for DownloadType {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, StreamError> {
         let params = path_params(parts, state).await?;
         let text = params.get("download_type").map(String::as_str).unwrap_or_default();
-        // Cloudflare Stream has these two; haul's other renditions (mp3, opus, ...) are the native API's.
         match text.parse() {
-            Ok(name @ (RenditionName::Default | RenditionName::Audio)) => Ok(Self(name)),
+            Ok(name) if STREAM_TYPES.contains(&name) => Ok(Self(name)),
             _ => Err(StreamError::bad_request(format!("unknown download type {text:?}; expected default or audio"))),
         }
     }
