@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use haul_core::job::JobState;
+use haul_core::job::{DownloadId, JobState};
 use haul_engine::service::AddedOnce;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -114,6 +114,9 @@ pub struct ListQuery {
     /// `newest` (the default) or `oldest` first, by when they were added.
     #[param(value_type = Option<crate::wire::OrderName>)]
     order: Option<String>,
+    /// Only the entries of this playlist (a download of kind `playlist`).
+    #[param(value_type = Option<String>, format = Uuid)]
+    parent: Option<String>,
     /// At most this many: 1 to 1000, 100 when absent.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -168,9 +171,17 @@ pub async fn list(
         Some("oldest") => true,
         Some(other) => return Err(ApiError::bad_request(format!("order must be newest or oldest, got {other:?}"))),
     };
+    let parent = match query.parent.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
+        Some(text) => Some(
+            text.parse::<DownloadId>()
+                .map_err(|_| ApiError::bad_request(format!("parent must be a download's id (a UUID), got {text:?}")))?,
+        ),
+        None => None,
+    };
     let filter = haul_engine::service::ListQuery {
         states: states.clone(),
         search: search.clone(),
+        parent,
         oldest_first,
         limit: Some(limit),
         offset,
@@ -181,6 +192,7 @@ pub async fn list(
     // download changing state between the two calls can make `total` off by one for a moment, which paging
     // tolerates.
     let total = match (states.as_slice(), &search) {
+        _ if parent.is_some() => state.engine.count(&caller.account, filter).await?,
         ([], None) => Stats::from(state.engine.stats(&caller.account).await?).count(None),
         ([one], None) => Stats::from(state.engine.stats(&caller.account).await?).count(Some(*one)),
         _ => state.engine.count(&caller.account, filter).await?,
@@ -195,6 +207,9 @@ pub async fn list(
         if let Some(text) = &search {
             let encoded = percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC);
             path.push_str(&format!("&search={encoded}"));
+        }
+        if let Some(parent) = parent {
+            path.push_str(&format!("&parent={parent}"));
         }
         if oldest_first {
             path.push_str("&order=oldest");

@@ -51,6 +51,7 @@ impl TestServer {
             thumbnails_dir: dir.path().join("thumbnails"),
             max_active,
             max_jobs_per_account: 100_000,
+            max_playlist_entries: 1000,
             node: "test".to_owned(),
             lease: Duration::from_secs(30),
             resume_on_start: true,

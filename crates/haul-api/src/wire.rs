@@ -22,8 +22,9 @@ pub struct Download {
     pub id: DownloadId,
     pub url: String,
     pub mirrors: Vec<String>,
-    /// What fetches it: `file` (haul's HTTP engine), `media` (a page read by yt-dlp), or `auto` until its
-    /// first run decides.
+    /// What fetches it: `file` (haul's HTTP engine), `media` (a page read by yt-dlp), `auto` until its first
+    /// run decides, or `playlist` (a page yt-dlp read as a playlist or channel: the parent of one download per
+    /// entry, with their state and bytes as its own).
     #[schema(value_type = String, example = "file")]
     pub kind: JobKind,
     /// A display name given by the client, or a media page's title.
@@ -70,6 +71,28 @@ pub struct Download {
     /// (several nodes on one database; see `GET /v1/nodes`).
     #[serde(default)]
     pub node: Option<String>,
+    /// The playlist this download is an entry of (`GET /v1/downloads/{parent}`), and its position there from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub parent: Option<DownloadId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playlist_index: Option<u32>,
+    /// A playlist's entries taken together (kind `playlist`); list them with `GET /v1/downloads?parent={id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playlist: Option<Playlist>,
+}
+
+/// A playlist's entries taken together.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct Playlist {
+    /// Entries that became downloads.
+    pub entries: u32,
+    pub completed: u32,
+    pub failed: u32,
+    pub cancelled: u32,
+    /// The entries asked for (`1-5,8`); every one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<String>,
 }
 
 impl From<DownloadView> for Download {
@@ -105,6 +128,15 @@ impl From<DownloadView> for Download {
             started_at: view.started_at,
             finished_at: view.finished_at,
             node: view.node,
+            parent: view.parent,
+            playlist_index: view.playlist_index,
+            playlist: view.playlist.map(|playlist| Playlist {
+                entries: playlist.entries,
+                completed: playlist.completed,
+                failed: playlist.failed,
+                cancelled: playlist.cancelled,
+                items: playlist.items,
+            }),
         }
     }
 }
@@ -151,6 +183,7 @@ pub enum KindName {
     Auto,
     File,
     Media,
+    Playlist,
 }
 
 /// The kinds of event; only for the OpenAPI document.
@@ -164,6 +197,7 @@ pub enum EventKindName {
     Paused,
     Resumed,
     Retried,
+    Queued,
     Completed,
     Failed,
     Cancelled,
@@ -227,9 +261,18 @@ pub struct CreateDownload {
     #[schema(value_type = Option<String>, pattern = "^(best|worst|audio|[1-9][0-9]{0,4}p?)$", example = "720p")]
     pub quality: Option<String>,
     /// `auto` (default: a web page yt-dlp can read is media, anything else a file), `file` or `media`.
+    /// (`playlist` is haul's to give, once it has read a page that is one.)
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<KindName>)]
     pub kind: Option<String>,
+    /// Should the page be a playlist or a channel: which entries become downloads, by position from 1
+    /// (`1-5,8,12-`); every one (up to the server's `--max-playlist-entries`) when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = r"^\s*[1-9][0-9]*(\s*-\s*([1-9][0-9]*)?)?(\s*,\s*[1-9][0-9]*(\s*-\s*([1-9][0-9]*)?)?)*\s*$",
+        example = "1-5,8"
+    )]
+    pub playlist_items: Option<String>,
 }
 
 fn is_zero(value: &i32) -> bool {
@@ -360,6 +403,7 @@ impl CreateDownload {
             kind: parse_name::<JobKind>(self.kind.as_deref())?,
             labels: Default::default(),
             name_with_id: false,
+            playlist_items: self.playlist_items,
         })
     }
 }

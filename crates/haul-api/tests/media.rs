@@ -768,3 +768,151 @@ async fn cancel_while_the_thumbnail_frame_is_grabbed_leaves_no_file() {
     assert_eq!(job["state"], "cancelled", "{job:#}");
     assert_eq!(entries(&h.downloads_dir), Vec::<String>::new(), "a cancelled job leaves no file: {job:#}");
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Playlists
+
+impl Harness {
+    /// The entries of a playlist, in playlist order.
+    async fn entries_of(&self, parent: &str) -> Vec<Value> {
+        let (status, list) = self.call(Method::GET, &format!("/v1/downloads?parent={parent}&order=oldest"), None).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        list["downloads"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until the job read its page as a playlist with `entries` entries, and returns it.
+    async fn playlist(&self, id: &str, entries: u64) -> Value {
+        self.wait_until(id, "became a playlist", |job| {
+            job["kind"] == "playlist" && job["playlist"]["entries"].as_u64() == Some(entries)
+        })
+        .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_is_a_playlist_whose_entries_run_as_jobs_and_one_cancelled_leaves_the_others() {
+    let (h, site) = slow_setup(2).await;
+    let pages = [site.muxed("Page one"), site.dash("Page two"), site.no_thumbnail("Page three")];
+    let feed = site.feed("My channel", &[("First", &pages[0]), ("Second", &pages[1]), ("Third", &pages[2])]);
+    let parent = h.add_id(json!({"url": feed})).await;
+
+    let playlist = h.playlist(&parent, 3).await;
+    assert_eq!(playlist["title"], "My channel", "{playlist:#}");
+    let listed = h.entries_of(&parent).await;
+    let seen: Vec<(Value, Value, Value, Value)> = listed
+        .iter()
+        .map(|e| (e["playlist_index"].clone(), e["url"].clone(), e["title"].clone(), e["kind"].clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (json!(1), json!(pages[0]), json!("First"), json!("media")),
+            (json!(2), json!(pages[1]), json!("Second"), json!("media")),
+            (json!(3), json!(pages[2]), json!("Third"), json!("media")),
+        ]
+    );
+    for entry in &listed {
+        assert_eq!(entry["parent"], json!(parent), "{entry:#}");
+    }
+
+    // The second entry is cancelled (whether it is running yet or not); the others go on.
+    let second = id_of(&listed[1]);
+    let cancelled = h.act(&second, "cancel").await;
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled:#}");
+    let first = h.completed(&id_of(&listed[0])).await;
+    let third = h.completed(&id_of(&listed[2])).await;
+    assert_video(&h.file_of(&first), 720, 2.0);
+    assert_video(&h.file_of(&third), 720, 2.0);
+    assert_eq!(h.job(&second).await["state"], "cancelled");
+
+    // The playlist's state and bytes are its entries'.
+    let done = h.wait_until(&parent, "completed", |job| job["state"] == "completed").await;
+    assert_eq!(done["playlist"], json!({"entries": 3, "completed": 2, "failed": 0, "cancelled": 1}), "{done:#}");
+    let sizes = first["size"].as_u64().unwrap() + third["size"].as_u64().unwrap();
+    let cancelled_bytes = h.job(&second).await["bytes_done"].as_u64().unwrap();
+    assert_eq!(done["bytes_done"].as_u64().unwrap(), sizes + cancelled_bytes, "{done:#}");
+    assert!(done["finished_at"].is_i64(), "{done:#}");
+    // The feed itself was read, never downloaded as a file.
+    let names = entries_under(&h.downloads_dir);
+    assert!(!names.iter().any(|name| name.contains("rss")), "{names:?}");
+}
+
+/// Every name under `dir`, recursively.
+fn entries_under(dir: &Path) -> Vec<String> {
+    files_under(dir).iter().map(|path| path.display().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playlist_items_choose_entries_and_a_playlist_is_paused_cancelled_and_removed_as_a_whole() {
+    let (h, site) = slow_setup(4).await;
+    let pages = [site.muxed("One"), site.muxed("Two"), site.muxed("Three")];
+    let feed = site.feed("Three videos", &[("One", &pages[0]), ("Two", &pages[1]), ("Three", &pages[2])]);
+
+    // A selection that does not parse is refused before anything is added.
+    let (status, body) =
+        h.call(Method::POST, "/v1/downloads", Some(json!({"url": feed, "playlist_items": "3-1"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let message = error_message(&body, "bad_request");
+    assert!(message.contains("`3-1` ends before it starts") && message.contains("1-5,8,12-"), "{message}");
+    let (status, body) = h
+        .call(Method::POST, "/v1/downloads", Some(json!({"url": feed, "playlist_items": "2", "kind": "playlist"})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let parent = h.add_id(json!({"url": feed, "playlist_items": "1,3"})).await;
+    let playlist = h.playlist(&parent, 2).await;
+    assert_eq!(playlist["playlist"]["items"], "1,3", "{playlist:#}");
+    let listed = h.entries_of(&parent).await;
+    let indexes: Vec<&Value> = listed.iter().map(|entry| &entry["playlist_index"]).collect();
+    assert_eq!(indexes, [&json!(1), &json!(3)]);
+
+    // Pause the playlist: every entry that had not ended is paused, and the playlist with them.
+    h.active_with(&id_of(&listed[0]), 1).await;
+    let paused = h.act(&parent, "pause").await;
+    assert_eq!(paused["state"], "paused", "{paused:#}");
+    for entry in h.entries_of(&parent).await {
+        assert_eq!(entry["state"], "paused", "{entry:#}");
+    }
+    // Pausing it again applies to no entry: a conflict that says why.
+    let (status, body) = h.call(Method::POST, &format!("/v1/downloads/{parent}/pause"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("no entry of this playlist can be paused"), "{body}");
+
+    // Resume, then cancel it as a whole.
+    let resumed = h.act(&parent, "resume").await;
+    assert!(["queued", "active"].contains(&resumed["state"].as_str().unwrap()), "{resumed:#}");
+    let cancelled = h.act(&parent, "cancel").await;
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled:#}");
+    assert_eq!(cancelled["playlist"]["cancelled"], 2, "{cancelled:#}");
+
+    // Retry brings the entries back; remove takes the playlist and every entry with it.
+    let retried = h.act(&parent, "retry").await;
+    assert!(["queued", "active"].contains(&retried["state"].as_str().unwrap()), "{retried:#}");
+    let (status, body) = h.call(Method::DELETE, &format!("/v1/downloads/{parent}?delete_files=true"), None).await;
+    assert!(status.is_success(), "{status}: {body}");
+    for id in std::iter::once(parent.clone()).chain(listed.iter().map(id_of)) {
+        let (status, _) = h.call(Method::GET, &format!("/v1/downloads/{id}"), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{id} is gone");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(entries(&h.downloads_dir), Vec::<String>::new(), "no file of any entry is left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_several_videos_is_a_playlist_whose_entries_are_read_in_place() {
+    let (h, site) = setup(MediaOptions::default()).await;
+    let page = site.multi("Two clips");
+    let parent = h.add_id(json!({"url": page})).await;
+    h.playlist(&parent, 2).await;
+    let listed = h.entries_of(&parent).await;
+    assert_eq!(listed.len(), 2);
+    let mut heights = Vec::new();
+    for entry in &listed {
+        assert_eq!(entry["url"], json!(page), "an entry read in place is its page's: {entry:#}");
+        let done = h.completed(&id_of(entry)).await;
+        heights.push(stream(&h.file_of(&done), "video")["height"].as_u64().unwrap());
+    }
+    assert_eq!(heights, [720, 360], "the first entry is the 720p clip, the second the 360p one");
+    let done = h.wait_until(&parent, "completed", |job| job["state"] == "completed").await;
+    assert_eq!(done["playlist"]["completed"], 2, "{done:#}");
+}

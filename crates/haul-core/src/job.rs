@@ -146,6 +146,9 @@ crate::named_enum! {
         File = "file",
         /// A page read by yt-dlp; haul's engine fetches the streams it names and ffmpeg finishes them.
         Media = "media",
+        /// A playlist or channel: once read, the parent of one media job per entry, whose state and progress
+        /// are theirs. Never claimed itself after that.
+        Playlist = "playlist",
     }
 }
 

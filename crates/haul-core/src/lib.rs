@@ -15,6 +15,7 @@ pub mod media;
 pub mod names;
 pub mod net;
 pub mod plan;
+pub mod playlist;
 pub mod ranges;
 pub mod redact;
 pub mod rules;

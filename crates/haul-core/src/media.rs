@@ -73,7 +73,8 @@ impl fmt::Display for Quality {
     }
 }
 
-/// What haul reads of `yt-dlp -J`: one video (a playlist is refused before this).
+/// What haul reads of `yt-dlp -J`: one video, or a playlist (`kind` `playlist`) and its `entries` (see
+/// [`crate::playlist`]).
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct MediaInfo {
     #[serde(default)]
@@ -93,9 +94,28 @@ pub struct MediaInfo {
     pub upload_date: Option<String>,
     #[serde(default)]
     pub formats: Vec<Format>,
-    /// `playlist` for a page with several videos.
+    /// `playlist` for a page with several videos; in a playlist's entries, `url` or `url_transparent` for an
+    /// entry that is a link to its own page (read with `--flat-playlist`), absent for a video read in place.
     #[serde(default, rename = "_type")]
     pub kind: Option<String>,
+    /// A playlist's entry that is a link: its page.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A playlist's entries, in its order (`null` entries, which yt-dlp writes for ones it could not read, are
+    /// kept as empty readings so positions stay right).
+    #[serde(default, deserialize_with = "entries")]
+    pub entries: Vec<MediaInfo>,
+}
+
+fn entries<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<MediaInfo>, D::Error> {
+    let entries: Option<Vec<Option<MediaInfo>>> = Option::deserialize(deserializer)?;
+    Ok(entries.unwrap_or_default().into_iter().map(Option::unwrap_or_default).collect())
+}
+
+impl MediaInfo {
+    pub fn is_playlist(&self) -> bool {
+        self.kind.as_deref() == Some("playlist")
+    }
 }
 
 /// One way yt-dlp can fetch the video: a direct URL (`protocol` http/https) or a manifest (HLS, DASH fragments).

@@ -40,6 +40,7 @@ async fn start_with(
         thumbnails_dir: dir.path().join("thumbnails"),
         max_active,
         max_jobs_per_account: 100,
+        max_playlist_entries: 1000,
         node: "test-node".into(),
         lease: Duration::from_secs(30),
         resume_on_start: true,

@@ -22,8 +22,8 @@ pub use accounts::{Account, ApiKey, hash_secret, key_prefix};
 pub use postgres::PgStore;
 pub use record::{
     AttemptOutcome, CreatedOnce, DeliveryAttempt, DeliveryRecord, DeliveryState, DownloadPatch, DownloadRecord,
-    DueDelivery, ListFilter, MediaUpdate, NewDownload, NewRule, NewWebhook, NodeBeat, NodeRecord, ProgressUpdate,
-    Rendition, RenditionUpdate, RulePatch, RuleRecord, StateCounts, StoredEvent, WebhookRecord,
+    DueDelivery, ListFilter, MediaUpdate, NewDownload, NewRule, NewWebhook, NodeBeat, NodeRecord, PlaylistTotals,
+    ProgressUpdate, Rendition, RenditionUpdate, RulePatch, RuleRecord, StateCounts, StoredEvent, WebhookRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -137,6 +137,26 @@ pub trait Store: Send + Sync + 'static {
     /// Completes a download that `node` holds the lease on, recording `node` as the one holding its file. A
     /// node whose lease was taken over (or whose job a client moved on) gets `Conflict` and changes nothing.
     async fn complete_leased(&self, id: DownloadId, node: &str) -> Result<DownloadRecord, StoreError>;
+
+    /// A playlist read by the download `id` that `node` holds the lease on: the download becomes the playlist
+    /// (kind `playlist`, lease released, its title the playlist's when it had none) and the parent of
+    /// `children`, inserted in the same transaction, in order. Its state is theirs from then on (triggers keep
+    /// it), and claims never hand it out again. A node whose lease was lost gets `Conflict` and changes nothing.
+    async fn expand_playlist(
+        &self,
+        id: DownloadId,
+        node: &str,
+        title: Option<&str>,
+        children: &[NewDownload],
+    ) -> Result<DownloadRecord, StoreError>;
+
+    /// The children of each playlist in `parents` (of `account`) taken together; a playlist without children
+    /// is left out.
+    async fn playlist_totals(
+        &self,
+        account: &AccountId,
+        parents: &[DownloadId],
+    ) -> Result<Vec<PlaylistTotals>, StoreError>;
 
     /// On startup: puts `node`'s active downloads back in the queue, to resume from their partial files.
     /// Returns how many.

@@ -28,13 +28,13 @@ use crate::accounts::{Account, ApiKey};
 use crate::rows::{
     account_from_row, attempt_columns, delivery_from_row, due_deliveries, due_from_row, duration_millis,
     ended_from_row, events_to_db, extensions_to_db, from_db, key_from_row, lease_lost, meta_to_db, node_from_row,
-    not_found, now_millis, parse_column, parse_state, record_from_row, rendition_from_row, rule_from_row,
-    rule_not_found, rule_position, state_list, to_db, to_json, webhook_from_row, webhook_not_found,
+    not_found, now_millis, parse_column, parse_state, playlist_totals_from_row, record_from_row, rendition_from_row,
+    rule_from_row, rule_not_found, rule_position, state_list, to_db, to_json, webhook_from_row, webhook_not_found,
 };
 use crate::{
     CreatedOnce, DeliveryAttempt, DeliveryRecord, DownloadPatch, DownloadRecord, DueDelivery, ListFilter, MediaUpdate,
-    NewDownload, NewRule, NewWebhook, NodeBeat, NodeRecord, ProgressUpdate, Rendition, RenditionUpdate, RulePatch,
-    RuleRecord, StateCounts, Store, StoreError, StoredEvent, WebhookRecord,
+    NewDownload, NewRule, NewWebhook, NodeBeat, NodeRecord, PlaylistTotals, ProgressUpdate, Rendition, RenditionUpdate,
+    RulePatch, RuleRecord, StateCounts, Store, StoreError, StoredEvent, WebhookRecord,
 };
 
 /// Connections per node.
@@ -225,18 +225,20 @@ impl PgStore {
                  SELECT head.seq FROM download_counts c
                  CROSS JOIN LATERAL (
                      SELECT q.seq FROM downloads q
-                     WHERE q.account = c.account AND q.state = 'queued'
+                     WHERE q.account = c.account AND q.state = 'queued' AND q.kind <> 'playlist'
                      ORDER BY q.priority DESC, q.created_at, q.seq
                      LIMIT $2
                  ) head
                  WHERE c.state = 'queued' AND c.n > 0
                  UNION ALL
-                 SELECT seq FROM downloads WHERE state = 'active' AND (lease_expires IS NULL OR lease_expires <= $1)
+                 SELECT seq FROM downloads
+                 WHERE state = 'active' AND (lease_expires IS NULL OR lease_expires <= $1) AND kind <> 'playlist'
              )
              SELECT d.seq FROM downloads d
              JOIN candidates ON candidates.seq = d.seq
              LEFT JOIN running r ON r.account = d.account
-             WHERE d.state = 'queued' OR (d.state = 'active' AND (d.lease_expires IS NULL OR d.lease_expires <= $1))
+             WHERE d.kind <> 'playlist'
+               AND (d.state = 'queued' OR (d.state = 'active' AND (d.lease_expires IS NULL OR d.lease_expires <= $1)))
              ORDER BY COALESCE(r.n, 0), d.priority DESC, d.created_at, d.seq
              LIMIT 1
              FOR UPDATE OF d SKIP LOCKED",
@@ -253,7 +255,7 @@ impl PgStore {
             "UPDATE downloads SET
                  state = 'active', lease_owner = $2, lease_expires = $3, started_at = COALESCE(started_at, $4),
                  speed = 0, eta_secs = NULL, connections = 0
-             WHERE seq = $1
+             WHERE seq = $1 AND kind <> 'playlist'
                AND (state = 'queued' OR (state = 'active' AND (lease_expires IS NULL OR lease_expires <= $4)))
              RETURNING *",
         )
@@ -356,7 +358,7 @@ impl Store for PgStore {
         let sql = format!(
             "SELECT * FROM downloads WHERE {LIST_CONDITIONS}
              ORDER BY created_at {order}, seq {order}
-             LIMIT $9 OFFSET $10"
+             LIMIT $10 OFFSET $11"
         );
         let rows = bind_list_filter(sqlx::query(&sql), account, filter)
             .bind(filter.limit.map(i64::from))
@@ -518,6 +520,67 @@ impl Store for PgStore {
             Some(row) => record_from_row(&row),
             None => Err(lease_lost(id, node, self.current_state(id).await?)),
         }
+    }
+
+    async fn expand_playlist(
+        &self,
+        id: DownloadId,
+        node: &str,
+        title: Option<&str>,
+        children: &[NewDownload],
+    ) -> Result<DownloadRecord, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        // The kind first: the trigger keeps only a `playlist`'s state, as each child goes in.
+        let held = sqlx::query(
+            "UPDATE downloads SET kind = 'playlist', title = COALESCE(title, $3), lease_owner = NULL,
+                 lease_expires = NULL, speed = 0, eta_secs = NULL, connections = 0
+             WHERE id = $1 AND state = 'active' AND lease_owner = $2",
+        )
+        .bind(id.to_string())
+        .bind(node)
+        .bind(title)
+        .execute(&mut *transaction)
+        .await?;
+        if held.rows_affected() == 0 {
+            transaction.rollback().await?;
+            return Err(lease_lost(id, node, self.current_state(id).await?));
+        }
+        for child in children {
+            insert_download(&mut *transaction, child).await?;
+        }
+        let row = sqlx::query("SELECT * FROM downloads WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        record_from_row(&row)
+    }
+
+    async fn playlist_totals(
+        &self,
+        account: &AccountId,
+        parents: &[DownloadId],
+    ) -> Result<Vec<PlaylistTotals>, StoreError> {
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = parents.iter().map(ToString::to_string).collect();
+        let rows = sqlx::query(
+            "SELECT parent_id, COUNT(*) AS entries,
+                 COUNT(*) FILTER (WHERE state = 'completed') AS completed,
+                 COUNT(*) FILTER (WHERE state = 'failed') AS failed,
+                 COUNT(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+                 SUM(bytes_done)::BIGINT AS bytes_done,
+                 CASE WHEN COUNT(size) = COUNT(*) THEN SUM(size)::BIGINT END AS size
+             FROM downloads
+             WHERE account = $1 AND parent_id = ANY($2)
+             GROUP BY parent_id",
+        )
+        .bind(account.as_str())
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(playlist_totals_from_row).collect()
     }
 
     async fn requeue_node(&self, node: &str) -> Result<u64, StoreError> {
@@ -1293,8 +1356,9 @@ where
     let row = sqlx::query(
         "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
              headers, connections_limit, speed_limit, created_at, title, quality, meta, creator, thumbnail_at,
-             require_signed_urls, name_with_id)
-         VALUES ($1, $2, $3, $4, $16, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17, $18, $19, $20, $21)
+             require_signed_urls, name_with_id, parent_id, playlist_index, playlist_item, playlist_items)
+         VALUES ($1, $2, $3, $4, $16, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17, $18, $19, $20, $21, $22,
+                 $23, $24, $25)
          RETURNING *",
     )
     .bind(id.to_string())
@@ -1318,12 +1382,16 @@ where
     .bind(new.labels.thumbnail_at)
     .bind(new.labels.require_signed_urls)
     .bind(new.name_with_id)
+    .bind(new.parent.map(|parent| parent.to_string()))
+    .bind(new.playlist_index.map(i64::from))
+    .bind(new.playlist_item.map(i64::from))
+    .bind(&new.playlist_items)
     .fetch_one(executor)
     .await?;
     record_from_row(&row)
 }
 
-/// What a [`ListFilter`] keeps, as SQL over parameters $1 to $8 ([`bind_list_filter`]); a condition whose
+/// What a [`ListFilter`] keeps, as SQL over parameters $1 to $9 ([`bind_list_filter`]); a condition whose
 /// parameter is NULL holds for every row.
 const LIST_CONDITIONS: &str = "account = $1
     AND ($2::text[] IS NULL OR state = ANY($2))
@@ -1333,7 +1401,8 @@ const LIST_CONDITIONS: &str = "account = $1
     AND ($5::text IS NULL OR title = $5)
     AND ($6::text IS NULL OR creator = $6)
     AND ($7::bigint IS NULL OR created_at >= $7)
-    AND ($8::bigint IS NULL OR created_at < $8)";
+    AND ($8::bigint IS NULL OR created_at < $8)
+    AND ($9::text IS NULL OR parent_id = $9)";
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
@@ -1349,6 +1418,7 @@ fn bind_list_filter<'q>(query: Query<'q>, account: &AccountId, filter: &ListFilt
         .bind(filter.creator.clone())
         .bind(filter.created_from)
         .bind(filter.created_before)
+        .bind(filter.parent.map(|parent| parent.to_string()))
 }
 
 /// Serialises changes to one account's rules (their positions are renumbered together) across nodes, for the

@@ -70,6 +70,14 @@ pub struct DownloadRecord {
     /// The node whose downloads directory holds the finished file: the lease owner when it completed. With
     /// node-local directories, another node serves the file by asking this one.
     pub held_by: Option<String>,
+    /// The playlist this download is an entry of.
+    pub parent: Option<DownloadId>,
+    /// Its position in that playlist, from 1.
+    pub playlist_index: Option<u32>,
+    /// Set when `url` is the playlist's own page: this download is that page's entry at this position.
+    pub playlist_item: Option<u32>,
+    /// A playlist's selection of entries as asked (`1-5,8`); all when `None`.
+    pub playlist_items: Option<String>,
 }
 
 /// What a new download starts from. Validation (URL scheme, header names, checksum syntax) is the caller's job;
@@ -94,6 +102,12 @@ pub struct NewDownload {
     pub labels: Labels,
     /// Name the file `{name}__{id}.{ext}` rather than as the server offers it.
     pub name_with_id: bool,
+    /// An entry of this playlist, at `playlist_index` (see [`DownloadRecord::playlist_item`]).
+    pub parent: Option<DownloadId>,
+    pub playlist_index: Option<u32>,
+    pub playlist_item: Option<u32>,
+    /// Which entries to take, should the URL be a playlist (`1-5,8`).
+    pub playlist_items: Option<String>,
 }
 
 impl NewDownload {
@@ -116,6 +130,10 @@ impl NewDownload {
             start_paused: false,
             labels: Labels::default(),
             name_with_id: false,
+            parent: None,
+            playlist_index: None,
+            playlist_item: None,
+            playlist_items: None,
         }
     }
 }
@@ -161,6 +179,8 @@ pub struct ListFilter {
     /// Only downloads created at or after / before this time (unix milliseconds).
     pub created_from: Option<i64>,
     pub created_before: Option<i64>,
+    /// Only the entries of this playlist.
+    pub parent: Option<DownloadId>,
     pub oldest_first: bool,
     /// At most this many; all when `None`.
     pub limit: Option<u32>,
@@ -414,4 +434,18 @@ pub struct RulePatch {
     pub name: Option<Option<String>>,
     /// Move it there (1 is first; past the end is the end); the rules in between shift by one.
     pub position: Option<u32>,
+}
+
+/// A playlist's children taken together, read when the playlist is shown: how many there are in each state and
+/// their bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlaylistTotals {
+    pub parent: DownloadId,
+    pub entries: u32,
+    pub completed: u32,
+    pub failed: u32,
+    pub cancelled: u32,
+    pub bytes_done: u64,
+    /// The sum of the children's sizes, once every child's is known.
+    pub size: Option<u64>,
 }

@@ -12,7 +12,7 @@ use haul_core::labels::Labels;
 use sqlx::Row;
 
 use crate::accounts::{Account, ApiKey};
-use crate::{DeliveryRecord, DownloadRecord, NodeRecord, Rendition, StoreError, WebhookRecord};
+use crate::{DeliveryRecord, DownloadRecord, NodeRecord, PlaylistTotals, Rendition, StoreError, WebhookRecord};
 
 /// The cells of one row, by column name, in the types haul stores.
 pub(crate) trait Cells {
@@ -148,6 +148,23 @@ pub(crate) fn record_from_row(row: &impl Cells) -> Result<DownloadRecord, StoreE
         lease_owner: row.opt_text("lease_owner")?,
         lease_expires: row.opt_int("lease_expires")?,
         held_by: row.opt_text("held_by")?,
+        parent: row.opt_text("parent_id")?.map(|text| parse_column(text, "playlist id")).transpose()?,
+        playlist_index: optional_narrow(row.opt_int("playlist_index")?, "playlist_index")?,
+        playlist_item: optional_narrow(row.opt_int("playlist_item")?, "playlist_item")?,
+        playlist_items: row.opt_text("playlist_items")?,
+    })
+}
+
+pub(crate) fn playlist_totals_from_row(row: &impl Cells) -> Result<PlaylistTotals, StoreError> {
+    let count = |name: &str| -> Result<u32, StoreError> { narrow(row.opt_int(name)?.unwrap_or(0), name) };
+    Ok(PlaylistTotals {
+        parent: parse_column(row.text("parent_id")?, "playlist id")?,
+        entries: count("entries")?,
+        completed: count("completed")?,
+        failed: count("failed")?,
+        cancelled: count("cancelled")?,
+        bytes_done: from_db(row.opt_int("bytes_done")?.unwrap_or(0), "bytes_done")?,
+        size: optional_from_db(row.opt_int("size")?, "size")?,
     })
 }
 

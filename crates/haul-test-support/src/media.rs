@@ -13,6 +13,10 @@
 //! - [`MediaSite::hls`]: an HLS master playlist ([`HLS_MASTER`], one 640x360 variant): one format
 //!   with protocol `m3u8_native`, height 360.
 //! - [`MediaSite::plain_html`]: a page without media (yt-dlp: "Unsupported URL").
+//! - [`MediaSite::feed`]: an RSS feed whose items link to pages: yt-dlp reads it as a playlist whose entries
+//!   (`--flat-playlist`) are `url_transparent` links with the items' titles.
+//! - [`MediaSite::multi`]: a page with two `<video>` elements (`CLIP_720`, then `CLIP_360`): a playlist whose
+//!   two entries are videos read in place (ids `{page}-1`, `{page}-2`).
 //!
 //! yt-dlp (2026.10.26) appends " (1)" to a page's title and fetches a page twice. Every file is served with `Content-Length`,
 //! `Accept-Ranges: bytes`, single-range `Range` (206, 416), `ETag`, `Last-Modified` and `If-Range`;
@@ -113,6 +117,8 @@ struct Shared {
     stats: Mutex<HashMap<String, PathStats>>,
     /// Title of each registered page, by key (`muxed-1`: the page kind, `-`, a counter).
     pages: Mutex<HashMap<String, String>>,
+    /// RSS feeds by key (`feed-1.rss`): their documents.
+    feeds: Mutex<HashMap<String, String>>,
     shutdown: CancellationToken,
     base_url: String,
     cookie: Option<String>,
@@ -164,6 +170,7 @@ impl MediaSite {
             rate: AtomicU64::new(options.rate.unwrap_or(0)),
             stats: Mutex::new(HashMap::new()),
             pages: Mutex::new(HashMap::new()),
+            feeds: Mutex::new(HashMap::new()),
             shutdown: shutdown.clone(),
             base_url: base_url.clone(),
             cookie: options.cookie.clone(),
@@ -171,6 +178,7 @@ impl MediaSite {
         let app = Router::new()
             .route("/watch/{key}", get(page))
             .route("/plain.html", get(plain))
+            .route("/feed/{key}", get(feed))
             .fallback(file)
             .with_state(Arc::clone(&shared));
         let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
@@ -208,6 +216,31 @@ impl MediaSite {
     /// Page with an HLS master playlist: one `m3u8_native` format, height 360.
     pub fn hls(&self, title: &str) -> String {
         self.page_url("hls", title)
+    }
+
+    /// An RSS feed titled `title` whose items link to `entries` (title, page URL), in order: a playlist for
+    /// yt-dlp. Each call registers a new feed, `/feed/feed-{n}.rss`.
+    pub fn feed(&self, title: &str, entries: &[(&str, &str)]) -> String {
+        let items: String = entries
+            .iter()
+            .map(|(title, url)| format!("<item><title>{}</title><link>{}</link></item>\n", escape(title), escape(url)))
+            .collect();
+        let document = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\"><channel>\n<title>{}</title>\n\
+             <link>{}/</link>\n{items}</channel></rss>\n",
+            escape(title),
+            self.base_url
+        );
+        let mut feeds = self.shared.feeds.lock().unwrap_or_else(|e| e.into_inner());
+        let key = format!("feed-{}.rss", feeds.len() + 1);
+        feeds.insert(key.clone(), document);
+        format!("{}/feed/{key}", self.base_url)
+    }
+
+    /// A page with two videos, `CLIP_720` then `CLIP_360`, each its own `<video>`: a playlist of two entries
+    /// read in place.
+    pub fn multi(&self, title: &str) -> String {
+        self.page_url("multi", title)
     }
 
     /// `/plain.html`, a page without media, which yt-dlp refuses ("Unsupported URL").
@@ -445,6 +478,12 @@ async fn page(
     let text = match kind {
         "muxed" => html(title, Some(&thumb), &muxed_video(base)),
         "no-thumbnail" => html(title, None, &muxed_video(base)),
+        "multi" => {
+            let videos = format!(
+                "<video controls src=\"{base}/{CLIP_720}\"></video>\n<video controls src=\"{base}/{CLIP_360}\"></video>"
+            );
+            html(title, Some(&thumb), &videos)
+        }
         "dash" => {
             let video =
                 format!("<video controls>\n<source src=\"{base}/{MPD}\" type=\"application/dash+xml\">\n</video>");
@@ -459,6 +498,21 @@ async fn page(
         _ => unreachable!("page kinds are the MediaSite methods'"),
     };
     respond(&shared, &method, &headers, uri.path(), Bytes::from(text), "text/html; charset=utf-8", false)
+}
+
+async fn feed(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+    UrlPath(key): UrlPath<String>,
+) -> Response {
+    let document = shared.feeds.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+    let Some(document) = document else {
+        shared.count(uri.path(), |s| s.requests += 1);
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    respond(&shared, &method, &headers, uri.path(), Bytes::from(document), "application/rss+xml", false)
 }
 
 async fn plain(State(shared): State<Arc<Shared>>, method: Method, headers: HeaderMap, uri: Uri) -> Response {

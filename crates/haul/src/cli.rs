@@ -343,6 +343,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub max_jobs_per_account: u64,
 
+    /// Entries of one playlist or channel that become downloads at most; the rest are left out (choose others
+    /// with `--playlist-items`).
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_playlist_entries: u64,
+
     /// Do not continue the downloads that were running when the server stopped: they wait paused, with their
     /// partial files kept, until resumed.
     #[arg(long)]
@@ -600,7 +605,7 @@ pub struct GetArgs {
 
     /// What fetches it: auto (a video page yt-dlp can read is media, anything else the file as it is), file or
     /// media.
-    #[arg(long, value_name = "KIND", default_value = "auto", value_parser = parse_name::<JobKind>)]
+    #[arg(long, value_name = "KIND", default_value = "auto", value_parser = parse_kind)]
     pub kind: JobKind,
 
     /// The yt-dlp program for video pages [default: yt-dlp on PATH].
@@ -651,6 +656,19 @@ pub struct FormatsArgs {
 }
 
 /// `--name`: a file name template, checked here so that a mistake stops the command before anything is fetched.
+/// `--kind`: what a user may ask for (a playlist is haul's to decide, once it has read the page).
+pub fn parse_kind(text: &str) -> Result<JobKind, String> {
+    match parse_name::<JobKind>(text)? {
+        JobKind::Playlist => Err("a playlist is found by reading the page: use auto or media".into()),
+        kind => Ok(kind),
+    }
+}
+
+/// `--playlist-items 1-5,8`.
+pub fn parse_playlist_items(text: &str) -> Result<haul_core::playlist::PlaylistItems, String> {
+    text.parse().map_err(|error: haul_core::playlist::ItemsError| error.to_string())
+}
+
 pub fn parse_name_template(text: &str) -> Result<haul_core::media::NameTemplate, String> {
     text.parse().map_err(|error: haul_core::media::TemplateError| error.to_string())
 }

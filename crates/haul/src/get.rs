@@ -356,7 +356,7 @@ impl Batch<'_> {
         let media = MediaRequest {
             url: url.to_string(),
             media: match args.kind {
-                JobKind::Media => Some(true),
+                JobKind::Media | JobKind::Playlist => Some(true),
                 JobKind::File => Some(false),
                 JobKind::Auto => None,
             },

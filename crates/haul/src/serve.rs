@@ -310,6 +310,7 @@ pub async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Result<()>
         thumbnails_dir: data.thumbnails(),
         max_active: args.max_active,
         max_jobs_per_account: args.max_jobs_per_account,
+        max_playlist_entries: args.max_playlist_entries as usize,
         node: node.clone(),
         lease: Duration::from_secs(args.lease),
         advertise_url,

@@ -267,9 +267,9 @@ impl Task {
             filesize: view.size,
             downloaded_bytes: view.bytes_done,
             format_note: None,
-            is_playlist: false,
-            playlist_index: None,
-            playlist_total: None,
+            is_playlist: view.playlist.is_some() || view.parent.is_some(),
+            playlist_index: view.playlist_index,
+            playlist_total: view.playlist.as_ref().map(|playlist| playlist.entries),
             filename,
             quality: if audio { Quality::Best.to_string() } else { view.quality.to_string() },
             download_type: if audio { "audio" } else { "video" },
@@ -279,6 +279,16 @@ impl Task {
             url: view.url,
             title,
         }
+    }
+}
+
+impl Task {
+    /// An entry's task with its playlist's count of entries, when the playlist is known.
+    fn in_playlist(mut self, total: Option<u32>) -> Self {
+        if total.is_some() {
+            self.playlist_total = total;
+        }
+        self
     }
 }
 
@@ -387,7 +397,18 @@ async fn list(
 ) -> Result<Json<Vec<Task>>, Detail> {
     let mut views = state.engine.list(&account, ListQuery::default()).await?;
     views.reverse();
-    Ok(Json(views.into_iter().map(|view| Task::new(&state, &mount, view)).collect()))
+    // A playlist's entries are tasks of their own, numbered against the playlist's count.
+    let totals: std::collections::HashMap<DownloadId, u32> =
+        views.iter().filter_map(|view| view.playlist.as_ref().map(|playlist| (view.id, playlist.entries))).collect();
+    Ok(Json(
+        views
+            .into_iter()
+            .map(|view| {
+                let total = view.parent.and_then(|parent| totals.get(&parent).copied());
+                Task::new(&state, &mount, view).in_playlist(total)
+            })
+            .collect(),
+    ))
 }
 
 /// Task ids are the app's strings: one that is not a haul id is simply not found.

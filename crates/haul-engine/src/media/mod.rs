@@ -81,7 +81,7 @@ pub(crate) struct MediaDone {
     pub(crate) size: u64,
 }
 
-/// Whether `url` looks like a page for yt-dlp (an HTML document), from a HEAD or a short GET. A destination
+/// Whether `url` looks like a page for yt-dlp (an HTML document or a feed), from a HEAD or a short GET. A destination
 /// the policy refuses is an error, so the job fails with why instead of being handed to yt-dlp.
 pub(crate) async fn is_web_page(client: &HttpClient, url: &str, headers: &HeaderMap) -> Result<bool, EngineError> {
     let Ok(url) = Url::parse(url) else { return Ok(false) };
@@ -111,14 +111,16 @@ pub(crate) async fn is_web_page(client: &HttpClient, url: &str, headers: &Header
             }
         }
     };
-    Ok(kind.is_some_and(|kind| kind.starts_with("text/html") || kind.starts_with("application/xhtml")))
+    // A feed (RSS, Atom) is a playlist yt-dlp reads: a podcast's or a channel's entries.
+    const PAGES: [&str; 4] = ["text/html", "application/xhtml", "application/rss+xml", "application/atom+xml"];
+    Ok(kind.is_some_and(|kind| PAGES.iter().any(|page| kind.starts_with(page))))
 }
 
 /// A URL whose last path segment has the extension of a file that is not a web page (`.iso`, `.zip`, `.mp4`,
 /// `.bin`, ...): a file, without asking the host what it is. A page (`/watch?v=`, `/video/123`, `.html`, `.php`)
 /// has no extension or one of a page.
 fn names_a_file(url: &Url) -> bool {
-    const PAGES: [&str; 9] = ["html", "htm", "xhtml", "shtml", "php", "asp", "aspx", "jsp", "cgi"];
+    const PAGES: [&str; 11] = ["html", "htm", "xhtml", "shtml", "php", "asp", "aspx", "jsp", "cgi", "rss", "atom"];
     let Some(last) = url.path_segments().and_then(|mut segments| segments.next_back()) else { return false };
     match last.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() && (1..=5).contains(&ext.len()) => {

@@ -136,7 +136,11 @@ async fn reading_command(
     cookies: Option<&[u8]>,
 ) -> Result<(tokio::process::Command, Option<GuardProxy>, Option<CookieJar>), EngineError> {
     let mut cmd = command(program);
-    cmd.args(["-J", "--no-playlist", "--no-warnings", "--no-progress", "--ignore-config", "-f", FORMAT_SPEC]);
+    // `--flat-playlist`: a playlist's entries as links to their pages, each read when its own job runs, instead of
+    // every page read now (a channel of a thousand videos would take as many page loads before anything starts).
+    // `--no-playlist` reads only the video of a page that is both (a video in a playlist).
+    cmd.args(["-J", "--no-playlist", "--flat-playlist", "--no-warnings", "--no-progress", "--ignore-config"]);
+    cmd.args(["-f", FORMAT_SPEC]);
     let proxy = guard(tools, &mut cmd).await?;
     pass_headers(headers, &mut cmd);
     let jar = CookieJar::pass(cookies, &mut cmd)?;

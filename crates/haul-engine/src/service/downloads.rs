@@ -3,7 +3,7 @@
 //! Every call names the account it acts for; another account's download is "not found", never "forbidden",
 //! so ids do not leak.
 
-use haul_core::job::{AccountId, DownloadId, JobAction, JobState};
+use haul_core::job::{AccountId, DownloadId, JobAction, JobKind, JobState};
 use haul_core::media::MediaInfo;
 use haul_store::{CreatedOnce, DownloadRecord, ListFilter, NewDownload};
 
@@ -90,13 +90,23 @@ impl Engine {
 
     pub async fn get(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
         let record = self.inner.store.get(account, id).await?;
-        Ok(self.overlay(record))
+        let mut view = self.overlay(record);
+        self.with_playlists(account, std::slice::from_mut(&mut view)).await;
+        Ok(view)
     }
 
     pub async fn list(&self, account: &AccountId, query: ListQuery) -> Result<Vec<DownloadView>, ServiceError> {
         check_query(&query)?;
         let records = self.inner.metrics.timed("list", self.inner.store.list(account, &query.into())).await?;
-        Ok(records.into_iter().map(|record| self.overlay(record)).collect())
+        let mut views: Vec<DownloadView> = records.into_iter().map(|record| self.overlay(record)).collect();
+        self.with_playlists(account, &mut views).await;
+        Ok(views)
+    }
+
+    /// The playlist's own record when `id` is a playlist (whose actions go to its entries), else `None`.
+    async fn playlist(&self, account: &AccountId, id: DownloadId) -> Result<Option<DownloadRecord>, ServiceError> {
+        let record = self.inner.store.get(account, id).await?;
+        Ok((record.kind == JobKind::Playlist).then_some(record))
     }
 
     /// How many of the account's downloads `query` keeps, its `limit` and `offset` aside.
@@ -105,7 +115,15 @@ impl Engine {
         Ok(self.inner.store.count(account, &query.into()).await?)
     }
 
+    /// Pause it; a playlist pauses each entry that is queued or running.
     pub async fn pause(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
+        match self.playlist(account, id).await? {
+            Some(playlist) => self.for_each_entry(account, &playlist, JobAction::Pause).await,
+            None => self.pause_one(account, id).await,
+        }
+    }
+
+    pub(super) async fn pause_one(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
         self.inner.metrics.timed("apply", self.inner.store.apply(account, id, JobAction::Pause, None)).await?;
         self.stop_running(id, StopReason::Pause).await;
         // Read again: the stopped task has written its last progress.
@@ -114,7 +132,15 @@ impl Engine {
         Ok(view)
     }
 
+    /// Resume it; a playlist resumes each paused entry.
     pub async fn resume(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
+        match self.playlist(account, id).await? {
+            Some(playlist) => self.for_each_entry(account, &playlist, JobAction::Resume).await,
+            None => self.resume_one(account, id).await,
+        }
+    }
+
+    pub(super) async fn resume_one(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
         let view = DownloadView::from(self.inner.store.apply(account, id, JobAction::Resume, None).await?);
         self.emit(EventKind::Resumed, &view);
         self.inner.wake.notify_one();
@@ -123,15 +149,31 @@ impl Engine {
 
     /// Queue a failed or cancelled download again: a failed one continues from its partial file, a cancelled
     /// one (whose partial file is gone) starts over. `PATCH url` first is the way back from an expired link.
+    /// A playlist retries each failed or cancelled entry.
     pub async fn retry(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
+        match self.playlist(account, id).await? {
+            Some(playlist) => self.for_each_entry(account, &playlist, JobAction::Retry).await,
+            None => self.retry_one(account, id).await,
+        }
+    }
+
+    pub(super) async fn retry_one(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
         let view = DownloadView::from(self.inner.store.apply(account, id, JobAction::Retry, None).await?);
         self.emit(EventKind::Retried, &view);
         self.inner.wake.notify_one();
         Ok(view)
     }
 
-    /// Stop for good and discard the partial file; the job stays listed as cancelled.
+    /// Stop for good and discard the partial file; the job stays listed as cancelled. A playlist cancels each
+    /// entry that has not ended (completed ones are kept).
     pub async fn cancel(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
+        match self.playlist(account, id).await? {
+            Some(playlist) => self.for_each_entry(account, &playlist, JobAction::Cancel).await,
+            None => self.cancel_one(account, id).await,
+        }
+    }
+
+    pub(super) async fn cancel_one(&self, account: &AccountId, id: DownloadId) -> Result<DownloadView, ServiceError> {
         let record = self.inner.store.apply(account, id, JobAction::Cancel, None).await?;
         if !self.stop_running(id, StopReason::Cancel).await {
             self.discard_partial(&record).await;
@@ -177,8 +219,21 @@ impl Engine {
         Ok(self.overlay(record))
     }
 
-    /// Forget a download; with `delete_files`, its finished and partial files go too.
+    /// Forget a download; with `delete_files`, its finished and partial files go too. A playlist goes with
+    /// all its entries.
     pub async fn remove(
+        &self,
+        account: &AccountId,
+        id: DownloadId,
+        delete_files: bool,
+    ) -> Result<DownloadView, ServiceError> {
+        if self.playlist(account, id).await?.is_some() {
+            self.remove_entries(account, id, delete_files).await?;
+        }
+        self.remove_one(account, id, delete_files).await
+    }
+
+    pub(super) async fn remove_one(
         &self,
         account: &AccountId,
         id: DownloadId,

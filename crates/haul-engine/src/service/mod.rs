@@ -17,6 +17,7 @@ mod error;
 mod events;
 mod files;
 mod metrics;
+mod playlists;
 mod renditions;
 mod retention;
 mod rules;
@@ -52,8 +53,8 @@ pub use metrics::EngineMetrics;
 pub use retention::Retention;
 pub use rules::{MAX_RULES, RulePatchRequest, RuleRequest, RuleView};
 pub use views::{
-    AddRequest, AddedOnce, DownloadView, KeyView, ListQuery, NodeView, PatchRequest, RenditionView, StatsView,
-    TransferView,
+    AddRequest, AddedOnce, DownloadView, KeyView, ListQuery, NodeView, PatchRequest, PlaylistView, RenditionView,
+    StatsView, TransferView,
 };
 pub use webhooks::{
     DeliveryState, DeliveryView, MAX_DELIVERIES_LISTED, WebhookOptions, WebhookRequest, WebhookView, signature,
@@ -76,6 +77,9 @@ pub struct EngineOptions {
     pub max_active: usize,
     /// Downloads one account may keep (in any state); adding past it is refused until some are removed.
     pub max_jobs_per_account: u64,
+    /// Entries of one playlist that become downloads at most (`--max-playlist-entries`); the rest are left
+    /// out, with a warning in the log.
+    pub max_playlist_entries: usize,
     /// This server's name in leases; unique per node sharing a store.
     pub node: String,
     /// How long a claim holds without renewal; another node takes over a job whose lease ran out.
@@ -304,6 +308,7 @@ impl Engine {
 
     fn emit(&self, kind: EventKind, view: &DownloadView) {
         self.inner.events.emit(kind, view);
+        self.playlist_changed(view, kind);
         // A change of state wrote its webhook deliveries with it; progress writes none.
         if kind != EventKind::Progress {
             self.inner.webhooks_wake.notify_one();

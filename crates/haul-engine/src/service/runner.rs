@@ -53,6 +53,7 @@ impl Engine {
         self.write_progress(&record, &running.progress).await;
         self.count_fetched(running);
         let outcome = match (&result, running.reason()) {
+            (Ok(None), _) => "playlist",
             (Ok(_), _) => "completed",
             (Err(EngineError::Cancelled), Some(StopReason::Pause)) => "paused",
             (Err(EngineError::Cancelled), Some(StopReason::Cancel)) => "cancelled",
@@ -65,7 +66,9 @@ impl Engine {
         };
         self.inner.metrics.finished(outcome);
         match result {
-            Ok(done) => {
+            // The page was a playlist: the job is its entries' parent now, and the entries are queued.
+            Ok(None) => {}
+            Ok(Some(done)) => {
                 let update = ProgressUpdate {
                     bytes_done: done.size,
                     size: Some(done.size),
@@ -152,8 +155,9 @@ impl Engine {
     }
 
     /// Fetches the job: a plain file with the engine, or a media page through the media pipeline. A job of kind
-    /// `auto` is decided here, once: a web page yt-dlp can read is media, anything else a file.
-    async fn fetch(&self, record: &DownloadRecord, running: &Running) -> Result<Fetched, EngineError> {
+    /// `auto` is decided here, once: a web page yt-dlp can read is media, anything else a file. A page that is a
+    /// playlist makes the job its entries' parent (`Ok(None)`).
+    async fn fetch(&self, record: &DownloadRecord, running: &Running) -> Result<Option<Fetched>, EngineError> {
         let tools = &self.inner.options.media;
         let audio = record.quality == Quality::Audio;
         let cancel = &running.cancel;
@@ -185,6 +189,20 @@ impl Engine {
             // `audio` of a plain file: its sound as m4a.
             JobKind::File if audio => Some(media::direct_info(&record.url)),
             JobKind::File => None,
+            JobKind::Playlist => {
+                return Err(EngineError::Media("a playlist is fetched through its entries, not on its own".into()));
+            }
+        };
+        let info = match info {
+            // An entry of a playlist: its page, or its place on the playlist's page.
+            Some(info) if record.parent.is_some() => {
+                Some(haul_core::playlist::entry_of(info, record.playlist_item).map_err(EngineError::Media)?)
+            }
+            Some(info) if info.is_playlist() => {
+                self.expand_playlist(record, &info).await?;
+                return Ok(None);
+            }
+            other => other,
         };
         let Some(info) = info else {
             let options = self.download_options(record, running).await?;
@@ -206,7 +224,7 @@ impl Engine {
                 let update = MediaUpdate { kind: None, ..media_update(facts) };
                 self.store_quietly(self.inner.store.set_media(record.id, &update).await);
             }
-            return Ok(Fetched { path: done.path, size: done.size });
+            return Ok(Some(Fetched { path: done.path, size: done.size }));
         };
         let mut target_dir = self.inner.options.downloads_dir.clone();
         if let Some(directory) = &record.directory {
@@ -229,7 +247,7 @@ impl Engine {
             thumbnail_at: record.labels.thumbnail_at,
         };
         let done = media::run(&self.inner.client, tools, job, info, &running.progress, cancel).await?;
-        Ok(Fetched { path: done.path, size: done.size })
+        Ok(Some(Fetched { path: done.path, size: done.size }))
     }
 
     pub(super) async fn finish_failed(&self, record: &DownloadRecord, message: String) {

@@ -89,6 +89,22 @@ pub(super) fn new_download(
         require("an audio-only download", tools.ffmpeg())?;
         require("an audio-only download", tools.ffprobe())?;
     }
+    if kind == JobKind::Playlist {
+        return Err(ServiceError::Invalid(
+            "kind \"playlist\" is haul's to give once it has read the page; ask for \"media\" or \"auto\"".into(),
+        ));
+    }
+    let playlist_items = match request.playlist_items.as_deref().map(str::trim) {
+        Some("") | None => None,
+        Some(items) => Some(
+            items.parse::<haul_core::playlist::PlaylistItems>().map_err(|e| ServiceError::Invalid(e.to_string()))?,
+        ),
+    };
+    if playlist_items.is_some() && kind == JobKind::File {
+        return Err(ServiceError::Invalid(
+            "playlist_items selects entries of a playlist; a download of kind \"file\" is never one".into(),
+        ));
+    }
     if kind == JobKind::Media {
         require("a media download (kind \"file\" fetches the URL as it is)", tools.yt_dlp())?;
     }
@@ -108,6 +124,7 @@ pub(super) fn new_download(
     new.kind = kind;
     new.labels = check_labels(request.labels)?;
     new.name_with_id = request.name_with_id;
+    new.playlist_items = playlist_items.map(|items| items.to_string());
     Ok(new)
 }
 

@@ -32,6 +32,9 @@ pub struct AddRequest {
     pub labels: Labels,
     /// Name the file `{name}__{id}.{ext}` (the yt-dlp web app's layout) rather than as the server offers it.
     pub name_with_id: bool,
+    /// Which entries to take, should the URL be a playlist (`1-5,8`); all of them (up to the server's cap) when
+    /// `None`.
+    pub playlist_items: Option<String>,
 }
 
 /// A download as clients see it: the stored job with live progress laid over it while it runs.
@@ -85,6 +88,24 @@ pub struct DownloadView {
     pub name_with_id: bool,
     /// The node running it while active; once completed, the node whose downloads directory holds the file.
     pub node: Option<String>,
+    /// The playlist this download is an entry of, and its position there (from 1).
+    pub parent: Option<DownloadId>,
+    pub playlist_index: Option<u32>,
+    /// A playlist's entries taken together (kind `playlist`, once read); its `size` and `bytes_done` are
+    /// theirs too.
+    pub playlist: Option<PlaylistView>,
+}
+
+/// A playlist's entries taken together.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlaylistView {
+    /// The entries that became downloads.
+    pub entries: u32,
+    pub completed: u32,
+    pub failed: u32,
+    pub cancelled: u32,
+    /// The selection asked for (`1-5,8`); every entry when `None`.
+    pub items: Option<String>,
 }
 
 /// Which of an account's downloads to list, newest first unless `oldest_first`. Every condition given must
@@ -104,6 +125,8 @@ pub struct ListQuery {
     /// Only downloads created at or after / before this time (unix milliseconds).
     pub created_from: Option<i64>,
     pub created_before: Option<i64>,
+    /// Only the entries of this playlist.
+    pub parent: Option<DownloadId>,
     pub oldest_first: bool,
     /// At most this many; all when `None`.
     pub limit: Option<u32>,
@@ -247,6 +270,10 @@ impl From<DownloadRecord> for DownloadView {
             lease_owner,
             lease_expires: _,
             held_by,
+            parent,
+            playlist_index,
+            playlist_item: _,
+            playlist_items,
         } = record;
         let node = if state == JobState::Active { lease_owner } else { held_by };
         Self {
@@ -283,6 +310,11 @@ impl From<DownloadRecord> for DownloadView {
             labels,
             name_with_id,
             node,
+            parent,
+            playlist_index,
+            // Filled in from the children by whoever reads the playlist (`Engine::with_playlists`).
+            playlist: (kind == JobKind::Playlist)
+                .then(|| PlaylistView { items: playlist_items, ..PlaylistView::default() }),
         }
     }
 }
@@ -304,11 +336,12 @@ impl From<ListQuery> for ListFilter {
             creator,
             created_from,
             created_before,
+            parent,
             oldest_first,
             limit,
             offset,
         } = query;
-        Self { states, ids, search, title, creator, created_from, created_before, oldest_first, limit, offset }
+        Self { states, ids, search, title, creator, created_from, created_before, parent, oldest_first, limit, offset }
     }
 }
 

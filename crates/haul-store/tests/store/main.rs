@@ -10,6 +10,7 @@ mod claims;
 mod downloads;
 mod idempotency;
 mod nodes;
+mod playlists;
 mod rules;
 mod sqlite_only;
 mod webhooks;

@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::{Client, RemoteArgs, decode, exit_code, pretty, report_or_stop};
-use crate::cli::{parse_name, parse_video_quality};
+use crate::cli::parse_video_quality;
 
 /// `haul add`: queue downloads on the server.
 #[derive(Debug, clap::Args)]
@@ -78,8 +78,13 @@ pub struct AddArgs {
     pub audio: bool,
 
     /// What fetches it: auto (a video page yt-dlp can read is media, anything else a file), file or media.
-    #[arg(long, value_name = "KIND", value_parser = parse_name::<JobKind>)]
+    #[arg(long, value_name = "KIND", value_parser = crate::cli::parse_kind)]
     pub kind: Option<JobKind>,
+
+    /// For a playlist or channel: which entries to download, by position from 1 (1-5,8,12-). Each entry
+    /// becomes a download of its own under the playlist's.
+    #[arg(long, value_name = "ITEMS", value_parser = crate::cli::parse_playlist_items)]
+    pub playlist_items: Option<haul_core::playlist::PlaylistItems>,
 
     /// Print the created downloads as a JSON array instead of their IDs.
     #[arg(long)]
@@ -155,6 +160,7 @@ fn create_request(args: &AddArgs, url: &str, headers: &BTreeMap<String, String>)
         title: None,
         quality: quality.map(|quality| quality.to_string()),
         kind: args.kind.map(|kind| kind.to_string()),
+        playlist_items: args.playlist_items.as_ref().map(ToString::to_string),
     }
 }
 

@@ -37,6 +37,10 @@ pub struct LsArgs {
     #[arg(short, long)]
     pub watch: bool,
 
+    /// Only the entries of this playlist (an ID or a unique prefix of one).
+    #[arg(long, value_name = "ID", conflicts_with = "id")]
+    pub parent: Option<String>,
+
     /// Show at most this many downloads (newest first).
     #[arg(long, value_name = "N", conflicts_with = "id")]
     pub limit: Option<u32>,
@@ -44,6 +48,16 @@ pub struct LsArgs {
 
 pub async fn ls(remote: RemoteArgs, args: LsArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&remote)?;
+    let parent = match &args.parent {
+        None => None,
+        Some(given) => match Resolver::default().resolve(&client, given).await {
+            Ok(id) => Some(id),
+            Err(error) => {
+                report_or_stop(given, error)?;
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+    };
     let id = match &args.id {
         None => None,
         Some(given) => match Resolver::default().resolve(&client, given).await {
@@ -58,20 +72,20 @@ pub async fn ls(remote: RemoteArgs, args: LsArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         let answer = match id {
             Some(id) => client.call(Method::GET, &format!("/v1/downloads/{id}")).await?,
-            None => client.list(args.state, args.limit).await?,
+            None => client.list(args.state, args.limit, parent).await?,
         };
         println!("{}", pretty(&answer));
         return Ok(ExitCode::SUCCESS);
     }
     if !args.watch {
-        print!("{}", screen(&client, id, &args, false).await?);
+        print!("{}", screen(&client, (id, parent), &args, false).await?);
         return Ok(ExitCode::SUCCESS);
     }
 
     if std::io::stdout().is_terminal() {
         let source = match id {
             Some(id) => Source::One(id),
-            None => Source::List { state: args.state, limit: args.limit },
+            None => Source::List { state: args.state, limit: args.limit, parent },
         };
         return watch(&client, source, &client.base).await;
     }
@@ -79,7 +93,7 @@ pub async fn ls(remote: RemoteArgs, args: LsArgs) -> anyhow::Result<ExitCode> {
     let interrupted = crate::signals::interrupted();
     tokio::pin!(interrupted);
     loop {
-        let screen = screen(&client, id, &args, true).await?;
+        let screen = screen(&client, (id, parent), &args, true).await?;
         let mut out = std::io::stdout().lock();
         // A pipe or a file gets one snapshot after another, separated by a blank line.
         let written = writeln!(out, "{screen}");
@@ -96,7 +110,12 @@ pub async fn ls(remote: RemoteArgs, args: LsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// What `ls` shows once: the one download's fields, or the table (with bars when watching).
-async fn screen(client: &Client, id: Option<DownloadId>, args: &LsArgs, watching: bool) -> anyhow::Result<String> {
+async fn screen(
+    client: &Client,
+    (id, parent): (Option<DownloadId>, Option<DownloadId>),
+    args: &LsArgs,
+    watching: bool,
+) -> anyhow::Result<String> {
     Ok(match id {
         Some(id) => {
             let download: Download =
@@ -104,7 +123,7 @@ async fn screen(client: &Client, id: Option<DownloadId>, args: &LsArgs, watching
             render_detail(&download)
         }
         None => {
-            let list: DownloadList = decode(&client.list(args.state, args.limit).await?, "a download list")?;
+            let list: DownloadList = decode(&client.list(args.state, args.limit, parent).await?, "a download list")?;
             render_table(&list, watching)
         }
     })

@@ -162,8 +162,16 @@ impl Client {
     }
 
     /// `GET /v1/downloads`, optionally only those in `state` and at most `limit` of them; a `DownloadList`.
-    async fn list(&self, state: Option<JobState>, limit: Option<u32>) -> anyhow::Result<Value> {
+    async fn list(
+        &self,
+        state: Option<JobState>,
+        limit: Option<u32>,
+        parent: Option<haul_core::job::DownloadId>,
+    ) -> anyhow::Result<Value> {
         let mut query = Vec::new();
+        if let Some(parent) = parent {
+            query.push(format!("parent={parent}"));
+        }
         if let Some(state) = state {
             query.push(format!("state={state}"));
         }

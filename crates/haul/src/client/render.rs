@@ -113,6 +113,19 @@ pub fn render_detail(download: &Download) -> String {
     if let Some(title) = &download.title {
         field("title", title);
     }
+    if let Some(playlist) = &download.playlist {
+        let mut entries = format!(
+            "{} entries: {} completed, {} failed, {} cancelled",
+            playlist.entries, playlist.completed, playlist.failed, playlist.cancelled
+        );
+        if let Some(items) = &playlist.items {
+            entries.push_str(&format!(" (items {items})"));
+        }
+        field("playlist", &format!("{entries}; haul ls --parent {}", download.id));
+    }
+    if let (Some(parent), Some(index)) = (download.parent, download.playlist_index) {
+        field("playlist", &format!("entry {index} of {parent}"));
+    }
     let done = format_bytes(download.bytes_done);
     let progress = match download.size {
         Some(size) => format!("{} {} of {} {}", percent(download), done, format_bytes(size), bar(fraction(download))),
@@ -257,6 +270,9 @@ pub(super) mod tests {
             started_at: None,
             finished_at: None,
             node: None,
+            parent: None,
+            playlist_index: None,
+            playlist: None,
         }
     }
 

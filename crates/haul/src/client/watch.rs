@@ -31,7 +31,7 @@ use super::{Client, ServerError, decode, short};
 /// What the view lists.
 pub(super) enum Source {
     /// `ls [--state S] [--limit N]`.
-    List { state: Option<JobState>, limit: Option<u32> },
+    List { state: Option<JobState>, limit: Option<u32>, parent: Option<DownloadId> },
     /// `ls ID`: that download alone.
     One(DownloadId),
 }
@@ -39,7 +39,9 @@ pub(super) enum Source {
 impl Source {
     async fn fetch(&self, client: &Client) -> anyhow::Result<DownloadList> {
         match self {
-            Self::List { state, limit } => decode(&client.list(*state, *limit).await?, "a download list"),
+            Self::List { state, limit, parent } => {
+                decode(&client.list(*state, *limit, *parent).await?, "a download list")
+            }
             Self::One(id) => match client.call(Method::GET, &format!("/v1/downloads/{id}")).await {
                 Ok(json) => Ok(DownloadList { downloads: vec![decode(&json, "a download")?], total: 1, next: None }),
                 // Removed, here or elsewhere: nothing left to show.
@@ -58,8 +60,11 @@ impl Source {
     /// The filters, for the idle status line: ", state paused, at most 5".
     fn describe(&self) -> String {
         match self {
-            Self::List { state, limit } => {
+            Self::List { state, limit, parent } => {
                 let mut text = String::new();
+                if let Some(parent) = parent {
+                    text.push_str(&format!(", entries of {parent}"));
+                }
                 if let Some(state) = state {
                     text.push_str(&format!(", state {state}"));
                 }
