@@ -207,3 +207,51 @@ async fn ytdlp_app_shows_processing_while_ffmpeg_merges() {
     let after: Vec<&String> = seen.iter().skip_while(|s| *s != "processing").collect();
     assert_eq!(after, ["processing", "completed"], "processing comes last, before completed: {seen:?}");
 }
+
+/// The app's `/api/info` says a feed is a playlist, and its `/api/download` of one makes every entry a task of its
+/// own, numbered against the playlist (`is_playlist`, `playlist_index`, `playlist_total`), each with its file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ytdlp_app_downloads_a_playlist_as_one_task_per_entry() {
+    let (server, site) = started().await;
+    let pages = [site.muxed("Episode one"), site.no_thumbnail("Episode two")];
+    let feed = site.feed("Podcast", &[("Episode one", &pages[0]), ("Episode two", &pages[1])]);
+    let (status, info) = server.call(Method::POST, "/api/info", Some(json!({"url": feed}))).await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    assert_eq!(info["is_playlist"], true, "{info}");
+
+    let (status, answer) =
+        server.call(Method::POST, "/api/download", Some(json!({"url": feed, "quality": "360p"}))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let playlist = answer["download_id"].as_str().unwrap().to_owned();
+    let tasks = poll(
+        &server,
+        "/api/downloads",
+        |tasks| {
+            let tasks = tasks.as_array().unwrap();
+            tasks.len() == 3 && tasks.iter().all(|task| task["status"] == "completed")
+        },
+        |tasks| tasks.as_array().unwrap().iter().any(|task| task["status"] == "error"),
+    )
+    .await;
+    let tasks = tasks.as_array().unwrap();
+    let parent = tasks.iter().find(|task| task["id"] == playlist.as_str()).unwrap();
+    assert_eq!(
+        (&parent["is_playlist"], &parent["playlist_index"], &parent["playlist_total"], &parent["title"]),
+        (&json!(true), &Value::Null, &json!(2), &json!("Podcast")),
+        "{parent:#}"
+    );
+    let mut entries: Vec<&Value> = tasks.iter().filter(|task| task["id"] != playlist.as_str()).collect();
+    entries.sort_by_key(|task| task["playlist_index"].as_u64());
+    for (n, task) in entries.iter().enumerate() {
+        assert_eq!(
+            (&task["is_playlist"], &task["playlist_index"], &task["playlist_total"], &task["quality"]),
+            (&json!(true), &json!(n + 1), &json!(2), &json!("360p")),
+            "{task:#}"
+        );
+        let id = task["id"].as_str().unwrap();
+        let response = server.request(Method::GET, &format!("/api/download/{id}/file")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(&response.bytes().await.unwrap()[..], &site.bytes(media::CLIP_360).unwrap()[..]);
+    }
+    assert_eq!(entries[0]["title"], "Episode one");
+}

@@ -380,6 +380,49 @@ async fn add_a_video_page_with_a_quality_or_the_audio() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_a_playlist_with_chosen_items_and_list_its_entries() {
+    use haul_test_support::MediaSite;
+    let server = Server::start(OriginOptions::default()).await;
+    let site = MediaSite::start().await.unwrap();
+    let pages = [site.muxed("Talk one"), site.muxed("Talk two"), site.muxed("Talk three")];
+    let feed = site.feed("Talks", &[("Talk one", &pages[0]), ("Talk two", &pages[1]), ("Talk three", &pages[2])]);
+
+    let output = server.haul(&["add", "--playlist-items", "2-1", &feed]).await;
+    assert_eq!(output.status.code(), Some(2), "a selection that does not parse stops the command: {output:?}");
+    assert!(stderr(&output).contains("`2-1` ends before it starts"), "{}", stderr(&output));
+    let output = server.haul(&["add", "--kind", "playlist", &feed]).await;
+    assert!(stderr(&output).contains("use auto or media"), "{}", stderr(&output));
+
+    let id = server.ok(&["add", "--playlist-items", "2-", &feed]).await.trim().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let playlist = loop {
+        let job = server.job(&id).await;
+        if job["state"] == "completed" {
+            break job;
+        }
+        assert_ne!(job["state"], "failed", "{job}");
+        assert!(Instant::now() < deadline, "the playlist never completed: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(playlist["playlist"]["entries"], 2, "{playlist}");
+
+    let shown = server.ok(&["ls", &id[..8]]).await;
+    let line = shown.lines().find(|line| line.starts_with("playlist")).unwrap_or_else(|| panic!("{shown}"));
+    assert!(line.contains("2 entries: 2 completed") && line.contains("(items 2-)"), "{line}");
+    let entries = server.ok(&["ls", "--parent", &id[..8]]).await;
+    assert!(
+        entries.contains("Talk two") && entries.contains("Talk three") && !entries.contains("Talk one"),
+        "{entries}"
+    );
+    let listed: Value = serde_json::from_str(&server.ok(&["ls", "--parent", &id, "--json"]).await).unwrap();
+    let indexes: Vec<&Value> = listed["downloads"].as_array().unwrap().iter().map(|d| &d["playlist_index"]).collect();
+    assert_eq!(indexes.len(), 2, "{listed}");
+    let entry = listed["downloads"][0]["id"].as_str().unwrap();
+    let shown = server.ok(&["ls", entry]).await;
+    assert!(shown.contains(&format!("of {id}")), "an entry names its playlist: {shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_redraws_until_ctrl_c_or_sigterm() {
     let server = Server::start(OriginOptions::default()).await;
     let id = server.add_paused("watched.bin").await;
