@@ -80,6 +80,9 @@ pub struct Download {
     /// A playlist's entries taken together (kind `playlist`); list them with `GET /v1/downloads?parent={id}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playlist: Option<Playlist>,
+    /// How a media file is named, as the client asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_template: Option<String>,
 }
 
 /// A playlist's entries taken together.
@@ -130,6 +133,7 @@ impl From<DownloadView> for Download {
             node: view.node,
             parent: view.parent,
             playlist_index: view.playlist_index,
+            name_template: view.name_template,
             playlist: view.playlist.map(|playlist| Playlist {
                 entries: playlist.entries,
                 completed: playlist.completed,
@@ -273,6 +277,13 @@ pub struct CreateDownload {
         example = "1-5,8"
     )]
     pub playlist_items: Option<String>,
+    /// How a media file is named: text with fields in braces, `{title} [{id}].{ext}` (title, id, uploader,
+    /// date, height, ext, playlist, playlist_index), each value made safe and the whole one file name; a name
+    /// another download has is numbered (`name (1).mp4`). Default: `{title}__{download id}.{ext}`. A
+    /// playlist's entries take their playlist's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1000, example = "{playlist_index} - {title}.{ext}")]
+    pub name_template: Option<String>,
 }
 
 fn is_zero(value: &i32) -> bool {
@@ -404,6 +415,7 @@ impl CreateDownload {
             labels: Default::default(),
             name_with_id: false,
             playlist_items: self.playlist_items,
+            name_template: self.name_template,
         })
     }
 }

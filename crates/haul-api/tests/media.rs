@@ -916,3 +916,45 @@ async fn a_page_of_several_videos_is_a_playlist_whose_entries_are_read_in_place(
     let done = h.wait_until(&parent, "completed", |job| job["state"] == "completed").await;
     assert_eq!(done["playlist"]["completed"], 2, "{done:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_templates_name_a_servers_files_and_a_playlists_entries_and_never_clobber() {
+    let (h, site) = setup(MediaOptions::default()).await;
+    for (body, says) in [
+        (json!({"url": site.muxed("x"), "name_template": "{title"}), "a '{' without its '}'"),
+        (json!({"url": site.muxed("x"), "name_template": "../{title}"}), "one file name, not a path"),
+        (json!({"url": site.muxed("x"), "name_template": "{nope}"}), "unknown field {nope}"),
+        (json!({"url": site.muxed("x"), "kind": "file", "name_template": "{title}"}), "takes filename"),
+    ] {
+        let (status, answer) = h.call(Method::POST, "/v1/downloads", Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert!(error_message(&answer, "bad_request").contains(says), "{body}: {answer}");
+    }
+
+    let pages = [site.muxed("Opening"), site.muxed("Closing: the end")];
+    let feed = site.feed("Conference/2026", &[("Opening", &pages[0]), ("Closing: the end", &pages[1])]);
+    let parent = h
+        .add_id(json!({"url": feed, "name_template": "{playlist} {playlist_index} - {title}", "quality": "360p"}))
+        .await;
+    h.playlist(&parent, 2).await;
+    let mut names = Vec::new();
+    for entry in h.entries_of(&parent).await {
+        assert_eq!(entry["name_template"], "{playlist} {playlist_index} - {title}", "{entry:#}");
+        let done = h.completed(&id_of(&entry)).await;
+        names.push(done["path"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(names, ["Conference_2026 01 - Opening.mp4", "Conference_2026 02 - Closing_ the end.mp4"]);
+
+    // Two downloads whose template gives one name: the second is numbered, the first kept.
+    let page = site.muxed("Same");
+    let first = h.completed(&h.add_id(json!({"url": page, "name_template": "{title}", "quality": "360p"})).await).await;
+    let second =
+        h.completed(&h.add_id(json!({"url": page, "name_template": "{title}", "quality": "720p"})).await).await;
+    // (yt-dlp titles the site's pages "Same (1)".)
+    let first_name = first["path"].as_str().unwrap();
+    assert!(first_name.starts_with("Same") && first_name.ends_with(".mp4"), "{first:#}");
+    let numbered = format!("{} (1).mp4", first_name.trim_end_matches(".mp4"));
+    assert_eq!(second["path"].as_str(), Some(numbered.as_str()), "{second:#}");
+    assert_eq!(stream(&h.file_of(&first), "video")["height"], 360);
+    assert_eq!(stream(&h.file_of(&second), "video")["height"], 720);
+}

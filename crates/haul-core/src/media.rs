@@ -350,6 +350,10 @@ crate::named_enum! {
         Height = "height",
         /// The file's extension, without the dot.
         Ext = "ext",
+        /// The title of the playlist the video is an entry of.
+        Playlist = "playlist",
+        /// The video's position in that playlist, from 1.
+        PlaylistIndex = "playlist_index",
     }
 }
 
@@ -363,12 +367,15 @@ pub struct NameFields<'a> {
     pub upload_date: Option<&'a str>,
     pub height: Option<u32>,
     pub ext: &'a str,
+    /// For an entry of a playlist: the playlist's title and the entry's position.
+    pub playlist: Option<&'a str>,
+    pub playlist_index: Option<u32>,
 }
 
 /// Why a name template was refused: what was wrong, and what to write.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "name template {template:?}: {problem}; write text with fields in braces, e.g. '{{title}} [{{id}}].{{ext}}' (fields: title, id, uploader, date, height, ext)"
+    "name template {template:?}: {problem}; write text with fields in braces, e.g. '{{title}} [{{id}}].{{ext}}' (fields: title, id, uploader, date, height, ext, playlist, playlist_index)"
 )]
 pub struct TemplateError {
     pub template: String,
@@ -435,6 +442,10 @@ impl NameTemplate {
                         },
                         NameField::Height => fields.height.map_or_else(|| "NA".to_owned(), |height| height.to_string()),
                         NameField::Ext => fields.ext.to_owned(),
+                        NameField::Playlist => fields.playlist.unwrap_or("NA").to_owned(),
+                        NameField::PlaylistIndex => {
+                            fields.playlist_index.map_or_else(|| "NA".to_owned(), |index| format!("{index:02}"))
+                        }
                     };
                     // A value cannot add a directory or a character a file system refuses.
                     let value: String = value
@@ -692,7 +703,15 @@ mod template_tests {
     use super::*;
 
     fn fields<'a>(title: &'a str, id: Option<&'a str>) -> NameFields<'a> {
-        NameFields { title, id, uploader: Some("Ada"), upload_date: Some("20261203"), height: Some(720), ext: "mp4" }
+        NameFields {
+            title,
+            id,
+            uploader: Some("Ada"),
+            upload_date: Some("20261203"),
+            height: Some(720),
+            ext: "mp4",
+            ..NameFields::default()
+        }
     }
 
     #[test]
@@ -704,6 +723,11 @@ mod template_tests {
         let missing: NameTemplate = "{id}-{title}".parse().unwrap();
         let none = NameFields { uploader: None, upload_date: None, height: None, ..fields("T", None) };
         assert_eq!(missing.render(&none), "NA-T.mp4");
+        let entry: NameTemplate = "{playlist}/{playlist_index} - {title}".replace('/', " ").parse().unwrap();
+        let of_playlist =
+            NameFields { playlist: Some("Talks: 2026"), playlist_index: Some(3), ..fields("Intro", None) };
+        assert_eq!(entry.render(&of_playlist), "Talks_ 2026 03 - Intro.mp4");
+        assert_eq!(entry.render(&fields("Alone", None)), "NA NA - Alone.mp4");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use haul_core::job::{AccountId, DownloadId, JobKind, JobState};
 use haul_core::media::Quality;
 use haul_engine::service::{AddRequest, DownloadView, Engine, EngineOptions};
 use haul_engine::{
-    CancellationToken, ClientOptions, DestinationPolicy, EngineError, HttpClient, MediaRequest, MediaTools, Progress,
+    CancellationToken, ClientOptions, DestinationPolicy, EngineError, GotMedia, HttpClient, MediaRequest, MediaTools,
+    Progress,
 };
 use haul_test_support::media::CLIP_720;
 use haul_test_support::{MediaOptions, MediaSite, missing_tools};
@@ -194,6 +195,10 @@ async fn get_media_forgets_the_reading_of_a_failed_run_and_keys_it_by_the_cookie
             rate_limit: None,
             connections: None,
             name_template: None,
+            playlist_items: None,
+            playlist_item: None,
+            playlist: None,
+            title: None,
         };
         let tools = &tools;
         let client = &client;
@@ -210,11 +215,11 @@ async fn get_media_forgets_the_reading_of_a_failed_run_and_keys_it_by_the_cookie
     assert!(matches!(failed, Err(EngineError::Io { .. })), "{failed:?}");
     assert_eq!(readings(&site, &page), 1);
     let out = dir.path().join("out");
-    let done = get(&alice, &out).await.unwrap().expect("a video");
+    let Some(GotMedia::Saved(done)) = get(&alice, &out).await.unwrap() else { panic!("a video") };
     assert!(same_file(&done.path, &site, CLIP_720));
     assert_eq!(readings(&site, &page), 2);
     // A run that succeeded keeps it: the same page with the same cookies again is not read again.
-    let done = get(&alice, &dir.path().join("again")).await.unwrap().expect("a video");
+    let Some(GotMedia::Saved(done)) = get(&alice, &dir.path().join("again")).await.unwrap() else { panic!("a video") };
     assert!(same_file(&done.path, &site, CLIP_720));
     assert_eq!(readings(&site, &page), 2);
 

@@ -78,6 +78,9 @@ pub struct DownloadRecord {
     pub playlist_item: Option<u32>,
     /// A playlist's selection of entries as asked (`1-5,8`); all when `None`.
     pub playlist_items: Option<String>,
+    /// How a media file is named (`{title} [{id}].{ext}`), as the client wrote it; `{title}__{id}.{ext}` when
+    /// `None`.
+    pub name_template: Option<String>,
 }
 
 /// What a new download starts from. Validation (URL scheme, header names, checksum syntax) is the caller's job;
@@ -108,6 +111,8 @@ pub struct NewDownload {
     pub playlist_item: Option<u32>,
     /// Which entries to take, should the URL be a playlist (`1-5,8`).
     pub playlist_items: Option<String>,
+    /// How a media file is named (checked by the engine before it is stored).
+    pub name_template: Option<String>,
 }
 
 impl NewDownload {
@@ -134,6 +139,7 @@ impl NewDownload {
             playlist_index: None,
             playlist_item: None,
             playlist_items: None,
+            name_template: None,
         }
     }
 }

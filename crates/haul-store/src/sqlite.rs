@@ -1197,9 +1197,9 @@ where
     let row = sqlx::query(
         "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
              headers, connections_limit, speed_limit, created_at, title, quality, meta, creator, thumbnail_at,
-             require_signed_urls, name_with_id, parent_id, playlist_index, playlist_item, playlist_items)
+             require_signed_urls, name_with_id, parent_id, playlist_index, playlist_item, playlist_items, name_template)
          VALUES (?1, ?2, ?3, ?4, ?16, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?17, ?18, ?19, ?20, ?21, ?22,
-                 ?23, ?24, ?25)
+                 ?23, ?24, ?25, ?26)
          RETURNING *",
     )
     .bind(id.to_string())
@@ -1227,6 +1227,7 @@ where
     .bind(new.playlist_index)
     .bind(new.playlist_item)
     .bind(&new.playlist_items)
+    .bind(&new.name_template)
     .fetch_one(executor)
     .await?;
     record_from_row(&row)

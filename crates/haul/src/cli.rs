@@ -594,9 +594,15 @@ pub struct GetArgs {
     pub audio: bool,
 
     /// Name a video page's file by this template instead of its title: fields {title}, {id}, {uploader}, {date}
-    /// (YYYY-MM-DD), {height} and {ext} (added at the end when left out), e.g. '{title} [{id}].{ext}'.
+    /// (YYYY-MM-DD), {height}, {ext} (added at the end when left out), and for a playlist's entries {playlist}
+    /// and {playlist_index}, e.g. '{title} [{id}].{ext}'.
     #[arg(long, value_name = "TEMPLATE", value_parser = parse_name_template, conflicts_with = "output")]
     pub name: Option<haul_core::media::NameTemplate>,
+
+    /// For a playlist or channel: which entries to download, by position from 1 (1-5,8,12-); all of them
+    /// otherwise, one after another.
+    #[arg(long, value_name = "ITEMS", value_parser = parse_playlist_items)]
+    pub playlist_items: Option<haul_core::playlist::PlaylistItems>,
 
     /// Only the sound, in this format: m4a, mp3 (192 kbit/s), opus (128 kbit/s), flac or wav (implies --audio).
     #[arg(long, value_name = "FORMAT", value_parser = parse_name::<haul_core::media::AudioFormat>,
@@ -671,6 +677,11 @@ pub fn parse_playlist_items(text: &str) -> Result<haul_core::playlist::PlaylistI
 
 pub fn parse_name_template(text: &str) -> Result<haul_core::media::NameTemplate, String> {
     text.parse().map_err(|error: haul_core::media::TemplateError| error.to_string())
+}
+
+/// A name template checked here, sent as written (`haul add --name`).
+pub fn checked_name_template(text: &str) -> Result<String, String> {
+    parse_name_template(text).map(|_| text.to_owned())
 }
 
 /// `--host-limit HOST=RATE`.

@@ -9,8 +9,8 @@ use haul_core::job::JobKind;
 use haul_core::media::Quality;
 use haul_engine::header::{self, HeaderMap, HeaderValue};
 use haul_engine::{
-    CancellationToken, ClientOptions, DownloadOptions, EngineError, HttpClient, MediaRequest, MediaTools, Progress,
-    Target, WriterOptions,
+    CancellationToken, ClientOptions, DownloadOptions, EngineError, GotMedia, HttpClient, MediaRequest, MediaTools,
+    Progress, Target, WriterOptions,
 };
 use url::Url;
 
@@ -225,6 +225,15 @@ pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// An entry of a playlist, as `haul get` fetches it: the N-th video of the page when it is read in place, and
+/// the playlist's title and the entry's position (for `--name`).
+struct EntryOf {
+    item: Option<u32>,
+    playlist: (String, u32),
+    /// The entry's title as the playlist gives it, which wins over its page's (as yt-dlp merges them).
+    title: Option<String>,
+}
+
 /// How one URL of a `get` ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
@@ -316,8 +325,65 @@ impl Batch<'_> {
         Ok(haul_engine::Downloaded { path: out, size, ..done })
     }
 
-    /// One URL, from probe to the line that says how it ended.
+    /// One URL, from probe to the line that says how it ended (for a playlist, each entry's).
     async fn fetch(&self, url: Url) -> Outcome {
+        self.fetch_as(url, None).await
+    }
+
+    /// A playlist's entries, one after another, each with its own progress and line; how they ended taken
+    /// together (paused if any was, else failed if any failed).
+    async fn fetch_playlist(
+        &self,
+        url: &Url,
+        title: Option<String>,
+        entries: Vec<haul_core::playlist::Entry>,
+        total: usize,
+    ) -> Outcome {
+        let args = self.args;
+        if let Output::File(file) = self.output {
+            self.screen.println(format!(
+                "haul: error: {url} is a playlist of {total} entries, but -o names one file ({}); use -d DIR",
+                file.display()
+            ));
+            return Outcome::Failed;
+        }
+        let title = title.unwrap_or_else(|| "NA".to_owned());
+        if entries.is_empty() {
+            let chosen = args.playlist_items.as_ref().map(|items| format!(" in {items}")).unwrap_or_default();
+            self.screen.println(format!("haul: error: {url}: the playlist has no entry{chosen} yt-dlp can read"));
+            return Outcome::Failed;
+        }
+        if !args.quiet {
+            self.screen.say(format!("playlist {title}: {} of its {total} entries", entries.len()));
+        }
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let Ok(entry_url) = Url::parse(&entry.url) else {
+                self.screen.println(format!("haul: error: entry {} of {url} has no URL haul can fetch", entry.index));
+                outcomes.push(Outcome::Failed);
+                continue;
+            };
+            let of = EntryOf { item: entry.item, playlist: (title.clone(), entry.index), title: entry.title };
+            outcomes.push(Box::pin(self.fetch_as(entry_url, Some(of))).await);
+        }
+        let fetched: u64 = outcomes
+            .iter()
+            .map(|outcome| match outcome {
+                Outcome::Saved { fetched } | Outcome::Paused { fetched } => *fetched,
+                _ => 0,
+            })
+            .sum();
+        if outcomes.iter().any(|outcome| matches!(outcome, Outcome::Paused { .. } | Outcome::NotStarted)) {
+            Outcome::Paused { fetched }
+        } else if outcomes.contains(&Outcome::Failed) {
+            Outcome::Failed
+        } else {
+            Outcome::Saved { fetched }
+        }
+    }
+
+    /// One URL, or one entry of a playlist (`of`).
+    async fn fetch_as(&self, url: Url, of: Option<EntryOf>) -> Outcome {
         let args = self.args;
         if self.cancel.is_cancelled() {
             return Outcome::NotStarted;
@@ -356,6 +422,7 @@ impl Batch<'_> {
         let media = MediaRequest {
             url: url.to_string(),
             media: match args.kind {
+                _ if of.is_some() => Some(true),
                 JobKind::Media | JobKind::Playlist => Some(true),
                 JobKind::File => Some(false),
                 JobKind::Auto => None,
@@ -368,12 +435,26 @@ impl Batch<'_> {
             rate_limit: crate::cli::limit(args.limit_rate),
             connections: args.connections.map(usize::from),
             name_template: args.name.clone(),
+            playlist_items: args.playlist_items.clone(),
+            playlist_item: of.as_ref().and_then(|of| of.item),
+            title: of.as_ref().and_then(|of| of.title.clone()),
+            playlist: of.map(|of| of.playlist),
         };
-        let result = match if self.media_wanted {
+        let got = if self.media_wanted {
             haul_engine::get_media(&self.client, &self.tools, &media, &progress, &self.cancel).await
         } else {
             Ok(None)
-        } {
+        };
+        let got = match got {
+            Ok(Some(GotMedia::Playlist { title, entries, total })) => {
+                ui.finish().await;
+                return self.fetch_playlist(&url, title, entries, total).await;
+            }
+            Ok(Some(GotMedia::Saved(done))) => Ok(Some(done)),
+            Ok(None) => Ok(None),
+            Err(error) => Err(error),
+        };
+        let result = match got {
             Ok(Some(done)) => match self.in_audio_format(done, args).await {
                 Err(error) => Err(error),
                 Ok(done) => match self.output {

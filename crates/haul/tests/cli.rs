@@ -1142,3 +1142,49 @@ async fn get_names_media_files_by_a_template() {
     assert!(stderr(&output).contains("unknown field {views}"), "{}", stderr(&output));
     assert_eq!(names().len(), 2, "nothing fetched for a refused template");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_of_a_playlist_saves_each_chosen_entry() {
+    use haul_test_support::{MediaSite, media};
+    let site = MediaSite::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pages = [site.muxed("One"), site.muxed("Two"), site.multi("Clips")];
+    let feed = site.feed("Mix", &[("One", &pages[0]), ("Two", &pages[1])]);
+
+    // -o names one file: a playlist is refused with what to do instead.
+    let output = run(haul().current_dir(dir.path()).args(["get", "-o", "one.mp4", &feed]));
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("is a playlist of 2 entries, but -o names one file"), "{}", stderr(&output));
+
+    let output = run(haul().current_dir(dir.path()).args([
+        "get",
+        "--playlist-items",
+        "2",
+        "--quality",
+        "360p",
+        "--name",
+        "{playlist_index} {playlist} - {title}",
+        &feed,
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("playlist Mix: 1 of its 2 entries"), "{}", stderr(&output));
+    let saved = dir.path().join("02 Mix - Two.mp4");
+    let listed = listing(dir.path());
+    let bytes = std::fs::read(&saved).unwrap_or_else(|error| panic!("{error}: {listed:?}"));
+    assert_eq!(bytes, site.bytes(media::CLIP_360).unwrap().to_vec());
+
+    // A page of several videos: each is saved, in order.
+    let out = dir.path().join("clips");
+    let output = run(haul().current_dir(dir.path()).args([
+        "get",
+        "-q",
+        "-d",
+        out.to_str().unwrap(),
+        "--name",
+        "{playlist_index}",
+        &pages[2],
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(std::fs::read(out.join("01.mp4")).unwrap(), site.bytes(media::CLIP_720).unwrap().to_vec());
+    assert_eq!(std::fs::read(out.join("02.mp4")).unwrap(), site.bytes(media::CLIP_360).unwrap().to_vec());
+}

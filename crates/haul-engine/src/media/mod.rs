@@ -71,8 +71,11 @@ pub(crate) struct MediaJob<'a> {
     pub(crate) plain_name: bool,
     /// Where the thumbnail frame is taken, as a fraction of the duration; the page's own picture when `None`.
     pub(crate) thumbnail_at: Option<f64>,
-    /// How to name the file (`haul get --name`), instead of after the title.
+    /// How to name the file (`--name`), instead of after the title.
     pub(crate) name_template: Option<&'a NameTemplate>,
+    /// For an entry of a playlist: the playlist's title and the entry's position (`{playlist}`,
+    /// `{playlist_index}` in a name template).
+    pub(crate) playlist: Option<(&'a str, u32)>,
 }
 
 /// A finished media job; what it learned about the video was reported through its `Progress`.
@@ -153,17 +156,39 @@ pub struct MediaRequest {
     pub connections: Option<usize>,
     /// How to name the file (`--name '{title} [{id}].{ext}'`), instead of `{title}.{ext}`.
     pub name_template: Option<NameTemplate>,
+    /// Which entries of a playlist to take (`--playlist-items`); every one when `None`.
+    pub playlist_items: Option<haul_core::playlist::PlaylistItems>,
+    /// An entry of a playlist: the N-th video of the page at `url` (set from [`haul_core::playlist::Entry::item`]), and the
+    /// playlist's title and the entry's position, for a name template.
+    pub playlist_item: Option<u32>,
+    pub playlist: Option<(String, u32)>,
+    /// A title that wins over the page's (a playlist entry's, as the playlist names it).
+    pub title: Option<String>,
 }
 
+/// What [`get_media`] made of a request.
+#[derive(Debug)]
+pub enum GotMedia {
+    /// The video, saved.
+    Saved(download::Downloaded),
+    /// The page is a playlist: these are its entries to fetch, each as a request of its own (`url`, and
+    /// `playlist_item` for a video read in place).
+    Playlist { title: Option<String>, entries: Vec<haul_core::playlist::Entry>, total: usize },
+}
+
+/// A playlist's entries `haul get` takes at most, unless `--playlist-items` chooses.
+pub const GET_PLAYLIST_CAP: usize = 10_000;
+
 /// Downloads `request` as media; `Ok(None)` when it turns out to be a plain file (the caller fetches it with
-/// [`download`](crate::download)). Stopping it keeps the work directory, so the same request resumes.
+/// [`download`](crate::download)), [`GotMedia::Playlist`] when it is a playlist (the caller fetches each entry).
+/// Stopping it keeps the work directory, so the same request resumes.
 pub async fn get_media(
     client: &HttpClient,
     tools: &MediaTools,
     request: &MediaRequest,
     progress: &Arc<Progress>,
     cancel: &CancellationToken,
-) -> Result<Option<download::Downloaded>, EngineError> {
+) -> Result<Option<GotMedia>, EngineError> {
     let audio = request.quality == Quality::Audio;
     let access = ytdlp::Access { headers: &request.headers, cookies: request.cookies.as_deref() };
     let info = match request.media {
@@ -187,10 +212,20 @@ pub async fn get_media(
             None => return Ok(None),
         },
     };
+    let info = match request.playlist_item {
+        Some(item) => haul_core::playlist::entry_of(info, Some(item)).map_err(EngineError::Media)?,
+        None if info.is_playlist() => {
+            let planned =
+                haul_core::playlist::plan(&info, &request.url, request.playlist_items.as_ref(), GET_PLAYLIST_CAP);
+            return Ok(Some(GotMedia::Playlist { title: info.title, entries: planned.entries, total: planned.total }));
+        }
+        None => info,
+    };
     // The same request maps to the same work directory, so a second run continues the first.
     let digest = {
         use sha2::Digest as _;
-        sha2::Sha256::digest(format!("{}\n{}", request.url, request.quality).as_bytes())
+        let item = request.playlist_item.map(|item| format!("\n{item}")).unwrap_or_default();
+        sha2::Sha256::digest(format!("{}\n{}{item}", request.url, request.quality).as_bytes())
     };
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
@@ -201,7 +236,7 @@ pub async fn get_media(
         quality: request.quality,
         headers: &request.headers,
         cookies: request.cookies.as_deref(),
-        title: None,
+        title: request.title.as_deref(),
         target_dir: request.dir.clone(),
         downloads_dir: &request.dir,
         thumbnails_dir: None,
@@ -210,9 +245,11 @@ pub async fn get_media(
         plain_name: true,
         name_template: request.name_template.as_ref(),
         thumbnail_at: None,
+        playlist: request.playlist.as_ref().map(|(title, index)| (title.as_str(), *index)),
     };
     let done = run_job(client, tools, job, info, Describe::No, progress, cancel).await?;
-    Ok(Some(download::Downloaded { path: done.path, size: done.size, resumed_bytes: 0, already_complete: false }))
+    let saved = download::Downloaded { path: done.path, size: done.size, resumed_bytes: 0, already_complete: false };
+    Ok(Some(GotMedia::Saved(saved)))
 }
 
 /// How long the look at a URL (is it a web page?) may take before yt-dlp is started beside it: a host that
@@ -302,6 +339,19 @@ pub(crate) fn direct_info(url: &str) -> MediaInfo {
     }
 }
 
+/// `path`, or the first of `name (1).ext`, `name (2).ext`, ... that is not there.
+async fn free_name(path: &Path) -> PathBuf {
+    let Some(name) = path.file_name().and_then(|name| name.to_str()) else { return path.to_owned() };
+    let mut candidate = path.to_owned();
+    for n in 1..10_000 {
+        if tokio::fs::symlink_metadata(&candidate).await.is_err() {
+            break;
+        }
+        candidate = path.with_file_name(haul_core::filename::numbered(name, n));
+    }
+    candidate
+}
+
 /// Whether anyone reads what the finished file holds: a server keeps the duration, size and a frame with the
 /// job; `haul get` shows none of it, so it does not run ffprobe on a file it has no question about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -375,6 +425,8 @@ async fn fetch_and_finish(
             upload_date: info.upload_date.as_deref(),
             height: selection.formats().into_iter().find(|format| format.has_video()).and_then(|format| format.height),
             ext: &ext,
+            playlist: job.playlist.map(|(title, _)| title),
+            playlist_index: job.playlist.map(|(_, index)| index),
         };
         template.render(&fields)
     } else if job.plain_name {
@@ -508,6 +560,10 @@ async fn fetch_and_finish(
         return Err(EngineError::Cancelled);
     }
     progress.set_media(facts);
+    // A server's name from a template may be another download's already: that one is kept, this one numbered
+    // (`name (1).mp4`). (`{title}__{id}` names are unique; `haul get` refused a taken name above.)
+    let final_path =
+        if job.name_template.is_some() && !job.plain_name { free_name(&final_path).await } else { final_path };
     tokio::fs::rename(&output, &final_path).await.map_err(|error| EngineError::io(&final_path, error))?;
     if let Err(error) = tokio::fs::remove_dir_all(&work).await {
         tracing::warn!(%error, dir = %work.display(), "cannot remove the work directory");

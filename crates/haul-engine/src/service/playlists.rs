@@ -67,6 +67,7 @@ impl Engine {
                 child.parent = Some(record.id);
                 child.playlist_index = Some(entry.index);
                 child.playlist_item = entry.item;
+                child.name_template = record.name_template.clone();
                 child
             })
             .collect();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use haul_core::job::{JobAction, JobKind, JobState};
-use haul_core::media::Quality;
+use haul_core::media::{NameTemplate, Quality};
 use haul_store::{DownloadRecord, MediaUpdate, ProgressUpdate, StoreError};
 use url::Url;
 
@@ -230,6 +230,18 @@ impl Engine {
         if let Some(directory) = &record.directory {
             target_dir.push(directory);
         }
+        // Checked when the download was added; a template stored by an older haul that no longer parses is the
+        // job's error.
+        let template = match record.name_template.as_deref() {
+            Some(text) => Some(text.parse::<NameTemplate>().map_err(|error| EngineError::Media(error.to_string()))?),
+            None => None,
+        };
+        let playlist_title = match (&template, record.parent) {
+            (Some(_), Some(parent)) => {
+                self.inner.store.get(&record.account, parent).await.ok().and_then(|playlist| playlist.title)
+            }
+            _ => None,
+        };
         let job = media::MediaJob {
             id: record.id,
             url: &record.url,
@@ -243,8 +255,9 @@ impl Engine {
             limits: self.limits_of(record, running),
             connections: record.connections_limit.map(|n| n as usize),
             plain_name: false,
-            name_template: None,
+            name_template: template.as_ref(),
             thumbnail_at: record.labels.thumbnail_at,
+            playlist: record.playlist_index.map(|index| (playlist_title.as_deref().unwrap_or("NA"), index)),
         };
         let done = media::run(&self.inner.client, tools, job, info, &running.progress, cancel).await?;
         Ok(Some(Fetched { path: done.path, size: done.size }))

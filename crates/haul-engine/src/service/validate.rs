@@ -6,7 +6,7 @@ use std::path::{Component, Path};
 use haul_core::checksum::ChecksumSpec;
 use haul_core::job::{AccountId, JobKind};
 use haul_core::labels::Labels;
-use haul_core::media::Quality;
+use haul_core::media::{NameTemplate, Quality};
 use haul_store::NewDownload;
 use url::Url;
 
@@ -125,6 +125,18 @@ pub(super) fn new_download(
     new.labels = check_labels(request.labels)?;
     new.name_with_id = request.name_with_id;
     new.playlist_items = playlist_items.map(|items| items.to_string());
+    new.name_template = match request.name_template.as_deref().map(str::trim) {
+        Some("") | None => None,
+        Some(_) if kind == JobKind::File => {
+            return Err(ServiceError::Invalid(
+                "name_template names media files; a download of kind \"file\" takes filename".into(),
+            ));
+        }
+        Some(template) => {
+            template.parse::<NameTemplate>().map_err(|error| ServiceError::Invalid(error.to_string()))?;
+            Some(template.to_owned())
+        }
+    };
     Ok(new)
 }
 

@@ -35,6 +35,9 @@ pub struct AddRequest {
     /// Which entries to take, should the URL be a playlist (`1-5,8`); all of them (up to the server's cap) when
     /// `None`.
     pub playlist_items: Option<String>,
+    /// How a media file is named (`{title} [{id}].{ext}`, see `haul_core::media::NameTemplate`); a playlist's
+    /// entries take their playlist's.
+    pub name_template: Option<String>,
 }
 
 /// A download as clients see it: the stored job with live progress laid over it while it runs.
@@ -94,6 +97,8 @@ pub struct DownloadView {
     /// A playlist's entries taken together (kind `playlist`, once read); its `size` and `bytes_done` are
     /// theirs too.
     pub playlist: Option<PlaylistView>,
+    /// How a media file is named, as the client wrote it.
+    pub name_template: Option<String>,
 }
 
 /// A playlist's entries taken together.
@@ -274,6 +279,7 @@ impl From<DownloadRecord> for DownloadView {
             playlist_index,
             playlist_item: _,
             playlist_items,
+            name_template,
         } = record;
         let node = if state == JobState::Active { lease_owner } else { held_by };
         Self {
@@ -315,6 +321,7 @@ impl From<DownloadRecord> for DownloadView {
             // Filled in from the children by whoever reads the playlist (`Engine::with_playlists`).
             playlist: (kind == JobKind::Playlist)
                 .then(|| PlaylistView { items: playlist_items, ..PlaylistView::default() }),
+            name_template,
         }
     }
 }

@@ -6,6 +6,9 @@ ALTER TABLE downloads ADD COLUMN parent_id TEXT REFERENCES downloads (id) ON DEL
 ALTER TABLE downloads ADD COLUMN playlist_index INTEGER;
 ALTER TABLE downloads ADD COLUMN playlist_item INTEGER;
 ALTER TABLE downloads ADD COLUMN playlist_items TEXT;
+-- How a media download's file is named (`{title} [{id}].{ext}`), as the client wrote it; `{title}__{id}.{ext}`
+-- when NULL. A playlist's entries take their playlist's.
+ALTER TABLE downloads ADD COLUMN name_template TEXT;
 
 CREATE INDEX downloads_by_parent ON downloads (parent_id, playlist_index) WHERE parent_id IS NOT NULL;
 

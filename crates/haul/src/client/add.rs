@@ -81,6 +81,11 @@ pub struct AddArgs {
     #[arg(long, value_name = "KIND", value_parser = crate::cli::parse_kind)]
     pub kind: Option<JobKind>,
 
+    /// For video pages: how to name the file, with fields in braces: '{title} [{id}].{ext}' (title, id,
+    /// uploader, date, height, ext, playlist, playlist_index). Default: '{title}__{id}.{ext}'.
+    #[arg(long, value_name = "TEMPLATE", value_parser = crate::cli::checked_name_template)]
+    pub name: Option<String>,
+
     /// For a playlist or channel: which entries to download, by position from 1 (1-5,8,12-). Each entry
     /// becomes a download of its own under the playlist's.
     #[arg(long, value_name = "ITEMS", value_parser = crate::cli::parse_playlist_items)]
@@ -161,6 +166,7 @@ fn create_request(args: &AddArgs, url: &str, headers: &BTreeMap<String, String>)
         quality: quality.map(|quality| quality.to_string()),
         kind: args.kind.map(|kind| kind.to_string()),
         playlist_items: args.playlist_items.as_ref().map(ToString::to_string),
+        name_template: args.name.clone(),
     }
 }
 

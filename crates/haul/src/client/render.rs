@@ -273,6 +273,7 @@ pub(super) mod tests {
             parent: None,
             playlist_index: None,
             playlist: None,
+            name_template: None,
         }
     }
 
