@@ -903,3 +903,57 @@ async fn migrate_and_a_database_that_cannot_be_reached() {
         assert!(!stderr.contains("hunter2"), "{what}: {stderr}");
     }
 }
+
+/// A playlist added on one node: its entries are claimed by both, each fetched once, and the playlist's state
+/// (kept by the database's trigger as entries change on two nodes at once) ends `completed` with every entry
+/// counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playlists_entries_run_on_every_node_and_it_completes_once_they_have() {
+    use haul_test_support::{MediaOptions, MediaSite, media};
+    let Some(mut cluster) = Cluster::start("playlist_nodes", Layout::Shared).await else { return };
+    // Paced, so that entries run on both nodes at once rather than one node finishing each before the other looks.
+    let site = MediaSite::start_with(MediaOptions { rate: Some(200_000), ..MediaOptions::default() }).await.unwrap();
+    for name in ["n1", "n2"] {
+        cluster.start_node(name, &["--max-active", "2"]).await;
+    }
+    let pages: Vec<String> = (1..=8).map(|n| site.muxed(&format!("Episode {n}"))).collect();
+    let titles: Vec<String> = (1..=8).map(|n| format!("Episode {n}")).collect();
+    let entries: Vec<(&str, &str)> = titles.iter().map(String::as_str).zip(pages.iter().map(String::as_str)).collect();
+    let feed = site.feed("Series", &entries);
+    let parent = cluster.add("n1", &feed, json!({"kind": "auto", "quality": "360p"})).await;
+
+    let done = cluster
+        .wait_job("n2", &parent, "a completed playlist", Duration::from_secs(90), |job| job["state"] == "completed")
+        .await;
+    check!(cluster, done["kind"] == "playlist", "{done}");
+    check!(
+        cluster,
+        done["playlist"] == json!({"entries": 8, "completed": 8, "failed": 0, "cancelled": 0}),
+        "{}",
+        done["playlist"]
+    );
+    let listed = cluster.get("n1", &format!("/v1/downloads?parent={parent}&order=oldest")).await.unwrap();
+    let children = listed["downloads"].as_array().cloned().unwrap_or_default();
+    let nodes: BTreeSet<&str> = children.iter().filter_map(|child| child["node"].as_str()).collect();
+    check!(cluster, nodes.len() == 2, "entries completed on {nodes:?}; both nodes should take some");
+    let clip = site.bytes(media::CLIP_360).unwrap();
+    let dir = cluster.shared_downloads();
+    for child in &children {
+        check!(cluster, child["state"] == "completed", "{}", describe(child));
+        let path = dir.join(child["path"].as_str().unwrap_or_default());
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        check!(cluster, bytes == clip.to_vec(), "{} is not the 360p clip", path.display());
+    }
+    let total: u64 = children.iter().filter_map(|child| child["size"].as_u64()).sum();
+    check!(
+        cluster,
+        done["bytes_done"] == total && done["size"] == total,
+        "the playlist's bytes are its entries': {done}"
+    );
+    check!(
+        cluster,
+        site.requests(media::CLIP_360) == 8,
+        "{} requests for 8 entries' clip",
+        site.requests(media::CLIP_360)
+    );
+}
