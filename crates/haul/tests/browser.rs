@@ -668,3 +668,43 @@ async fn figures_page_weight_first_paint_and_five_thousand_jobs() {
     println!("figures: JS heap after all that: {value} bytes");
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_playlist_shows_its_entries_and_their_count() {
+    if !haul_test_support::media::tools_available() {
+        eprintln!("not run: ffmpeg, ffprobe and yt-dlp are needed (scripts/media-tools.sh)");
+        return;
+    }
+    let Some(browser) = Browser::start(1280, 900).await else { return };
+    let site = MediaSite::start().await.unwrap();
+    let server = Server::start(&[]);
+    browser.sign_in(&server.base, &server.token).await;
+
+    let pages = [site.muxed("First talk"), site.muxed("Second talk")];
+    let feed = site.feed("Talks", &[("First talk", &pages[0]), ("Second talk", &pages[1])]);
+    browser.fill("#add-urls", &feed).await;
+    browser.click("#add-submit").await;
+    let id = new_row(&browser, &[]).await;
+    browser.wait_row_state(&id, "completed").await;
+    let kind = browser
+        .wait_row(
+            "the playlist's count",
+            &id,
+            "((t) => t.includes('2 of 2') && t)(row.querySelector('.kind').textContent)",
+        )
+        .await;
+    assert!(kind.as_str().unwrap().contains("playlist, 2 of 2 done"), "{kind}");
+    let entries = browser
+        .wait(
+            "the entries' rows",
+            "((rows) => rows.length === 2 && rows.map((r) => r.textContent))\
+             ([...document.querySelectorAll('#list .job')].filter((r) => r.querySelector('.kind').textContent.includes('entry')))",
+        )
+        .await;
+    let entries = entries.to_string();
+    assert!(entries.contains("First talk") && entries.contains("entry 1"), "{entries}");
+    assert!(entries.contains("Second talk") && entries.contains("entry 2"), "{entries}");
+    let listed = server.download(&id).await;
+    assert_eq!(listed["playlist"]["completed"], 2, "{listed}");
+    browser.close().await;
+}

@@ -109,6 +109,12 @@ function fill() {
   fact(facts, 'URL', d.url);
   fact(facts, 'Mirrors', d.mirrors && d.mirrors.join('\n'));
   fact(facts, 'Kind', d.kind);
+  if (d.playlist) {
+    const p = d.playlist;
+    const counts = `${p.entries} entries: ${p.completed} completed, ${p.failed} failed, ${p.cancelled} cancelled`;
+    fact(facts, 'Playlist', p.items ? `${counts} (items ${p.items})` : counts);
+  }
+  if (d.parent) fact(facts, 'Entry', `${d.playlist_index} of playlist ${d.parent}`);
   if (d.kind !== 'file') fact(facts, 'Quality', d.quality);
   fact(facts, 'Format', d.format);
   if (d.width && d.height) fact(facts, 'Picture', `${d.width} × ${d.height}`);

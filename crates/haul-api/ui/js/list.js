@@ -72,7 +72,10 @@ class Row {
     if (this.li.dataset.state !== d.state) this.li.dataset.state = d.state;
     const active = d.state === 'active';
     this.put('state', this.state, 'textContent', fmt.STATE_WORDS[d.state] || d.state);
-    const kind = d.kind === 'media' ? `media${d.quality && d.quality !== 'best' ? ` ${d.quality}` : ''}` : d.kind;
+    const quality = d.quality && d.quality !== 'best' ? ` ${d.quality}` : '';
+    let kind = d.kind === 'media' ? `media${quality}` : d.kind;
+    if (d.playlist) kind = `playlist, ${d.playlist.completed} of ${d.playlist.entries} done`;
+    if (d.parent) kind = `${kind}, entry ${d.playlist_index}`;
     this.put('kind', this.kind, 'textContent', kind === 'auto' ? '' : `· ${kind}`);
     const percent = fmt.percent(d);
     if (percent === null) {
