@@ -27,7 +27,9 @@ pub use download::{DownloadOptions, Downloaded, Target, check_url, download, par
 pub use error::EngineError;
 pub use http::{ClientOptions, HttpClient, header_map, parse_header, parse_header_line};
 pub use limiter::{Limits, RateLimiter};
-pub use media::{MediaRequest, MediaTools, NotExecutable, convert_audio, extract as media_formats, get_media};
+pub use media::{
+    MediaRequest, MediaTools, NotExecutable, check_selector, convert_audio, extract as media_formats, get_media,
+};
 pub use probe::FIRST_REQUEST;
 pub use progress::{MediaFacts, Phase, Progress, ProgressSnapshot};
 pub use reqwest::header;

@@ -193,6 +193,7 @@ async fn get_media_forgets_the_reading_of_a_failed_run_and_keys_it_by_the_cookie
             rate_limit: None,
             connections: None,
             name_template: None,
+            choice: Default::default(),
         };
         let tools = &tools;
         let client = &client;

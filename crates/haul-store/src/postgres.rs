@@ -27,9 +27,9 @@ use tokio::sync::Mutex;
 use crate::accounts::{Account, ApiKey};
 use crate::rows::{
     account_from_row, attempt_columns, delivery_from_row, due_deliveries, due_from_row, duration_millis,
-    ended_from_row, events_to_db, extensions_to_db, from_db, key_from_row, lease_lost, meta_to_db, node_from_row,
-    not_found, now_millis, parse_column, parse_state, record_from_row, rendition_from_row, rule_from_row,
-    rule_not_found, rule_position, state_list, to_db, to_json, webhook_from_row, webhook_not_found,
+    ended_from_row, events_to_db, extensions_to_db, from_db, key_from_row, lease_lost, media_choice_to_db, meta_to_db,
+    node_from_row, not_found, now_millis, parse_column, parse_state, record_from_row, rendition_from_row,
+    rule_from_row, rule_not_found, rule_position, state_list, to_db, to_json, webhook_from_row, webhook_not_found,
 };
 use crate::{
     CreatedOnce, DeliveryAttempt, DeliveryRecord, DownloadPatch, DownloadRecord, DueDelivery, ListFilter, MediaUpdate,
@@ -691,7 +691,7 @@ impl Store for PgStore {
             "UPDATE downloads SET
                  kind = COALESCE($2, kind), title = COALESCE(title, $3), duration = COALESCE($4, duration),
                  width = COALESCE($5, width), height = COALESCE($6, height), format = COALESCE($7, format),
-                 thumbnail = COALESCE($8, thumbnail)
+                 thumbnail = COALESCE($8, thumbnail), subtitles = COALESCE($9, subtitles)
              WHERE id = $1",
         )
         .bind(id.to_string())
@@ -702,6 +702,7 @@ impl Store for PgStore {
         .bind(update.height.map(i64::from))
         .bind(&update.format)
         .bind(&update.thumbnail)
+        .bind(update.subtitles.as_ref().map(to_json).transpose()?)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1293,8 +1294,9 @@ where
     let row = sqlx::query(
         "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
              headers, connections_limit, speed_limit, created_at, title, quality, meta, creator, thumbnail_at,
-             require_signed_urls, name_with_id)
-         VALUES ($1, $2, $3, $4, $16, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17, $18, $19, $20, $21)
+             require_signed_urls, name_with_id, media_options)
+         VALUES ($1, $2, $3, $4, $16, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $17, $18, $19, $20, $21,
+             $22)
          RETURNING *",
     )
     .bind(id.to_string())
@@ -1318,6 +1320,7 @@ where
     .bind(new.labels.thumbnail_at)
     .bind(new.labels.require_signed_urls)
     .bind(new.name_with_id)
+    .bind(media_choice_to_db(&new.media)?)
     .fetch_one(executor)
     .await?;
     record_from_row(&row)

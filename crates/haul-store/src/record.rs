@@ -7,6 +7,7 @@
 use haul_core::job::{AccountId, DownloadId, JobKind, JobState};
 use haul_core::labels::Labels;
 use haul_core::media::{Quality, RenditionName, RenditionState};
+use haul_core::media_choice::{MediaChoice, SubtitleFile};
 use serde::Serialize;
 
 /// One download as stored. Times are unix milliseconds.
@@ -70,6 +71,10 @@ pub struct DownloadRecord {
     /// The node whose downloads directory holds the finished file: the lease owner when it completed. With
     /// node-local directories, another node serves the file by asking this one.
     pub held_by: Option<String>,
+    /// Media: what it chooses beyond its quality (formats, subtitles, embedding).
+    pub media: MediaChoice,
+    /// Media: the subtitle files it saved beside its file.
+    pub subtitles: Vec<SubtitleFile>,
 }
 
 /// What a new download starts from. Validation (URL scheme, header names, checksum syntax) is the caller's job;
@@ -94,6 +99,8 @@ pub struct NewDownload {
     pub labels: Labels,
     /// Name the file `{name}__{id}.{ext}` rather than as the server offers it.
     pub name_with_id: bool,
+    /// Media: what it chooses beyond its quality.
+    pub media: MediaChoice,
 }
 
 impl NewDownload {
@@ -116,6 +123,7 @@ impl NewDownload {
             start_paused: false,
             labels: Labels::default(),
             name_with_id: false,
+            media: MediaChoice::default(),
         }
     }
 }
@@ -191,6 +199,8 @@ pub struct MediaUpdate {
     pub height: Option<u32>,
     pub format: Option<String>,
     pub thumbnail: Option<String>,
+    /// The subtitle files saved (replacing the list) when `Some`.
+    pub subtitles: Option<Vec<SubtitleFile>>,
 }
 
 /// A user's edit of a download; `None` leaves a field alone.

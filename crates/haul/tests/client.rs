@@ -355,13 +355,19 @@ async fn add_a_video_page_with_a_quality_or_the_audio() {
     let server = Server::start(OriginOptions::default()).await;
     let site = MediaSite::start().await.unwrap();
     let video = server.ok(&["add", "--quality", "480p", &site.muxed("Lecture")]).await.trim().to_owned();
-    let audio = server.ok(&["add", "--audio", &site.dash("Lecture audio")]).await.trim().to_owned();
+    // The file as the site serves it: the sound alone, no cover art (a server embeds metadata by default).
+    let audio =
+        server.ok(&["add", "--audio", "--no-embed-metadata", &site.dash("Lecture audio")]).await.trim().to_owned();
     let (video_job, audio_job) =
         (server.wait_for(&video, "completed").await, server.wait_for(&audio, "completed").await);
     assert_eq!((video_job["kind"].as_str(), video_job["quality"].as_str()), (Some("media"), Some("480p")));
     assert_eq!(audio_job["quality"], "audio");
     let downloads = server.server.downloads_dir.clone();
     assert_eq!(codec_types(downloads.join(audio_job["path"].as_str().unwrap())), ["audio"]);
+    assert_eq!(audio_job["media_options"]["embed_metadata"], serde_json::Value::Null, "off: {audio_job:#}");
+    // The video took the server's default: its title is in the file.
+    let probe = haul_test_support::ffprobe(downloads.join(video_job["path"].as_str().unwrap()));
+    assert_eq!(probe["format"]["tags"]["title"], "Lecture (1)", "{probe:#}");
 
     // The detail view says what was fetched.
     let shown = server.ok(&["ls", &video]).await;

@@ -7,6 +7,7 @@ use haul_core::account::KeyKind;
 use haul_core::job::{AccountId, DownloadId, JobKind, JobState};
 pub use haul_core::labels::Labels;
 use haul_core::media::{Quality, RenditionName, RenditionState};
+pub use haul_core::media_choice::{MediaChoice, SubtitleFile};
 use haul_store::{ApiKey, DownloadPatch, DownloadRecord, ListFilter, Rendition};
 
 /// A new download as a client asks for it; validated by [`Engine::add`](super::Engine::add).
@@ -32,6 +33,9 @@ pub struct AddRequest {
     pub labels: Labels,
     /// Name the file `{name}__{id}.{ext}` (the yt-dlp web app's layout) rather than as the server offers it.
     pub name_with_id: bool,
+    /// Media: formats, subtitles and embedding beyond the quality; checked by [`Engine::add`](super::Engine::add)
+    /// (a format selector by yt-dlp itself).
+    pub media: MediaChoice,
 }
 
 /// A download as clients see it: the stored job with live progress laid over it while it runs.
@@ -85,6 +89,12 @@ pub struct DownloadView {
     pub name_with_id: bool,
     /// The node running it while active; once completed, the node whose downloads directory holds the file.
     pub node: Option<String>,
+    /// Media: what it chose beyond its quality.
+    #[serde(default)]
+    pub media: MediaChoice,
+    /// Media: the subtitle files saved beside the file (paths relative to the downloads root).
+    #[serde(default)]
+    pub subtitles: Vec<SubtitleFile>,
 }
 
 /// Which of an account's downloads to list, newest first unless `oldest_first`. Every condition given must
@@ -247,6 +257,8 @@ impl From<DownloadRecord> for DownloadView {
             lease_owner,
             lease_expires: _,
             held_by,
+            media,
+            subtitles,
         } = record;
         let node = if state == JobState::Active { lease_owner } else { held_by };
         Self {
@@ -283,6 +295,8 @@ impl From<DownloadRecord> for DownloadView {
             labels,
             name_with_id,
             node,
+            media,
+            subtitles,
         }
     }
 }

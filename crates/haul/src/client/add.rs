@@ -81,6 +81,9 @@ pub struct AddArgs {
     #[arg(long, value_name = "KIND", value_parser = parse_name::<JobKind>)]
     pub kind: Option<JobKind>,
 
+    #[command(flatten)]
+    pub media: crate::cli::MediaFlags,
+
     /// Print the created downloads as a JSON array instead of their IDs.
     #[arg(long)]
     pub json: bool,
@@ -155,6 +158,15 @@ fn create_request(args: &AddArgs, url: &str, headers: &BTreeMap<String, String>)
         title: None,
         quality: quality.map(|quality| quality.to_string()),
         kind: args.kind.map(|kind| kind.to_string()),
+        prefer: args.media.prefer.map(|prefer| prefer.to_string()),
+        vcodec: args.media.vcodec.map(|vcodec| vcodec.to_string()),
+        format: args.media.format.as_ref().map(ToString::to_string),
+        subtitles: args.media.subs.iter().flat_map(|langs| &langs.0).map(|lang| lang.as_str().to_owned()).collect(),
+        auto_subtitles: args.media.auto_subs,
+        embed_subtitles: args.media.embed_subs,
+        // Left out unless given: the server's default (on) applies.
+        embed_metadata: (args.media.embed_metadata || args.media.no_embed_metadata)
+            .then(|| args.media.embed_metadata_or(true)),
     }
 }
 
