@@ -1197,6 +1197,57 @@ mod tests {
     }
 
     #[test]
+    fn subtitles_asked_for_come_from_subtitles_then_automatic_captions() {
+        let track = |lang: &str, ext: &str| SubtitleTrack {
+            url: Some(format!("http://h/{lang}.{ext}")),
+            ext: Some(ext.into()),
+            ..SubtitleTrack::default()
+        };
+        let info = MediaInfo {
+            subtitles: [
+                ("en".to_owned(), vec![track("en", "ttml"), track("en", "srt"), track("en", "vtt")]),
+                ("../../de".to_owned(), vec![track("de", "vtt")]),
+                ("ja".to_owned(), vec![track("ja", "ttml")]),
+            ]
+            .into(),
+            automatic_captions: [
+                ("en".to_owned(), vec![track("en-auto", "vtt")]),
+                ("fr".to_owned(), vec![track("fr", "vtt")]),
+            ]
+            .into(),
+            ..MediaInfo::default()
+        };
+        let pick = |langs: &str, auto: bool| {
+            let choice = MediaChoice {
+                subtitles: haul_core::media_choice::parse_langs(langs).unwrap(),
+                auto_subtitles: auto,
+                ..MediaChoice::default()
+            };
+            wanted_subtitles(&info, &choice)
+                .into_iter()
+                .map(|(lang, track)| (lang, track.url.unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let owned =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+        // WebVTT first; a language only in automatic captions only with them; a track without vtt or srt left out.
+        assert_eq!(pick("en,fr,ja", false), owned(&[("en", "http://h/en.vtt")]));
+        assert_eq!(pick("en,fr", true), owned(&[("en", "http://h/en.vtt"), ("fr", "http://h/fr.vtt")]));
+        // `all`: the page's names made safe (`../../de` is `de`), subtitles winning over captions of a language.
+        assert_eq!(
+            pick("all", true),
+            owned(&[("de", "http://h/de.vtt"), ("en", "http://h/en.vtt"), ("fr", "http://h/fr.vtt")])
+        );
+        let many = MediaInfo {
+            automatic_captions: (0..100).map(|n| (format!("l{n}"), vec![track("x", "vtt")])).collect(),
+            ..MediaInfo::default()
+        };
+        let choice =
+            MediaChoice { subtitles: vec!["all".parse().unwrap()], auto_subtitles: true, ..MediaChoice::default() };
+        assert_eq!(wanted_subtitles(&many, &choice).len(), haul_core::media_choice::MAX_SUBTITLE_LANGS);
+    }
+
+    #[test]
     fn direct_files_are_one_format_pages() {
         let info = direct_info("http://h/videos/My%20clip.mp4?x=1");
         assert_eq!(info.title.as_deref(), Some("My clip"));
