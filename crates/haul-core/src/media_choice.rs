@@ -66,18 +66,21 @@ impl AudioCodec {
 }
 
 /// The container two separate streams are merged into: WebM when `--prefer webm` and both fit it, MP4 when
-/// both fit it (unknown codecs are taken to, as the muxed sources of plain `<video>` pages are H.264 and AAC),
-/// else Matroska, which takes anything.
+/// both fit it (unknown codecs are taken to, as the muxed sources of plain `<video>` pages are H.264 and AAC;
+/// VP8, Theora and Vorbis do not), else WebM when both fit that, else Matroska, which takes anything.
 pub fn merge_ext(video: Option<&str>, audio: Option<&str>, prefer: Option<Container>) -> &'static str {
-    let video = video.filter(|codec| *codec != "none").map(VideoCodec::of);
-    let audio = audio.filter(|codec| *codec != "none").map(AudioCodec::of);
-    let webm_video = matches!(video, Some(Some(VideoCodec::Vp9 | VideoCodec::Av1)));
-    let webm_audio = matches!(audio, Some(Some(AudioCodec::Opus | AudioCodec::Vorbis)));
+    let family = |codec: Option<&str>| {
+        codec.filter(|codec| *codec != "none").map(|codec| codec.trim().to_ascii_lowercase()).unwrap_or_default()
+    };
+    let (video, audio) = (family(video), family(audio));
+    let webm_video =
+        matches!(VideoCodec::of(&video), Some(VideoCodec::Vp9 | VideoCodec::Av1)) || video.starts_with("vp8");
+    let webm_audio = matches!(AudioCodec::of(&audio), Some(AudioCodec::Opus | AudioCodec::Vorbis));
     if prefer == Some(Container::Webm) && webm_video && webm_audio {
         return "webm";
     }
-    let mp4_video = matches!(video, None | Some(Some(_)));
-    let mp4_audio = matches!(audio, None | Some(Some(AudioCodec::Aac | AudioCodec::Mp3 | AudioCodec::Opus)));
+    let mp4_video = !(video.starts_with("vp8") || video.starts_with("theora"));
+    let mp4_audio = AudioCodec::of(&audio) != Some(AudioCodec::Vorbis);
     if mp4_video && mp4_audio {
         "mp4"
     } else if webm_video && webm_audio {
@@ -460,6 +463,8 @@ mod tests {
         assert_eq!(merge_ext(Some("vp9"), Some("vorbis"), None), "webm");
         assert_eq!(merge_ext(Some("avc1"), Some("opus"), Some(Container::Webm)), "mp4", "H.264 is not WebM's");
         assert_eq!(merge_ext(Some("avc1"), Some("vorbis"), None), "mkv");
+        assert_eq!(merge_ext(Some("vp8"), Some("vorbis"), None), "webm");
+        assert_eq!(merge_ext(Some("hev1.1.6.L93.B0"), Some("ec-3"), None), "mp4", "HEVC and E-AC-3 go into MP4");
     }
 
     #[test]

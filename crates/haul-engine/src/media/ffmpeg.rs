@@ -218,12 +218,10 @@ pub(crate) async fn embed(
         next_input += 1;
         next_input - 1
     });
+    // Matroska keeps a cover as an attachment (an output option, given after the inputs), not a stream.
+    let attachment = cover.filter(|_| ext == "mkv");
     let cover_input = match (cover, ext) {
-        // Matroska keeps a cover as an attachment, not a stream.
-        (Some(cover), "mkv") => {
-            cmd.arg("-attach").arg(cover).args(["-metadata:s:t:0", "mimetype=image/jpeg"]);
-            None
-        }
+        (Some(_), "mkv") => None,
         (Some(cover), _) => {
             cmd.arg("-i").arg(cover);
             next_input += 1;
@@ -234,6 +232,11 @@ pub(crate) async fn embed(
     let first_subtitle = next_input;
     for (_, path) in subtitles {
         cmd.arg("-i").arg(path);
+    }
+    if let Some(cover) = attachment {
+        let png = cover.extension().is_some_and(|ext| ext == "png");
+        let mimetype = if png { "mimetype=image/png" } else { "mimetype=image/jpeg" };
+        cmd.arg("-attach").arg(cover).args(["-metadata:s:t:0", mimetype]);
     }
     // The file's own streams (never an old cover: a new one replaces it), then the cover, then subtitles.
     cmd.args(["-map", "0:V?", "-map", "0:a?", "-c", "copy"]);

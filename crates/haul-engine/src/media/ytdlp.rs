@@ -247,6 +247,9 @@ pub(crate) async fn pick(
     let file = InfoFile::write(info)?;
     let mut cmd = command(program);
     cmd.args(["--ignore-config", "--no-warnings", "-J", "-f", selector.as_str(), "--load-info-json"]).arg(&file.path);
+    // Nothing here asks the network; should a yt-dlp ever do, it goes through the destination policy as
+    // every other run does.
+    let _proxy = guard(tools, &mut cmd).await?;
     let finished = run(cmd, "yt-dlp (choosing formats)", true, cancel, |_| {}).await.map_err(|error| match error {
         EngineError::Media(message) => {
             EngineError::Media(format!("format {:?}: {}", selector.as_str(), yt_dlp_words(&message)))
