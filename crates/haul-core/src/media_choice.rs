@@ -267,8 +267,9 @@ pub struct MediaChoice {
     /// The subtitles also go into the file, as subtitle streams.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub embed_subtitles: bool,
-    /// Title, artist (the uploader), date, chapters and the thumbnail as cover art go into the file.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Title, artist (the uploader), date, chapters and the thumbnail as cover art go into the file. Always
+    /// written out: its default differs between a server's API (on) and this type (off).
+    #[serde(default)]
     pub embed_metadata: bool,
 }
 
@@ -544,7 +545,10 @@ mod tests {
         assert!(MediaChoice::default().is_default());
         let choice: MediaChoice = serde_json::from_str(r#"{"prefer":"webm","subtitles":["en"]}"#).unwrap();
         assert_eq!(choice.prefer, Some(Container::Webm));
-        assert_eq!(serde_json::to_string(&choice).unwrap(), r#"{"prefer":"webm","subtitles":["en"]}"#);
+        assert_eq!(
+            serde_json::to_string(&choice).unwrap(),
+            r#"{"prefer":"webm","subtitles":["en"],"embed_metadata":false}"#
+        );
         assert!(serde_json::from_str::<MediaChoice>(r#"{"subtitles":["../x"]}"#).is_err());
     }
 }
