@@ -350,6 +350,7 @@ fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Result<Route
         // `get` answers HEAD too; the handler skips opening a body for it.
         .route("/v1/downloads/{id}/file", get(files::file))
         .route("/v1/downloads/{id}/thumbnail", get(media::thumbnail))
+        .route("/v1/downloads/{id}/subtitles/{lang}", get(media::subtitle))
         .route("/v1/downloads/{id}/renditions", get(media::list))
         .route("/v1/downloads/{id}/renditions/{name}", get(media::get).post(media::request).delete(media::remove))
         .route("/v1/downloads/{id}/renditions/{name}/file", get(media::file))

@@ -75,6 +75,30 @@ pub async fn thumbnail(
     send_thumbnail(&state, &view, &method, &headers).await?.ok_or_else(none)
 }
 
+/// A subtitle file the download saved, by language (`lang` as `subtitle_files` lists it).
+#[utoipa::path(get, path = "/v1/downloads/{id}/subtitles/{lang}", tag = "media",
+    params(("id" = String, Path, format = Uuid), ("lang" = String, Path, example = "en")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The subtitle file (WebVTT or SRT)", content_type = "text/vtt"),
+        (status = 404, description = "Unknown download, or no subtitles in that language", body = ErrorBody),
+    ))]
+pub async fn subtitle(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path((id, lang)): axum::extract::Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = id.parse().map_err(|_| ApiError::bad_request(format!("{id:?} is not a download id")))?;
+    let view = state.engine.get(&caller.account, id).await?;
+    let none = || ApiError::not_found(format!("download {id} has no subtitles in {lang:?}"));
+    // On this node's downloads directory (several nodes with node-local directories: the holding node's API).
+    let path = state.engine.subtitle_path(&view, &lang).await.ok_or_else(none)?;
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    send_file(&path, &name, &method, &headers).await?.ok_or_else(none)
+}
+
 /// Asks for a rendition; it is made as soon as the download is complete (`audio` needs ffmpeg). Asking again
 /// answers the one there is.
 #[utoipa::path(post, path = "/v1/downloads/{id}/renditions/{name}", tag = "media",

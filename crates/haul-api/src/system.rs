@@ -61,6 +61,7 @@ pub async fn openapi_json() {}
         crate::downloads::remove,
         crate::files::file,
         crate::media::thumbnail,
+        crate::media::subtitle,
         crate::media::request,
         crate::media::list,
         crate::media::get,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use haul_core::job::{DownloadId, JobKind, JobState};
 use haul_core::media::Quality;
+use haul_core::media_choice::{Container, FormatSelector, MediaChoice, VideoCodec};
 use haul_engine::service::{AddRequest, DownloadView, Event, EventKind, NodeView, PatchRequest, StatsView};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -83,6 +84,13 @@ pub struct Download {
     /// How a media file is named, as the client asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_template: Option<String>,
+    /// Media: what the download chose beyond its quality (only the fields that are not their default).
+    #[serde(default)]
+    #[schema(value_type = MediaOptions)]
+    pub media_options: MediaChoice,
+    /// Media: the subtitle files saved beside the file, each served at its `url`.
+    #[serde(default)]
+    pub subtitle_files: Vec<SubtitleFileView>,
 }
 
 /// A playlist's entries taken together.
@@ -96,6 +104,35 @@ pub struct Playlist {
     /// The entries asked for (`1-5,8`); every one when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<String>,
+}
+
+/// A media download's choices as `GET` shows them; only for the OpenAPI document (the fields of the same
+/// names that `POST /v1/downloads` takes).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct MediaOptions {
+    #[schema(value_type = Option<String>, example = "webm")]
+    prefer: Option<String>,
+    #[schema(value_type = Option<String>, example = "vp9")]
+    vcodec: Option<String>,
+    #[schema(value_type = Option<String>, example = "bv*+ba/b")]
+    format: Option<String>,
+    subtitles: Option<Vec<String>>,
+    auto_subtitles: Option<bool>,
+    embed_subtitles: Option<bool>,
+    embed_metadata: Option<bool>,
+}
+
+/// A subtitle file a media download saved.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct SubtitleFileView {
+    /// The language, as the page named it (made safe for a file name).
+    #[schema(example = "en")]
+    pub lang: String,
+    /// The file's name beside the download's (`{name}.{lang}.vtt`).
+    pub name: String,
+    /// Where it is served: `/v1/downloads/{id}/subtitles/{lang}`.
+    pub url: String,
 }
 
 impl From<DownloadView> for Download {
@@ -141,6 +178,16 @@ impl From<DownloadView> for Download {
                 cancelled: playlist.cancelled,
                 items: playlist.items,
             }),
+            subtitle_files: view
+                .subtitles
+                .iter()
+                .map(|file| SubtitleFileView {
+                    lang: file.lang.clone(),
+                    name: file.path.rsplit('/').next().unwrap_or_default().to_owned(),
+                    url: format!("/v1/downloads/{}/subtitles/{}", view.id, file.lang),
+                })
+                .collect(),
+            media_options: view.media,
         }
     }
 }
@@ -284,6 +331,37 @@ pub struct CreateDownload {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 1000, example = "{playlist_index} - {title}.{ext}")]
     pub name_template: Option<String>,
+    /// Media: a container to prefer, `mp4` or `webm`: among the formats the quality allows, those in it win
+    /// (WebM video and audio are then merged into WebM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^(mp4|webm)$", example = "webm")]
+    pub prefer: Option<String>,
+    /// Media: a video codec to prefer, `av1`, `vp9` or `h264`: among the formats the quality allows, those in it
+    /// win; the page's others when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, pattern = "^(av1|vp9|h264)$", example = "vp9")]
+    pub vcodec: Option<String>,
+    /// Media: a yt-dlp format selector (`bv*[vcodec^=av01]+ba/b`, `137+140`), which then decides alone (no
+    /// `quality`, `prefer` or `vcodec` with it). One that yt-dlp cannot parse is refused with 400 and yt-dlp's
+    /// message; one the page has nothing for fails the download with yt-dlp's message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 500, example = "bv*[height<=720]+ba/b")]
+    pub format: Option<String>,
+    /// Media: subtitle languages to save beside the file as `{name}.{lang}.vtt` (or `.srt`), e.g. `["en", "de"]`;
+    /// `["all"]` for every language the page has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 20, example = json!(["en"]))]
+    pub subtitles: Vec<String>,
+    /// Media: automatic captions count for a language the page has no subtitles in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_subtitles: bool,
+    /// Media: the subtitles also go into the file as subtitle streams (MP4, WebM, Matroska).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub embed_subtitles: bool,
+    /// Media: title, artist (the uploader), date, chapters and the thumbnail as cover art go into the file where
+    /// its container takes them (cover art: MP4, M4A, MP3, FLAC, Matroska; not WebM or Ogg). Default `true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embed_metadata: Option<bool>,
 }
 
 fn is_zero(value: &i32) -> bool {
@@ -416,6 +494,26 @@ impl CreateDownload {
             name_with_id: false,
             playlist_items: self.playlist_items,
             name_template: self.name_template,
+            media: MediaChoice {
+                prefer: parse_name::<Container>(self.prefer.as_deref())?,
+                vcodec: parse_name::<VideoCodec>(self.vcodec.as_deref())?,
+                format: self
+                    .format
+                    .as_deref()
+                    .map(str::parse::<FormatSelector>)
+                    .transpose()
+                    .map_err(|error| ApiError::bad_request(error.to_string()))?,
+                subtitles: self
+                    .subtitles
+                    .iter()
+                    .map(|lang| lang.parse())
+                    .collect::<Result<_, haul_core::media_choice::BadLang>>()
+                    .map_err(|error| ApiError::bad_request(error.to_string()))?,
+                auto_subtitles: self.auto_subtitles,
+                embed_subtitles: self.embed_subtitles,
+                // The server embeds by default: a file kept in a library should say what it is.
+                embed_metadata: self.embed_metadata.unwrap_or(true),
+            },
         })
     }
 }

@@ -485,6 +485,17 @@ async fn errors_share_one_shape() {
     }
     assert!(document["paths"]["/v1/downloads"]["post"].is_object());
     assert_eq!(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    // The media choices a download takes and shows, and where its subtitles are served.
+    assert!(document["paths"]["/v1/downloads/{id}/subtitles/{lang}"]["get"].is_object());
+    let schemas = &document["components"]["schemas"];
+    for field in ["prefer", "vcodec", "format", "subtitles", "auto_subtitles", "embed_subtitles", "embed_metadata"] {
+        assert!(schemas["CreateDownload"]["properties"][field].is_object(), "CreateDownload.{field} missing");
+        assert!(schemas["MediaOptions"]["properties"][field].is_object(), "MediaOptions.{field} missing");
+    }
+    for field in ["media_options", "subtitle_files"] {
+        assert!(schemas["Download"]["properties"][field].is_object(), "Download.{field} missing");
+    }
+    assert!(schemas["SubtitleFileView"]["properties"]["url"].is_object());
 }
 
 /// `Idempotency-Key`: fifty identical adds sent at once make one download, every answer naming it; the same key

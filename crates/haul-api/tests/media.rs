@@ -33,6 +33,9 @@ const SLOW: u64 = 20_000;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers
+//
+// The tests of fetching, merging and naming add with `"embed_metadata": false`, so the file is the site's bytes
+// (the server's default puts title, artist, date, chapters and cover art in it; tested on its own below).
 
 /// A server with the media tools found on PATH, and a media site.
 async fn setup(options: MediaOptions) -> (Harness, MediaSite) {
@@ -275,14 +278,16 @@ async fn hostile_page_titles_make_one_safe_file_name_in_the_downloads_dir() {
     // (the title the job should report, the job's id)
     let mut expected = Vec::new();
     for title in titles {
-        let job = h.add(json!({"url": site.muxed(title), "kind": "media"})).await;
+        let job = h.add(json!({"embed_metadata": false, "url": site.muxed(title), "kind": "media"})).await;
         assert_eq!(job["kind"], "media", "{job:#}");
         // yt-dlp reports the page's title with " (1)" appended.
         expected.push((format!("{title} (1)"), id_of(&job)));
     }
     // A title the client gives wins over the page's, and is made just as safe.
     let client_title = "../mine/<own> \\ title";
-    let job = h.add(json!({"url": site.muxed("Page title"), "kind": "media", "title": client_title})).await;
+    let job = h
+        .add(json!({"embed_metadata": false, "url": site.muxed("Page title"), "kind": "media", "title": client_title}))
+        .await;
     assert_eq!(job["title"], client_title);
     expected.push((client_title.to_owned(), id_of(&job)));
     let clip = site.bytes(CLIP_720).unwrap();
@@ -346,7 +351,7 @@ async fn quality_picks_the_tallest_format_that_fits() {
     ];
     let mut ids = Vec::new();
     for (url, quality, ..) in &cases {
-        let job = h.add(json!({"url": url, "quality": quality})).await;
+        let job = h.add(json!({"embed_metadata": false, "url": url, "quality": quality})).await;
         assert_eq!(job["quality"], *quality);
         ids.push(id_of(&job));
     }
@@ -375,9 +380,9 @@ async fn quality_picks_the_tallest_format_that_fits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_quality_makes_an_m4a_with_only_the_sound() {
     let (h, site) = setup(MediaOptions::default()).await;
-    let dash = h.add_id(json!({"url": site.dash("Dash audio"), "quality": "audio"})).await;
-    let muxed = h.add_id(json!({"url": site.muxed("Muxed audio"), "quality": "audio"})).await;
-    let direct = h.add_id(json!({"url": site.clip_url(CLIP_720), "quality": "audio"})).await;
+    let dash = h.add_id(json!({"embed_metadata": false, "url": site.dash("Dash audio"), "quality": "audio"})).await;
+    let muxed = h.add_id(json!({"embed_metadata": false, "url": site.muxed("Muxed audio"), "quality": "audio"})).await;
+    let direct = h.add_id(json!({"embed_metadata": false, "url": site.clip_url(CLIP_720), "quality": "audio"})).await;
 
     for (id, format) in [(&dash, "a1"), (&muxed, "360p"), (&direct, "direct")] {
         let job = h.completed(id).await;
@@ -429,7 +434,7 @@ async fn a_page_without_a_thumbnail_gets_a_frame_of_the_video() {
 async fn hls_goes_through_yt_dlp_and_a_rendition_asked_meanwhile_waits_for_it() {
     let (h, site) = slow_setup(2).await;
     let url = site.hls("Live stream");
-    let id = h.add_id(json!({"url": url})).await;
+    let id = h.add_id(json!({"embed_metadata": false, "url": url})).await;
     let job = h.active_with(&id, 1).await;
     assert!(job["bytes_done"].as_u64() > Some(0), "{job:#}");
 
@@ -468,7 +473,7 @@ async fn hls_goes_through_yt_dlp_and_a_rendition_asked_meanwhile_waits_for_it() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_audio_rendition_is_made_served_and_deleted() {
     let (h, site) = setup(MediaOptions::default()).await;
-    let id = h.add_id(json!({"url": site.dash("Rendition source")})).await;
+    let id = h.add_id(json!({"embed_metadata": false, "url": site.dash("Rendition source")})).await;
     let job = h.completed(&id).await;
     let video = h.file_of(&job);
     assert_video(&video, 720, 2.0);
@@ -615,8 +620,8 @@ async fn pause_and_resume_continue_media_jobs_where_they_stopped() {
     let (h, site) = slow_setup(4).await;
     let video_len = site.bytes(VIDEO_720).unwrap().len() as u64;
     let hls_url = site.hls("Paused hls");
-    let dash = h.add_id(json!({"url": site.dash("Paused dash")})).await;
-    let hls = h.add_id(json!({"url": hls_url})).await;
+    let dash = h.add_id(json!({"embed_metadata": false, "url": site.dash("Paused dash")})).await;
+    let hls = h.add_id(json!({"embed_metadata": false, "url": hls_url})).await;
 
     // haul's engine: paused a third of the way into the video stream.
     h.active_with(&dash, video_len / 3).await;
@@ -794,7 +799,7 @@ async fn a_feed_is_a_playlist_whose_entries_run_as_jobs_and_one_cancelled_leaves
     let (h, site) = slow_setup(2).await;
     let pages = [site.muxed("Page one"), site.dash("Page two"), site.no_thumbnail("Page three")];
     let feed = site.feed("My channel", &[("First", &pages[0]), ("Second", &pages[1]), ("Third", &pages[2])]);
-    let parent = h.add_id(json!({"url": feed})).await;
+    let parent = h.add_id(json!({"url": feed, "embed_metadata": false})).await;
 
     let playlist = h.playlist(&parent, 3).await;
     assert_eq!(playlist["title"], "My channel", "{playlist:#}");
@@ -859,7 +864,7 @@ async fn playlist_items_choose_entries_and_a_playlist_is_paused_cancelled_and_re
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
-    let parent = h.add_id(json!({"url": feed, "playlist_items": "1,3"})).await;
+    let parent = h.add_id(json!({"url": feed, "playlist_items": "1,3", "embed_metadata": false})).await;
     let playlist = h.playlist(&parent, 2).await;
     assert_eq!(playlist["playlist"]["items"], "1,3", "{playlist:#}");
     let listed = h.entries_of(&parent).await;
@@ -902,7 +907,7 @@ async fn playlist_items_choose_entries_and_a_playlist_is_paused_cancelled_and_re
 async fn a_page_of_several_videos_is_a_playlist_whose_entries_are_read_in_place() {
     let (h, site) = setup(MediaOptions::default()).await;
     let page = site.multi("Two clips");
-    let parent = h.add_id(json!({"url": page})).await;
+    let parent = h.add_id(json!({"url": page, "embed_metadata": false})).await;
     h.playlist(&parent, 2).await;
     let listed = h.entries_of(&parent).await;
     assert_eq!(listed.len(), 2);
@@ -934,12 +939,14 @@ async fn name_templates_name_a_servers_files_and_a_playlists_entries_and_never_c
     let pages = [site.muxed("Opening"), site.muxed("Closing: the end")];
     let feed = site.feed("Conference/2026", &[("Opening", &pages[0]), ("Closing: the end", &pages[1])]);
     let parent = h
-        .add_id(json!({"url": feed, "name_template": "{playlist} {playlist_index} - {title}", "quality": "360p"}))
+        .add_id(json!({"url": feed, "name_template": "{playlist} {playlist_index} - {title}", "quality": "360p",
+                       "embed_metadata": false}))
         .await;
     h.playlist(&parent, 2).await;
     let mut names = Vec::new();
     for entry in h.entries_of(&parent).await {
         assert_eq!(entry["name_template"], "{playlist} {playlist_index} - {title}", "{entry:#}");
+        assert_eq!(entry["media_options"]["embed_metadata"], false, "the playlist's choices: {entry:#}");
         let done = h.completed(&id_of(&entry)).await;
         names.push(done["path"].as_str().unwrap().to_owned());
     }
@@ -947,9 +954,18 @@ async fn name_templates_name_a_servers_files_and_a_playlists_entries_and_never_c
 
     // Two downloads whose template gives one name: the second is numbered, the first kept.
     let page = site.muxed("Same");
-    let first = h.completed(&h.add_id(json!({"url": page, "name_template": "{title}", "quality": "360p"})).await).await;
-    let second =
-        h.completed(&h.add_id(json!({"url": page, "name_template": "{title}", "quality": "720p"})).await).await;
+    let first = h
+        .completed(
+            &h.add_id(json!({"url": page, "name_template": "{title}", "quality": "360p", "embed_metadata": false}))
+                .await,
+        )
+        .await;
+    let second = h
+        .completed(
+            &h.add_id(json!({"url": page, "name_template": "{title}", "quality": "720p", "embed_metadata": false}))
+                .await,
+        )
+        .await;
     // (yt-dlp titles the site's pages "Same (1)".)
     let first_name = first["path"].as_str().unwrap();
     assert!(first_name.starts_with("Same") && first_name.ends_with(".mp4"), "{first:#}");
@@ -957,4 +973,234 @@ async fn name_templates_name_a_servers_files_and_a_playlists_entries_and_never_c
     assert_eq!(second["path"].as_str(), Some(numbered.as_str()), "{second:#}");
     assert_eq!(stream(&h.file_of(&first), "video")["height"], 360);
     assert_eq!(stream(&h.file_of(&second), "video")["height"], 720);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Format choice, subtitles and metadata
+
+/// `(codec_type, codec_name)` of each stream but cover art, the height of the video, and ffprobe's container.
+fn playable(path: &Path) -> (Vec<(String, String)>, Option<u64>, String) {
+    let probe = ffprobe(path);
+    let streams: Vec<&Value> =
+        probe["streams"].as_array().unwrap().iter().filter(|s| s["disposition"]["attached_pic"] != 1).collect();
+    let kinds = streams
+        .iter()
+        .map(|s| (s["codec_type"].as_str().unwrap().to_owned(), s["codec_name"].as_str().unwrap().to_owned()))
+        .collect();
+    let height = streams.iter().find(|s| s["codec_type"] == "video").and_then(|s| s["height"].as_u64());
+    (kinds, height, probe["format"]["format_name"].as_str().unwrap().to_owned())
+}
+
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+/// ffprobe with the chapters.
+fn probe_chapters(path: &Path) -> Vec<String> {
+    let output = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_chapters"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let probe: Value = serde_json::from_slice(&output.stdout).unwrap();
+    probe["chapters"].as_array().unwrap().iter().map(|c| c["tags"]["title"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_codec_and_selector_choose_the_streams_and_a_bad_selector_is_refused() {
+    let (h, site) = setup(MediaOptions { extras: true, ..MediaOptions::default() }).await;
+    // (request fields, format chosen, streams, height, container)
+    let cases = [
+        (json!({"prefer": "webm"}), "vp9-360+a-opus", &[("video", "vp9"), ("audio", "opus")][..], 360, "matroska,webm"),
+        (json!({"vcodec": "av1"}), "av1-360+a1", &[("video", "av1"), ("audio", "aac")][..], 360, "mov,mp4"),
+        (
+            json!({"vcodec": "vp9", "quality": "720p"}),
+            "vp9-360+a1",
+            &[("video", "vp9"), ("audio", "aac")][..],
+            360,
+            "mov,mp4",
+        ),
+        (json!({"vcodec": "h264"}), "h264-720+a1", &[("video", "h264"), ("audio", "aac")][..], 720, "mov,mp4"),
+        (
+            json!({"format": "bv*[vcodec^=vp9]+a1"}),
+            "vp9-360+a1",
+            &[("video", "vp9"), ("audio", "aac")][..],
+            360,
+            "mov,mp4",
+        ),
+        (
+            json!({"format": "bv*[height<=360][vcodec^=avc1]+ba[acodec=opus]"}),
+            "h264-360+a-opus",
+            &[("video", "h264"), ("audio", "opus")][..],
+            360,
+            "mov,mp4",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (fields, ..) in &cases {
+        let mut body = fields.clone();
+        body["url"] = json!(site.codecs("Codecs"));
+        let job = h.add(body).await;
+        for (key, value) in fields.as_object().unwrap() {
+            if key != "quality" {
+                assert_eq!(&job["media_options"][key], value, "{job:#}");
+            }
+        }
+        ids.push(id_of(&job));
+    }
+    for ((fields, format, streams, height, container), id) in cases.iter().zip(&ids) {
+        let job = h.completed(id).await;
+        assert_eq!(job["format"], *format, "{fields}: {job:#}");
+        let (kinds, got_height, got_container) = playable(&h.file_of(&job));
+        assert_eq!((kinds, got_height), (owned(streams), Some(*height)), "{fields}");
+        assert!(got_container.starts_with(container), "{fields}: {got_container}");
+        let ext = if container.contains("webm") { "webm" } else { "mp4" };
+        assert!(job["path"].as_str().unwrap().ends_with(&format!("__{id}.{ext}")), "{job:#}");
+    }
+
+    // Refused before anything is queued, in yt-dlp's words where the selector is yt-dlp's to judge.
+    let before = h.call(Method::GET, "/v1/downloads", None).await.1;
+    let page = site.codecs("Refused");
+    for (fields, words) in [
+        (json!({"format": "bv*[height<=720"}), "Invalid format specification"),
+        (json!({"format": "best[height<=abc]"}), "Invalid filter specification 'height<=abc'"),
+        (json!({"format": "137,140"}), "several downloads"),
+        (json!({"format": "b", "quality": "720p"}), "leave out quality"),
+        (json!({"prefer": "avi"}), "unknown container \"avi\"; expected one of mp4, webm"),
+        (json!({"vcodec": "hevc"}), "expected one of av1, vp9, h264"),
+        (json!({"subtitles": ["../../x"]}), "not a language code"),
+        (json!({"subtitles": ["e\u{7}n"]}), "not a language code"),
+    ] {
+        let mut body = fields.clone();
+        body["url"] = json!(page);
+        let (status, answer) = h.call(Method::POST, "/v1/downloads", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{fields}: {answer}");
+        let message = error_message(&answer, "bad_request");
+        assert!(message.contains(words), "{fields}: {message}");
+    }
+    assert_eq!(h.call(Method::GET, "/v1/downloads", None).await.1["total"], before["total"]);
+    assert_eq!(site.requests(&page), 0, "the page was never read");
+    // A selector the page has nothing for fails the download with yt-dlp's message.
+    let id = h.add_id(json!({"url": page, "format": "bv*[height>=2000]+ba"})).await;
+    let deadline = Instant::now() + TIMEOUT;
+    let failed = loop {
+        let job = h.job(&id).await;
+        if job["state"] == "failed" {
+            break job;
+        }
+        assert!(Instant::now() < deadline && job["state"] != "completed", "{job:#}");
+        tokio::time::sleep(POLL).await;
+    };
+    assert!(failed["error"].as_str().unwrap().contains("Requested format is not available"), "{failed:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subtitles_are_saved_listed_and_served_to_their_account_only() {
+    use haul_test_support::media::{SUBS_DE, SUBS_EN};
+    let (h, site) = setup(MediaOptions { extras: true, ..MediaOptions::default() }).await;
+    let id =
+        h.add_id(json!({"url": site.codecs("Subtitled"), "subtitles": ["en", "de"], "embed_subtitles": true})).await;
+    let job = h.completed(&id).await;
+    assert_eq!(job["media_options"]["subtitles"], json!(["en", "de"]), "{job:#}");
+    let stem = job["filename"].as_str().unwrap().trim_end_matches(".mp4").to_owned();
+    let files = job["subtitle_files"].as_array().unwrap_or_else(|| panic!("{job:#}"));
+    let listed: Vec<(&str, &str, &str)> = files
+        .iter()
+        .map(|f| (f["lang"].as_str().unwrap(), f["name"].as_str().unwrap(), f["url"].as_str().unwrap()))
+        .collect();
+    let names = [format!("{stem}.de.vtt"), format!("{stem}.en.vtt")];
+    let urls = [format!("/v1/downloads/{id}/subtitles/de"), format!("/v1/downloads/{id}/subtitles/en")];
+    assert_eq!(
+        listed,
+        [("de", names[0].as_str(), urls[0].as_str()), ("en", names[1].as_str(), urls[1].as_str())],
+        "{job:#}"
+    );
+    for ((lang, name, url), source) in listed.iter().zip([SUBS_DE, SUBS_EN]) {
+        // Beside the video, and served.
+        assert_eq!(std::fs::read(h.downloads_dir.join(name)).unwrap(), site.bytes(source).unwrap(), "{lang}");
+        let (status, headers, bytes) = h.get_bytes(url).await;
+        assert_eq!((status, bytes), (StatusCode::OK, site.bytes(source).unwrap().to_vec()), "{lang}");
+        assert_eq!(headers[header::CONTENT_TYPE], "text/vtt", "{lang}");
+    }
+    // And in the file: two subtitle streams tagged with their language.
+    let probe = ffprobe(h.file_of(&job));
+    let languages: Vec<&str> = probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["codec_type"] == "subtitle")
+        .map(|s| s["tags"]["language"].as_str().unwrap())
+        .collect();
+    assert_eq!(languages, ["deu", "eng"], "{probe:#}");
+
+    let (status, answer) = h.call(Method::GET, &format!("/v1/downloads/{id}/subtitles/fr"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    // Another account sees nothing of it.
+    h.server.add_account("eve", None, haul_core::account::KeyKind::Bearer, "eve-secret").await;
+    let eve = h.client.get(format!("{}{}", h.base, urls[1])).bearer_auth("eve-secret").send().await.unwrap();
+    assert_eq!(eve.status(), StatusCode::NOT_FOUND);
+    let anonymous = h.client.get(format!("{}{}", h.base, urls[1])).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // Removing the download with its files removes the subtitle files too.
+    let (status, answer) = h.call(Method::DELETE, &format!("/v1/downloads/{id}?delete_files=true"), None).await;
+    assert!(status.is_success(), "{status}: {answer}");
+    for name in &names {
+        assert!(!h.downloads_dir.join(name).exists(), "{name} is gone");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_embeds_title_artist_date_chapters_and_cover_art_by_default() {
+    use haul_test_support::media::UPLOADER;
+    let (h, site) = setup(MediaOptions { extras: true, ..MediaOptions::default() }).await;
+    let tagged = h.add_id(json!({"url": site.chapters("A talk")})).await;
+    let plain = h.add_id(json!({"url": site.chapters("Untouched"), "embed_metadata": false})).await;
+    let webm = h.add_id(json!({"url": site.codecs("In WebM"), "prefer": "webm"})).await;
+    let audio = h.add_id(json!({"url": site.chapters("Sound"), "quality": "audio"})).await;
+
+    let job = h.completed(&tagged).await;
+    assert_eq!(job["media_options"]["embed_metadata"], true, "{job:#}");
+    let path = h.file_of(&job);
+    let probe = ffprobe(&path);
+    let tags = &probe["format"]["tags"];
+    assert_eq!(
+        (&tags["title"], &tags["artist"], &tags["date"]),
+        (&json!("A talk"), &json!(UPLOADER), &json!("2026-11-30"))
+    );
+
+    assert_eq!(probe_chapters(&path), ["Intro", "Main"]);
+    let cover: Vec<&Value> =
+        probe["streams"].as_array().unwrap().iter().filter(|s| s["disposition"]["attached_pic"] == 1).collect();
+    assert_eq!(cover.len(), 1, "{probe:#}");
+    assert_eq!(
+        (&cover[0]["codec_name"], &cover[0]["width"], &cover[0]["height"]),
+        (&json!("mjpeg"), &json!(320), &json!(180))
+    );
+    assert_eq!(job["size"].as_u64(), Some(std::fs::metadata(&path).unwrap().len()));
+    let (status, _, served) = h.get_bytes(&format!("/v1/downloads/{tagged}/file")).await;
+    assert_eq!((status, served), (StatusCode::OK, std::fs::read(&path).unwrap()));
+
+    // Asked not to: the site's bytes.
+    let job = h.completed(&plain).await;
+    assert_eq!(std::fs::read(h.file_of(&job)).unwrap(), site.bytes(CLIP_360).unwrap());
+
+    // WebM takes the tags but no cover art (its muxer has no picture streams).
+    let job = h.completed(&webm).await;
+    let probe = ffprobe(h.file_of(&job));
+    assert_eq!(probe["format"]["tags"]["title"], "In WebM (1)", "{probe:#}");
+    assert!(probe["streams"].as_array().unwrap().iter().all(|s| s["disposition"]["attached_pic"] != 1), "{probe:#}");
+
+    // The sound alone as m4a: tags and cover art too.
+    let job = h.completed(&audio).await;
+    let probe = ffprobe(h.file_of(&job));
+    assert_eq!(probe["format"]["tags"]["artist"], UPLOADER, "{probe:#}");
+    // (MP4's chapters are a text track: a `data` stream.)
+    let kinds: Vec<(&str, i64)> = probe["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["codec_type"] != "data")
+        .map(|s| (s["codec_type"].as_str().unwrap(), s["disposition"]["attached_pic"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("audio", 0), ("video", 1)], "{probe:#}");
 }

@@ -12,6 +12,7 @@ pub mod filename;
 pub mod job;
 pub mod labels;
 pub mod media;
+pub mod media_choice;
 pub mod names;
 pub mod net;
 pub mod plan;

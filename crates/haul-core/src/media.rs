@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use crate::media_choice::{Chapter, Container, VideoCodec};
 use crate::names::UnknownName;
 
 /// What a media download asks for: the best, the best at or under a height, the smallest, or the audio alone.
@@ -94,6 +95,14 @@ pub struct MediaInfo {
     pub upload_date: Option<String>,
     #[serde(default)]
     pub formats: Vec<Format>,
+    /// Subtitle tracks by language, as the page names them (any text: made safe before it names a file).
+    #[serde(default)]
+    pub subtitles: BTreeMap<String, Vec<SubtitleTrack>>,
+    /// Captions the site made automatically, by language.
+    #[serde(default)]
+    pub automatic_captions: BTreeMap<String, Vec<SubtitleTrack>>,
+    #[serde(default)]
+    pub chapters: Option<Vec<Chapter>>,
     /// `playlist` for a page with several videos; in a playlist's entries, `url` or `url_transparent` for an
     /// entry that is a link to its own page (read with `--flat-playlist`), absent for a video read in place.
     #[serde(default, rename = "_type")]
@@ -118,8 +127,20 @@ impl MediaInfo {
     }
 }
 
-/// One way yt-dlp can fetch the video: a direct URL (`protocol` http/https) or a manifest (HLS, DASH fragments).
+/// One subtitle file of a language: where it is and in which format (`vtt`, `srt`, `ttml`, ...).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct SubtitleTrack {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub ext: Option<String>,
+    #[serde(default)]
+    pub http_headers: BTreeMap<String, String>,
+}
+
+/// One way yt-dlp can fetch the video: a direct URL (`protocol` http/https) or a manifest (HLS, DASH fragments).
+/// Serialised back (the fields haul reads) when yt-dlp is asked which of them a raw selector picks.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 pub struct Format {
     pub format_id: String,
     #[serde(default)]
@@ -225,9 +246,17 @@ impl Selection {
 
     /// The extension of the finished file: mp4 for video, m4a for audio alone, or the format's own.
     pub fn final_ext(&self, quality: Quality) -> String {
+        self.final_ext_preferring(quality, None)
+    }
+
+    /// [`final_ext`](Self::final_ext) where a merge goes into the container its two streams fit
+    /// ([`merge_ext`](crate::media_choice::merge_ext)), WebM first when `prefer` says so.
+    pub fn final_ext_preferring(&self, quality: Quality, prefer: Option<Container>) -> String {
         match (self, quality) {
             (_, Quality::Audio) => "m4a".to_owned(),
-            (Self::Merge { .. }, _) => "mp4".to_owned(),
+            (Self::Merge { video, audio }, _) => {
+                crate::media_choice::merge_ext(video.vcodec.as_deref(), audio.acodec.as_deref(), prefer).to_owned()
+            }
             (Self::Single(format) | Self::ExtractAudio(format), _) => {
                 format.ext.clone().filter(|ext| is_safe_ext(ext)).unwrap_or_else(|| "mp4".to_owned())
             }
@@ -249,13 +278,29 @@ pub struct NoFormat(pub String);
 /// video-only one, else video-only plus the best audio-only; for `Audio`, the best audio-only format (m4a
 /// preferred), else the audio of the smallest muxed format.
 pub fn select(formats: &[Format], quality: Quality) -> Result<Selection, NoFormat> {
+    select_preferring(formats, quality, None, None)
+}
+
+/// [`select`], where among the videos the quality allows those in `vcodec`, then those in the `prefer`
+/// container, win when there are any (a preference, as yt-dlp's `-S vcodec:vp9` is: the page's other formats
+/// when none is); with `prefer`, audio in the same container wins too.
+pub fn select_preferring(
+    formats: &[Format],
+    quality: Quality,
+    prefer: Option<Container>,
+    vcodec: Option<VideoCodec>,
+) -> Result<Selection, NoFormat> {
     let usable: Vec<&Format> =
         formats.iter().filter(|format| format.url.is_some() || format.protocol.is_some()).collect();
     if usable.is_empty() {
         return Err(NoFormat("the page offers no downloadable format".into()));
     }
     let audio_only: Vec<&Format> = usable.iter().copied().filter(|f| !f.has_video() && f.has_audio()).collect();
-    let best_audio = audio_only.iter().copied().max_by(|a, b| audio_rank(a).total_cmp(&audio_rank(b))).cloned();
+    let rank = |format: &Format| {
+        let preferred = prefer.is_some_and(|container| format.ext.as_deref() == Some(container.as_str()));
+        f64::from(u8::from(preferred)) * 1_000_000.0 + audio_rank(format)
+    };
+    let best_audio = audio_only.iter().copied().max_by(|a, b| rank(a).total_cmp(&rank(b))).cloned();
     if quality == Quality::Audio {
         if let Some(audio) = best_audio {
             return Ok(Selection::Single(audio));
@@ -281,12 +326,25 @@ pub fn select(formats: &[Format], quality: Quality) -> Result<Selection, NoForma
         return best_audio.map(Selection::Single).ok_or_else(|| NoFormat("the page offers no video".into()));
     }
     let fitting: Vec<&Format> = video.iter().copied().filter(|f| f.height.unwrap_or(0) <= limit).collect();
-    let pool = if fitting.is_empty() {
+    let pool: Vec<&Format> = if fitting.is_empty() {
         // Every format is taller than asked: the smallest is the closest.
         let lowest = video.iter().map(|f| f.height.unwrap_or(0)).min().unwrap_or(0);
         video.iter().copied().filter(|f| f.height.unwrap_or(0) == lowest).collect()
     } else {
         fitting
+    };
+    // Preferences narrow the pool only when something in it fits them.
+    fn narrow<'f>(pool: Vec<&'f Format>, keep: &dyn Fn(&Format) -> bool) -> Vec<&'f Format> {
+        let kept: Vec<&Format> = pool.iter().copied().filter(|format| keep(format)).collect();
+        if kept.is_empty() { pool } else { kept }
+    }
+    let pool = match vcodec {
+        Some(wanted) => narrow(pool, &|f| f.vcodec.as_deref().and_then(VideoCodec::of) == Some(wanted)),
+        None => pool,
+    };
+    let pool = match prefer {
+        Some(container) => narrow(pool, &|f| f.ext.as_deref() == Some(container.as_str())),
+        None => pool,
     };
     let worst = quality == Quality::Worst;
     // The best of a height by bitrate; for `worst`, the smallest.
@@ -755,5 +813,56 @@ mod template_tests {
             assert!(error.contains(needle), "{template}: {error}");
             assert!(error.contains("fields: title, id"), "{error}");
         }
+    }
+}
+
+#[cfg(test)]
+mod preference_tests {
+    use super::*;
+
+    fn stream(id: &str, height: Option<u32>, ext: &str, vcodec: &str, acodec: &str) -> Format {
+        Format {
+            format_id: id.to_owned(),
+            url: Some(format!("http://h/{id}")),
+            ext: Some(ext.to_owned()),
+            protocol: Some("http".to_owned()),
+            height,
+            vcodec: Some(vcodec.to_owned()),
+            acodec: Some(acodec.to_owned()),
+            ..Format::default()
+        }
+    }
+
+    fn page() -> Vec<Format> {
+        vec![
+            stream("aac", None, "m4a", "none", "mp4a.40.2"),
+            stream("opus", None, "webm", "none", "opus"),
+            stream("h264-720", Some(720), "mp4", "avc1.64001f", "none"),
+            stream("h264-360", Some(360), "mp4", "avc1.64001e", "none"),
+            stream("vp9-360", Some(360), "webm", "vp9", "none"),
+            stream("av1-360", Some(360), "mp4", "av01.0.04M.08", "none"),
+        ]
+    }
+
+    #[test]
+    fn preferences_win_within_the_quality() {
+        let pick = |quality, prefer, vcodec| {
+            let selection = select_preferring(&page(), quality, prefer, vcodec).unwrap();
+            (selection.format_spec(), selection.final_ext_preferring(quality, prefer))
+        };
+        assert_eq!(pick(Quality::Best, None, None), ("h264-720+aac".into(), "mp4".into()), "as before");
+        assert_eq!(pick(Quality::Best, None, Some(VideoCodec::Vp9)), ("vp9-360+aac".into(), "mp4".into()));
+        assert_eq!(
+            pick(Quality::Best, Some(Container::Webm), None),
+            ("vp9-360+opus".into(), "webm".into()),
+            "WebM video and audio, merged into WebM"
+        );
+        assert_eq!(pick(Quality::Best, None, Some(VideoCodec::Av1)), ("av1-360+aac".into(), "mp4".into()));
+        let (spec, ext) = pick(Quality::Height(360), Some(Container::Mp4), None);
+        assert!(spec != "vp9-360+aac" && spec.ends_with("+aac") && ext == "mp4", "an MP4 video: {spec}");
+        // Nothing in the codec: the page's other formats, as without the preference.
+        let no_av1: Vec<Format> = page().into_iter().filter(|f| !f.format_id.starts_with("av1")).collect();
+        let selection = select_preferring(&no_av1, Quality::Best, None, Some(VideoCodec::Av1)).unwrap();
+        assert_eq!(selection.format_spec(), "h264-720+aac");
     }
 }

@@ -28,8 +28,8 @@ pub use error::EngineError;
 pub use http::{ClientOptions, HttpClient, header_map, parse_header, parse_header_line};
 pub use limiter::{Limits, RateLimiter};
 pub use media::{
-    GET_PLAYLIST_CAP, GotMedia, MediaRequest, MediaTools, NotExecutable, convert_audio, extract as media_formats,
-    get_media,
+    GET_PLAYLIST_CAP, GotMedia, MediaRequest, MediaTools, NotExecutable, check_selector, convert_audio,
+    extract as media_formats, get_media,
 };
 pub use probe::FIRST_REQUEST;
 pub use progress::{MediaFacts, Phase, Progress, ProgressSnapshot};

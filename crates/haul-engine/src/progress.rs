@@ -50,6 +50,8 @@ pub struct MediaFacts {
     pub format: Option<String>,
     /// The thumbnail's file name in the thumbnails directory.
     pub thumbnail: Option<String>,
+    /// The subtitle files saved beside the file: language and where.
+    pub subtitles: Option<Vec<(String, std::path::PathBuf)>>,
 }
 
 /// A consistent-enough read of [`Progress`] at one moment.
@@ -213,6 +215,11 @@ impl Progress {
     pub(crate) fn set_media(&self, facts: MediaFacts) {
         *self.media.lock() = facts;
         self.media_changed.store(true, Ordering::Release);
+    }
+
+    /// The media facts as they are now.
+    pub fn media(&self) -> MediaFacts {
+        self.media.lock().clone()
     }
 
     /// The media facts, if they changed since the last call.

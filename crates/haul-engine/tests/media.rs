@@ -1,6 +1,7 @@
 //! Page readings (`yt-dlp -J`) handed out again: the real yt-dlp on pages a [`MediaSite`] generates, through the
 //! service (behind the guard proxy, as a server runs it) and through `get_media` (as `haul get` runs it). Whether
-//! yt-dlp ran is told by the site's request counts for the page: each reading GETs it once.
+//! yt-dlp ran is told by the site's request counts for the page: each reading GETs it once. And a media job's
+//! choices (container, codec, metadata) surviving a restart of the service.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use haul_core::job::{AccountId, DownloadId, JobKind, JobState};
 use haul_core::media::Quality;
+use haul_core::media_choice::{Container, MediaChoice};
 use haul_engine::service::{AddRequest, DownloadView, Engine, EngineOptions};
 use haul_engine::{
     CancellationToken, ClientOptions, DestinationPolicy, EngineError, GotMedia, HttpClient, MediaRequest, MediaTools,
@@ -40,11 +42,16 @@ struct Service {
 /// proxy.
 async fn service() -> Service {
     let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}", dir.path().join("haul.db").display());
+    Service { engine: engine_in(dir.path()).await, _dir: dir }
+}
+
+/// The engine of [`service`] on the data directory `dir` (opened again after a stop, it is a restart).
+async fn engine_in(dir: &Path) -> Engine {
+    let database = format!("sqlite://{}", dir.join("haul.db").display());
     let loopback = "127.0.0.1/32".parse().unwrap();
     let options = EngineOptions {
-        downloads_dir: dir.path().join("downloads"),
-        thumbnails_dir: dir.path().join("thumbnails"),
+        downloads_dir: dir.join("downloads"),
+        thumbnails_dir: dir.join("thumbnails"),
         max_active: 3,
         max_jobs_per_account: 100,
         max_playlist_entries: 1000,
@@ -62,7 +69,7 @@ async fn service() -> Service {
         retention: None,
         webhooks: haul_engine::service::WebhookOptions::default(),
     };
-    Service { engine: Engine::open(&database, options).await.unwrap(), _dir: dir }
+    Engine::open(&database, options).await.unwrap()
 }
 
 impl Service {
@@ -199,6 +206,7 @@ async fn get_media_forgets_the_reading_of_a_failed_run_and_keys_it_by_the_cookie
             playlist_item: None,
             playlist: None,
             title: None,
+            choice: Default::default(),
         };
         let tools = &tools;
         let client = &client;
@@ -231,4 +239,51 @@ async fn get_media_forgets_the_reading_of_a_failed_run_and_keys_it_by_the_cookie
     std::fs::write(&alice, cookies("guess")).unwrap();
     assert!(get(&alice, &dir.path().join("guess")).await.is_err());
     assert_eq!(readings(&site, &page), 4);
+}
+
+/// A media job stopped by a server's stop (its job left active) and taken up by the next start finishes with
+/// the choices it was added with, read back from the store: WebM preferred (VP9 and Opus, merged into WebM) and
+/// metadata embedded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_a_media_job_with_the_choices_it_was_added_with() {
+    use haul_test_support::media::VIDEO_VP9;
+    let options = MediaOptions { extras: true, rate: Some(15_000), clip_seconds: 3, ..MediaOptions::default() };
+    let site = MediaSite::start_with(options).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let account = AccountId::generate();
+    let choice = MediaChoice { prefer: Some(Container::Webm), embed_metadata: true, ..MediaChoice::default() };
+    let request = AddRequest { url: site.codecs("Restarted"), media: choice.clone(), ..AddRequest::default() };
+
+    let first = engine_in(dir.path()).await;
+    let id = first.add(&account, request).await.unwrap().id;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let view = first.get(&account, id).await.unwrap();
+        if view.state == JobState::Active && view.bytes_done > 10_000 {
+            break;
+        }
+        assert!(Instant::now() < deadline && view.state != JobState::Completed, "{view:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.shutdown(Duration::from_secs(10)).await;
+    drop(first);
+    let stopped_at = site.stats(VIDEO_VP9).bytes_sent;
+
+    site.set_rate(None);
+    let second = Service { engine: engine_in(dir.path()).await, _dir: tempfile::tempdir().unwrap() };
+    let done = second.finished(&account, id).await;
+    assert_eq!(done.state, JobState::Completed, "{:?}", done.error);
+    assert_eq!((done.media.clone(), done.format.as_deref()), (choice, Some("vp9-360+a-opus")));
+    let path = second.engine.file_path(&done).await.unwrap();
+    assert_eq!(path.extension().and_then(|ext| ext.to_str()), Some("webm"), "{}", path.display());
+    let probe = haul_test_support::ffprobe(&path);
+    let codecs: Vec<&str> =
+        probe["streams"].as_array().unwrap().iter().map(|s| s["codec_name"].as_str().unwrap()).collect();
+    assert_eq!(codecs, ["vp9", "opus"], "{probe:#}");
+    assert_eq!(probe["format"]["tags"]["title"], "Restarted (1)", "{probe:#}");
+    let size = site.bytes(VIDEO_VP9).unwrap().len() as u64;
+    assert!(
+        stopped_at > 0 && site.stats(VIDEO_VP9).bytes_sent < stopped_at + size,
+        "the second run resumed the stream"
+    );
 }

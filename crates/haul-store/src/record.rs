@@ -7,6 +7,7 @@
 use haul_core::job::{AccountId, DownloadId, JobKind, JobState};
 use haul_core::labels::Labels;
 use haul_core::media::{Quality, RenditionName, RenditionState};
+use haul_core::media_choice::{MediaChoice, SubtitleFile};
 use serde::Serialize;
 
 /// One download as stored. Times are unix milliseconds.
@@ -81,6 +82,10 @@ pub struct DownloadRecord {
     /// How a media file is named (`{title} [{id}].{ext}`), as the client wrote it; `{title}__{id}.{ext}` when
     /// `None`.
     pub name_template: Option<String>,
+    /// Media: what it chooses beyond its quality (formats, subtitles, embedding).
+    pub media: MediaChoice,
+    /// Media: the subtitle files it saved beside its file.
+    pub subtitles: Vec<SubtitleFile>,
 }
 
 /// What a new download starts from. Validation (URL scheme, header names, checksum syntax) is the caller's job;
@@ -113,6 +118,8 @@ pub struct NewDownload {
     pub playlist_items: Option<String>,
     /// How a media file is named (checked by the engine before it is stored).
     pub name_template: Option<String>,
+    /// Media: what it chooses beyond its quality.
+    pub media: MediaChoice,
 }
 
 impl NewDownload {
@@ -140,6 +147,7 @@ impl NewDownload {
             playlist_item: None,
             playlist_items: None,
             name_template: None,
+            media: MediaChoice::default(),
         }
     }
 }
@@ -217,6 +225,8 @@ pub struct MediaUpdate {
     pub height: Option<u32>,
     pub format: Option<String>,
     pub thumbnail: Option<String>,
+    /// The subtitle files saved (replacing the list) when `Some`.
+    pub subtitles: Option<Vec<SubtitleFile>>,
 }
 
 /// A user's edit of a download; `None` leaves a field alone.

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use haul_core::job::{DownloadId, JobState};
 use haul_core::labels::Labels;
+use haul_core::media_choice::MediaChoice;
 use sqlx::Row;
 
 use crate::accounts::{Account, ApiKey};
@@ -148,6 +149,14 @@ pub(crate) fn record_from_row(row: &impl Cells) -> Result<DownloadRecord, StoreE
         lease_owner: row.opt_text("lease_owner")?,
         lease_expires: row.opt_int("lease_expires")?,
         held_by: row.opt_text("held_by")?,
+        media: match row.opt_text("media_options")? {
+            Some(text) => serde_json::from_str(&text).map_err(|error| corrupt("media options", error))?,
+            None => MediaChoice::default(),
+        },
+        subtitles: match row.opt_text("subtitles")? {
+            Some(text) => serde_json::from_str(&text).map_err(|error| corrupt("subtitles list", error))?,
+            None => Vec::new(),
+        },
         parent: row.opt_text("parent_id")?.map(|text| parse_column(text, "playlist id")).transpose()?,
         playlist_index: optional_narrow(row.opt_int("playlist_index")?, "playlist_index")?,
         playlist_item: optional_narrow(row.opt_int("playlist_item")?, "playlist_item")?,
@@ -275,6 +284,11 @@ where
 }
 
 /// `meta` as stored: NULL when empty.
+/// A media choice as stored: NULL when every field is its default.
+pub(crate) fn media_choice_to_db(choice: &MediaChoice) -> Result<Option<String>, StoreError> {
+    if choice.is_default() { Ok(None) } else { to_json(choice).map(Some) }
+}
+
 pub(crate) fn meta_to_db(labels: &Labels) -> Result<Option<String>, StoreError> {
     if labels.meta.is_empty() { Ok(None) } else { to_json(&labels.meta).map(Some) }
 }

@@ -19,8 +19,8 @@ use sqlx::{Row, migrate::MigrateError};
 
 use crate::rows::{
     account_from_row, attempt_columns, delivery_from_row, due_deliveries, due_from_row, duration_millis,
-    ended_from_row, events_to_db, extensions_to_db, from_db, key_from_row, lease_lost, meta_to_db, not_found,
-    now_millis, parse_column, parse_state, playlist_totals_from_row, record_from_row, rendition_from_row,
+    ended_from_row, events_to_db, extensions_to_db, from_db, key_from_row, lease_lost, media_choice_to_db, meta_to_db,
+    not_found, now_millis, parse_column, parse_state, playlist_totals_from_row, record_from_row, rendition_from_row,
     rule_from_row, rule_not_found, rule_position, state_list, to_db, to_json, webhook_from_row, webhook_not_found,
 };
 use crate::{
@@ -642,7 +642,7 @@ impl Store for SqliteStore {
             "UPDATE downloads SET
                  kind = COALESCE(?2, kind), title = COALESCE(title, ?3), duration = COALESCE(?4, duration),
                  width = COALESCE(?5, width), height = COALESCE(?6, height), format = COALESCE(?7, format),
-                 thumbnail = COALESCE(?8, thumbnail)
+                 thumbnail = COALESCE(?8, thumbnail), subtitles = COALESCE(?9, subtitles)
              WHERE id = ?1",
         )
         .bind(id.to_string())
@@ -653,6 +653,7 @@ impl Store for SqliteStore {
         .bind(update.height)
         .bind(&update.format)
         .bind(&update.thumbnail)
+        .bind(update.subtitles.as_ref().map(to_json).transpose()?)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1197,9 +1198,10 @@ where
     let row = sqlx::query(
         "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
              headers, connections_limit, speed_limit, created_at, title, quality, meta, creator, thumbnail_at,
-             require_signed_urls, name_with_id, parent_id, playlist_index, playlist_item, playlist_items, name_template)
+             require_signed_urls, name_with_id, parent_id, playlist_index, playlist_item, playlist_items, name_template,
+             media_options)
          VALUES (?1, ?2, ?3, ?4, ?16, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?17, ?18, ?19, ?20, ?21, ?22,
-                 ?23, ?24, ?25, ?26)
+                 ?23, ?24, ?25, ?26, ?27)
          RETURNING *",
     )
     .bind(id.to_string())
@@ -1228,6 +1230,7 @@ where
     .bind(new.playlist_item)
     .bind(&new.playlist_items)
     .bind(&new.name_template)
+    .bind(media_choice_to_db(&new.media)?)
     .fetch_one(executor)
     .await?;
     record_from_row(&row)

@@ -17,6 +17,18 @@
 //!   (`--flat-playlist`) are `url_transparent` links with the items' titles.
 //! - [`MediaSite::multi`]: a page with two `<video>` elements (`CLIP_720`, then `CLIP_360`): a playlist whose
 //!   two entries are videos read in place (ids `{page}-1`, `{page}-2`).
+//! - [`MediaSite::chapters`]: no `<video>`, only a JSON-LD `VideoObject` (what yt-dlp reads then): one format
+//!   (`mp4`, [`CLIP_360`] as `contentUrl`), `uploader` [`UPLOADER`], `upload_date` `20261130`, the thumbnail,
+//!   and two chapters, "Intro" (0-1 s) and "Main" (1-2 s); the title has no " (1)".
+//!
+//! With [`MediaOptions::extras`] (encoded at start, so off by default):
+//! - [`MediaSite::codecs`]: a DASH manifest ([`CODECS_MPD`]) with video-only `h264-720` ([`VIDEO_720`]),
+//!   `h264-360` ([`VIDEO_360`]), `vp9-360` (VP9 in WebM, [`VIDEO_VP9`]) and `av1-360` (AV1 in MP4,
+//!   [`VIDEO_AV1`]), audio-only `a1` ([`AUDIO`], AAC) and `a-opus` (Opus in WebM, [`AUDIO_OPUS`]), each with
+//!   its codec, so yt-dlp reports `vcodec`/`acodec`; and two `<track kind="subtitles">`, `en` ([`SUBS_EN`]) and
+//!   `de` ([`SUBS_DE`]), which yt-dlp lists as `subtitles`.
+//! - [`MediaSite::hostile_subs`]: the muxed sources with subtitle tracks whose languages are `../../x` and
+//!   `..\\..\\a` DEL TAB `b` (both served [`SUBS_EN`]): yt-dlp passes both on as they are.
 //!
 //! yt-dlp (2026.10.26) appends " (1)" to a page's title and fetches a page twice. Every file is served with `Content-Length`,
 //! `Accept-Ranges: bytes`, single-range `Range` (206, 416), `ETag`, `Last-Modified` and `If-Range`;
@@ -75,6 +87,21 @@ pub const HLS_MASTER: &str = "hls/master.m3u8";
 /// The HLS media playlist (1 s MPEG-TS segments `hls/index0.ts`, ...).
 pub const HLS_MEDIA: &str = "hls/index.m3u8";
 
+/// Video-only VP9 in WebM, 640x360 (the codecs page's `vp9-360`; with [`MediaOptions::extras`]).
+pub const VIDEO_VP9: &str = "v360-vp9.webm";
+/// Video-only AV1 in MP4, 640x360 (the codecs page's `av1-360`; with [`MediaOptions::extras`]).
+pub const VIDEO_AV1: &str = "v360-av1.mp4";
+/// Audio-only Opus in WebM (the codecs page's `a-opus`; with [`MediaOptions::extras`]).
+pub const AUDIO_OPUS: &str = "a-opus.webm";
+/// The codecs page's DASH manifest.
+pub const CODECS_MPD: &str = "codecs.mpd";
+/// English WebVTT subtitles, two cues: "Hello" (0-1 s) and "World" (1-2 s).
+pub const SUBS_EN: &str = "subs/en.vtt";
+/// German WebVTT subtitles, one cue: "Hallo" (0-1 s).
+pub const SUBS_DE: &str = "subs/de.vtt";
+/// The uploader the chapters page names (JSON-LD `author`).
+pub const UPLOADER: &str = "Ada Lovelace";
+
 /// `Last-Modified` of every file (2020-01-01T00:00:00Z).
 const LAST_MODIFIED_SECS: u64 = 1_577_836_800;
 
@@ -90,11 +117,14 @@ pub struct MediaOptions {
     /// A `name=value` every page and file request must carry in its `Cookie` header, as a site behind a login
     /// does; others are answered 403.
     pub cookie: Option<String>,
+    /// Also encode the VP9, AV1 and Opus streams and write the subtitle files of the codecs and hostile-subs
+    /// pages (about a second of CPU more at start).
+    pub extras: bool,
 }
 
 impl Default for MediaOptions {
     fn default() -> Self {
-        Self { rate: None, clip_seconds: 2, cookie: None }
+        Self { rate: None, clip_seconds: 2, cookie: None, extras: false }
     }
 }
 
@@ -159,6 +189,9 @@ impl MediaSite {
         }
         let dir = tempfile::Builder::new().prefix("haul-media-").tempdir().context("creating the media directory")?;
         generate(dir.path(), options.clip_seconds).await?;
+        if options.extras {
+            generate_extras(dir.path(), options.clip_seconds).await?;
+        }
         let files = load_files(dir.path()).await?;
 
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.context("binding the media site")?;
@@ -241,6 +274,23 @@ impl MediaSite {
     /// read in place.
     pub fn multi(&self, title: &str) -> String {
         self.page_url("multi", title)
+    }
+
+    /// Page with only a JSON-LD `VideoObject`: one mp4 format, an uploader, a date, a thumbnail and two chapters.
+    pub fn chapters(&self, title: &str) -> String {
+        self.page_url("chapters", title)
+    }
+
+    /// Page with a DASH manifest of H.264, VP9 and AV1 video and AAC and Opus audio, and `en` and `de` WebVTT
+    /// subtitle tracks. Needs [`MediaOptions::extras`].
+    pub fn codecs(&self, title: &str) -> String {
+        self.page_url("codecs", title)
+    }
+
+    /// Muxed sources with subtitle tracks in languages that are paths and escape sequences. Needs
+    /// [`MediaOptions::extras`].
+    pub fn hostile_subs(&self, title: &str) -> String {
+        self.page_url("hostile-subs", title)
     }
 
     /// `/plain.html`, a page without media, which yt-dlp refuses ("Unsupported URL").
@@ -406,6 +456,71 @@ async fn generate(dir: &Path, seconds: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The codecs page's streams (VP9 and Opus in WebM, AV1 in MP4, encoded from the same test pattern and tone),
+/// its manifest and the subtitle files.
+async fn generate_extras(dir: &Path, seconds: u32) -> anyhow::Result<()> {
+    let p = |name: &str| dir.join(name);
+    let s = |name: &str| p(name).into_os_string().into_string().map_err(|_| anyhow::anyhow!("non-UTF-8 temp path"));
+    let secs = seconds.to_string();
+    let (vp9, av1, opus) = (s(VIDEO_VP9)?, s(VIDEO_AV1)?, s(AUDIO_OPUS)?);
+    #[rustfmt::skip]
+    let vp9_args = [
+        "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25", "-t", &secs, "-c:v", "libvpx-vp9", "-deadline",
+        "realtime", "-cpu-used", "8", "-b:v", "200k", "-g", "25", "-an", "-f", "webm", &vp9,
+    ];
+    #[rustfmt::skip]
+    let av1_args = [
+        "-f", "lavfi", "-i", "testsrc=size=640x360:rate=25", "-t", &secs, "-c:v", "libsvtav1", "-preset", "12",
+        "-g", "25", "-an", "-movflags", "+faststart", &av1,
+    ];
+    #[rustfmt::skip]
+    let opus_args = [
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &secs, "-c:a", "libopus", "-b:a", "48k",
+        "-vn", "-f", "webm", &opus,
+    ];
+    tokio::try_join!(ffmpeg(&vp9_args), ffmpeg(&av1_args), ffmpeg(&opus_args))?;
+    tokio::fs::create_dir_all(p("subs")).await?;
+    tokio::fs::write(
+        p(SUBS_EN),
+        "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHello\n\n00:00:01.000 --> 00:00:02.000\nWorld\n",
+    )
+    .await?;
+    tokio::fs::write(p(SUBS_DE), "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nHallo\n").await?;
+
+    let size = |name: &str| std::fs::metadata(p(name)).map(|m| m.len()).with_context(|| format!("{name} missing"));
+    let bandwidth = |name: &str| size(name).map(|n| n * 8 / u64::from(seconds));
+    let mpd = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" profiles="urn:mpeg:dash:profile:isoff-on-demand:2011" minBufferTime="PT1S" mediaPresentationDuration="PT{seconds}S">
+  <Period id="0" start="PT0S">
+    <AdaptationSet id="0" contentType="video" mimeType="video/mp4">
+      <Representation id="h264-720" codecs="avc1.64001f" width="1280" height="720" frameRate="25" bandwidth="{b720}"><BaseURL>{VIDEO_720}</BaseURL></Representation>
+      <Representation id="h264-360" codecs="avc1.64001e" width="640" height="360" frameRate="25" bandwidth="{b360}"><BaseURL>{VIDEO_360}</BaseURL></Representation>
+      <Representation id="av1-360" codecs="av01.0.04M.08" width="640" height="360" frameRate="25" bandwidth="{bav1}"><BaseURL>{VIDEO_AV1}</BaseURL></Representation>
+    </AdaptationSet>
+    <AdaptationSet id="1" contentType="video" mimeType="video/webm">
+      <Representation id="vp9-360" codecs="vp9" width="640" height="360" frameRate="25" bandwidth="{bvp9}"><BaseURL>{VIDEO_VP9}</BaseURL></Representation>
+    </AdaptationSet>
+    <AdaptationSet id="2" contentType="audio" mimeType="audio/mp4" lang="en">
+      <Representation id="a1" codecs="mp4a.40.2" audioSamplingRate="44100" bandwidth="{ba}"><BaseURL>{AUDIO}</BaseURL></Representation>
+    </AdaptationSet>
+    <AdaptationSet id="3" contentType="audio" mimeType="audio/webm" lang="en">
+      <Representation id="a-opus" codecs="opus" audioSamplingRate="48000" bandwidth="{bopus}"><BaseURL>{AUDIO_OPUS}</BaseURL></Representation>
+    </AdaptationSet>
+  </Period>
+</MPD>
+"#,
+        b720 = bandwidth(VIDEO_720)?,
+        b360 = bandwidth(VIDEO_360)?,
+        bav1 = bandwidth(VIDEO_AV1)?,
+        bvp9 = bandwidth(VIDEO_VP9)?,
+        ba = bandwidth(AUDIO)?,
+        bopus = bandwidth(AUDIO_OPUS)?,
+    );
+    tokio::fs::write(p(CODECS_MPD), mpd).await?;
+    Ok(())
+}
+
 /// Every generated file by its `/`-separated relative path.
 async fn load_files(dir: &Path) -> anyhow::Result<HashMap<String, Bytes>> {
     let mut files = HashMap::new();
@@ -495,6 +610,45 @@ async fn page(
             );
             html(title, Some(&thumb), &video)
         }
+        "chapters" => {
+            let info = serde_json::json!({
+                "@context": "https://schema.org",
+                "@type": "VideoObject",
+                "name": title,
+                "uploadDate": "2026-11-30",
+                "author": {"@type": "Person", "name": UPLOADER},
+                "thumbnailUrl": thumb,
+                "contentUrl": format!("{base}/{CLIP_360}"),
+                "hasPart": [
+                    {"@type": "Clip", "name": "Intro", "startOffset": 0, "endOffset": 1},
+                    {"@type": "Clip", "name": "Main", "startOffset": 1, "endOffset": 2},
+                ],
+            });
+            // `</` cannot end the script early.
+            let json = info.to_string().replace("</", "<\\/");
+            let head = format!("<script type=\"application/ld+json\">{json}</script>");
+            format!(
+                "<!DOCTYPE html>\n<html><head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n{head}\n</head>\n\
+                 <body>\n<p>A talk.</p>\n</body></html>\n",
+                escape(title)
+            )
+        }
+        "codecs" => {
+            let video = format!(
+                "<video controls>\n<source src=\"{base}/{CODECS_MPD}\" type=\"application/dash+xml\">\n\
+                 <track kind=\"subtitles\" srclang=\"en\" label=\"English\" src=\"{base}/{SUBS_EN}\">\n\
+                 <track kind=\"subtitles\" srclang=\"de\" label=\"Deutsch\" src=\"{base}/{SUBS_DE}\">\n</video>"
+            );
+            html(title, Some(&thumb), &video)
+        }
+        "hostile-subs" => {
+            let video = format!(
+                "<video controls>\n<source src=\"{base}/{CLIP_360}\" type=\"video/mp4\" res=\"360\" label=\"360p\">\n\
+                 <track kind=\"subtitles\" srclang=\"../../x\" src=\"{base}/{SUBS_EN}\">\n\
+                 <track kind=\"subtitles\" srclang=\"..\\\\..\\\\a&#127;&#9;b\" src=\"{base}/{SUBS_EN}\">\n</video>"
+            );
+            html(title, Some(&thumb), &video)
+        }
         _ => unreachable!("page kinds are the MediaSite methods'"),
     };
     respond(&shared, &method, &headers, uri.path(), Bytes::from(text), "text/html; charset=utf-8", false)
@@ -536,6 +690,8 @@ fn content_type(name: &str) -> &'static str {
     match name.rsplit_once('.').map_or("", |(_, ext)| ext) {
         "mp4" => "video/mp4",
         "m4a" => "audio/mp4",
+        "webm" => "video/webm",
+        "vtt" => "text/vtt",
         "jpg" => "image/jpeg",
         "mpd" => "application/dash+xml",
         "m3u8" => "application/vnd.apple.mpegurl",

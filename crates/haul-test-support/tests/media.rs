@@ -289,3 +289,65 @@ async fn rate_limit_slows_bodies_until_lifted() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(client().get(&page).send().await.is_err(), "site still answers after drop");
 }
+
+#[tokio::test]
+async fn codecs_page_has_each_codec_and_subtitle_tracks() {
+    use haul_test_support::media::{AUDIO_OPUS, SUBS_DE, SUBS_EN, VIDEO_AV1, VIDEO_VP9};
+    let site = site_with(MediaOptions { extras: true, ..MediaOptions::default() }).await;
+    for (name, codec, height) in
+        [(VIDEO_VP9, "vp9", Some(360)), (VIDEO_AV1, "av1", Some(360)), (AUDIO_OPUS, "opus", None)]
+    {
+        let probe = ffprobe(site.path(name));
+        let kind = if height.is_some() { "video" } else { "audio" };
+        assert_eq!(stream(&probe, kind)["codec_name"], codec, "{name}: {probe:#}");
+        assert_eq!(codec_types(site.path(name)), [kind], "{name}: one stream");
+    }
+    let info = info(&site.codecs("Codecs")).await;
+    assert_title(&info, "Codecs");
+    assert_eq!(format_ids(&info), ["a-opus", "a1", "av1-360", "h264-360", "h264-720", "vp9-360"]);
+    for (id, ext, vcodec, acodec) in [
+        ("vp9-360", "webm", "vp9", "none"),
+        ("av1-360", "mp4", "av01.0.04M.08", "none"),
+        ("h264-720", "mp4", "avc1.64001f", "none"),
+        ("a-opus", "webm", "none", "opus"),
+        ("a1", "m4a", "none", "mp4a.40.2"),
+    ] {
+        let format = format(&info, id);
+        assert_eq!(
+            (&format["ext"], &format["vcodec"], &format["acodec"]),
+            (&ext.into(), &vcodec.into(), &acodec.into())
+        );
+        assert_eq!(format["protocol"], "http", "{id}: a direct URL haul's engine fetches");
+    }
+    let subtitles = &info["subtitles"];
+    for (lang, file) in [("en", SUBS_EN), ("de", SUBS_DE)] {
+        assert_eq!(subtitles[lang][0]["url"], site.clip_url(file), "{lang}: {subtitles:#}");
+        assert_eq!(subtitles[lang][0]["ext"], "vtt");
+    }
+    let hostile = info_hostile(&site).await;
+    assert!(hostile.contains(&"../../x".to_owned()), "{hostile:?}");
+    assert!(hostile.iter().any(|lang| lang.contains('\\') && lang.chars().any(char::is_control)), "{hostile:?}");
+}
+
+/// The languages yt-dlp reads off the hostile-subs page, as it gives them.
+async fn info_hostile(site: &MediaSite) -> Vec<String> {
+    let info = info(&site.hostile_subs("Hostile")).await;
+    info["subtitles"].as_object().expect("subtitles").keys().cloned().collect()
+}
+
+#[tokio::test]
+async fn chapters_page_has_chapters_uploader_and_date() {
+    let site = site().await;
+    let info = info(&site.chapters("A talk")).await;
+    assert_eq!(info["title"], "A talk");
+    assert_eq!((&info["uploader"], &info["upload_date"]), (&"Ada Lovelace".into(), &"20261130".into()));
+    assert_eq!(info["thumbnail"], site.clip_url(THUMBNAIL));
+    let chapters: Vec<(&str, f64, f64)> = info["chapters"]
+        .as_array()
+        .expect("chapters")
+        .iter()
+        .map(|c| (c["title"].as_str().unwrap(), c["start_time"].as_f64().unwrap(), c["end_time"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(chapters, [("Intro", 0.0, 1.0), ("Main", 1.0, 2.0)]);
+    assert_eq!(info["formats"][0]["url"], site.clip_url(CLIP_360));
+}

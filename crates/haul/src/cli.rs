@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use haul_core::account::KeyKind;
 use haul_core::job::{JobKind, JobState};
 use haul_core::media::Quality;
+use haul_core::media_choice::{Container, FormatSelector, MediaChoice, SubtitleLang, VideoCodec};
 use haul_core::net::Cidr;
 
 use clap::builder::TypedValueParser as _;
@@ -614,6 +615,9 @@ pub struct GetArgs {
     #[arg(long, value_name = "KIND", default_value = "auto", value_parser = parse_kind)]
     pub kind: JobKind,
 
+    #[command(flatten)]
+    pub media: MediaFlags,
+
     /// The yt-dlp program for video pages [default: yt-dlp on PATH].
     #[arg(long, env = "HAUL_YT_DLP", value_name = "PATH")]
     pub yt_dlp: Option<PathBuf>,
@@ -659,6 +663,101 @@ pub struct FormatsArgs {
     /// The yt-dlp program [default: yt-dlp on PATH].
     #[arg(long, env = "HAUL_YT_DLP", value_name = "PATH")]
     pub yt_dlp: Option<PathBuf>,
+}
+
+/// A video page's choices beyond its quality, the same on `haul get` and `haul add`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MediaFlags {
+    /// For video pages: prefer this container, mp4 or webm. Among the formats the quality allows, those in it
+    /// win (WebM video and audio are merged into a .webm); the page's others when it has none.
+    #[arg(long, value_name = "CONTAINER", value_parser = parse_name::<Container>, help_heading = "Video formats")]
+    pub prefer: Option<Container>,
+
+    /// For video pages: prefer this video codec, av1, vp9 or h264. Among the formats the quality allows, those in
+    /// it win; the page's others when it has none (for a requirement, say it in --format).
+    #[arg(long, value_name = "CODEC", value_parser = parse_name::<VideoCodec>, help_heading = "Video formats")]
+    pub vcodec: Option<VideoCodec>,
+
+    /// For video pages: a yt-dlp format selector, e.g. 'bv*[vcodec^=av01]+ba/b' or '137+140', which decides alone
+    /// (no --quality, --prefer or --vcodec with it). yt-dlp checks it before anything is fetched.
+    #[arg(long, value_name = "SELECTOR", value_parser = parse_selector, help_heading = "Video formats",
+        conflicts_with_all = ["quality", "prefer", "vcodec", "audio"])]
+    pub format: Option<FormatSelector>,
+
+    /// Save the page's subtitles in these languages beside the file, as NAME.LANG.vtt (or .srt): e.g. en,de, or
+    /// all.
+    #[arg(long, value_name = "LANGS", value_parser = parse_subtitle_langs, help_heading = "Subtitles")]
+    pub subs: Option<Langs>,
+
+    /// With --subs: take the site's automatic captions for a language it has no subtitles in.
+    #[arg(long, requires = "subs", help_heading = "Subtitles")]
+    pub auto_subs: bool,
+
+    /// With --subs: also put the subtitles into the file as subtitle streams (MP4, WebM, MKV).
+    #[arg(long, requires = "subs", help_heading = "Subtitles")]
+    pub embed_subs: bool,
+
+    /// Put title, artist (the uploader), date, chapters and the thumbnail as cover art into the file, where its
+    /// container takes them (no cover art in WebM or Ogg). Default: off for `haul get` (the file as the site
+    /// serves it, as yt-dlp does), on for a server.
+    #[arg(long, overrides_with = "no_embed_metadata", help_heading = "Metadata")]
+    pub embed_metadata: bool,
+
+    /// Leave the file as the site serves it: no title, artist, date, chapters or cover art added.
+    #[arg(long, overrides_with = "embed_metadata", help_heading = "Metadata")]
+    pub no_embed_metadata: bool,
+}
+
+impl MediaFlags {
+    /// The choice as kept, with `embed_metadata` when neither flag is given.
+    pub fn choice(&self, embed_metadata: bool) -> MediaChoice {
+        MediaChoice {
+            prefer: self.prefer,
+            vcodec: self.vcodec,
+            format: self.format.clone(),
+            subtitles: self.subs.clone().map(|langs| langs.0).unwrap_or_default(),
+            auto_subtitles: self.auto_subs,
+            embed_subtitles: self.embed_subs,
+            embed_metadata: self.embed_metadata_or(embed_metadata),
+        }
+    }
+
+    /// `--embed-metadata` / `--no-embed-metadata`, the last given winning; `default` without either.
+    pub fn embed_metadata_or(&self, default: bool) -> bool {
+        if self.embed_metadata {
+            true
+        } else if self.no_embed_metadata {
+            false
+        } else {
+            default
+        }
+    }
+
+    /// Whether any of these asks for a video page.
+    pub fn any(&self) -> bool {
+        self.prefer.is_some() || self.vcodec.is_some() || self.format.is_some() || self.subs.is_some()
+    }
+}
+
+/// `--format`: the selector's shape checked here (one line, one download); yt-dlp judges the rest.
+pub fn parse_selector(text: &str) -> Result<FormatSelector, String> {
+    text.parse().map_err(|error: haul_core::media_choice::SelectorError| error.to_string())
+}
+
+/// The languages of `--subs`, as one value (clap would take a `Vec` for several occurrences).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Langs(pub Vec<SubtitleLang>);
+
+/// `--subs en,de`.
+pub fn parse_subtitle_langs(text: &str) -> Result<Langs, String> {
+    let langs = haul_core::media_choice::parse_langs(text).map_err(|error| error.to_string())?;
+    if langs.is_empty() {
+        return Err("no language given; write codes such as en,de, or all".into());
+    }
+    if langs.len() > haul_core::media_choice::MAX_SUBTITLE_LANGS {
+        return Err(format!("at most {} languages", haul_core::media_choice::MAX_SUBTITLE_LANGS));
+    }
+    Ok(Langs(langs))
 }
 
 /// `--name`: a file name template, checked here so that a mistake stops the command before anything is fetched.

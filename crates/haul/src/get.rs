@@ -181,6 +181,26 @@ pub async fn run(mut args: GetArgs) -> anyhow::Result<ExitCode> {
         bail!("--audio and --audio-format need ffmpeg and ffprobe: install ffmpeg or pass --ffmpeg PATH");
     }
     let quality = if args.wants_audio() { Quality::Audio } else { args.quality.unwrap_or(Quality::Best) };
+    let choice = args.media.choice(false);
+    if (choice.format.is_some() || choice.wants_subtitles()) && tools.yt_dlp.is_none() {
+        bail!(
+            "--format and --subs need yt-dlp to read the video page: install it (pip install yt-dlp) or pass --yt-dlp PATH"
+        );
+    }
+    if (choice.embed_metadata || choice.embed_subtitles) && (tools.ffmpeg.is_none() || tools.ffprobe.is_none()) {
+        bail!("--embed-metadata and --embed-subs need ffmpeg and ffprobe: install ffmpeg or pass --ffmpeg PATH");
+    }
+    // yt-dlp judges its own selector language before anything is fetched: a mistake is a usage error (2).
+    if let Some(selector) = &choice.format {
+        match haul_engine::check_selector(&tools, selector).await {
+            Ok(()) => {}
+            Err(EngineError::InvalidRequest(message)) => {
+                eprintln!("haul: error: --{message}");
+                return Ok(ExitCode::from(2));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 
     if output == Output::Stdout {
         let url = urls.into_iter().next().expect("clap requires a URL");
@@ -232,6 +252,19 @@ struct EntryOf {
     playlist: (String, u32),
     /// The entry's title as the playlist gives it, which wins over its page's (as yt-dlp merges them).
     title: Option<String>,
+}
+
+/// The subtitle files a media download saved beside its file, renamed after `output` (`-o FILE`), as
+/// `FILE-STEM.LANG.vtt`. One that cannot be moved keeps its name.
+fn subtitles_follow(progress: &Progress, output: &Path) {
+    let name = output.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    for (lang, path) in progress.media().subtitles.unwrap_or_default() {
+        let ext = path.extension().map(|ext| ext.to_string_lossy().into_owned()).unwrap_or_default();
+        let moved = output.with_file_name(haul_core::media_choice::subtitle_file_name(&name, &lang, &ext));
+        if moved != path && std::fs::symlink_metadata(&moved).is_err() {
+            let _ = std::fs::rename(&path, &moved);
+        }
+    }
 }
 
 /// How one URL of a `get` ended.
@@ -439,6 +472,8 @@ impl Batch<'_> {
             playlist_item: of.as_ref().and_then(|of| of.item),
             title: of.as_ref().and_then(|of| of.title.clone()),
             playlist: of.map(|of| of.playlist),
+            // Off unless asked: `haul get` saves the file as the site serves it, as yt-dlp does.
+            choice: args.media.choice(false),
         };
         let got = if self.media_wanted {
             haul_engine::get_media(&self.client, &self.tools, &media, &progress, &self.cancel).await
@@ -460,7 +495,10 @@ impl Batch<'_> {
                 Ok(done) => match self.output {
                     // A media file is named after its title; -o FILE names it.
                     Output::File(output) if *output != done.path => std::fs::rename(&done.path, output)
-                        .map(|()| haul_engine::Downloaded { path: output.clone(), ..done })
+                        .map(|()| {
+                            subtitles_follow(&progress, output);
+                            haul_engine::Downloaded { path: output.clone(), ..done }
+                        })
                         .map_err(|error| {
                             EngineError::Media(format!("cannot move it to {}: {error}", output.display()))
                         }),
@@ -561,7 +599,7 @@ fn check_stdout_args(args: &GetArgs) -> anyhow::Result<()> {
     if args.timestamping {
         bail!("-N compares the server's copy with a file here, but -o - writes to stdout; save to a file");
     }
-    if args.kind == JobKind::Media || args.wants_audio() || args.quality.is_some() {
+    if args.kind == JobKind::Media || args.wants_audio() || args.quality.is_some() || args.media.any() {
         bail!("-o - writes a file's bytes as they arrive; save a video page with -o FILE or -d DIR");
     }
     Ok(())

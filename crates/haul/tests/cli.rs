@@ -1188,3 +1188,152 @@ async fn get_of_a_playlist_saves_each_chosen_entry() {
     assert_eq!(std::fs::read(out.join("01.mp4")).unwrap(), site.bytes(media::CLIP_720).unwrap().to_vec());
     assert_eq!(std::fs::read(out.join("02.mp4")).unwrap(), site.bytes(media::CLIP_360).unwrap().to_vec());
 }
+
+/// `ffprobe` of `path` with its streams, tags and chapters.
+fn probe_all(path: &Path) -> serde_json::Value {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_streams", "-show_format", "-show_chapters"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "ffprobe {}: {}", path.display(), stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// `(codec_type, codec_name)` of each stream, and the height of the first video.
+fn streams_of(probe: &serde_json::Value) -> (Vec<(String, String)>, Option<u64>) {
+    let streams = probe["streams"].as_array().unwrap();
+    let kinds = streams
+        .iter()
+        .map(|s| (s["codec_type"].as_str().unwrap().to_owned(), s["codec_name"].as_str().unwrap().to_owned()))
+        .collect();
+    let height = streams.iter().find(|s| s["codec_type"] == "video").and_then(|s| s["height"].as_u64());
+    (kinds, height)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_chooses_formats_by_container_codec_and_yt_dlp_selector() {
+    use haul_test_support::{MediaOptions, MediaSite};
+    let site = MediaSite::start_with(MediaOptions { extras: true, ..MediaOptions::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let get = |args: &[&str]| run(haul().current_dir(dir.path()).arg("get").arg("-q").args(args));
+    let pairs = |list: &[(&str, &str)]| list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+    for (flags, file, streams, container, height) in [
+        // The page's best without a preference: H.264 at 720 lines, AAC.
+        (&[][..], "Plain (1).mp4", &[("video", "h264"), ("audio", "aac")][..], "mov,mp4", 720),
+        (&["--vcodec", "vp9"][..], "VP9 (1).mp4", &[("video", "vp9"), ("audio", "aac")][..], "mov,mp4", 360),
+        (&["--vcodec", "av1"][..], "AV1 (1).mp4", &[("video", "av1"), ("audio", "aac")][..], "mov,mp4", 360),
+        (
+            &["--vcodec", "h264", "--quality", "480p"][..],
+            "H264 (1).mp4",
+            &[("video", "h264"), ("audio", "aac")][..],
+            "mov,mp4",
+            360,
+        ),
+        // WebM video and WebM audio, merged into a WebM.
+        (&["--prefer", "webm"][..], "WebM (1).webm", &[("video", "vp9"), ("audio", "opus")][..], "matroska,webm", 360),
+        (&["--prefer", "mp4"][..], "MP4 (1).mp4", &[("video", "h264"), ("audio", "aac")][..], "mov,mp4", 720),
+        // yt-dlp's own selector language, asked of yt-dlp.
+        (
+            &["--format", "bv*[vcodec^=av01]+ba[acodec=opus]"][..],
+            "Selector (1).mp4",
+            &[("video", "av1"), ("audio", "opus")][..],
+            "mov,mp4",
+            360,
+        ),
+        (&["--format", "h264-360+a1"][..], "Ids (1).mp4", &[("video", "h264"), ("audio", "aac")][..], "mov,mp4", 360),
+    ] {
+        let title = file.split(" (1)").next().unwrap();
+        let output = get(&[flags, &[site.codecs(title).as_str()]].concat());
+        assert!(output.status.success(), "{flags:?}: {}", stderr(&output));
+        let probe = probe_all(&dir.path().join(file));
+        let (kinds, got_height) = streams_of(&probe);
+        assert_eq!(kinds, pairs(streams), "{flags:?}: {probe:#}");
+        assert!(probe["format"]["format_name"].as_str().unwrap().starts_with(container), "{flags:?}: {probe:#}");
+        assert_eq!(got_height, Some(height), "{flags:?}");
+    }
+
+    // A selector yt-dlp cannot parse: its message, exit code 2, and the page never asked for.
+    let page = site.codecs("Bad");
+    let output = get(&["--format", "bv*[height<=720", &page]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("Invalid format specification"), "{}", stderr(&output));
+    assert_eq!(site.requests(&page), 0);
+    let output = get(&["--format", "best[height<=abc]", &page]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("Invalid filter specification 'height<=abc'"), "{}", stderr(&output));
+    // Several downloads at once, or with the quality ladder: refused by the command line.
+    for flags in [&["--format", "137,140"][..], &["--format", "b", "--quality", "720p"][..], &["--subs", "../../x"][..]]
+    {
+        let output = get(&[flags, &[page.as_str()]].concat());
+        assert_eq!(output.status.code(), Some(2), "{flags:?}: {}", stderr(&output));
+    }
+    // A selector the page has nothing for: yt-dlp's words, and nothing saved.
+    let output = get(&["--format", "bv*[height>=2000]+ba", &page]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("Requested format is not available"), "{}", stderr(&output));
+    assert!(!dir.path().join("Bad (1).mp4").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_saves_subtitles_and_embeds_metadata_when_asked() {
+    use haul_test_support::media::{CLIP_360, SUBS_DE, SUBS_EN, UPLOADER};
+    use haul_test_support::{MediaOptions, MediaSite};
+    let site = MediaSite::start_with(MediaOptions { extras: true, ..MediaOptions::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let get = |args: &[&str]| {
+        let output = run(haul().current_dir(dir.path()).arg("get").arg("-q").args(args));
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    };
+
+    // Subtitles beside the video, named after it, byte for byte the page's tracks.
+    get(&["--subs", "en,de", &site.codecs("Talk")]);
+    assert_eq!(std::fs::read(dir.path().join("Talk (1).en.vtt")).unwrap(), site.bytes(SUBS_EN).unwrap());
+    assert_eq!(std::fs::read(dir.path().join("Talk (1).de.vtt")).unwrap(), site.bytes(SUBS_DE).unwrap());
+    // And in the file, with -o naming both.
+    get(&["--subs", "en", "--embed-subs", "-o", "embedded.mp4", &site.codecs("Embedded")]);
+    assert!(dir.path().join("embedded.en.vtt").exists());
+    let probe = probe_all(&dir.path().join("embedded.mp4"));
+    let subtitle =
+        probe["streams"].as_array().unwrap().iter().find(|s| s["codec_type"] == "subtitle").expect("a subtitle stream");
+    assert_eq!((&subtitle["codec_name"], &subtitle["tags"]["language"]), (&"mov_text".into(), &"eng".into()));
+
+    // Metadata is off by default: the file as the site serves it.
+    get(&["-o", "plain.mp4", &site.chapters("A talk")]);
+    assert_eq!(std::fs::read(dir.path().join("plain.mp4")).unwrap(), site.bytes(CLIP_360).unwrap());
+    // --embed-metadata: title, artist, date, chapters and the thumbnail as cover art, read back with ffprobe.
+    get(&["--embed-metadata", "-o", "tagged.mp4", &site.chapters("A talk")]);
+    let probe = probe_all(&dir.path().join("tagged.mp4"));
+    let tags = &probe["format"]["tags"];
+    assert_eq!(
+        (&tags["title"], &tags["artist"], &tags["date"]),
+        (&"A talk".into(), &UPLOADER.into(), &"2026-11-30".into())
+    );
+    let chapters: Vec<&str> =
+        probe["chapters"].as_array().unwrap().iter().map(|c| c["tags"]["title"].as_str().unwrap()).collect();
+    assert_eq!(chapters, ["Intro", "Main"], "{probe:#}");
+    let cover =
+        probe["streams"].as_array().unwrap().iter().find(|s| s["disposition"]["attached_pic"] == 1).expect("cover art");
+    assert_eq!((&cover["codec_name"], &cover["width"]), (&"mjpeg".into(), &320.into()));
+    // The audio alone takes the same tags and cover (m4a).
+    get(&["--audio", "--embed-metadata", "-o", "tagged.m4a", &site.chapters("A talk")]);
+    let probe = probe_all(&dir.path().join("tagged.m4a"));
+    assert_eq!(probe["format"]["tags"]["artist"], UPLOADER);
+    assert!(probe["streams"].as_array().unwrap().iter().any(|s| s["disposition"]["attached_pic"] == 1), "{probe:#}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subtitle_languages_from_a_page_cannot_leave_the_directory() {
+    use haul_test_support::{MediaOptions, MediaSite};
+    let site = MediaSite::start_with(MediaOptions { extras: true, ..MediaOptions::default() }).await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("a").join("b");
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = run(haul().current_dir(&dir).args(["get", "-q", "--subs", "all", &site.hostile_subs("Hostile")]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let names = listing(&dir);
+    // `../../x` and `..\..\a` DEL TAB `b`: one safe name each, beside the video.
+    assert_eq!(names, ["Hostile (1).ab.vtt", "Hostile (1).mp4", "Hostile (1).x.vtt"], "{names:?}");
+    assert_eq!(listing(&root.path().join("a")), ["b"]);
+    assert_eq!(listing(root.path()), ["a"]);
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use haul_api::testing::TestServer;
 use haul_test_support::{Origin, OriginOptions};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 const TOKEN: &str = "client-test-token-0123456789";
@@ -355,13 +355,19 @@ async fn add_a_video_page_with_a_quality_or_the_audio() {
     let server = Server::start(OriginOptions::default()).await;
     let site = MediaSite::start().await.unwrap();
     let video = server.ok(&["add", "--quality", "480p", &site.muxed("Lecture")]).await.trim().to_owned();
-    let audio = server.ok(&["add", "--audio", &site.dash("Lecture audio")]).await.trim().to_owned();
+    // The file as the site serves it: the sound alone, no cover art (a server embeds metadata by default).
+    let audio =
+        server.ok(&["add", "--audio", "--no-embed-metadata", &site.dash("Lecture audio")]).await.trim().to_owned();
     let (video_job, audio_job) =
         (server.wait_for(&video, "completed").await, server.wait_for(&audio, "completed").await);
     assert_eq!((video_job["kind"].as_str(), video_job["quality"].as_str()), (Some("media"), Some("480p")));
     assert_eq!(audio_job["quality"], "audio");
     let downloads = server.server.downloads_dir.clone();
     assert_eq!(codec_types(downloads.join(audio_job["path"].as_str().unwrap())), ["audio"]);
+    assert_eq!(audio_job["media_options"]["embed_metadata"], false, "{audio_job:#}");
+    // The video took the server's default: its title is in the file.
+    let probe = haul_test_support::ffprobe(downloads.join(video_job["path"].as_str().unwrap()));
+    assert_eq!(probe["format"]["tags"]["title"], "Lecture (1)", "{probe:#}");
 
     // The detail view says what was fetched.
     let shown = server.ok(&["ls", &video]).await;
@@ -377,6 +383,23 @@ async fn add_a_video_page_with_a_quality_or_the_audio() {
     }
     let output = server.haul(&["add", "--quality", "audio", "http://h/x"]).await;
     assert!(stderr(&output).contains("use --audio"), "{}", stderr(&output));
+
+    // The media choices reach the server as given, and a selector yt-dlp cannot parse is refused in its words.
+    let output = server
+        .haul(&["add", "--json", "--prefer", "webm", "--vcodec", "vp9", "--subs", "en,de", "--paused", "http://h/x"])
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let added: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let options = &added[0]["media_options"];
+    assert_eq!(
+        (&options["prefer"], &options["vcodec"], &options["subtitles"], &options["embed_metadata"]),
+        (&json!("webm"), &json!("vp9"), &json!(["en", "de"]), &json!(true)),
+        "{added:#}"
+    );
+    assert_fails_with(
+        &server.haul(&["add", "--format", "bv*[height<=720", "http://h/x"]).await,
+        "Invalid format specification",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -920,7 +920,7 @@ async fn a_playlists_entries_run_on_every_node_and_it_completes_once_they_have()
     let titles: Vec<String> = (1..=8).map(|n| format!("Episode {n}")).collect();
     let entries: Vec<(&str, &str)> = titles.iter().map(String::as_str).zip(pages.iter().map(String::as_str)).collect();
     let feed = site.feed("Series", &entries);
-    let parent = cluster.add("n1", &feed, json!({"kind": "auto", "quality": "360p"})).await;
+    let parent = cluster.add("n1", &feed, json!({"kind": "auto", "quality": "360p", "embed_metadata": false})).await;
 
     let done = cluster
         .wait_job("n2", &parent, "a completed playlist", Duration::from_secs(90), |job| job["state"] == "completed")

@@ -64,11 +64,13 @@ pub(crate) async fn probe(ffprobe: &Path, file: &Path, cancel: &CancellationToke
     })
 }
 
-/// `video`'s picture and `audio`'s sound in one mp4, without re-encoding.
+/// `video`'s picture and `audio`'s sound in one file of container `ext` (mp4, webm or mkv), without
+/// re-encoding.
 pub(crate) async fn merge(
     ffmpeg: &Path,
     video: &Path,
     audio: &Path,
+    ext: &str,
     out: &Path,
     cancel: &CancellationToken,
 ) -> Result<(), EngineError> {
@@ -77,7 +79,8 @@ pub(crate) async fn merge(
         .arg(video)
         .arg("-i")
         .arg(audio)
-        .args(["-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-movflags", "+faststart", "-f", "mp4"])
+        .args(["-map", "0:v:0", "-map", "1:a:0", "-c", "copy"])
+        .args(muxer_of(ext).unwrap_or(&["-movflags", "+faststart", "-f", "mp4"]))
         .arg(out);
     run(cmd, "ffmpeg (merging video and audio)", false, cancel, |_| {}).await.map(drop)
 }
@@ -142,6 +145,153 @@ pub(crate) async fn to_audio(
     })
     .await
     .map(drop)
+}
+
+/// ffmpeg's muxer (and its options) for a file extension haul writes; `None` for one it does not know.
+fn muxer_of(ext: &str) -> Option<&'static [&'static str]> {
+    Some(match ext {
+        "mp4" => &["-movflags", "+faststart", "-f", "mp4"],
+        "m4a" => &["-movflags", "+faststart", "-f", "ipod"],
+        "webm" => &["-f", "webm"],
+        "mkv" => &["-f", "matroska"],
+        "mp3" => &["-id3v2_version", "3", "-f", "mp3"],
+        "opus" | "ogg" => &["-f", "ogg"],
+        "flac" => &["-f", "flac"],
+        _ => return None,
+    })
+}
+
+/// What goes into a finished file besides its streams.
+pub(crate) struct Embed<'a> {
+    /// ffmpeg's metadata file (tags and chapters), see `haul_core::media_choice::ffmetadata`.
+    pub(crate) metadata: Option<&'a Path>,
+    /// A JPEG or PNG as cover art.
+    pub(crate) cover: Option<&'a Path>,
+    /// Subtitle files with their language.
+    pub(crate) subtitles: &'a [(String, std::path::PathBuf)],
+}
+
+/// `input` (a file in container `ext`) with `embed` added, streams copied, as `out`. Returns what was left out
+/// and why (cover art or subtitles a container cannot hold). `Ok(None)` when nothing could be added at all.
+pub(crate) async fn embed(
+    ffmpeg: &Path,
+    ffprobe: &Path,
+    input: &Path,
+    ext: &str,
+    embed: &Embed<'_>,
+    out: &Path,
+    cancel: &CancellationToken,
+) -> Result<Option<Vec<String>>, EngineError> {
+    let Some(muxer) = muxer_of(ext) else { return Ok(None) };
+    let mut skipped = Vec::new();
+    let cover = match (embed.cover, haul_core::media_choice::cover_art_support(ext)) {
+        (Some(cover), Ok(())) => Some(cover),
+        (Some(_), Err(why)) => {
+            skipped.push(format!("cover art: {why}"));
+            None
+        }
+        (None, _) => None,
+    };
+    let subtitle_codec = match ext {
+        "mp4" => Some("mov_text"),
+        "webm" => Some("webvtt"),
+        "mkv" => Some("srt"),
+        _ => None,
+    };
+    let subtitles: &[(String, std::path::PathBuf)] = match subtitle_codec {
+        Some(_) => embed.subtitles,
+        None if embed.subtitles.is_empty() => &[],
+        None => {
+            skipped.push(format!("subtitles: {ext} holds no subtitle streams"));
+            &[]
+        }
+    };
+    if embed.metadata.is_none() && cover.is_none() && subtitles.is_empty() {
+        return Ok(None);
+    }
+    let probed = probe_counts(ffprobe, input, cancel).await?;
+    let mut cmd = command(ffmpeg);
+    cmd.args(["-nostdin", "-loglevel", "error", "-y", "-i"]).arg(input);
+    let mut next_input = 1;
+    let metadata_input = embed.metadata.map(|metadata| {
+        cmd.arg("-i").arg(metadata);
+        next_input += 1;
+        next_input - 1
+    });
+    // Matroska keeps a cover as an attachment (an output option, given after the inputs), not a stream.
+    let attachment = cover.filter(|_| ext == "mkv");
+    let cover_input = match (cover, ext) {
+        (Some(_), "mkv") => None,
+        (Some(cover), _) => {
+            cmd.arg("-i").arg(cover);
+            next_input += 1;
+            Some(next_input - 1)
+        }
+        (None, _) => None,
+    };
+    let first_subtitle = next_input;
+    for (_, path) in subtitles {
+        cmd.arg("-i").arg(path);
+    }
+    if let Some(cover) = attachment {
+        let png = cover.extension().is_some_and(|ext| ext == "png");
+        let mimetype = if png { "mimetype=image/png" } else { "mimetype=image/jpeg" };
+        cmd.arg("-attach").arg(cover).args(["-metadata:s:t:0", mimetype]);
+    }
+    // The file's own streams (never an old cover: a new one replaces it), then the cover, then subtitles.
+    cmd.args(["-map", "0:V?", "-map", "0:a?", "-c", "copy"]);
+    if let Some(index) = metadata_input {
+        cmd.args(["-map_metadata", &index.to_string(), "-map_chapters", &index.to_string()]);
+    }
+    if let Some(index) = cover_input {
+        let out_index = probed.video + probed.audio;
+        cmd.args(["-map", &format!("{index}:v:0")]);
+        cmd.args([format!("-disposition:{out_index}"), "attached_pic".to_owned()]);
+        if ext == "mp3" {
+            cmd.args([format!("-metadata:s:{out_index}"), "comment=Cover (front)".to_owned()]);
+        }
+    }
+    for (offset, (lang, _)) in subtitles.iter().enumerate() {
+        let index = first_subtitle + offset;
+        cmd.args(["-map", &format!("{index}:s:0")]);
+        // A language tag the container keeps (three letters), and the page's name as the track's title.
+        if let Some(code) = haul_core::media_choice::iso639_2(lang) {
+            cmd.args([format!("-metadata:s:s:{offset}"), format!("language={code}")]);
+        }
+        cmd.args([format!("-metadata:s:s:{offset}"), format!("title={lang}")]);
+    }
+    if let Some(codec) = subtitle_codec
+        && !subtitles.is_empty()
+    {
+        cmd.args(["-c:s", codec]);
+    }
+    cmd.args(muxer).arg(out);
+    run(cmd, "ffmpeg (embedding metadata)", false, cancel, |_| {}).await?;
+    Ok(Some(skipped))
+}
+
+/// How many streams of each kind a file has (a cover picture not counted as video).
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    video: usize,
+    audio: usize,
+}
+
+async fn probe_counts(ffprobe: &Path, file: &Path, cancel: &CancellationToken) -> Result<Counts, EngineError> {
+    let mut cmd = command(ffprobe);
+    cmd.args(["-v", "error", "-print_format", "json", "-show_streams"]).arg(file);
+    let finished = run(cmd, "ffprobe", true, cancel, |_| {}).await?;
+    let output: ProbeOutput = serde_json::from_str(&finished.stdout)
+        .map_err(|error| EngineError::Media(format!("ffprobe printed something unreadable: {error}")))?;
+    let mut counts = Counts::default();
+    for stream in &output.streams {
+        match stream.codec_type.as_deref() {
+            Some("video") if stream.disposition.get("attached_pic") != Some(&1) => counts.video += 1,
+            Some("audio") => counts.audio += 1,
+            _ => {}
+        }
+    }
+    Ok(counts)
 }
 
 /// One frame of `video`, `at` seconds in, as a JPEG.

@@ -24,9 +24,10 @@ use std::time::Duration;
 
 use haul_core::job::DownloadId;
 use haul_core::media::{
-    AudioFormat, Format, MediaInfo, NameFields, NameTemplate, Quality, Selection, THUMBNAIL_EXTENSIONS,
-    media_file_name, select,
+    AudioFormat, Format, MediaInfo, NameFields, NameTemplate, Quality, Selection, SubtitleTrack, THUMBNAIL_EXTENSIONS,
+    media_file_name, select_preferring,
 };
+use haul_core::media_choice::{FileTags, FormatSelector, MediaChoice, ffmetadata, subtitle_file_name};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use tokio_util::sync::CancellationToken;
@@ -76,6 +77,8 @@ pub(crate) struct MediaJob<'a> {
     /// For an entry of a playlist: the playlist's title and the entry's position (`{playlist}`,
     /// `{playlist_index}` in a name template).
     pub(crate) playlist: Option<(&'a str, u32)>,
+    /// Formats, subtitles and embedding beyond the quality.
+    pub(crate) choice: &'a MediaChoice,
 }
 
 /// A finished media job; what it learned about the video was reported through its `Progress`.
@@ -164,6 +167,8 @@ pub struct MediaRequest {
     pub playlist: Option<(String, u32)>,
     /// A title that wins over the page's (a playlist entry's, as the playlist names it).
     pub title: Option<String>,
+    /// Formats (`--prefer`, `--vcodec`, `--format`), subtitles and embedding.
+    pub choice: MediaChoice,
 }
 
 /// What [`get_media`] made of a request.
@@ -225,7 +230,8 @@ pub async fn get_media(
     let digest = {
         use sha2::Digest as _;
         let item = request.playlist_item.map(|item| format!("\n{item}")).unwrap_or_default();
-        sha2::Sha256::digest(format!("{}\n{}{item}", request.url, request.quality).as_bytes())
+        let choice = serde_json::to_string(&request.choice).unwrap_or_default();
+        sha2::Sha256::digest(format!("{}\n{}\n{choice}{item}", request.url, request.quality).as_bytes())
     };
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
@@ -246,6 +252,7 @@ pub async fn get_media(
         name_template: request.name_template.as_ref(),
         thumbnail_at: None,
         playlist: request.playlist.as_ref().map(|(title, index)| (title.as_str(), *index)),
+        choice: &request.choice,
     };
     let done = run_job(client, tools, job, info, Describe::No, progress, cancel).await?;
     let saved = download::Downloaded { path: done.path, size: done.size, resumed_bytes: 0, already_complete: false };
@@ -317,6 +324,12 @@ pub async fn extract(
     cancel: &CancellationToken,
 ) -> Result<MediaInfo, EngineError> {
     ytdlp::extract(tools, url, ytdlp::Access { headers, cookies }, None, cancel).await
+}
+
+/// Whether yt-dlp parses the format selector `selector` (nothing is fetched): `InvalidRequest` with yt-dlp's own
+/// message when it does not. `haul get --format` and an add with `format` ask this before anything starts.
+pub async fn check_selector(tools: &MediaTools, selector: &FormatSelector) -> Result<(), EngineError> {
+    ytdlp::check_selector(tools, selector).await
 }
 
 /// A direct file described as a one-format "page", for `audio` asked of a plain video file.
@@ -409,14 +422,18 @@ async fn fetch_and_finish(
             "the page is a playlist; haul downloads one video per job: add each video's own page".into(),
         ));
     }
-    let selection = select(&info.formats, job.quality).map_err(|error| EngineError::Media(error.0))?;
+    let selection = match &job.choice.format {
+        Some(selector) => selection_by(tools, &info, selector, cancel).await?,
+        None => select_preferring(&info.formats, job.quality, job.choice.prefer, job.choice.vcodec)
+            .map_err(|error| EngineError::Media(error.0))?,
+    };
     let needs_ffmpeg = matches!(selection, Selection::Merge { .. } | Selection::ExtractAudio(_))
         || (job.quality == Quality::Audio && !is_m4a(selection.formats()[0]));
     if needs_ffmpeg {
         tools.ffmpeg().map_err(|message| EngineError::Media(format!("{} {message}", selection_purpose(&selection))))?;
     }
     let title = job.title.map(str::to_owned).or(info.title.clone()).unwrap_or_else(|| "media".to_owned());
-    let ext = selection.final_ext(job.quality);
+    let ext = selection.final_ext_preferring(job.quality, job.choice.prefer);
     let name = if let Some(template) = job.name_template {
         let fields = NameFields {
             title: &title,
@@ -444,6 +461,7 @@ async fn fetch_and_finish(
         height: chosen_video.and_then(|format| format.height),
         format: Some(selection.format_spec()),
         thumbnail: None,
+        subtitles: None,
     };
     progress.set_media(facts.clone());
     progress.set_destination(final_path.clone());
@@ -513,7 +531,10 @@ async fn fetch_and_finish(
     }
 
     progress.set_phase(Phase::Verifying);
-    let output = finish(tools, job, &selection, &fetched, &work, cancel).await?;
+    let output = finish(tools, job, &selection, &ext, &fetched, &work, cancel).await?;
+    let subtitles = fetch_subtitles(client, job, &info, &work, cancel).await?;
+    let output =
+        embed_extras(client, tools, job, &info, &title, &ext, &facts, &subtitles, output, &work, cancel).await?;
     let size = tokio::fs::metadata(&output).await.map_err(|error| EngineError::io(&output, error))?.len();
 
     // What the file really holds, and a frame when the page had no thumbnail: done while the file is still in
@@ -558,6 +579,22 @@ async fn fetch_and_finish(
     // The last moment a stop can still win: after the rename the job is done.
     if cancel.is_cancelled() {
         return Err(EngineError::Cancelled);
+    }
+    // Subtitles beside the file, named after it, in place before the file is.
+    let media_name = final_path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut saved = Vec::new();
+    for (lang, path) in &subtitles {
+        let ext = path.extension().map(|ext| ext.to_string_lossy().into_owned()).unwrap_or_default();
+        let destination = job.target_dir.join(subtitle_file_name(&media_name, lang, &ext));
+        if job.plain_name && tokio::fs::symlink_metadata(&destination).await.is_ok() {
+            tracing::info!(path = %destination.display(), "a subtitle file of that name is there already; kept");
+            continue;
+        }
+        tokio::fs::rename(path, &destination).await.map_err(|error| EngineError::io(&destination, error))?;
+        saved.push((lang.clone(), destination));
+    }
+    if !saved.is_empty() {
+        facts.subtitles = Some(saved);
     }
     progress.set_media(facts);
     // A server's name from a template may be another download's already: that one is kept, this one numbered
@@ -708,15 +745,267 @@ async fn fetch_with_ytdlp(
 ) -> Result<PathBuf, EngineError> {
     progress.set_connections(1);
     let access = ytdlp::Access { headers: job.headers, cookies: job.cookies };
-    let result = ytdlp::download(tools, job.url, &selection.format_spec(), access, work, cancel, |report| {
-        progress.set_done(report.downloaded);
-        progress.set_total(report.total);
-        progress.set_speed(report.speed);
-    })
-    .await;
+    let merge_ext = selection.final_ext_preferring(job.quality, job.choice.prefer);
+    let result =
+        ytdlp::download(tools, job.url, &selection.format_spec(), &merge_ext, access, work, cancel, |report| {
+            progress.set_done(report.downloaded);
+            progress.set_total(report.total);
+            progress.set_speed(report.speed);
+        })
+        .await;
     progress.set_speed(0);
     progress.set_connections(0);
     result
+}
+
+/// The formats a raw yt-dlp selector picks, as yt-dlp says: one format, or a video and an audio to merge.
+async fn selection_by(
+    tools: &MediaTools,
+    info: &MediaInfo,
+    selector: &FormatSelector,
+    cancel: &CancellationToken,
+) -> Result<Selection, EngineError> {
+    let ids = ytdlp::pick(tools, info, selector, cancel).await?;
+    let find = |id: &str| {
+        info.formats
+            .iter()
+            .find(|format| format.format_id == id)
+            .cloned()
+            .ok_or_else(|| EngineError::Media(format!("yt-dlp picked format {id:?}, which the page does not list")))
+    };
+    match ids.as_slice() {
+        [one] => Ok(Selection::Single(find(one)?)),
+        [first, second] => {
+            let (first, second) = (find(first)?, find(second)?);
+            let (video, audio) = if first.has_video() { (first, second) } else { (second, first) };
+            Ok(Selection::Merge { video: Box::new(video), audio: Box::new(audio) })
+        }
+        _ => Err(EngineError::Media(format!(
+            "format {:?} picks {} formats; haul merges one video and one audio stream (write e.g. bv*+ba)",
+            selector.as_str(),
+            ids.len()
+        ))),
+    }
+}
+
+/// The most a subtitle file may be.
+const SUBTITLE_LIMIT: usize = 5 * 1024 * 1024;
+
+/// The subtitle tracks a job asks for, by the page's language name: subtitles in a language asked for, then
+/// (with automatic captions) captions in one the subtitles did not have. Of each language, a WebVTT file, else
+/// an SRT one.
+fn wanted_subtitles(info: &MediaInfo, choice: &MediaChoice) -> Vec<(String, SubtitleTrack)> {
+    let pick = |tracks: &[SubtitleTrack]| {
+        ["vtt", "srt"].iter().find_map(|wanted| {
+            tracks
+                .iter()
+                .find(|track| {
+                    track.ext.as_deref().is_some_and(|ext| ext.eq_ignore_ascii_case(wanted))
+                        && track
+                            .url
+                            .as_deref()
+                            .is_some_and(|url| url.starts_with("http://") || url.starts_with("https://"))
+                })
+                .cloned()
+        })
+    };
+    let asked = |lang: &str| choice.subtitles.iter().any(|wanted| wanted.matches(lang));
+    let mut chosen: Vec<(String, SubtitleTrack)> = Vec::new();
+    let sources = [Some(&info.subtitles), choice.auto_subtitles.then_some(&info.automatic_captions)];
+    for tracks in sources.into_iter().flatten() {
+        for (lang, offered) in tracks {
+            // `all` of a site with captions in every language stops somewhere.
+            if chosen.len() >= haul_core::media_choice::MAX_SUBTITLE_LANGS {
+                tracing::info!("more subtitle languages than {}; the rest left out", chosen.len());
+                return chosen;
+            }
+            let safe = haul_core::media_choice::safe_lang(lang);
+            if !asked(lang) || chosen.iter().any(|(taken, _)| *taken == safe) {
+                continue;
+            }
+            if let Some(track) = pick(offered) {
+                chosen.push((safe, track));
+            }
+        }
+    }
+    chosen
+}
+
+/// The subtitles a job asks for, fetched into `work` as `sub.{lang}.{ext}` (kept from an earlier run). A track
+/// that cannot be fetched is left out with a log line: the video is what was asked for first.
+async fn fetch_subtitles(
+    client: &HttpClient,
+    job: &MediaJob<'_>,
+    info: &MediaInfo,
+    work: &Path,
+    cancel: &CancellationToken,
+) -> Result<Vec<(String, PathBuf)>, EngineError> {
+    let mut saved = Vec::new();
+    for (lang, track) in wanted_subtitles(info, job.choice) {
+        let ext = if track.ext.as_deref().is_some_and(|ext| ext.eq_ignore_ascii_case("srt")) { "srt" } else { "vtt" };
+        let path = work.join(format!("sub.{lang}.{ext}"));
+        if tokio::fs::metadata(&path).await.is_ok() {
+            saved.push((lang, path));
+            continue;
+        }
+        let url = track.url.as_deref().unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        for (name, value) in &track.http_headers {
+            if let Ok((name, value)) = parse_header(name, value) {
+                headers.insert(name, value);
+            }
+        }
+        headers.extend(job_headers(job.headers)?);
+        match fetch_small(client, url, &headers, SUBTITLE_LIMIT, cancel).await {
+            Ok(bytes) => {
+                let temp = work.join(format!(".sub.{lang}.{ext}.part"));
+                tokio::fs::write(&temp, &bytes).await.map_err(|error| EngineError::io(&temp, error))?;
+                tokio::fs::rename(&temp, &path).await.map_err(|error| EngineError::io(&path, error))?;
+                saved.push((lang, path));
+            }
+            Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
+            Err(error) => tracing::info!(%error, %lang, "cannot fetch a subtitle track; leaving it out"),
+        }
+    }
+    Ok(saved)
+}
+
+/// A small file (a subtitle track) read whole, at most `limit` bytes.
+async fn fetch_small(
+    client: &HttpClient,
+    url: &str,
+    headers: &HeaderMap,
+    limit: usize,
+    cancel: &CancellationToken,
+) -> Result<Vec<u8>, EngineError> {
+    let parsed: Url = url.parse().map_err(|error| EngineError::Media(format!("URL {url:?}: {error}")))?;
+    let no_extra = HeaderMap::new();
+    let response = tokio::select! {
+        response = client.send(Method::GET, &parsed, headers, &no_extra) => response.map_err(|error| {
+            error.fatal(&parsed).unwrap_or_else(|| EngineError::Media(error.describe()))
+        })?,
+        _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+    };
+    if !response.status().is_success() {
+        return Err(EngineError::Media(format!("the server answered {}", response.status())));
+    }
+    let mut response = response;
+    let mut bytes = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            chunk = response.chunk() => chunk.map_err(|error| EngineError::Media(error.to_string()))?,
+            _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+        };
+        let Some(chunk) = chunk else { break };
+        if bytes.len() + chunk.len() > limit {
+            return Err(EngineError::Media(format!("larger than {} MiB", limit / 1024 / 1024)));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// The finished file with metadata (title, artist, date, chapters, cover art) and subtitles in it, when the
+/// job asks for them, as `work/embedded`; `output` as it is otherwise, or when nothing could be added.
+#[allow(clippy::too_many_arguments)]
+async fn embed_extras(
+    client: &HttpClient,
+    tools: &MediaTools,
+    job: &MediaJob<'_>,
+    info: &MediaInfo,
+    title: &str,
+    ext: &str,
+    facts: &MediaFacts,
+    subtitles: &[(String, PathBuf)],
+    output: PathBuf,
+    work: &Path,
+    cancel: &CancellationToken,
+) -> Result<PathBuf, EngineError> {
+    let subtitles = if job.choice.embed_subtitles { subtitles } else { &[] };
+    // Metadata is a server's default: without ffmpeg the file stays as it is (subtitles were asked for).
+    let tools_there = tools.ffmpeg().is_ok() && tools.ffprobe().is_ok();
+    if job.choice.embed_metadata && !tools_there && subtitles.is_empty() {
+        tracing::info!("no metadata put into the file: ffmpeg or ffprobe is missing");
+        return Ok(output);
+    }
+    let metadata = job.choice.embed_metadata;
+    if !metadata && subtitles.is_empty() {
+        return Ok(output);
+    }
+    let ffmpeg_path = tools.ffmpeg().map_err(|why| EngineError::Media(format!("embedding metadata: {why}")))?;
+    let ffprobe_path = tools.ffprobe().map_err(|why| EngineError::Media(format!("embedding metadata: {why}")))?;
+    let metadata_file = work.join("metadata.txt");
+    let mut cover = None;
+    if metadata {
+        let chapters = info.chapters.as_deref().unwrap_or_default();
+        let tags = FileTags {
+            title: Some(title),
+            artist: info.uploader.as_deref(),
+            upload_date: info.upload_date.as_deref(),
+            comment: Some(job.url),
+            chapters,
+        };
+        let text = ffmetadata(&tags, info.duration);
+        tokio::fs::write(&metadata_file, text).await.map_err(|error| EngineError::io(&metadata_file, error))?;
+        cover = cover_image(client, tools, job, info, facts, work, cancel).await?;
+    }
+    let embed =
+        ffmpeg::Embed { metadata: metadata.then_some(metadata_file.as_path()), cover: cover.as_deref(), subtitles };
+    let out = work.join("embedded");
+    match ffmpeg::embed(ffmpeg_path, ffprobe_path, &output, ext, &embed, &out, cancel).await? {
+        Some(skipped) => {
+            for why in skipped {
+                tracing::info!(%why, "left out of the file");
+            }
+            Ok(out)
+        }
+        None => {
+            tracing::info!(%ext, "nothing to embed in this container");
+            Ok(output)
+        }
+    }
+}
+
+/// The picture for cover art, as JPEG or PNG: the job's thumbnail (a server keeps it), else the page's, fetched
+/// into `work` (`haul get`). `None` without one.
+async fn cover_image(
+    client: &HttpClient,
+    tools: &MediaTools,
+    job: &MediaJob<'_>,
+    info: &MediaInfo,
+    facts: &MediaFacts,
+    work: &Path,
+    cancel: &CancellationToken,
+) -> Result<Option<PathBuf>, EngineError> {
+    let kept = match (job.thumbnails_dir, &facts.thumbnail) {
+        (Some(dir), Some(name)) => Some(dir.join(name)),
+        _ => None,
+    };
+    let image = match (kept, info.thumbnail.as_deref()) {
+        (Some(path), _) => path,
+        (None, Some(url)) => match fetch_thumbnail(client, tools, url, job.headers, work, job.id, cancel).await {
+            Ok(name) => work.join(name),
+            Err(EngineError::Cancelled) => return Err(EngineError::Cancelled),
+            Err(error) => {
+                tracing::info!(%error, "no cover art: cannot fetch the page's thumbnail");
+                return Ok(None);
+            }
+        },
+        (None, None) => return Ok(None),
+    };
+    if image.extension().is_some_and(|ext| ext == "jpg" || ext == "png") {
+        return Ok(Some(image));
+    }
+    // WebP: MP4 and MP3 take JPEG or PNG.
+    let jpeg = work.join("cover.jpg");
+    match ffmpeg::to_jpeg(tools.ffmpeg().map_err(EngineError::Media)?, &image, &jpeg, cancel).await {
+        Ok(()) => Ok(Some(jpeg)),
+        Err(EngineError::Cancelled) => Err(EngineError::Cancelled),
+        Err(error) => {
+            tracing::info!(%error, "no cover art: cannot make the thumbnail a JPEG");
+            Ok(None)
+        }
+    }
 }
 
 /// The fetched files made into the one the user asked for, in `work`.
@@ -724,6 +1013,7 @@ async fn finish(
     tools: &MediaTools,
     job: &MediaJob<'_>,
     selection: &Selection,
+    ext: &str,
     fetched: &[PathBuf],
     work: &Path,
     cancel: &CancellationToken,
@@ -733,7 +1023,7 @@ async fn finish(
         // yt-dlp's downloader merged them already.
         (Selection::Merge { video, audio }, [video_path, audio_path]) if video.is_direct() && audio.is_direct() => {
             let ffmpeg = tools.ffmpeg().map_err(EngineError::Media)?;
-            ffmpeg::merge(ffmpeg, video_path, audio_path, &out, cancel).await?;
+            ffmpeg::merge(ffmpeg, video_path, audio_path, ext, &out, cancel).await?;
             Ok(out)
         }
         (_, [single, ..]) if job.quality == Quality::Audio => {
@@ -962,6 +1252,57 @@ mod tests {
         assert_eq!(image_ext(b"RIFF\0\0\0\0WEBPVP8 ", ""), Some("webp"));
         assert_eq!(image_ext(b"GIF89a", "image/gif"), None);
         assert_eq!(image_ext(b"????", "image/png"), Some("png"));
+    }
+
+    #[test]
+    fn subtitles_asked_for_come_from_subtitles_then_automatic_captions() {
+        let track = |lang: &str, ext: &str| SubtitleTrack {
+            url: Some(format!("http://h/{lang}.{ext}")),
+            ext: Some(ext.into()),
+            ..SubtitleTrack::default()
+        };
+        let info = MediaInfo {
+            subtitles: [
+                ("en".to_owned(), vec![track("en", "ttml"), track("en", "srt"), track("en", "vtt")]),
+                ("../../de".to_owned(), vec![track("de", "vtt")]),
+                ("ja".to_owned(), vec![track("ja", "ttml")]),
+            ]
+            .into(),
+            automatic_captions: [
+                ("en".to_owned(), vec![track("en-auto", "vtt")]),
+                ("fr".to_owned(), vec![track("fr", "vtt")]),
+            ]
+            .into(),
+            ..MediaInfo::default()
+        };
+        let pick = |langs: &str, auto: bool| {
+            let choice = MediaChoice {
+                subtitles: haul_core::media_choice::parse_langs(langs).unwrap(),
+                auto_subtitles: auto,
+                ..MediaChoice::default()
+            };
+            wanted_subtitles(&info, &choice)
+                .into_iter()
+                .map(|(lang, track)| (lang, track.url.unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let owned =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>();
+        // WebVTT first; a language only in automatic captions only with them; a track without vtt or srt left out.
+        assert_eq!(pick("en,fr,ja", false), owned(&[("en", "http://h/en.vtt")]));
+        assert_eq!(pick("en,fr", true), owned(&[("en", "http://h/en.vtt"), ("fr", "http://h/fr.vtt")]));
+        // `all`: the page's names made safe (`../../de` is `de`), subtitles winning over captions of a language.
+        assert_eq!(
+            pick("all", true),
+            owned(&[("de", "http://h/de.vtt"), ("en", "http://h/en.vtt"), ("fr", "http://h/fr.vtt")])
+        );
+        let many = MediaInfo {
+            automatic_captions: (0..100).map(|n| (format!("l{n}"), vec![track("x", "vtt")])).collect(),
+            ..MediaInfo::default()
+        };
+        let choice =
+            MediaChoice { subtitles: vec!["all".parse().unwrap()], auto_subtitles: true, ..MediaChoice::default() };
+        assert_eq!(wanted_subtitles(&many, &choice).len(), haul_core::media_choice::MAX_SUBTITLE_LANGS);
     }
 
     #[test]

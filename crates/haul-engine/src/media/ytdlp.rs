@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use haul_core::media::MediaInfo;
+use haul_core::media_choice::FormatSelector;
 use tokio::io::AsyncWriteExt as _;
 use tokio_util::sync::CancellationToken;
 
@@ -207,6 +208,140 @@ impl Early {
     }
 }
 
+/// A reading written back for yt-dlp (`--load-info-json`), with the formats haul read of it, so yt-dlp can say
+/// which of them a selector picks without asking the site anything again.
+struct InfoFile {
+    path: std::path::PathBuf,
+}
+
+impl InfoFile {
+    fn write(info: &MediaInfo) -> Result<Self, EngineError> {
+        let json = serde_json::json!({
+            "id": info.id.clone().unwrap_or_else(|| "media".into()),
+            "title": info.title.clone().unwrap_or_else(|| "media".into()),
+            "extractor": "generic",
+            "extractor_key": "Generic",
+            "webpage_url": "http://127.0.0.1/",
+            "formats": info.formats,
+        });
+        let path = std::env::temp_dir().join(format!("haul-info-{}.json", uuid::Uuid::new_v4()));
+        let file = Self { path };
+        std::fs::write(&file.path, json.to_string())
+            .map_err(|error| EngineError::Media(format!("cannot write the page's formats for yt-dlp: {error}")))?;
+        Ok(file)
+    }
+}
+
+impl Drop for InfoFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The format ids yt-dlp's selector `selector` picks from `info`'s formats (one, or a video and an audio to
+/// merge), asked of yt-dlp offline; yt-dlp's own message when it picks none ("Requested format is not
+/// available") or cannot parse it.
+pub(crate) async fn pick(
+    tools: &MediaTools,
+    info: &MediaInfo,
+    selector: &FormatSelector,
+    cancel: &CancellationToken,
+) -> Result<Vec<String>, EngineError> {
+    let program = tools.yt_dlp().map_err(EngineError::Media)?;
+    let file = InfoFile::write(info)?;
+    let mut cmd = command(program);
+    cmd.args(["--ignore-config", "--no-warnings", "-J", "-f", selector.as_str(), "--load-info-json"]).arg(&file.path);
+    // Nothing here asks the network; should a yt-dlp ever do, it goes through the destination policy as
+    // every other run does.
+    let _proxy = guard(tools, &mut cmd).await?;
+    let finished = run(cmd, "yt-dlp (choosing formats)", true, cancel, |_| {}).await.map_err(|error| match error {
+        EngineError::Media(message) => {
+            EngineError::Media(format!("format {:?}: {}", selector.as_str(), yt_dlp_words(&message)))
+        }
+        other => other,
+    })?;
+    #[derive(serde::Deserialize)]
+    struct Picked {
+        format_id: Option<String>,
+        #[serde(default)]
+        requested_formats: Vec<PickedFormat>,
+    }
+    #[derive(serde::Deserialize)]
+    struct PickedFormat {
+        format_id: String,
+    }
+    let picked: Picked = serde_json::from_str(&finished.stdout)
+        .map_err(|error| EngineError::Media(format!("yt-dlp chose formats in a way haul cannot read: {error}")))?;
+    let ids: Vec<String> = if picked.requested_formats.is_empty() {
+        picked.format_id.into_iter().collect()
+    } else {
+        picked.requested_formats.into_iter().map(|format| format.format_id).collect()
+    };
+    if ids.is_empty() {
+        return Err(EngineError::Media(format!("format {:?} picks no format", selector.as_str())));
+    }
+    Ok(ids)
+}
+
+/// Whether yt-dlp parses `selector`: it is tried on a one-format reading, offline, so only a selector yt-dlp
+/// cannot parse is refused (`InvalidRequest`, in yt-dlp's words); whether a page has what it asks for is known
+/// when the page is read.
+pub(crate) async fn check_selector(tools: &MediaTools, selector: &FormatSelector) -> Result<(), EngineError> {
+    let sample = MediaInfo {
+        id: Some("check".into()),
+        title: Some("check".into()),
+        formats: vec![haul_core::media::Format {
+            format_id: "0".into(),
+            url: Some("http://127.0.0.1/0.mp4".into()),
+            ext: Some("mp4".into()),
+            protocol: Some("http".into()),
+            height: Some(360),
+            vcodec: Some("avc1.64001e".into()),
+            acodec: Some("mp4a.40.2".into()),
+            ..Default::default()
+        }],
+        ..MediaInfo::default()
+    };
+    match pick(tools, &sample, selector, &CancellationToken::new()).await {
+        Ok(_) => Ok(()),
+        Err(EngineError::Media(message)) if message.contains("Invalid") || message.contains("SyntaxError") => {
+            let words = message.split_once(": ").map_or(message.as_str(), |(_, words)| words);
+            Err(EngineError::InvalidRequest(format!(
+                "format {:?} is not a selector yt-dlp takes: {words}",
+                selector.as_str()
+            )))
+        }
+        // Parsed, but the sample has nothing it asks for: a page may.
+        Err(EngineError::Media(message)) if message.contains("not available") || message.contains("picks no") => Ok(()),
+        Err(other) => Err(other),
+    }
+}
+
+/// yt-dlp's own words from the end of its stderr: the `ERROR:` line, or a Python `SyntaxError: ...` (how it
+/// refuses a selector it cannot parse), without the traceback.
+fn yt_dlp_words(message: &str) -> String {
+    for marker in ["SyntaxError: ", "ERROR: "] {
+        if let Some(at) = message.rfind(marker) {
+            let rest = &message[at + marker.len()..];
+            let line = rest.split(';').next().unwrap_or(rest).trim();
+            // yt-dlp's `[generic] id: ` prefix names the page, which the caller already knows.
+            let mut line = line;
+            if line.starts_with('[')
+                && let Some((_, tail)) = line.split_once("] ")
+            {
+                line = tail;
+                if let Some((id, tail)) = line.split_once(": ")
+                    && !id.contains(' ')
+                {
+                    line = tail;
+                }
+            }
+            return line.trim_end_matches(". Use --list-formats for a list of available formats").to_owned();
+        }
+    }
+    message.to_owned()
+}
+
 /// What yt-dlp's downloader reports, from the progress template below.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct Report {
@@ -228,13 +363,15 @@ fn parse_report(line: &str) -> Option<Report> {
     Some(Report { downloaded, total, speed })
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Downloads formats `spec` of `url` into `dir` as `media.EXT` with yt-dlp's own downloader (merging with
-/// ffmpeg when the spec joins two formats), continuing from what an earlier, stopped run left in `dir`.
+/// ffmpeg into `merge_ext` when the spec joins two formats), continuing from what an earlier, stopped run left in `dir`.
 /// Returns the file it made.
 pub(crate) async fn download(
     tools: &MediaTools,
     url: &str,
     spec: &str,
+    merge_ext: &str,
     access: Access<'_>,
     dir: &Path,
     cancel: &CancellationToken,
@@ -243,7 +380,7 @@ pub(crate) async fn download(
     let mut cmd = command(tools.yt_dlp().map_err(EngineError::Media)?);
     let proxy = guard(tools, &mut cmd).await?;
     cmd.args(["--no-playlist", "--no-warnings", "--ignore-config", "--newline", "--continue", "--no-mtime"])
-        .args(["--progress-template", PROGRESS_TEMPLATE, "-f", spec, "--merge-output-format", "mp4"])
+        .args(["--progress-template", PROGRESS_TEMPLATE, "-f", spec, "--merge-output-format", merge_ext])
         .arg("-P")
         .arg(dir)
         .args(["-o", "media.%(ext)s"]);

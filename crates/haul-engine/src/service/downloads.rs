@@ -66,6 +66,13 @@ impl Engine {
     /// A request checked into a new row, with what the account's rules give it, within the account's cap.
     async fn checked_new(&self, account: &AccountId, request: AddRequest) -> Result<NewDownload, ServiceError> {
         let mut new = new_download(account, request, &self.inner.options.media, self.inner.client.destinations())?;
+        if let Some(selector) = &new.media.format {
+            // yt-dlp judges its own language, before anything is queued; nothing is fetched to do so.
+            crate::media::check_selector(&self.inner.options.media, selector).await.map_err(|error| match error {
+                crate::error::EngineError::InvalidRequest(message) => ServiceError::Invalid(message),
+                other => ServiceError::Unsupported(other.to_string()),
+            })?;
+        }
         self.apply_rules(&mut new).await?;
         let limit = self.inner.options.max_jobs_per_account;
         let kept = self.inner.store.counts(Some(account)).await?.total();
@@ -251,6 +258,13 @@ impl Engine {
             }
             if let Some(path) = self.final_path(&record) {
                 self.remove_file(path).await;
+            }
+            // The subtitle files saved beside it are part of it.
+            for subtitle in &record.subtitles {
+                let saved = self.inner.options.downloads_dir.join(&subtitle.path);
+                if let Some(path) = self.inside_downloads(&saved).await {
+                    self.remove_file(path).await;
+                }
             }
             self.discard_partial(&record).await;
         }

@@ -76,6 +76,12 @@ impl Engine {
         None
     }
 
+    /// A subtitle file the download saved in `lang`, when it is a regular file inside the downloads directory.
+    pub async fn subtitle_path(&self, view: &DownloadView, lang: &str) -> Option<PathBuf> {
+        let file = view.subtitles.iter().find(|file| file.lang == lang)?;
+        self.inside_downloads(&self.inner.options.downloads_dir.join(&file.path)).await
+    }
+
     pub(super) fn thumbnail_candidates(&self, id: DownloadId) -> Vec<PathBuf> {
         let dir = &self.inner.options.thumbnails_dir;
         THUMBNAIL_EXTENSIONS.iter().map(|ext| dir.join(format!("{id}.{ext}"))).collect()

@@ -68,6 +68,7 @@ impl Engine {
                 child.playlist_index = Some(entry.index);
                 child.playlist_item = entry.item;
                 child.name_template = record.name_template.clone();
+                child.media = record.media.clone();
                 child
             })
             .collect();

@@ -221,7 +221,7 @@ impl Engine {
             )
             .await?;
             if let Some(facts) = described {
-                let update = MediaUpdate { kind: None, ..media_update(facts) };
+                let update = MediaUpdate { kind: None, ..self.media_update(facts) };
                 self.store_quietly(self.inner.store.set_media(record.id, &update).await);
             }
             return Ok(Some(Fetched { path: done.path, size: done.size }));
@@ -258,6 +258,7 @@ impl Engine {
             name_template: template.as_ref(),
             thumbnail_at: record.labels.thumbnail_at,
             playlist: record.playlist_index.map(|index| (playlist_title.as_deref().unwrap_or("NA"), index)),
+            choice: &record.media,
         };
         let done = media::run(&self.inner.client, tools, job, info, &running.progress, cancel).await?;
         Ok(Some(Fetched { path: done.path, size: done.size }))
@@ -402,8 +403,29 @@ impl Engine {
     /// Writes what a media job has learned since the last write; true when there was something.
     async fn write_media_change(&self, record: &DownloadRecord, progress: &Progress) -> bool {
         let Some(facts) = progress.take_media_change() else { return false };
-        self.store_quietly(self.inner.store.set_media(record.id, &media_update(facts)).await);
+        let update = self.media_update(facts);
+        self.store_quietly(self.inner.store.set_media(record.id, &update).await);
         true
+    }
+
+    /// What a media job learned, as the store keeps it (subtitle paths relative to the downloads directory).
+    fn media_update(&self, facts: MediaFacts) -> MediaUpdate {
+        let subtitles = facts.subtitles.map(|saved| {
+            saved
+                .into_iter()
+                .map(|(lang, path)| haul_core::media_choice::SubtitleFile { lang, path: self.relative(&path) })
+                .collect()
+        });
+        MediaUpdate {
+            kind: Some(JobKind::Media),
+            title: facts.title,
+            duration: facts.duration,
+            width: facts.width,
+            height: facts.height,
+            format: facts.format,
+            thumbnail: facts.thumbnail,
+            subtitles,
+        }
     }
 
     pub(super) fn store_quietly(&self, result: Result<(), haul_store::StoreError>) {
@@ -465,18 +487,6 @@ pub(super) fn eta(total: Option<u64>, done: u64, speed: u64) -> Option<u64> {
 fn pairs_to_map(headers: &[(String, String)]) -> Result<reqwest::header::HeaderMap, EngineError> {
     crate::http::header_map(headers.iter().map(|(name, value)| (name.as_str(), value.as_str())))
         .map_err(EngineError::InvalidRequest)
-}
-
-fn media_update(facts: MediaFacts) -> MediaUpdate {
-    MediaUpdate {
-        kind: Some(JobKind::Media),
-        title: facts.title,
-        duration: facts.duration,
-        width: facts.width,
-        height: facts.height,
-        format: facts.format,
-        thumbnail: facts.thumbnail,
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use haul_core::checksum::ChecksumSpec;
 use haul_core::job::{AccountId, JobKind};
 use haul_core::labels::Labels;
 use haul_core::media::{NameTemplate, Quality};
+use haul_core::media_choice::{MAX_SUBTITLE_LANGS, MediaChoice};
 use haul_store::NewDownload;
 use url::Url;
 
@@ -137,7 +138,32 @@ pub(super) fn new_download(
             Some(template.to_owned())
         }
     };
+    new.media = check_media_choice(request.media, quality, tools)?;
     Ok(new)
+}
+
+/// A media choice as kept: a format selector decides alone; subtitles at most [`MAX_SUBTITLE_LANGS`]
+/// languages; anything that reads a page needs yt-dlp. (The selector's syntax is yt-dlp's to judge: see
+/// `Engine::add`.)
+fn check_media_choice(choice: MediaChoice, quality: Quality, tools: &MediaTools) -> Result<MediaChoice, ServiceError> {
+    if choice.format.is_some() && (quality != Quality::Best || choice.prefer.is_some() || choice.vcodec.is_some()) {
+        return Err(ServiceError::Invalid(
+            "format is a whole yt-dlp selector: leave out quality, prefer and vcodec with it, or say them in the \
+             selector (e.g. bv*[height<=720][vcodec^=vp9]+ba)"
+                .into(),
+        ));
+    }
+    if choice.subtitles.len() > MAX_SUBTITLE_LANGS {
+        return Err(ServiceError::Invalid(format!("at most {MAX_SUBTITLE_LANGS} subtitle languages")));
+    }
+    if choice.format.is_some() || choice.wants_subtitles() {
+        require("a format selector or subtitles", tools.yt_dlp())?;
+    }
+    // Metadata is embedded by default, and skipped without ffmpeg; subtitles in the file are asked for.
+    if choice.embed_subtitles {
+        require("embedding subtitles", tools.ffmpeg())?;
+    }
+    Ok(choice)
 }
 
 /// A display name as kept: trimmed, `None` when blank.

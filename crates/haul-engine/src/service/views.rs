@@ -7,6 +7,7 @@ use haul_core::account::KeyKind;
 use haul_core::job::{AccountId, DownloadId, JobKind, JobState};
 pub use haul_core::labels::Labels;
 use haul_core::media::{Quality, RenditionName, RenditionState};
+pub use haul_core::media_choice::{MediaChoice, SubtitleFile};
 use haul_store::{ApiKey, DownloadPatch, DownloadRecord, ListFilter, Rendition};
 
 /// A new download as a client asks for it; validated by [`Engine::add`](super::Engine::add).
@@ -38,6 +39,9 @@ pub struct AddRequest {
     /// How a media file is named (`{title} [{id}].{ext}`, see `haul_core::media::NameTemplate`); a playlist's
     /// entries take their playlist's.
     pub name_template: Option<String>,
+    /// Media: formats, subtitles and embedding beyond the quality; checked by [`Engine::add`](super::Engine::add)
+    /// (a format selector by yt-dlp itself).
+    pub media: MediaChoice,
 }
 
 /// A download as clients see it: the stored job with live progress laid over it while it runs.
@@ -91,6 +95,12 @@ pub struct DownloadView {
     pub name_with_id: bool,
     /// The node running it while active; once completed, the node whose downloads directory holds the file.
     pub node: Option<String>,
+    /// Media: what it chose beyond its quality.
+    #[serde(default)]
+    pub media: MediaChoice,
+    /// Media: the subtitle files saved beside the file (paths relative to the downloads root).
+    #[serde(default)]
+    pub subtitles: Vec<SubtitleFile>,
     /// The playlist this download is an entry of, and its position there (from 1).
     pub parent: Option<DownloadId>,
     pub playlist_index: Option<u32>,
@@ -280,6 +290,8 @@ impl From<DownloadRecord> for DownloadView {
             playlist_item: _,
             playlist_items,
             name_template,
+            media,
+            subtitles,
         } = record;
         let node = if state == JobState::Active { lease_owner } else { held_by };
         Self {
@@ -322,6 +334,8 @@ impl From<DownloadRecord> for DownloadView {
             playlist: (kind == JobKind::Playlist)
                 .then(|| PlaylistView { items: playlist_items, ..PlaylistView::default() }),
             name_template,
+            media,
+            subtitles,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use haul_core::job::{AccountId, DownloadId, JobAction, JobKind, JobState, next_state};
 use haul_core::media::{RenditionName, RenditionState};
+use haul_core::media_choice::{Container, MediaChoice, SubtitleFile, VideoCodec};
 use haul_store::{DownloadPatch, ListFilter, MediaUpdate, NewDownload, ProgressUpdate, Rendition, RenditionUpdate};
 
 use crate::harness::{Fixture, LEASE, assert_conflict, assert_not_found, create, download_in};
@@ -22,6 +23,7 @@ backend_tests! {
     delete_returns_the_row_and_removes_it,
     renditions_belong_to_their_download_and_account,
     media_fields_and_rendition_progress_are_recorded,
+    media_choices_and_subtitle_files_are_kept,
     counts_per_account_and_overall,
     counts_stay_equal_to_the_rows_through_every_change,
     reopening_the_file_keeps_everything,
@@ -359,6 +361,7 @@ async fn media_fields_and_rendition_progress_are_recorded(fixture: Fixture) {
         height: Some(720),
         format: Some("v720+a1".into()),
         thumbnail: Some(format!("{id}.jpg")),
+        subtitles: None,
     };
     store.set_media(id, &update).await.unwrap();
     let record = store.get(&account, id).await.unwrap();
@@ -485,4 +488,43 @@ async fn reopening_the_file_keeps_everything(fixture: Fixture) {
     assert_eq!(reopened.get(&account, first).await.unwrap().bytes_done, 77);
     assert_eq!(reopened.get(&account, second).await.unwrap().state, JobState::Failed);
     assert_eq!(reopened.requeue_node("node-a").await.unwrap(), 1, "leases survive a restart too");
+}
+
+/// A media download's choices come back as given (so a resume after a restart makes the same file), a row
+/// without any reads as the defaults, and the subtitle files a run saved replace the list whole.
+async fn media_choices_and_subtitle_files_are_kept(fixture: Fixture) {
+    let store = &*fixture.store;
+    let account = AccountId::generate();
+    let choice = MediaChoice {
+        prefer: Some(Container::Webm),
+        vcodec: Some(VideoCodec::Vp9),
+        format: None,
+        subtitles: haul_core::media_choice::parse_langs("en,de").unwrap(),
+        auto_subtitles: true,
+        embed_subtitles: true,
+        embed_metadata: true,
+    };
+    let chosen = NewDownload { media: choice.clone(), ..NewDownload::new(account.clone(), "http://site/page") };
+    let id = store.create(chosen).await.unwrap().id;
+    let plain = store.create(NewDownload::new(account.clone(), "http://site/file")).await.unwrap();
+    assert_eq!(plain.media, MediaChoice::default());
+    assert!(plain.subtitles.is_empty());
+    let selector = NewDownload {
+        media: MediaChoice { format: Some("bv*[vcodec^=av01]+ba/b".parse().unwrap()), ..MediaChoice::default() },
+        ..NewDownload::new(account.clone(), "http://site/other")
+    };
+    let selector = store.create(selector).await.unwrap();
+    assert_eq!(selector.media.format.as_ref().map(|format| format.as_str()), Some("bv*[vcodec^=av01]+ba/b"));
+
+    let files = vec![
+        SubtitleFile { lang: "en".into(), path: "Talk.en.vtt".into() },
+        SubtitleFile { lang: "de".into(), path: "Talk.de.vtt".into() },
+    ];
+    let update = MediaUpdate { subtitles: Some(files.clone()), ..MediaUpdate::default() };
+    store.set_media(id, &update).await.unwrap();
+    let record = store.get(&account, id).await.unwrap();
+    assert_eq!((record.media, record.subtitles), (choice, files));
+    // `None` keeps the list.
+    store.set_media(id, &MediaUpdate::default()).await.unwrap();
+    assert_eq!(store.get(&account, id).await.unwrap().subtitles.len(), 2);
 }

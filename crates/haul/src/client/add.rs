@@ -90,6 +90,8 @@ pub struct AddArgs {
     /// becomes a download of its own under the playlist's.
     #[arg(long, value_name = "ITEMS", value_parser = crate::cli::parse_playlist_items)]
     pub playlist_items: Option<haul_core::playlist::PlaylistItems>,
+    #[command(flatten)]
+    pub media: crate::cli::MediaFlags,
 
     /// Print the created downloads as a JSON array instead of their IDs.
     #[arg(long)]
@@ -167,6 +169,15 @@ fn create_request(args: &AddArgs, url: &str, headers: &BTreeMap<String, String>)
         kind: args.kind.map(|kind| kind.to_string()),
         playlist_items: args.playlist_items.as_ref().map(ToString::to_string),
         name_template: args.name.clone(),
+        prefer: args.media.prefer.map(|prefer| prefer.to_string()),
+        vcodec: args.media.vcodec.map(|vcodec| vcodec.to_string()),
+        format: args.media.format.as_ref().map(ToString::to_string),
+        subtitles: args.media.subs.iter().flat_map(|langs| &langs.0).map(|lang| lang.as_str().to_owned()).collect(),
+        auto_subtitles: args.media.auto_subs,
+        embed_subtitles: args.media.embed_subs,
+        // Left out unless given: the server's default (on) applies.
+        embed_metadata: (args.media.embed_metadata || args.media.no_embed_metadata)
+            .then(|| args.media.embed_metadata_or(true)),
     }
 }
 

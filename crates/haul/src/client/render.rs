@@ -110,6 +110,9 @@ pub fn render_detail(download: &Download) -> String {
         }
         field("media", &media);
     }
+    for subtitle in &download.subtitle_files {
+        field("subtitles", &format!("{} ({})", subtitle.name, subtitle.lang));
+    }
     if let Some(title) = &download.title {
         field("title", title);
     }
@@ -274,6 +277,8 @@ pub(super) mod tests {
             playlist_index: None,
             playlist: None,
             name_template: None,
+            media_options: Default::default(),
+            subtitle_files: Vec::new(),
         }
     }
 
