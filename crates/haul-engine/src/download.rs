@@ -108,6 +108,9 @@ pub struct Downloaded {
     pub resumed_bytes: u64,
     /// The whole file was already at `path` and nothing was fetched (only with `skip_if_complete`).
     pub already_complete: bool,
+    /// What identified the version fetched (empty when nothing was fetched, or the host sent none): with the
+    /// size, what the download archive knows a plain file by.
+    pub validators: crate::probe::Validators,
 }
 
 /// Paths that belong to one download.
@@ -242,7 +245,13 @@ pub async fn download(
             progress.set_total(Some(size));
             progress.set_done(size);
             progress.set_phase(Phase::Done);
-            return Ok(Downloaded { path, size, resumed_bytes: 0, already_complete: true });
+            return Ok(Downloaded {
+                path,
+                size,
+                resumed_bytes: 0,
+                already_complete: true,
+                validators: Default::default(),
+            });
         }
     };
     if let (Some(root), Some(dir)) = (&options.root, paths.final_path.parent()) {
@@ -428,7 +437,13 @@ pub async fn download(
     progress.set_phase(Phase::Done);
     // Bytes fetched again (a host that sent the file from zero) were not resumed.
     let resumed_bytes = resumed_bytes.min(progress.snapshot().resumed);
-    Ok(Downloaded { path: paths.final_path, size, resumed_bytes, already_complete: false })
+    Ok(Downloaded {
+        path: paths.final_path,
+        size,
+        resumed_bytes,
+        already_complete: false,
+        validators: probe.validators,
+    })
 }
 
 /// The final paths this process's downloads are writing to, each with its URL and how many downloads hold it: a

@@ -28,7 +28,7 @@ pub use error::EngineError;
 pub use http::{ClientOptions, HttpClient, header_map, parse_header, parse_header_line};
 pub use limiter::{Limits, RateLimiter};
 pub use media::{MediaRequest, MediaTools, NotExecutable, convert_audio, extract as media_formats, get_media};
-pub use probe::FIRST_REQUEST;
+pub use probe::{FIRST_REQUEST, Validators};
 pub use progress::{MediaFacts, Phase, Progress, ProgressSnapshot};
 pub use reqwest::header;
 pub use to_writer::{WriterOptions, download_to_writer};

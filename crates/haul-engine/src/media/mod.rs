@@ -210,7 +210,13 @@ pub async fn get_media(
         thumbnail_at: None,
     };
     let done = run_job(client, tools, job, info, Describe::No, progress, cancel).await?;
-    Ok(Some(download::Downloaded { path: done.path, size: done.size, resumed_bytes: 0, already_complete: false }))
+    Ok(Some(download::Downloaded {
+        path: done.path,
+        size: done.size,
+        resumed_bytes: 0,
+        already_complete: false,
+        validators: Default::default(),
+    }))
 }
 
 /// How long the look at a URL (is it a web page?) may take before yt-dlp is started beside it: a host that

@@ -67,6 +67,7 @@ impl Engine {
     async fn checked_new(&self, account: &AccountId, request: AddRequest) -> Result<NewDownload, ServiceError> {
         let mut new = new_download(account, request, &self.inner.options.media, self.inner.client.destinations())?;
         self.apply_rules(&mut new).await?;
+        self.check_archive_on_add(&new).await?;
         let limit = self.inner.options.max_jobs_per_account;
         let kept = self.inner.store.counts(Some(account)).await?.total();
         if kept >= limit {

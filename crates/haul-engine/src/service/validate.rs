@@ -108,6 +108,7 @@ pub(super) fn new_download(
     new.kind = kind;
     new.labels = check_labels(request.labels)?;
     new.name_with_id = request.name_with_id;
+    new.check_archive = request.check_archive;
     Ok(new)
 }
 

@@ -32,6 +32,10 @@ pub struct AddRequest {
     pub labels: Labels,
     /// Name the file `{name}__{id}.{ext}` (the yt-dlp web app's layout) rather than as the server offers it.
     pub name_with_id: bool,
+    /// Skip it when the account's archive holds it (checked at add and again once a page is read): the native
+    /// API's default, which its `force` turns off. The compatible APIs leave it off, as the systems they stand
+    /// in for make a new job for every add.
+    pub check_archive: bool,
 }
 
 /// A download as clients see it: the stored job with live progress laid over it while it runs.
@@ -244,6 +248,7 @@ impl From<DownloadRecord> for DownloadView {
             finished_at,
             labels,
             name_with_id,
+            check_archive: _,
             lease_owner,
             lease_expires: _,
             held_by,
