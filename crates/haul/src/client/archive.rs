@@ -103,6 +103,9 @@ fn shortened(text: &str, width: usize) -> String {
 /// prefix.
 fn resolve<'a>(archive: &'a [ArchiveEntry], given: &str) -> anyhow::Result<&'a ArchiveEntry> {
     let given = given.trim();
+    if given.is_empty() {
+        bail!("an empty entry names nothing; give an ID or EXTRACTOR:VIDEO_ID (haul archive ls lists them)");
+    }
     if let Some((extractor, video_id)) = given.split_once(':')
         && let Some(entry) =
             archive.iter().find(|entry| entry.extractor.eq_ignore_ascii_case(extractor) && entry.video_id == video_id)
