@@ -239,6 +239,22 @@ async fn hostile_cookie_files_are_refused_with_the_line_named() {
     assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("payload_too_large")), "{answer}");
     let (status, list) = alice.call(Method::GET, "/v1/cookies", None).await;
     assert_eq!((status, list["cookies"].as_array().unwrap().len()), (200, 0), "nothing of a refused file was kept");
+    // The OpenAPI document describes the jar and the archive.
+    let (status, document) = alice.call(Method::GET, "/v1/openapi.json", None).await;
+    assert_eq!(status, 200);
+    let cookies = &document["paths"]["/v1/cookies"];
+    for method in ["get", "put", "delete"] {
+        assert!(cookies[method].is_object(), "{method} /v1/cookies: {cookies}");
+    }
+    assert!(cookies["put"]["requestBody"]["content"]["text/plain"].is_object(), "{cookies}");
+    assert!(cookies["put"]["responses"]["415"].is_null(), "any content type is taken: {cookies}");
+    assert!(
+        document["paths"]["/v1/archive"]["get"].is_object() && document["paths"]["/v1/archive"]["delete"].is_object()
+    );
+    assert!(document["paths"]["/v1/archive/{id}"]["delete"].is_object());
+    let add = &document["paths"]["/v1/downloads"]["post"];
+    assert!(add["responses"]["409"]["description"].as_str().unwrap().contains("already_downloaded"), "{add}");
+    assert!(document["components"]["schemas"]["CreateDownload"]["properties"]["force"].is_object());
     let (ok, _, stderr) = server.haul(&alice.token, &["cookies", "import", "/nonexistent/cookies.txt"], None);
     assert!(!ok && stderr.contains("cannot read the cookies file /nonexistent/cookies.txt"), "{stderr}");
 }
