@@ -86,7 +86,7 @@ pub struct MediaOptions {
     /// A `name=value` every page and file request must carry in its `Cookie` header, as a site behind a login
     /// does; others are answered 403.
     pub cookie: Option<String>,
-    /// Signed stream URLs that expire: the muxed pages' clip URLs carry a `token` that is new at every reading of
+    /// Signed stream URLs that expire: the muxed pages' clip URLs carry a `token` that is new at every request for
     /// the page, and once this many body bytes were sent for one token, a response still sending stops there (the
     /// connection is cut) and every later request with it is answered 403, as a CDN's signed URL that has run out
     /// mid-download. Requests without a token are served as always.
@@ -128,6 +128,8 @@ struct Shared {
     token_bytes: Mutex<HashMap<String, u64>>,
     /// Requests answered 403 because their token had expired.
     expired: AtomicU64,
+    /// Tokens up to this one are expired whatever they sent ([`MediaSite::expire_tokens`]).
+    expired_through: AtomicU64,
 }
 
 impl Shared {
@@ -183,6 +185,7 @@ impl MediaSite {
             last_token: AtomicU64::new(0),
             token_bytes: Mutex::new(HashMap::new()),
             expired: AtomicU64::new(0),
+            expired_through: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/watch/{key}", get(page))
@@ -276,7 +279,13 @@ impl MediaSite {
         self.shared.expired.load(Ordering::Relaxed)
     }
 
-    /// How many tokens pages have handed out so far: one per reading of a page.
+    /// Expires every token handed out so far, as a CDN whose signed URLs ran out while a client was away (only
+    /// with [`MediaOptions::expire_after`]).
+    pub fn expire_tokens(&self) {
+        self.shared.expired_through.store(self.shared.last_token.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// How many tokens pages have handed out so far: one per request for a page (HEAD included).
     pub fn tokens_issued(&self) -> u64 {
         self.shared.last_token.load(Ordering::Relaxed)
     }
@@ -525,7 +534,8 @@ async fn file(State(shared): State<Arc<Shared>>, method: Method, headers: Header
     let token = uri.query().and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("token=")));
     if let (Some(limit), Some(token)) = (shared.expire_after, token) {
         let sent = shared.token_bytes.lock().unwrap_or_else(|e| e.into_inner()).get(token).copied().unwrap_or(0);
-        if sent >= limit {
+        let revoked = token.parse::<u64>().is_ok_and(|n| n <= shared.expired_through.load(Ordering::Relaxed));
+        if sent >= limit || revoked {
             shared.count(path, |s| s.requests += 1);
             shared.expired.fetch_add(1, Ordering::Relaxed);
             return (StatusCode::FORBIDDEN, "the signed URL has expired").into_response();

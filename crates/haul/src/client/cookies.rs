@@ -12,8 +12,11 @@ use super::{Client, RemoteArgs, decode, pretty};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum CookiesCommand {
-    /// Put a Netscape cookies.txt into the jar (as a browser extension exports it, or yt-dlp writes it): the
-    /// cookies of each domain in the file replace the jar's earlier ones of that domain; other domains stay.
+    /// Put a Netscape cookies.txt into the jar
+    ///
+    /// The file as a browser extension exports it, or yt-dlp and curl write it. The cookies of each domain in
+    /// the file replace the jar's earlier ones of that domain; other domains' stay. A file with a line haul
+    /// cannot keep is refused whole, with the line named.
     #[command(after_help = "Examples:\n  haul cookies import ~/Downloads/cookies.txt\n  \
                             haul cookies import - < cookies.txt")]
     Import {
