@@ -34,6 +34,9 @@ use crate::wire::{CreateDownload, Download, DownloadList, PatchDownload, Stats};
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 403, description = "A literal address the server does not fetch from (loopback, private, ...)",
             body = ErrorBody),
+        (status = 409, description = "`already_downloaded`: the account's archive holds this video or this version \
+            of this file; `error.download` names the earlier download. Send `\"force\": true` to download it again",
+            body = ErrorBody),
         (status = 413, description = "Body over 1 MiB", body = ErrorBody),
         (status = 422, description = "URL scheme other than http(s), or an Idempotency-Key used for another body",
             body = ErrorBody),

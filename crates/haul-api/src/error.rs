@@ -5,7 +5,7 @@
 //! failure, including unknown routes, wrong methods and bodies axum refuses before a handler runs.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use haul_engine::service::ServiceError;
@@ -20,15 +20,18 @@ pub struct ApiError {
     /// Stable, machine-readable: `bad_request`, `unauthorized`, `not_found`, `method_not_allowed`, `conflict`,
     /// `payload_too_large`, `unsupported_media_type`, `range_not_satisfiable`, `unsupported_url`, `forbidden`,
     /// `destination_refused` (a URL whose address the server keeps out of reach), `too_many_downloads`,
-    /// `idempotency_key_reused` (422: the key was used for another request), `not_implemented`, `bad_gateway` (another node holding the file did not answer), `internal`.
+    /// `idempotency_key_reused` (422: the key was used for another request), `already_downloaded` (409: the
+    /// account's archive holds it; `download` names the earlier download), `not_implemented`, `bad_gateway` (another node holding the file did not answer), `internal`.
     pub code: &'static str,
     /// For people: what failed, on which object, and what to do where that is known.
     pub message: String,
+    /// The download an error is about, when it names one that is not in the request (`already_downloaded`).
+    pub download: Option<String>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), download: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -86,11 +89,17 @@ pub struct ErrorDetail {
     pub code: String,
     #[schema(example = "download 3f2a5c1e-8b7d-4c2a-9e1f-0a1b2c3d4e5f not found")]
     pub message: String,
+    /// `already_downloaded` only: the earlier download of what was added (it may have been removed since).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = Uuid)]
+    pub download: Option<String>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message } };
+        let body = ErrorBody {
+            error: ErrorDetail { code: self.code.to_owned(), message: self.message, download: self.download },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -117,6 +126,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::LimitReached(message) => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_downloads", message)
             }
+            ServiceError::AlreadyDownloaded { download, message } => Self {
+                download: download.map(|id| id.to_string()),
+                ..Self::new(StatusCode::CONFLICT, "already_downloaded", message)
+            },
             ServiceError::Internal(cause) => Self::internal(chain(cause.as_ref())),
         }
     }
@@ -132,7 +145,9 @@ pub(crate) fn dialect_failure(error: ServiceError, api: &str) -> (StatusCode, St
         | ServiceError::UnsupportedScheme(message)
         | ServiceError::RefusedDestination(message) => (StatusCode::BAD_REQUEST, message),
         ServiceError::NotFound(message) => (StatusCode::NOT_FOUND, message),
-        ServiceError::Conflict { message, .. } => (StatusCode::CONFLICT, message),
+        ServiceError::Conflict { message, .. } | ServiceError::AlreadyDownloaded { message, .. } => {
+            (StatusCode::CONFLICT, message)
+        }
         ServiceError::Unsupported(message) => (StatusCode::NOT_IMPLEMENTED, message),
         ServiceError::LimitReached(message) => (StatusCode::TOO_MANY_REQUESTS, message),
         ServiceError::Internal(detail) => {
@@ -157,6 +172,19 @@ impl From<JsonRejection> for ApiError {
             ),
             // axum answers a well-formed body of the wrong shape with 422; here 422 means "URL we cannot
             // fetch", so every other body problem is a plain 400 carrying serde's reason.
+            _ => Self::bad_request(rejection.body_text()),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body is larger than {} bytes", crate::MAX_JSON_BODY),
+            ),
             _ => Self::bad_request(rejection.body_text()),
         }
     }

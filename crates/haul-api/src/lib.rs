@@ -4,7 +4,9 @@
 //! **API boundary**: [`router`]. Only this crate knows HTTP status codes and the wire JSON; handlers call the
 //! `Engine` handle, never the store.
 
+mod archive;
 mod auth;
+mod cookies;
 mod dialects;
 mod downloads;
 mod error;
@@ -365,6 +367,9 @@ fn build(engine: Engine, options: ApiOptions, port: Option<u16>) -> Result<Route
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/rules", get(rules::list).post(rules::create))
         .route("/v1/rules/{id}", get(rules::get).patch(rules::update).delete(rules::remove))
+        .route("/v1/archive", get(archive::list).delete(archive::clear))
+        .route("/v1/archive/{id}", axum::routing::delete(archive::remove))
+        .route("/v1/cookies", get(cookies::list).put(cookies::put).delete(cookies::clear))
         .route("/links/{id}/{variant}", get(links::serve_link));
     if with_ui {
         router = router.route("/", get(ui::index)).route("/ui/{*path}", get(ui::asset));

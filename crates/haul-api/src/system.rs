@@ -86,6 +86,12 @@ pub async fn openapi_json() {}
         crate::rules::get,
         crate::rules::update,
         crate::rules::remove,
+        crate::archive::list,
+        crate::archive::remove,
+        crate::archive::clear,
+        crate::cookies::put,
+        crate::cookies::list,
+        crate::cookies::clear,
     ),
     components(schemas(crate::media::RenditionNameSchema, crate::wire::OrderName)),
     modifiers(&BearerScheme, &CommonResponses),
@@ -139,9 +145,13 @@ impl Modify for CommonResponses {
                 if path.contains("{id}") {
                     add("400", "The id is not a hyphenated UUID, or another parameter is malformed");
                 }
-                if operation.request_body.is_some() {
+                // A body of another type (a cookies.txt) is taken whatever its Content-Type says.
+                let json = operation.request_body.as_ref().map(|body| body.content.contains_key("application/json"));
+                if json.is_some() {
                     add("400", "The body is not the JSON asked for");
                     add("413", "The body is over the size limit");
+                }
+                if json == Some(true) {
                     add("415", "The body is not sent as application/json");
                 }
             }

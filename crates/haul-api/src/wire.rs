@@ -362,6 +362,12 @@ pub struct CreateDownload {
     /// its container takes them (cover art: MP4, M4A, MP3, FLAC, Matroska; not WebM or Ogg). Default `true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embed_metadata: Option<bool>,
+    /// Download it even if the account's archive says it was downloaded already (the same video, or the same
+    /// version of the same file). Without it, such an add is a 409 `already_downloaded` naming the earlier
+    /// download, or, when only reading the page shows it is the same video, a download that fails with that
+    /// message before fetching anything.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 fn is_zero(value: &i32) -> bool {
@@ -514,6 +520,7 @@ impl CreateDownload {
                 // The server embeds by default: a file kept in a library should say what it is.
                 embed_metadata: self.embed_metadata.unwrap_or(true),
             },
+            check_archive: !self.force,
         })
     }
 }
@@ -959,4 +966,110 @@ impl From<haul_engine::service::RuleView> for Rule {
 pub struct RuleList {
     /// In the order they are tried.
     pub rules: Vec<Rule>,
+}
+
+/// An entry of the account's download archive: a video or file it has downloaded, which an add without `force`
+/// skips. Times are unix milliseconds.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ArchiveEntry {
+    /// A UUID: what `DELETE /v1/archive/{id}` takes.
+    pub id: String,
+    /// The site's extractor as yt-dlp names it, lowercase (`youtube`, `generic`); `http` for a plain file.
+    #[schema(example = "youtube")]
+    pub extractor: String,
+    /// The video's id on its site; for a plain file, a digest of its URL, validator (ETag or Last-Modified) and
+    /// length.
+    #[schema(example = "dQw4w9WgXcQ")]
+    pub video_id: String,
+    /// The URL it was added with.
+    pub url: String,
+    pub title: Option<String>,
+    /// The download that fetched it; it may have been removed since.
+    pub download: Option<String>,
+    pub created_at: i64,
+}
+
+impl From<haul_engine::service::ArchiveView> for ArchiveEntry {
+    fn from(view: haul_engine::service::ArchiveView) -> Self {
+        Self {
+            id: view.id,
+            extractor: view.extractor,
+            video_id: view.video_id,
+            url: view.url,
+            title: view.title,
+            download: view.download.map(|id| id.to_string()),
+            created_at: view.created_at,
+        }
+    }
+}
+
+/// `GET /v1/archive`: a page of entries, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ArchiveList {
+    pub entries: Vec<ArchiveEntry>,
+    /// Entries in the whole archive.
+    pub total: u64,
+    /// The path of the next page, when there is one.
+    pub next: Option<String>,
+}
+
+/// `DELETE /v1/archive`: how many entries were forgotten.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Forgotten {
+    pub removed: u64,
+}
+
+/// One cookie of the caller's jar as `GET /v1/cookies` lists it: everything but the value, which is never sent
+/// back.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct StoredCookie {
+    /// Lowercase, without a leading dot.
+    #[schema(example = "example.com")]
+    pub domain: String,
+    /// Sent to the domain's subdomains too.
+    pub subdomains: bool,
+    #[schema(example = "/")]
+    pub path: String,
+    /// Sent over https only.
+    pub secure: bool,
+    pub http_only: bool,
+    /// Unix seconds; `null` for a session cookie.
+    pub expires: Option<u64>,
+    #[schema(example = "sid")]
+    pub name: String,
+    /// Always `***`: values are never shown back.
+    #[schema(example = "***")]
+    pub value: String,
+    /// How long the value is, in bytes.
+    pub value_length: usize,
+}
+
+impl From<haul_engine::service::CookieView> for StoredCookie {
+    fn from(view: haul_engine::service::CookieView) -> Self {
+        Self {
+            domain: view.domain,
+            subdomains: view.subdomains,
+            path: view.path,
+            secure: view.secure,
+            http_only: view.http_only,
+            expires: view.expires,
+            name: view.name,
+            value: "***".to_owned(),
+            value_length: view.value_length,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CookieList {
+    /// By domain, path and name.
+    pub cookies: Vec<StoredCookie>,
+}
+
+/// `PUT /v1/cookies`: what the file put in the jar.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CookiesImported {
+    pub imported: usize,
+    /// The domains the file named; the jar's earlier cookies of these were replaced.
+    pub domains: Vec<String>,
 }

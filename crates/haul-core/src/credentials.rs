@@ -181,8 +181,8 @@ impl Iterator for Tokens<'_> {
     }
 }
 
-/// One cookie of a Netscape `cookies.txt`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One cookie of a Netscape `cookies.txt`. Its `Debug` leaves the value out: a cookie is a login.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Cookie {
     /// Without a leading dot.
     pub domain: String,
@@ -195,6 +195,23 @@ pub struct Cookie {
     pub expires: Option<u64>,
     pub name: String,
     pub value: String,
+    /// Written `#HttpOnly_DOMAIN` (not for scripts, in a browser; sent the same by haul).
+    pub http_only: bool,
+}
+
+impl std::fmt::Debug for Cookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cookie")
+            .field("domain", &self.domain)
+            .field("subdomains", &self.subdomains)
+            .field("path", &self.path)
+            .field("secure", &self.secure)
+            .field("expires", &self.expires)
+            .field("name", &self.name)
+            .field("value", &"***")
+            .field("http_only", &self.http_only)
+            .finish()
+    }
 }
 
 /// Reads a Netscape cookies file: one cookie a line, seven tab-separated fields (domain, include subdomains,
@@ -202,13 +219,18 @@ pub struct Cookie {
 /// `#HttpOnly_` starts a cookie (as curl and browsers write HttpOnly ones). A line of another shape is an error
 /// naming it.
 pub fn parse_cookies(text: &str) -> Result<Vec<Cookie>, String> {
+    Ok(parse_cookie_lines(text)?.into_iter().map(|(_, cookie)| cookie).collect())
+}
+
+/// [`parse_cookies`], each cookie with its line number (from 1), for checks that name the line.
+pub fn parse_cookie_lines(text: &str) -> Result<Vec<(usize, Cookie)>, String> {
     let mut cookies = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim_end_matches('\r');
-        let line = match line.strip_prefix("#HttpOnly_") {
-            Some(rest) => rest,
+        let (line, http_only) = match line.strip_prefix("#HttpOnly_") {
+            Some(rest) => (rest, true),
             None if line.trim().is_empty() || line.starts_with('#') => continue,
-            None => line,
+            None => (line, false),
         };
         let fields: Vec<&str> = line.split('\t').collect();
         let bad = |what: &str| format!("line {}: {what} (expected 7 tab-separated fields)", index + 1);
@@ -223,17 +245,86 @@ pub fn parse_cookies(text: &str) -> Result<Vec<Cookie>, String> {
         let domain = fields[0].to_ascii_lowercase();
         let expires: u64 =
             fields[4].trim().parse().map_err(|_| bad(&format!("expiry {:?} is not a number", fields[4])))?;
-        cookies.push(Cookie {
-            subdomains: flag(fields[1], "the subdomain flag")? || domain.starts_with('.'),
-            domain: domain.trim_start_matches('.').to_owned(),
-            path: if fields[2].is_empty() { "/".to_owned() } else { fields[2].to_owned() },
-            secure: flag(fields[3], "the secure flag")?,
-            expires: (expires != 0).then_some(expires),
-            name: fields[5].to_owned(),
-            value: fields.get(6).copied().unwrap_or_default().to_owned(),
-        });
+        cookies.push((
+            index + 1,
+            Cookie {
+                subdomains: flag(fields[1], "the subdomain flag")? || domain.starts_with('.'),
+                domain: domain.trim_start_matches('.').to_owned(),
+                path: if fields[2].is_empty() { "/".to_owned() } else { fields[2].to_owned() },
+                secure: flag(fields[3], "the secure flag")?,
+                expires: (expires != 0).then_some(expires),
+                name: fields[5].to_owned(),
+                value: fields.get(6).copied().unwrap_or_default().to_owned(),
+                http_only,
+            },
+        ));
     }
     Ok(cookies)
+}
+
+/// Longest cookie domain, path, name and value a jar keeps (browsers take 4096 bytes per cookie).
+pub const MAX_COOKIE_PART: usize = 4096;
+
+impl Cookie {
+    /// Whether a server may keep this cookie in an account's jar and send it: a domain that is a host name with
+    /// at least two labels (or `localhost`, or an address, for which `subdomains` means nothing), never `.`
+    /// or a top-level domain alone, which would send it to every site under it; a path from `/`; a name and a
+    /// value that fit in a `Cookie` header. What is wrong, else.
+    pub fn check(&self) -> Result<(), String> {
+        if self.domain.is_empty() {
+            return Err("the domain is empty (a cookie for \".\" would go to every site)".to_owned());
+        }
+        if self.domain.len() > 253
+            || [&self.path, &self.name, &self.value].iter().any(|part| part.len() > MAX_COOKIE_PART)
+        {
+            return Err(format!("the cookie is too long (its parts take at most {MAX_COOKIE_PART} bytes)"));
+        }
+        let host =
+            url::Host::parse(&self.domain).map_err(|_| format!("the domain {:?} is not a host name", self.domain))?;
+        if let url::Host::Domain(name) = &host
+            && name != "localhost"
+            && !name.trim_end_matches('.').contains('.')
+        {
+            return Err(format!(
+                "the domain {name:?} is a top-level domain: its cookie would go to every site under it"
+            ));
+        }
+        if !self.path.starts_with('/') {
+            return Err(format!("the path {:?} does not start with /", self.path));
+        }
+        let token = |text: &str| {
+            !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+        };
+        if !token(&self.name) {
+            return Err(format!("the name {:?} is not a cookie name", self.name));
+        }
+        // RFC 6265's cookie-octet, plus the blank and comma that browsers send as they are.
+        if self.value.bytes().any(|b| b.is_ascii_control() || b == b';' || !b.is_ascii()) {
+            return Err(format!("the value of {} holds a control character, a ';' or non-ASCII text", self.name));
+        }
+        Ok(())
+    }
+}
+
+/// `cookies` as a Netscape cookies.txt (what yt-dlp's `--cookies` and curl's `-b` read), HttpOnly ones marked
+/// as browsers write them.
+pub fn write_cookies(cookies: &[Cookie]) -> String {
+    let mut text = String::from("# Netscape HTTP Cookie File\n");
+    for cookie in cookies {
+        let flag = |on: bool| if on { "TRUE" } else { "FALSE" };
+        let domain = if cookie.subdomains { format!(".{}", cookie.domain) } else { cookie.domain.clone() };
+        text.push_str(&format!(
+            "{}{domain}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            if cookie.http_only { "#HttpOnly_" } else { "" },
+            flag(cookie.subdomains),
+            cookie.path,
+            flag(cookie.secure),
+            cookie.expires.unwrap_or(0),
+            cookie.name,
+            cookie.value
+        ));
+    }
+    text
 }
 
 impl Cookie {
@@ -337,8 +428,11 @@ mod tests {
                 expires: None,
                 name: "session".into(),
                 value: "all".into(),
+                http_only: false,
             }
         );
+        assert!(cookies[2].http_only && !cookies[1].http_only);
+        assert!(!format!("{:?}", cookies[1]).contains("yes"), "Debug shows no value");
         assert_eq!(cookies[2].name, "httponly");
         assert_eq!(cookies[2].domain, "files.example.com");
         assert_eq!(cookies[3].expires, Some(1000));
@@ -375,5 +469,44 @@ mod tests {
         assert!(header("http://example.com/").is_some_and(|h| !h.contains("old")));
         let early = cookie_header(&cookies, &Url::parse("http://example.com/").unwrap(), 999).unwrap();
         assert!(early.contains("old=gone"), "{early}");
+    }
+
+    #[test]
+    fn a_jar_keeps_only_cookies_it_can_send_to_the_sites_they_name() {
+        let line = |domain: &str, name: &str, value: &str| format!("{domain}\tFALSE\t/\tFALSE\t0\t{name}\t{value}");
+        let check = |text: String| parse_cookies(&text).unwrap()[0].check();
+        assert_eq!(check(line("example.com", "sid", "a b,c")), Ok(()));
+        assert_eq!(check(line(".files.example.com", "sid", "")), Ok(()));
+        assert_eq!(check(line("localhost", "sid", "x")), Ok(()));
+        assert_eq!(check(line("127.0.0.1", "sid", "x")), Ok(()));
+        for (domain, name, value, why) in [
+            (".", "sid", "x", "domain is empty"),
+            ("", "sid", "x", "domain is empty"),
+            ("com", "sid", "x", "top-level domain"),
+            (".com", "sid", "x", "top-level domain"),
+            ("exa mple.com", "sid", "x", "not a host name"),
+            ("example.com", "", "x", "not a cookie name"),
+            ("example.com", "a=b", "x", "not a cookie name"),
+            ("example.com", "sid", "a;b", "control character, a ';'"),
+            ("example.com", "sid", "caf\u{e9}", "non-ASCII"),
+        ] {
+            let error = check(line(domain, name, value)).unwrap_err();
+            assert!(error.contains(why), "{domain} {name}={value}: {error}");
+        }
+        let long = line("example.com", "sid", &"x".repeat(MAX_COOKIE_PART + 1));
+        assert!(check(long).unwrap_err().contains("too long"));
+        let relative = "example.com\tFALSE\tdocs\tFALSE\t0\tsid\tx";
+        assert!(parse_cookies(relative).unwrap()[0].check().unwrap_err().contains("path"));
+    }
+
+    #[test]
+    fn a_written_jar_reads_back_the_same() {
+        let cookies = parse_cookies(COOKIES).unwrap();
+        let written = write_cookies(&cookies);
+        assert!(written.starts_with("# Netscape HTTP Cookie File\n"));
+        assert!(written.contains("#HttpOnly_files.example.com\tFALSE\t/\tFALSE\t4102444800\thttponly\th1\n"));
+        assert_eq!(parse_cookies(&written).unwrap(), cookies);
+        let lines: Vec<usize> = parse_cookie_lines(COOKIES).unwrap().iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, [4, 5, 6, 7, 8]);
     }
 }

@@ -80,6 +80,10 @@ impl fmt::Display for Quality {
 pub struct MediaInfo {
     #[serde(default)]
     pub id: Option<String>,
+    /// The extractor that read the page (`Youtube`, `Generic`): with `id`, what names the video in the download
+    /// archive, as in yt-dlp's `--download-archive` (lowercased there: `youtube dQw4w9WgXcQ`).
+    #[serde(default)]
+    pub extractor_key: Option<String>,
     #[serde(default)]
     pub title: Option<String>,
     /// Seconds.

@@ -1,5 +1,6 @@
 //! Secrets taken out of text before it is logged: the password (and user) in a URL's userinfo, the values of
-//! query parameters that carry credentials (`token`, `signature`, `api_key`, ...), and bearer tokens.
+//! query parameters that carry credentials (`token`, `signature`, `api_key`, ...), bearer tokens, and the values
+//! of `Cookie` and `Set-Cookie` headers (as a header line, or a header map's `Debug`).
 //!
 //! Works on any text, not only on one URL, because secrets reach logs inside other messages (an HTTP
 //! client's error quoting the URL it failed on, a request span's URI). What is kept is enough to tell which
@@ -33,7 +34,7 @@ const SECRET_PARAMETERS: [&str; 16] = [
 /// `text` with every secret it holds replaced by [`MASK`]; borrowed when there was nothing to take out.
 pub fn secrets(text: &str) -> Cow<'_, str> {
     let masked = mask_parameters(&mask_encoded_userinfo(&mask_userinfo(text)));
-    let masked = mask_bearer(&masked);
+    let masked = mask_cookies(&mask_bearer(&masked));
     if masked == text { Cow::Borrowed(text) } else { Cow::Owned(masked) }
 }
 
@@ -176,6 +177,41 @@ fn mask_bearer(text: &str) -> String {
     out
 }
 
+/// `Cookie: a=b; c=d` → `Cookie: ***`, `"cookie": "a=b"` → `"cookie": "***"` (and `Set-Cookie`): the value up
+/// to the end of the line, or to its closing quote when quoted. "cookies" and other words that merely start the
+/// same are left alone.
+fn mask_cookies(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = find_ignore_case(rest, "cookie") {
+        let (before, after) = rest.split_at(at + "cookie".len());
+        out.push_str(before);
+        let header = after.strip_prefix('"').unwrap_or(after);
+        let Some(value) = header.strip_prefix(':') else {
+            rest = after;
+            continue;
+        };
+        let value = value.trim_start_matches(' ');
+        let (quote, value) = match value.strip_prefix('"') {
+            Some(quoted) => (Some('"'), quoted),
+            None => (None, value),
+        };
+        let end = match quote {
+            Some(quote) => value.find(quote),
+            None => value.find(['\n', '\r']),
+        }
+        .unwrap_or(value.len());
+        // Everything up to the value as it was, then the mask.
+        out.push_str(&after[..after.len() - value.len()]);
+        if end > 0 {
+            out.push_str(MASK);
+        }
+        rest = &value[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn is_secret(name: &str) -> bool {
     let decoded = name.trim();
     SECRET_PARAMETERS.iter().any(|secret| decoded.eq_ignore_ascii_case(secret))
@@ -246,6 +282,19 @@ mod tests {
                     assert!(masked.starts_with(prefix) || prefix.is_empty(), "{text} -> {masked}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn cookie_header_values_are_masked() {
+        for (text, expected) in [
+            ("Cookie: sid=s3cret; b=2", "Cookie: ***"),
+            ("set-cookie: sid=s3cret; Path=/\nnext line", "set-cookie: ***\nnext line"),
+            (r#"{"cookie": "sid=s3cret", "range": "bytes=0-"}"#, r#"{"cookie": "***", "range": "bytes=0-"}"#),
+            ("cookies imported cookies=3", "cookies imported cookies=3"),
+            ("a cookie: ", "a cookie: "),
+        ] {
+            assert_eq!(secrets(text), expected, "{text}");
         }
     }
 }

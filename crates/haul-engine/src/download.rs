@@ -73,6 +73,16 @@ pub struct DownloadOptions {
     pub root: Option<PathBuf>,
     /// Name the file `{stem}__{tag}.{ext}` rather than as offered, when the name is haul's to choose.
     pub name_tag: Option<String>,
+    /// What the resume record knows this download by, when not its URL: a media format's signed URL changes
+    /// at every reading of its page, and its partial file is still the same download's.
+    pub record_key: Option<String>,
+}
+
+impl DownloadOptions {
+    /// What the resume record knows this download by: [`record_key`](Self::record_key), else the URL.
+    fn record_name(&self) -> String {
+        self.record_key.clone().unwrap_or_else(|| self.url.to_string())
+    }
 }
 
 impl DownloadOptions {
@@ -95,6 +105,7 @@ impl DownloadOptions {
             retry_wait: None,
             root: None,
             name_tag: None,
+            record_key: None,
         }
     }
 }
@@ -108,6 +119,9 @@ pub struct Downloaded {
     pub resumed_bytes: u64,
     /// The whole file was already at `path` and nothing was fetched (only with `skip_if_complete`).
     pub already_complete: bool,
+    /// What identified the version fetched (empty when nothing was fetched, or the host sent none): with the
+    /// size, what the download archive knows a plain file by.
+    pub validators: crate::probe::Validators,
 }
 
 /// Paths that belong to one download.
@@ -201,7 +215,7 @@ pub async fn download(
     // Up to 10,000 names may be looked at on a busy directory (and a finished copy hashed for a checksum): off
     // the runtime's worker threads.
     let chosen = {
-        let (target, url) = (options.target.clone(), options.url.to_string());
+        let (target, url) = (options.target.clone(), options.record_name());
         let overwrite = options.overwrite || options.timestamping;
         let last_modified = probe.validators.last_modified.as_deref().and_then(|d| httpdate::parse_http_date(d).ok());
         let offered = offered_name(&probe, &options.url);
@@ -242,7 +256,13 @@ pub async fn download(
             progress.set_total(Some(size));
             progress.set_done(size);
             progress.set_phase(Phase::Done);
-            return Ok(Downloaded { path, size, resumed_bytes: 0, already_complete: true });
+            return Ok(Downloaded {
+                path,
+                size,
+                resumed_bytes: 0,
+                already_complete: true,
+                validators: Default::default(),
+            });
         }
     };
     if let (Some(root), Some(dir)) = (&options.root, paths.final_path.parent()) {
@@ -269,9 +289,9 @@ pub async fn download(
             tracing::info!(url = %options.url, "the remote file changed since the last run; starting over");
             progress.note("the remote file changed since the last run; starting over".into());
             part.set_len(0)?;
-            ControlRecord::new(options.url.as_str(), probe.size, &probe.validators)
+            ControlRecord::new(&options.record_name(), probe.size, &probe.validators)
         }
-        None => ControlRecord::new(options.url.as_str(), probe.size, &probe.validators),
+        None => ControlRecord::new(&options.record_name(), probe.size, &probe.validators),
     };
     // Saved at once, before any byte: another run that finds `NAME.part` then also finds whose it is (the URL)
     // and meets the lock, instead of taking it for someone else's file and choosing `name (1).ext`.
@@ -389,7 +409,7 @@ pub async fn download(
                     options.retry_wait,
                 )
                 .await?;
-                record = ControlRecord::new(options.url.as_str(), probe.size, &probe.validators);
+                record = ControlRecord::new(&options.record_name(), probe.size, &probe.validators);
                 part.set_len(0)?;
                 control::save(&paths.control, &record)?;
             }
@@ -428,7 +448,13 @@ pub async fn download(
     progress.set_phase(Phase::Done);
     // Bytes fetched again (a host that sent the file from zero) were not resumed.
     let resumed_bytes = resumed_bytes.min(progress.snapshot().resumed);
-    Ok(Downloaded { path: paths.final_path, size, resumed_bytes, already_complete: false })
+    Ok(Downloaded {
+        path: paths.final_path,
+        size,
+        resumed_bytes,
+        already_complete: false,
+        validators: probe.validators,
+    })
 }
 
 /// The final paths this process's downloads are writing to, each with its URL and how many downloads hold it: a

@@ -60,6 +60,9 @@ pub struct HttpClient {
     hosts: crate::hosts::HostBudget,
     /// Which proxy a request goes through, to name it when the request fails.
     proxies: Proxies,
+    /// An account's cookie jar ([`with_cookies`](Self::with_cookies)): each request, and each redirect hop, gets
+    /// the cookies whose domain, path and scheme match its URL.
+    cookies: Option<Arc<[haul_core::credentials::Cookie]>>,
 }
 
 /// The proxies in use, as reqwest applies them: the one given, else the environment's by scheme, except for
@@ -284,11 +287,19 @@ impl HttpClient {
         let inner =
             builder.build().map_err(|e| EngineError::InvalidRequest(format!("cannot build the HTTP client: {e}")))?;
         let hosts = crate::hosts::HostBudget::new(options.max_connections_per_host);
-        Ok(Self { inner, destinations: options.destinations.clone(), hosts, proxies })
+        Ok(Self { inner, destinations: options.destinations.clone(), hosts, proxies, cookies: None })
     }
 
     pub fn destinations(&self) -> &DestinationPolicy {
         &self.destinations
+    }
+
+    /// This client (the same connections, host budget and policy) sending `cookies` with every request: to each
+    /// URL, redirect hops included, only the cookies whose domain, path, scheme and expiry match it
+    /// (`haul_core::credentials::Cookie::matches`). A cookie whose name the request's own `Cookie` header
+    /// already carries (the job's header, or one yt-dlp named for a format) is not sent twice.
+    pub(crate) fn with_cookies(&self, cookies: Vec<haul_core::credentials::Cookie>) -> Self {
+        Self { cookies: (!cookies.is_empty()).then(|| cookies.into()), ..self.clone() }
     }
 
     /// The per-host connection budget every download of this client shares.
@@ -312,8 +323,14 @@ impl HttpClient {
         for _ in 0..=MAX_REDIRECTS {
             self.destinations.check_url(&current).map_err(SendError::Refused)?;
             let mut request = self.inner.request(method.clone(), current.clone());
-            if current.origin() == url.origin() {
-                request = request.headers(headers.clone());
+            let mut sent = if current.origin() == url.origin() { headers.clone() } else { HeaderMap::new() };
+            if let Some(jar) = &self.cookies
+                && let Some(cookie) = jar_cookies(jar, &current, header_str(&sent, header::COOKIE))
+            {
+                sent.insert(header::COOKIE, cookie);
+            }
+            if !sent.is_empty() {
+                request = request.headers(sent);
             }
             let response = request.headers(extra.clone()).send().await.map_err(|error| match refusal_in(&error) {
                 Some(refused) => SendError::Refused(refused),
@@ -327,6 +344,27 @@ impl HttpClient {
         }
         Err(SendError::Redirect(format!("{url}: more than {MAX_REDIRECTS} redirects")))
     }
+}
+
+/// The `Cookie` value for `url` from an account's `jar` and the request's own `given` one: the given cookies
+/// first, then the jar's that match `url` and are not named there already. `None` when the jar has none for it
+/// (the given header, if any, is then sent as it is).
+fn jar_cookies(jar: &[haul_core::credentials::Cookie], url: &Url, given: Option<&str>) -> Option<HeaderValue> {
+    let now = haul_core::clock::unix_secs(std::time::SystemTime::now());
+    let named: Vec<&str> = given
+        .unwrap_or_default()
+        .split(';')
+        .filter_map(|pair| pair.split_once('=').map(|(name, _)| name.trim()))
+        .collect();
+    let fresh: Vec<haul_core::credentials::Cookie> =
+        jar.iter().filter(|cookie| !named.contains(&cookie.name.as_str())).cloned().collect();
+    let from_jar = haul_core::credentials::cookie_header(&fresh, url, now)?;
+    let value = match given {
+        Some(given) if !given.trim().is_empty() => format!("{given}; {from_jar}"),
+        _ => from_jar,
+    };
+    // A jar's cookies were checked on the way in (`Cookie::check`); this cannot fail for them.
+    HeaderValue::from_str(&value).ok()
 }
 
 /// The user's `headers` for fetching `next`, where a request for `first` led: all of them on the same origin,

@@ -31,7 +31,7 @@ pub use media::{
     GET_PLAYLIST_CAP, GotMedia, MediaRequest, MediaTools, NotExecutable, check_selector, convert_audio,
     extract as media_formats, get_media,
 };
-pub use probe::FIRST_REQUEST;
+pub use probe::{FIRST_REQUEST, Validators};
 pub use progress::{MediaFacts, Phase, Progress, ProgressSnapshot};
 pub use reqwest::header;
 pub use to_writer::{WriterOptions, download_to_writer};

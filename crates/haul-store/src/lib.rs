@@ -21,9 +21,10 @@ use haul_core::media::RenditionName;
 pub use accounts::{Account, ApiKey, hash_secret, key_prefix};
 pub use postgres::PgStore;
 pub use record::{
-    AttemptOutcome, CreatedOnce, DeliveryAttempt, DeliveryRecord, DeliveryState, DownloadPatch, DownloadRecord,
-    DueDelivery, ListFilter, MediaUpdate, NewDownload, NewRule, NewWebhook, NodeBeat, NodeRecord, PlaylistTotals,
-    ProgressUpdate, Rendition, RenditionUpdate, RulePatch, RuleRecord, StateCounts, StoredEvent, WebhookRecord,
+    ArchiveRecord, AttemptOutcome, CookieRecord, CreatedOnce, DeliveryAttempt, DeliveryRecord, DeliveryState,
+    DownloadPatch, DownloadRecord, DueDelivery, ListFilter, MediaUpdate, NewArchiveEntry, NewDownload, NewRule,
+    NewWebhook, NodeBeat, NodeRecord, PlaylistTotals, ProgressUpdate, Rendition, RenditionUpdate, RulePatch,
+    RuleRecord, StateCounts, StoredEvent, WebhookRecord,
 };
 pub use sqlite::SqliteStore;
 
@@ -369,6 +370,49 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes one of the account's rules; the ones after it move up one.
     async fn delete_rule(&self, account: &AccountId, id: &str) -> Result<RuleRecord, StoreError>;
+
+    /// Records that the account has downloaded `new.extractor`/`new.video_id`; a later recording of the same
+    /// key replaces the entry's URL, title and download (the newest download is the one to name).
+    async fn record_archive(&self, new: &NewArchiveEntry) -> Result<ArchiveRecord, StoreError>;
+
+    /// The account's archive entry for this extractor and id, if there is one.
+    async fn archive_entry(
+        &self,
+        account: &AccountId,
+        extractor: &str,
+        video_id: &str,
+    ) -> Result<Option<ArchiveRecord>, StoreError>;
+
+    /// The account's archive entries recorded for `url` (the page or file URL they were added with), newest
+    /// first.
+    async fn archive_by_url(&self, account: &AccountId, url: &str) -> Result<Vec<ArchiveRecord>, StoreError>;
+
+    /// The account's archive, newest first, at most `limit` after skipping `offset`.
+    async fn list_archive(
+        &self,
+        account: &AccountId,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<ArchiveRecord>, StoreError>;
+
+    /// How many entries the account's archive holds.
+    async fn count_archive(&self, account: &AccountId) -> Result<u64, StoreError>;
+
+    /// Forgets one of the account's entries (by its id); another account's is `NotFound`.
+    async fn delete_archive_entry(&self, account: &AccountId, id: &str) -> Result<ArchiveRecord, StoreError>;
+
+    /// Forgets the account's whole archive; returns how many entries went.
+    async fn clear_archive(&self, account: &AccountId) -> Result<u64, StoreError>;
+
+    /// Puts `cookies` in the account's jar in one transaction: every cookie the jar held for a domain that
+    /// `cookies` names is replaced, the other domains' are kept.
+    async fn put_cookies(&self, account: &AccountId, cookies: &[CookieRecord]) -> Result<(), StoreError>;
+
+    /// The account's cookies, by domain, path and name.
+    async fn cookies(&self, account: &AccountId) -> Result<Vec<CookieRecord>, StoreError>;
+
+    /// Removes the account's cookies of `domain` (exactly that domain), or all of them; returns how many went.
+    async fn delete_cookies(&self, account: &AccountId, domain: Option<&str>) -> Result<u64, StoreError>;
 }
 
 /// A database URL as it may be shown (errors, logs): everything between `://` and the last `@` masked, which

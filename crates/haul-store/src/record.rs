@@ -64,6 +64,8 @@ pub struct DownloadRecord {
     pub labels: Labels,
     /// Named `{name}__{id}.{ext}` (the yt-dlp web app's layout) rather than as the server offers it.
     pub name_with_id: bool,
+    /// Looks in the account's archive before fetching: a video or file already downloaded is not fetched again.
+    pub check_archive: bool,
     /// The node running it, while active.
     pub lease_owner: Option<String>,
     /// Until when `lease_owner` holds it; after that another claim may take it over.
@@ -120,6 +122,8 @@ pub struct NewDownload {
     pub name_template: Option<String>,
     /// Media: what it chooses beyond its quality.
     pub media: MediaChoice,
+    /// Look in the account's archive before fetching (an add without `force`).
+    pub check_archive: bool,
 }
 
 impl NewDownload {
@@ -148,6 +152,7 @@ impl NewDownload {
             playlist_items: None,
             name_template: None,
             media: MediaChoice::default(),
+            check_archive: false,
         }
     }
 }
@@ -464,4 +469,69 @@ pub struct PlaylistTotals {
     pub bytes_done: u64,
     /// The sum of the children's sizes, once every child's is known.
     pub size: Option<u64>,
+}
+
+/// What an account has downloaded, kept so that adding it again is skipped ([`Store::archive_entry`]). A video is
+/// `(extractor, video_id)` as yt-dlp names them; a plain file is extractor `http` and a digest of its URL,
+/// validator and length.
+///
+/// [`Store::archive_entry`]: crate::Store::archive_entry
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveRecord {
+    /// A UUID.
+    pub id: String,
+    pub account: AccountId,
+    pub extractor: String,
+    pub video_id: String,
+    /// The URL it was added with (a page, or the file).
+    pub url: String,
+    pub title: Option<String>,
+    /// The download that fetched it; it may have been removed since.
+    pub download: Option<DownloadId>,
+    pub created_at: i64,
+}
+
+/// An entry to record: [`Store::record_archive`](crate::Store::record_archive).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewArchiveEntry {
+    pub account: AccountId,
+    pub extractor: String,
+    pub video_id: String,
+    pub url: String,
+    pub title: Option<String>,
+    pub download: Option<DownloadId>,
+}
+
+/// One cookie of an account's jar, as a Netscape cookies.txt line holds it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CookieRecord {
+    /// Without a leading dot, lowercase.
+    pub domain: String,
+    /// Sent to subdomains of `domain` too.
+    pub subdomains: bool,
+    pub path: String,
+    /// Only over https.
+    pub secure: bool,
+    /// Written `#HttpOnly_` in cookies.txt; kept so the file yt-dlp gets says so too.
+    pub http_only: bool,
+    /// Unix seconds; `None` for a session cookie.
+    pub expires: Option<u64>,
+    pub name: String,
+    pub value: String,
+}
+
+// By hand: a cookie's value is a login, and a `{:?}` in a log line must not carry it.
+impl std::fmt::Debug for CookieRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieRecord")
+            .field("domain", &self.domain)
+            .field("subdomains", &self.subdomains)
+            .field("path", &self.path)
+            .field("secure", &self.secure)
+            .field("http_only", &self.http_only)
+            .field("expires", &self.expires)
+            .field("name", &self.name)
+            .field("value", &"***")
+            .finish()
+    }
 }

@@ -146,6 +146,7 @@ pub(crate) fn record_from_row(row: &impl Cells) -> Result<DownloadRecord, StoreE
         finished_at: row.opt_int("finished_at")?,
         labels,
         name_with_id: row.flag("name_with_id")?,
+        check_archive: row.flag("check_archive")?,
         lease_owner: row.opt_text("lease_owner")?,
         lease_expires: row.opt_int("lease_expires")?,
         held_by: row.opt_text("held_by")?,
@@ -357,4 +358,34 @@ pub(crate) fn rule_not_found(id: &str) -> StoreError {
 /// Where a rule asked for at `wanted` goes among `count` others (or, moving, `count` in all): 1 to the end.
 pub(crate) fn rule_position(wanted: Option<u32>, last: i64) -> i64 {
     wanted.map_or(last, |wanted| i64::from(wanted).clamp(1, last.max(1)))
+}
+
+pub(crate) fn archive_from_row(row: &impl Cells) -> Result<crate::ArchiveRecord, StoreError> {
+    Ok(crate::ArchiveRecord {
+        id: row.text("id")?,
+        account: parse_column(row.text("account")?, "archive entry's account")?,
+        extractor: row.text("extractor")?,
+        video_id: row.text("video_id")?,
+        url: row.text("url")?,
+        title: row.opt_text("title")?,
+        download: row.opt_text("download")?.map(|id| parse_column(id, "archive entry's download")).transpose()?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(crate) fn archive_not_found(id: &str) -> StoreError {
+    StoreError::NotFound(format!("archive entry {id}"))
+}
+
+pub(crate) fn cookie_from_row(row: &impl Cells) -> Result<crate::CookieRecord, StoreError> {
+    Ok(crate::CookieRecord {
+        domain: row.text("domain")?,
+        subdomains: row.flag("subdomains")?,
+        path: row.text("path")?,
+        secure: row.flag("secure")?,
+        http_only: row.flag("http_only")?,
+        expires: optional_from_db(row.opt_int("expires")?, "expires")?,
+        name: row.text("name")?,
+        value: row.text("value")?,
+    })
 }

@@ -18,15 +18,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, migrate::MigrateError};
 
 use crate::rows::{
-    account_from_row, attempt_columns, delivery_from_row, due_deliveries, due_from_row, duration_millis,
-    ended_from_row, events_to_db, extensions_to_db, from_db, key_from_row, lease_lost, media_choice_to_db, meta_to_db,
-    not_found, now_millis, parse_column, parse_state, playlist_totals_from_row, record_from_row, rendition_from_row,
-    rule_from_row, rule_not_found, rule_position, state_list, to_db, to_json, webhook_from_row, webhook_not_found,
+    account_from_row, archive_from_row, archive_not_found, attempt_columns, cookie_from_row, delivery_from_row,
+    due_deliveries, due_from_row, duration_millis, ended_from_row, events_to_db, extensions_to_db, from_db,
+    key_from_row, lease_lost, media_choice_to_db, meta_to_db, not_found, now_millis, parse_column, parse_state,
+    playlist_totals_from_row, record_from_row, rendition_from_row, rule_from_row, rule_not_found, rule_position,
+    state_list, to_db, to_json, webhook_from_row, webhook_not_found,
 };
 use crate::{
-    CreatedOnce, DeliveryAttempt, DeliveryRecord, DownloadPatch, DownloadRecord, DueDelivery, ListFilter, MediaUpdate,
-    NewDownload, NewRule, NewWebhook, NodeBeat, NodeRecord, PlaylistTotals, ProgressUpdate, Rendition, RenditionUpdate,
-    RulePatch, RuleRecord, StateCounts, Store, StoreError, WebhookRecord,
+    ArchiveRecord, CookieRecord, CreatedOnce, DeliveryAttempt, DeliveryRecord, DownloadPatch, DownloadRecord,
+    DueDelivery, ListFilter, MediaUpdate, NewArchiveEntry, NewDownload, NewRule, NewWebhook, NodeBeat, NodeRecord,
+    PlaylistTotals, ProgressUpdate, Rendition, RenditionUpdate, RulePatch, RuleRecord, StateCounts, Store, StoreError,
+    WebhookRecord,
 };
 
 /// How long a writer waits for another's lock before failing; claims and progress writes are short, so
@@ -1159,6 +1161,147 @@ impl Store for SqliteStore {
         transaction.commit().await?;
         Ok(removed)
     }
+
+    async fn record_archive(&self, new: &NewArchiveEntry) -> Result<ArchiveRecord, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO archive (id, account, extractor, video_id, url, title, download, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (account, extractor, video_id) DO UPDATE
+                 SET url = excluded.url, title = excluded.title, download = excluded.download,
+                     created_at = excluded.created_at
+             RETURNING *",
+        )
+        .bind(DownloadId::new_random().to_string())
+        .bind(new.account.as_str())
+        .bind(&new.extractor)
+        .bind(&new.video_id)
+        .bind(&new.url)
+        .bind(&new.title)
+        .bind(new.download.map(|id| id.to_string()))
+        .bind(now_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        archive_from_row(&row)
+    }
+
+    async fn archive_entry(
+        &self,
+        account: &AccountId,
+        extractor: &str,
+        video_id: &str,
+    ) -> Result<Option<ArchiveRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM archive WHERE account = ?1 AND extractor = ?2 AND video_id = ?3")
+            .bind(account.as_str())
+            .bind(extractor)
+            .bind(video_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(archive_from_row).transpose()
+    }
+
+    async fn archive_by_url(&self, account: &AccountId, url: &str) -> Result<Vec<ArchiveRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM archive WHERE url = ?2 AND account = ?1 ORDER BY created_at DESC, id")
+            .bind(account.as_str())
+            .bind(url)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(archive_from_row).collect()
+    }
+
+    async fn list_archive(
+        &self,
+        account: &AccountId,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<ArchiveRecord>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM archive WHERE account = ?1 ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3")
+                .bind(account.as_str())
+                .bind(i64::from(limit))
+                .bind(i64::from(offset))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(archive_from_row).collect()
+    }
+
+    async fn count_archive(&self, account: &AccountId) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM archive WHERE account = ?1")
+            .bind(account.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        from_db(count, "count")
+    }
+
+    async fn delete_archive_entry(&self, account: &AccountId, id: &str) -> Result<ArchiveRecord, StoreError> {
+        let row = sqlx::query("DELETE FROM archive WHERE id = ?1 AND account = ?2 RETURNING *")
+            .bind(id)
+            .bind(account.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| archive_not_found(id))?;
+        archive_from_row(&row)
+    }
+
+    async fn clear_archive(&self, account: &AccountId) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM archive WHERE account = ?1").bind(account.as_str()).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn put_cookies(&self, account: &AccountId, cookies: &[CookieRecord]) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let domains: std::collections::BTreeSet<&str> = cookies.iter().map(|cookie| cookie.domain.as_str()).collect();
+        for domain in domains {
+            sqlx::query("DELETE FROM cookies WHERE account = ?1 AND domain = ?2")
+                .bind(account.as_str())
+                .bind(domain)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        let now = now_millis();
+        for cookie in cookies {
+            // A file may name a cookie twice; the later line wins, as a browser reading it would keep.
+            sqlx::query(
+                "INSERT INTO cookies (account, domain, subdomains, path, secure, http_only, expires, name, value,
+                                      created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (account, domain, path, name) DO UPDATE
+                     SET subdomains = excluded.subdomains, secure = excluded.secure, http_only = excluded.http_only,
+                         expires = excluded.expires, value = excluded.value",
+            )
+            .bind(account.as_str())
+            .bind(&cookie.domain)
+            .bind(cookie.subdomains)
+            .bind(&cookie.path)
+            .bind(cookie.secure)
+            .bind(cookie.http_only)
+            .bind(cookie.expires.map(to_db))
+            .bind(&cookie.name)
+            .bind(&cookie.value)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn cookies(&self, account: &AccountId) -> Result<Vec<CookieRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM cookies WHERE account = ?1 ORDER BY domain, path, name")
+            .bind(account.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(cookie_from_row).collect()
+    }
+
+    async fn delete_cookies(&self, account: &AccountId, domain: Option<&str>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM cookies WHERE account = ?1 AND (?2 IS NULL OR domain = ?2)")
+            .bind(account.as_str())
+            .bind(domain)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
 }
 
 /// The database file, created (or made) readable by its owner only: it holds job headers (cookies, tokens) and
@@ -1199,9 +1342,9 @@ where
         "INSERT INTO downloads (id, account, url, mirrors, kind, state, priority, filename, directory, checksum,
              headers, connections_limit, speed_limit, created_at, title, quality, meta, creator, thumbnail_at,
              require_signed_urls, name_with_id, parent_id, playlist_index, playlist_item, playlist_items, name_template,
-             media_options)
+             media_options, check_archive)
          VALUES (?1, ?2, ?3, ?4, ?16, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?17, ?18, ?19, ?20, ?21, ?22,
-                 ?23, ?24, ?25, ?26, ?27)
+                 ?23, ?24, ?25, ?26, ?27, ?28)
          RETURNING *",
     )
     .bind(id.to_string())
@@ -1231,6 +1374,7 @@ where
     .bind(&new.playlist_items)
     .bind(&new.name_template)
     .bind(media_choice_to_db(&new.media)?)
+    .bind(new.check_archive)
     .fetch_one(executor)
     .await?;
     record_from_row(&row)

@@ -18,6 +18,6 @@ pub use content::{BLOCK_LEN, ContentBlock, content_byte, expected_bytes, expecte
 pub use media::{MediaOptions, MediaSite, PathStats, codec_types, ffprobe, missing_tools, tools_available};
 pub use options::{OriginOptions, SLOW_BASE_RATE, parse_byte_size};
 pub use postgres::Postgres;
-pub use server::{ClientStats, Origin, OriginHandle};
+pub use server::{ClientStats, CookieSeen, Origin, OriginHandle};
 pub use stats::OriginStats;
 pub use tls::{LOOPBACK_NAMES, TestCa, TlsMode, WRONG_HOST_NAME};

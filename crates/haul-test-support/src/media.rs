@@ -120,11 +120,16 @@ pub struct MediaOptions {
     /// Also encode the VP9, AV1 and Opus streams and write the subtitle files of the codecs and hostile-subs
     /// pages (about a second of CPU more at start).
     pub extras: bool,
+    /// Signed stream URLs that expire: the muxed pages' clip URLs carry a `token` that is new at every request for
+    /// the page, and once this many body bytes were sent for one token, a response still sending stops there (the
+    /// connection is cut) and every later request with it is answered 403, as a CDN's signed URL that has run out
+    /// mid-download. Requests without a token are served as always.
+    pub expire_after: Option<u64>,
 }
 
 impl Default for MediaOptions {
     fn default() -> Self {
-        Self { rate: None, clip_seconds: 2, cookie: None, extras: false }
+        Self { rate: None, clip_seconds: 2, cookie: None, extras: false, expire_after: None }
     }
 }
 
@@ -152,6 +157,15 @@ struct Shared {
     shutdown: CancellationToken,
     base_url: String,
     cookie: Option<String>,
+    expire_after: Option<u64>,
+    /// The last token handed out in a page (see [`MediaOptions::expire_after`]).
+    last_token: AtomicU64,
+    /// Body bytes sent for each token.
+    token_bytes: Mutex<HashMap<String, u64>>,
+    /// Requests answered 403 because their token had expired.
+    expired: AtomicU64,
+    /// Tokens up to this one are expired whatever they sent ([`MediaSite::expire_tokens`]).
+    expired_through: AtomicU64,
 }
 
 impl Shared {
@@ -207,6 +221,11 @@ impl MediaSite {
             shutdown: shutdown.clone(),
             base_url: base_url.clone(),
             cookie: options.cookie.clone(),
+            expire_after: options.expire_after,
+            last_token: AtomicU64::new(0),
+            token_bytes: Mutex::new(HashMap::new()),
+            expired: AtomicU64::new(0),
+            expired_through: AtomicU64::new(0),
         });
         let app = Router::new()
             .route("/watch/{key}", get(page))
@@ -336,6 +355,22 @@ impl MediaSite {
     /// Stats of every requested path.
     pub fn all_stats(&self) -> HashMap<String, PathStats> {
         self.shared.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Requests answered 403 because their token had expired ([`MediaOptions::expire_after`]).
+    pub fn expired_answers(&self) -> u64 {
+        self.shared.expired.load(Ordering::Relaxed)
+    }
+
+    /// Expires every token handed out so far, as a CDN whose signed URLs ran out while a client was away (only
+    /// with [`MediaOptions::expire_after`]).
+    pub fn expire_tokens(&self) {
+        self.shared.expired_through.store(self.shared.last_token.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// How many tokens pages have handed out so far: one per request for a page (HEAD included).
+    pub fn tokens_issued(&self) -> u64 {
+        self.shared.last_token.load(Ordering::Relaxed)
     }
 
     pub fn reset_stats(&self) {
@@ -568,10 +603,11 @@ fn html(title: &str, og_image: Option<&str>, body: &str) -> String {
     )
 }
 
-fn muxed_video(base: &str) -> String {
+fn muxed_video(base: &str, token: Option<u64>) -> String {
+    let query = token.map(|token| format!("?token={token}")).unwrap_or_default();
     format!(
-        "<video controls>\n<source src=\"{base}/{CLIP_720}\" type=\"video/mp4\" res=\"720\" label=\"720p\">\n\
-         <source src=\"{base}/{CLIP_360}\" type=\"video/mp4\" res=\"360\" label=\"360p\">\n</video>"
+        "<video controls>\n<source src=\"{base}/{CLIP_720}{query}\" type=\"video/mp4\" res=\"720\" label=\"720p\">\n\
+         <source src=\"{base}/{CLIP_360}{query}\" type=\"video/mp4\" res=\"360\" label=\"360p\">\n</video>"
     )
 }
 
@@ -590,9 +626,11 @@ async fn page(
     };
     let title = title.as_str();
     let thumb = format!("{base}/{THUMBNAIL}");
+    // A new signed URL at every reading of a page, when they expire.
+    let token = shared.expire_after.map(|_| shared.last_token.fetch_add(1, Ordering::Relaxed) + 1);
     let text = match kind {
-        "muxed" => html(title, Some(&thumb), &muxed_video(base)),
-        "no-thumbnail" => html(title, None, &muxed_video(base)),
+        "muxed" => html(title, Some(&thumb), &muxed_video(base, token)),
+        "no-thumbnail" => html(title, None, &muxed_video(base, token)),
         "multi" => {
             let videos = format!(
                 "<video controls src=\"{base}/{CLIP_720}\"></video>\n<video controls src=\"{base}/{CLIP_360}\"></video>"
@@ -703,13 +741,58 @@ fn content_type(name: &str) -> &'static str {
 async fn file(State(shared): State<Arc<Shared>>, method: Method, headers: HeaderMap, uri: Uri) -> Response {
     let path = uri.path();
     let name = path.trim_start_matches('/');
+    let token = uri.query().and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("token=")));
+    if let (Some(limit), Some(token)) = (shared.expire_after, token) {
+        let sent = shared.token_bytes.lock().unwrap_or_else(|e| e.into_inner()).get(token).copied().unwrap_or(0);
+        let revoked = token.parse::<u64>().is_ok_and(|n| n <= shared.expired_through.load(Ordering::Relaxed));
+        if sent >= limit || revoked {
+            shared.count(path, |s| s.requests += 1);
+            shared.expired.fetch_add(1, Ordering::Relaxed);
+            return (StatusCode::FORBIDDEN, "the signed URL has expired").into_response();
+        }
+    }
     match shared.files.get(name) {
-        Some(bytes) => respond(&shared, &method, &headers, path, bytes.clone(), content_type(name), true),
+        Some(bytes) => {
+            let response = respond(&shared, &method, &headers, path, bytes.clone(), content_type(name), true);
+            match token {
+                Some(token) if shared.expire_after.is_some() => counted(response, &shared, token),
+                _ => response,
+            }
+        }
         None => {
             shared.count(path, |s| s.requests += 1);
             StatusCode::NOT_FOUND.into_response()
         }
     }
+}
+
+/// `response` with its body's bytes counted against `token` as they are sent, cut once the token has run out.
+fn counted(response: Response, shared: &Arc<Shared>, token: &str) -> Response {
+    use futures_util::StreamExt as _;
+    let (parts, body) = response.into_parts();
+    let (shared, token) = (Arc::clone(shared), token.to_owned());
+    let limit = shared.expire_after.unwrap_or(u64::MAX);
+    let stream = body.into_data_stream().scan(false, move |cut, chunk| {
+        if *cut {
+            return std::future::ready(None);
+        }
+        let item = match chunk {
+            Ok(chunk) => {
+                let mut sent = shared.token_bytes.lock().unwrap_or_else(|e| e.into_inner());
+                let total = sent.entry(token.clone()).or_default();
+                if *total >= limit {
+                    *cut = true;
+                    Err(std::io::Error::other("media site: the signed URL expired"))
+                } else {
+                    *total += chunk.len() as u64;
+                    Ok(chunk)
+                }
+            }
+            Err(error) => Err(std::io::Error::other(error)),
+        };
+        std::future::ready(Some(item))
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 fn header_value(s: String) -> HeaderValue {

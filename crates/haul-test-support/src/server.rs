@@ -55,6 +55,18 @@ pub(crate) struct Shared {
     cache: Mutex<HashMap<u64, ContentBlock>>,
     /// What each client address asked and holds, for `max_connections_per_ip` and [`OriginHandle::clients`].
     clients: Mutex<HashMap<IpAddr, ClientStats>>,
+    /// The `Host` and `Cookie` of every request to `/data`, in order, for [`OriginHandle::cookies_seen`].
+    cookies: Mutex<Vec<CookieSeen>>,
+}
+
+/// What one request to `/data` carried: the host it asked for and its `Cookie` header (all of them joined with
+/// `; `, as a client may send several), for tests of which cookies reach which host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CookieSeen {
+    /// The `Host` header, port included.
+    pub host: String,
+    pub path: String,
+    pub cookie: Option<String>,
 }
 
 /// What the origin counted for one client address (the IP its TCP connections come from).
@@ -88,6 +100,7 @@ impl Shared {
             cut_counter: AtomicU64::new(0),
             cache: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
+            cookies: Mutex::new(Vec::new()),
         }
     }
 
@@ -287,6 +300,16 @@ async fn data(
         Ok(guard) => guard,
         Err(response) => return response,
     };
+    {
+        let text = |value: &HeaderValue| String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let cookies: Vec<String> = headers.get_all(axum::http::header::COOKIE).iter().map(text).collect();
+        let seen = CookieSeen {
+            host: headers.get(axum::http::header::HOST).map(text).unwrap_or_default(),
+            path: format!("/data/{size}/{name}"),
+            cookie: (!cookies.is_empty()).then(|| cookies.join("; ")),
+        };
+        shared.cookies.lock().unwrap_or_else(|e| e.into_inner()).push(seen);
+    }
     let opts = &shared.options;
     let is_head = method == Method::HEAD;
     if is_head && opts.reject_head {
@@ -585,6 +608,11 @@ impl OriginHandle {
             *client =
                 ClientStats { in_flight: client.in_flight, peak_concurrent: client.in_flight, ..Default::default() };
         }
+    }
+
+    /// The host and `Cookie` header of every request to `/data` so far, oldest first.
+    pub fn cookies_seen(&self) -> Vec<CookieSeen> {
+        self.shared.cookies.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// What the origin counted for each client address (see [`OriginOptions::max_connections_per_ip`]).

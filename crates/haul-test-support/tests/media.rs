@@ -351,3 +351,39 @@ async fn chapters_page_has_chapters_uploader_and_date() {
     assert_eq!(chapters, [("Intro", 0.0, 1.0), ("Main", 1.0, 2.0)]);
     assert_eq!(info["formats"][0]["url"], site.clip_url(CLIP_360));
 }
+
+/// Signed URLs that expire: each reading of a page hands out a new token; a token's responses are cut once it
+/// has sent `expire_after` bytes, and its later requests are answered 403, while a new token is served afresh.
+#[tokio::test]
+async fn signed_clip_urls_expire_after_their_bytes() {
+    let site =
+        site_with(MediaOptions { expire_after: Some(100_000), rate: Some(2_000_000), ..MediaOptions::default() }).await;
+    let page = site.muxed("Signed");
+    let client = reqwest::Client::new();
+    let token_of = |html: &str| {
+        let at = html.find("clip720.mp4?token=").unwrap() + "clip720.mp4?token=".len();
+        html[at..].split('"').next().unwrap().to_owned()
+    };
+    let first = token_of(&client.get(&page).send().await.unwrap().text().await.unwrap());
+    let second = token_of(&client.get(&page).send().await.unwrap().text().await.unwrap());
+    assert_ne!(first, second, "a new token at each reading");
+    assert_eq!(site.tokens_issued(), 2);
+
+    let url = |token: &str| format!("{}?token={token}", site.clip_url(CLIP_720));
+    let mut response = client.get(url(&first)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut received = 0;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        received += chunk.len() as u64;
+    }
+    assert!((100_000..150_000).contains(&received), "cut near the budget: {received} bytes");
+    let refused = client.get(url(&first)).header(RANGE, format!("bytes={received}-")).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(site.expired_answers(), 1);
+
+    let rest = client.get(url(&second)).header(RANGE, format!("bytes={received}-")).send().await.unwrap();
+    assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
+    let rest = rest.bytes().await.unwrap_or_default();
+    assert_eq!(rest.len(), site.bytes(CLIP_720).unwrap().len() - received as usize, "the new token serves the rest");
+    assert_eq!(&rest[..], &site.bytes(CLIP_720).unwrap()[received as usize..received as usize + rest.len()]);
+}

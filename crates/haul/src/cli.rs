@@ -184,6 +184,24 @@ pub enum Command {
         command: crate::client::WebhookCommand,
     },
 
+    /// See or forget what the account has downloaded: videos (by site and id) and files (by URL and version)
+    /// that `haul add` skips unless --force.
+    Archive {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(subcommand)]
+        command: crate::client::ArchiveCommand,
+    },
+
+    /// Manage the account's cookie jar on a running server: a browser's cookies.txt, sent with the account's
+    /// downloads to the sites it names (and given to yt-dlp), never shown back.
+    Cookies {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(subcommand)]
+        command: crate::client::CookiesCommand,
+    },
+
     /// Manage the account's rules (categories) on a running server: the directory and priority new downloads
     /// get by host, URL pattern or file type.
     Rule {

@@ -71,6 +71,8 @@ fn main() -> ExitCode {
             cli::Command::Limit { remote, args } => client::limit(remote, args).await,
             cli::Command::Webhook { remote, command } => client::webhook(remote, command).await,
             cli::Command::Rule { remote, command } => client::rule(remote, command).await,
+            cli::Command::Archive { remote, command } => client::archive(remote, command).await,
+            cli::Command::Cookies { remote, command } => client::cookies(remote, command).await,
         }
     });
     match result {

@@ -45,7 +45,8 @@ async fn finished_download(base: &str, token: &str, video: &str) -> String {
     let created: serde_json::Value = client
         .post(format!("{base}/v1/downloads"))
         .bearer_auth(token)
-        .json(&serde_json::json!({"url": video}))
+        // The same video for every block: `force`, or the archive would answer that it was downloaded already.
+        .json(&serde_json::json!({"url": video, "force": true}))
         .send()
         .await
         .unwrap()

@@ -130,6 +130,9 @@ impl From<ServiceError> for Detail {
             ServiceError::LimitReached(message) => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, format!("Demasiadas descargas: {message}"))
             }
+            ServiceError::AlreadyDownloaded { message, .. } => {
+                Self::new(StatusCode::CONFLICT, format!("Ya descargado: {message}"))
+            }
             ServiceError::Unsupported(message) => {
                 Self::new(StatusCode::NOT_IMPLEMENTED, format!("No disponible en este servidor: {message}"))
             }

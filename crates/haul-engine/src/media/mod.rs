@@ -255,7 +255,13 @@ pub async fn get_media(
         choice: &request.choice,
     };
     let done = run_job(client, tools, job, info, Describe::No, progress, cancel).await?;
-    let saved = download::Downloaded { path: done.path, size: done.size, resumed_bytes: 0, already_complete: false };
+    let saved = download::Downloaded {
+        path: done.path,
+        size: done.size,
+        resumed_bytes: 0,
+        already_complete: false,
+        validators: Default::default(),
+    };
     Ok(Some(GotMedia::Saved(saved)))
 }
 
@@ -343,7 +349,7 @@ pub(crate) fn direct_info(url: &str) -> MediaInfo {
     MediaInfo {
         title,
         formats: vec![Format {
-            format_id: "direct".into(),
+            format_id: DIRECT_FORMAT.into(),
             url: Some(url.to_owned()),
             protocol: Some(if url.starts_with("https:") { "https" } else { "http" }.into()),
             ..Format::default()
@@ -514,7 +520,7 @@ async fn fetch_and_finish(
         progress.set_phase(Phase::Downloading);
         let started = std::time::Instant::now();
         let fetched = if selection.formats().iter().all(|format| format.is_direct()) {
-            fetch_direct(client, job, &selection, &work, progress, cancel).await
+            fetch_direct(client, tools, job, &selection, &work, progress, cancel).await
         } else {
             fetch_with_ytdlp(tools, job, &selection, &work, progress, cancel).await.map(|path| vec![path])
         };
@@ -626,6 +632,7 @@ fn selection_purpose(selection: &Selection) -> &'static str {
 /// earlier runs; the job's progress counts all of them.
 async fn fetch_direct(
     client: &HttpClient,
+    tools: &MediaTools,
     job: &MediaJob<'_>,
     selection: &Selection,
     work: &Path,
@@ -644,25 +651,56 @@ async fn fetch_direct(
             paths.push(path);
             continue;
         }
-        let url: Url = format.url.as_deref().unwrap_or_default().parse().map_err(|error| {
-            EngineError::Media(format!("yt-dlp gave a bad URL for format {}: {error}", format.format_id))
-        })?;
-        let mut options = DownloadOptions::new(url, Target::File(path.clone()));
-        options.root = Some(job.downloads_dir.to_owned());
-        options.overwrite = true;
-        options.limits = job.limits.clone();
-        options.connections = job.connections;
-        options.headers = format_headers(format, job.headers)?;
-        let part = Arc::new(Progress::default());
-        let fetch = download::download(client.clone(), options, part.clone(), cancel.clone());
-        tokio::pin!(fetch);
-        let result = loop {
-            tokio::select! {
-                result = &mut fetch => break result,
-                _ = tokio::time::sleep(MIRROR_EVERY) => mirror(progress, &part.snapshot(), done_before, later),
+        // The format as the latest reading of the page gives it: its URL may be signed and expire.
+        let mut format = (*format).clone();
+        let mut stale_rereads = 0;
+        let done = loop {
+            let url: Url = format.url.as_deref().unwrap_or_default().parse().map_err(|error| {
+                EngineError::Media(format!("yt-dlp gave a bad URL for format {}: {error}", format.format_id))
+            })?;
+            let mut options = DownloadOptions::new(url, Target::File(path.clone()));
+            options.root = Some(job.downloads_dir.to_owned());
+            options.overwrite = true;
+            options.limits = job.limits.clone();
+            options.connections = job.connections;
+            options.headers = format_headers(&format, job.headers)?;
+            // The partial file is this format's whatever URL the latest reading gave it.
+            options.record_key = Some(format!("{}#format={}", job.url, format.format_id));
+            let part = Arc::new(Progress::default());
+            let fetch = download::download(client.clone(), options, part.clone(), cancel.clone());
+            tokio::pin!(fetch);
+            let result = loop {
+                tokio::select! {
+                    result = &mut fetch => break result,
+                    _ = tokio::time::sleep(MIRROR_EVERY) => mirror(progress, &part.snapshot(), done_before, later),
+                }
+            };
+            match result {
+                // A signed URL that ran out (mid-download, or while the job was paused with the page's reading
+                // kept): the page read again gives a fresh one. The same format continues from the ranges on
+                // disk (the engine keeps them when the size and validators are the same, and starts that format
+                // over when they are not); one that reading after reading answers at once is not expiring.
+                Err(EngineError::Remote { status: 403 | 410, .. })
+                    if format.format_id != DIRECT_FORMAT && stale_rereads < MAX_STALE_REREADS =>
+                {
+                    stale_rereads = if part.snapshot().fetched_this_run() > 0 { 1 } else { stale_rereads + 1 };
+                    tracing::info!(format = %format.format_id, "the stream's URL was refused; reading the page again");
+                    let fresh = reread(tools, job, cancel).await?;
+                    format = fresh
+                        .formats
+                        .into_iter()
+                        .find(|fresh| fresh.format_id == format.format_id && fresh.is_direct())
+                        .ok_or_else(|| {
+                            EngineError::Media(format!(
+                                "the URL of format {} was refused, and the page read again no longer offers that \
+                                 format; retry the download",
+                                format.format_id
+                            ))
+                        })?;
+                }
+                result => break result?,
             }
         };
-        let done = result?;
         done_before += done.size;
         paths.push(done.path);
     }
@@ -670,6 +708,23 @@ async fn fetch_direct(
     progress.set_speed(0);
     progress.set_connections(0);
     Ok(paths)
+}
+
+/// The format id of [`direct_info`]'s one format: a file's own URL, which no reading of a page renews.
+const DIRECT_FORMAT: &str = "direct";
+
+/// Readings of the page in a row, for one format, after which a refused stream URL fails the job: one whose
+/// fresh URL is refused before a byte comes is not expiring but refused. A reading after which bytes came
+/// counts as the first again, so a link that expires every few minutes on a slow download is renewed each time.
+const MAX_STALE_REREADS: u32 = 3;
+
+/// The page read afresh (its kept reading forgotten first, since that holds the URLs that were refused).
+async fn reread(tools: &MediaTools, job: &MediaJob<'_>, cancel: &CancellationToken) -> Result<MediaInfo, EngineError> {
+    let access = ytdlp::Access { headers: job.headers, cookies: job.cookies };
+    if let Some(key) = ytdlp::key_of(tools, job.url, access).await {
+        tools.pages.forget(key);
+    }
+    ytdlp::extract(tools, job.url, access, None, cancel).await
 }
 
 /// The job's progress from the format being fetched and those before and after it.

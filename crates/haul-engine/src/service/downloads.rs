@@ -74,6 +74,7 @@ impl Engine {
             })?;
         }
         self.apply_rules(&mut new).await?;
+        self.check_archive_on_add(&new).await?;
         let limit = self.inner.options.max_jobs_per_account;
         let kept = self.inner.store.counts(Some(account)).await?.total();
         if kept >= limit {

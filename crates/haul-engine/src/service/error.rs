@@ -28,6 +28,10 @@ pub enum ServiceError {
     /// Something this server cannot do (media work without media tools); the message says what.
     #[error("{0}")]
     Unsupported(String),
+    /// The account's archive holds what the add names (a video, or the same version of a file): not downloaded
+    /// again unless the add says `force`. The message names the earlier download and how to force it.
+    #[error("{message}")]
+    AlreadyDownloaded { download: Option<haul_core::job::DownloadId>, message: String },
     /// Something broke inside haul; the source chain is for the log, not for the client.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),

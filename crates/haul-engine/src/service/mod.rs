@@ -11,7 +11,9 @@
 //! job's files are, and removing them), `accounts` (keys).
 
 mod accounts;
+mod archive;
 mod bandwidth;
+mod cookies;
 mod downloads;
 mod error;
 mod events;
@@ -45,7 +47,9 @@ use crate::http::{ClientOptions, HttpClient};
 use crate::media::MediaTools;
 
 pub use accounts::SessionView;
+pub use archive::{ArchiveKey, ArchiveView, FILE_EXTRACTOR, MAX_ARCHIVE_PAGE};
 pub use bandwidth::{BandwidthPatch, BandwidthSettings, BandwidthView, LocalClock};
+pub use cookies::{CookieView, CookiesImported, MAX_COOKIES};
 pub use downloads::IDEMPOTENCY_WINDOW;
 pub use error::ServiceError;
 pub use events::{Event, EventKind};

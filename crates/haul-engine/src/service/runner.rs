@@ -11,6 +11,7 @@ use haul_store::{DownloadRecord, MediaUpdate, ProgressUpdate, StoreError};
 use url::Url;
 
 use super::Engine;
+use super::archive::ArchiveKey;
 use super::events::EventKind;
 use super::scheduler::{Running, StopReason};
 use super::views::DownloadView;
@@ -30,6 +31,11 @@ const STORE_ANSWER: Duration = Duration::from_secs(10);
 struct Fetched {
     path: PathBuf,
     size: u64,
+    /// What names it in the account's download archive, recorded once the job is complete; `None` when nothing
+    /// can tell it from another (a file without validators).
+    archive: Option<ArchiveKey>,
+    /// The title to show in the archive: the page's, or the file's name.
+    title: Option<String>,
 }
 
 impl Engine {
@@ -92,7 +98,17 @@ impl Engine {
                     other => self.store_quietly(other.map(drop)),
                 }
                 match self.stored(|| store.complete_leased(record.id, node)).await {
-                    Ok(record) => self.emit(EventKind::Completed, &record.into()),
+                    Ok(completed) => {
+                        if let Some(key) = &done.archive {
+                            let title = record.title.as_deref().or(done.title.as_deref());
+                            if let Err(error) =
+                                self.record_archive(&record.account, key, &record.url, title, Some(record.id)).await
+                            {
+                                tracing::warn!(%error, "download completed but cannot be recorded in the archive");
+                            }
+                        }
+                        self.emit(EventKind::Completed, &completed.into());
+                    }
                     Err(error) => tracing::warn!(%error, "download finished but its job moved on"),
                 }
                 // Renditions asked for before the file was there.
@@ -161,21 +177,22 @@ impl Engine {
         let tools = &self.inner.options.media;
         let audio = record.quality == Quality::Audio;
         let cancel = &running.cancel;
+        // The account's own client: its cookie jar goes with its requests, to the hosts each cookie names.
+        let client = self.client_for(&record.account).await;
+        // yt-dlp reads the page with the account's cookies too, from a file of them that lives as long as this
+        // run (a plain file never needs it).
+        let jar_file = match (record.kind, audio) {
+            (JobKind::File, false) => None,
+            _ => self.cookies_file(&record.account).await?,
+        };
+        let cookies = jar_file.as_ref().map(|file| file.path());
         let info = match record.kind {
-            JobKind::Media => Some(media::extract(tools, &record.url, &record.headers, None, cancel).await?),
+            JobKind::Media => Some(media::extract(tools, &record.url, &record.headers, cookies, cancel).await?),
             JobKind::Auto => {
                 let headers = pairs_to_map(&record.headers)?;
                 // yt-dlp starts beside the look at the URL, as for `haul get`.
-                let info = media::read_if_page(
-                    &self.inner.client,
-                    tools,
-                    &record.url,
-                    &headers,
-                    &record.headers,
-                    None,
-                    cancel,
-                )
-                .await?;
+                let info = media::read_if_page(&client, tools, &record.url, &headers, &record.headers, cookies, cancel)
+                    .await?;
                 match info {
                     Some(info) => Some(info),
                     None if audio => Some(media::direct_info(&record.url)),
@@ -204,10 +221,20 @@ impl Engine {
             }
             other => other,
         };
+        // Already downloaded (another URL of the same video, or two adds that raced): the job ends here, having
+        // fetched nothing, with a message naming the earlier download.
+        if record.check_archive {
+            let hit = match &info {
+                Some(info) => self.archived_page(&record.account, record.id, info).await,
+                None => self.archived_file_at_run(&record.account, record.id, &record.url, &record.headers).await,
+            };
+            if let Some(hit) = hit {
+                return Err(EngineError::InvalidRequest(hit.to_string()));
+            }
+        }
         let Some(info) = info else {
             let options = self.download_options(record, running).await?;
-            let done = download::download(self.inner.client.clone(), options, running.progress.clone(), cancel.clone())
-                .await?;
+            let done = download::download(client.clone(), options, running.progress.clone(), cancel.clone()).await?;
             // A plain file that is audio or video is described as media is (duration, size, a thumbnail frame),
             // before the job is complete, so whoever sees it complete sees that too.
             running.progress.set_phase(crate::progress::Phase::Verifying);
@@ -224,8 +251,12 @@ impl Engine {
                 let update = MediaUpdate { kind: None, ..self.media_update(facts) };
                 self.store_quietly(self.inner.store.set_media(record.id, &update).await);
             }
-            return Ok(Some(Fetched { path: done.path, size: done.size }));
+            let archive = ArchiveKey::file(&record.url, &done.validators, Some(done.size));
+            let title = done.path.file_name().map(|name| name.to_string_lossy().into_owned());
+            return Ok(Some(Fetched { path: done.path, size: done.size, archive, title }));
         };
+        let archive = ArchiveKey::of_page(&info);
+        let title = info.title.clone();
         let mut target_dir = self.inner.options.downloads_dir.clone();
         if let Some(directory) = &record.directory {
             target_dir.push(directory);
@@ -247,7 +278,7 @@ impl Engine {
             url: &record.url,
             quality: record.quality,
             headers: &record.headers,
-            cookies: None,
+            cookies,
             title: record.title.as_deref(),
             target_dir,
             downloads_dir: &self.inner.options.downloads_dir,
@@ -260,8 +291,8 @@ impl Engine {
             playlist: record.playlist_index.map(|index| (playlist_title.as_deref().unwrap_or("NA"), index)),
             choice: &record.media,
         };
-        let done = media::run(&self.inner.client, tools, job, info, &running.progress, cancel).await?;
-        Ok(Some(Fetched { path: done.path, size: done.size }))
+        let done = media::run(&client, tools, job, info, &running.progress, cancel).await?;
+        Ok(Some(Fetched { path: done.path, size: done.size, archive, title }))
     }
 
     pub(super) async fn finish_failed(&self, record: &DownloadRecord, message: String) {

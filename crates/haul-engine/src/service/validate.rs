@@ -139,6 +139,7 @@ pub(super) fn new_download(
         }
     };
     new.media = check_media_choice(request.media, quality, tools)?;
+    new.check_archive = request.check_archive;
     Ok(new)
 }
 

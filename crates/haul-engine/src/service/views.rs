@@ -42,6 +42,10 @@ pub struct AddRequest {
     /// Media: formats, subtitles and embedding beyond the quality; checked by [`Engine::add`](super::Engine::add)
     /// (a format selector by yt-dlp itself).
     pub media: MediaChoice,
+    /// Skip it when the account's archive holds it (checked at add and again once a page is read): the native
+    /// API's default, which its `force` turns off. The compatible APIs leave it off, as the systems they stand
+    /// in for make a new job for every add.
+    pub check_archive: bool,
 }
 
 /// A download as clients see it: the stored job with live progress laid over it while it runs.
@@ -282,6 +286,7 @@ impl From<DownloadRecord> for DownloadView {
             finished_at,
             labels,
             name_with_id,
+            check_archive: _,
             lease_owner,
             lease_expires: _,
             held_by,

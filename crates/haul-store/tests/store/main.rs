@@ -6,6 +6,7 @@
 mod harness;
 
 mod accounts;
+mod archive;
 mod claims;
 mod downloads;
 mod idempotency;

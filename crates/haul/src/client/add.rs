@@ -92,6 +92,11 @@ pub struct AddArgs {
     pub playlist_items: Option<haul_core::playlist::PlaylistItems>,
     #[command(flatten)]
     pub media: crate::cli::MediaFlags,
+    /// Download it even if the account's archive says it was downloaded already (the same video, or the same
+    /// version of the same file). Without it such a URL is skipped with a message; `haul archive ls` lists what
+    /// the archive holds.
+    #[arg(long)]
+    pub force: bool,
 
     /// Print the created downloads as a JSON array instead of their IDs.
     #[arg(long)]
@@ -132,6 +137,13 @@ pub async fn add(remote: RemoteArgs, args: AddArgs) -> anyhow::Result<ExitCode> 
         let request = create_request(&args, url, &headers);
         let answer = match client.call_with(Method::POST, "/v1/downloads", &request).await {
             Ok(answer) => answer,
+            // In the archive: skipped, as yt-dlp skips what its --download-archive holds; not a failure.
+            Err(error) if let Some(message) = already_downloaded(&error) => {
+                if !args.quiet {
+                    eprintln!("haul: skipped {url}: {message}");
+                }
+                continue;
+            }
             Err(error) => {
                 report_or_stop(url, error)?;
                 failed = true;
@@ -178,7 +190,19 @@ fn create_request(args: &AddArgs, url: &str, headers: &BTreeMap<String, String>)
         // Left out unless given: the server's default (on) applies.
         embed_metadata: (args.media.embed_metadata || args.media.no_embed_metadata)
             .then(|| args.media.embed_metadata_or(true)),
+        force: args.force,
     }
+}
+
+/// The server's `already_downloaded` answer, told in this command's words: which download, and the flags.
+fn already_downloaded(error: &anyhow::Error) -> Option<String> {
+    let error = error.downcast_ref::<super::ServerError>()?;
+    if error.code.as_deref() != Some("already_downloaded") {
+        return None;
+    }
+    // The server's message ends with what to do in the API's terms; these are the command line's.
+    let what = error.message.split_once("; add it with force").map_or(error.message.as_str(), |(what, _)| what);
+    Some(format!("{what}; pass --force to download it again (haul archive ls lists what was downloaded)"))
 }
 
 /// URLs from a `--batch` file (or standard input for `-`): one per line, blank lines and `#` comments skipped.

@@ -12,6 +12,8 @@
 
 mod act;
 mod add;
+mod archive;
+mod cookies;
 mod limit;
 mod ls;
 mod render;
@@ -34,6 +36,8 @@ use serde_json::Value;
 
 pub use act::{IdsArgs, RmArgs, SetArgs, parse_age, pause, resume, retry, rm, set};
 pub use add::{AddArgs, add};
+pub use archive::{ArchiveCommand, archive};
+pub use cookies::{CookiesCommand, cookies};
 pub use limit::{LimitArgs, limit};
 pub use ls::{LsArgs, ls};
 pub use rule::{RuleCommand, rule};
@@ -112,6 +116,8 @@ impl std::error::Error for Unreachable {}
 #[derive(Debug)]
 struct ServerError {
     status: StatusCode,
+    /// The error's `code` (`already_downloaded`), when the server sent one.
+    code: Option<String>,
     message: String,
 }
 
@@ -159,6 +165,12 @@ impl Client {
     /// A request with a JSON body, one of the wire types.
     async fn call_with<Body: Serialize>(&self, method: Method, path: &str, body: &Body) -> anyhow::Result<Value> {
         self.send(self.request(method, path).json(body)).await
+    }
+
+    /// A request with a raw body (a cookies.txt), sent as `text/plain`.
+    async fn call_with_text(&self, method: Method, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
+        let request = self.request(method, path).header(reqwest::header::CONTENT_TYPE, "text/plain").body(body);
+        self.send(request).await
     }
 
     /// `GET /v1/downloads`, optionally only those in `state` and at most `limit` of them; a `DownloadList`.
@@ -223,7 +235,8 @@ impl Client {
             .and_then(|body| body["error"]["message"].as_str())
             .map(str::to_owned)
             .unwrap_or_else(|| format!("the server at {} answered {status}; is it a haul server?", self.base));
-        Err(ServerError { status, message }.into())
+        let code = parsed.as_ref().and_then(|body| body["error"]["code"].as_str()).map(str::to_owned);
+        Err(ServerError { status, code, message }.into())
     }
 
     fn transport_error(&self, error: reqwest::Error) -> anyhow::Error {
