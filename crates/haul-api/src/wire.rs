@@ -104,6 +104,9 @@ pub struct Playlist {
     /// The entries asked for (`1-5,8`); every one when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<String>,
+    /// Entries left out because this account's download archive holds them (add with `force` to fetch them).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub skipped: u32,
 }
 
 /// A media download's choices as `GET` shows them; only for the OpenAPI document (the fields of the same
@@ -177,6 +180,7 @@ impl From<DownloadView> for Download {
                 failed: playlist.failed,
                 cancelled: playlist.cancelled,
                 items: playlist.items,
+                skipped: playlist.skipped,
             }),
             subtitle_files: view
                 .subtitles
@@ -371,6 +375,10 @@ pub struct CreateDownload {
 }
 
 fn is_zero(value: &i32) -> bool {
+    *value == 0
+}
+
+fn is_zero_u32(value: &u32) -> bool {
     *value == 0
 }
 

@@ -1204,3 +1204,40 @@ async fn a_server_embeds_title_artist_date_chapters_and_cover_art_by_default() {
         .collect();
     assert_eq!(kinds, [("audio", 0), ("video", 1)], "{probe:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playlist_added_again_skips_the_entries_its_archive_holds() {
+    let (h, site) = setup(MediaOptions::default()).await;
+    let pages = [site.muxed("Kept one"), site.muxed("Kept two"), site.muxed("New three")];
+    let first_feed = site.feed("Show", &[("Kept one", &pages[0]), ("Kept two", &pages[1])]);
+    let first = h.add_id(json!({"url": first_feed, "quality": "360p", "embed_metadata": false})).await;
+    h.playlist(&first, 2).await;
+    h.wait_until(&first, "completed", |job| job["state"] == "completed").await;
+
+    // The same playlist again: nothing is left to fetch, and the playlist says so.
+    let again = h.add_id(json!({"url": first_feed, "quality": "360p", "embed_metadata": false})).await;
+    let failed = h.wait_until(&again, "failed", |job| job["state"] == "failed").await;
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("every entry of this playlist that was asked for (2)") && error.contains("force"),
+        "{error}"
+    );
+
+    // The playlist grew by one: only the new entry is fetched, and the two are counted as skipped.
+    let grown = site.feed("Show", &[("Kept one", &pages[0]), ("Kept two", &pages[1]), ("New three", &pages[2])]);
+    let third = h.add_id(json!({"url": grown, "quality": "360p", "embed_metadata": false})).await;
+    let playlist = h.playlist(&third, 1).await;
+    assert_eq!(playlist["playlist"]["skipped"], 2, "{playlist:#}");
+    let entries = h.entries_of(&third).await;
+    assert_eq!(
+        (entries.len(), &entries[0]["playlist_index"], &entries[0]["title"]),
+        (1, &json!(3), &json!("New three"))
+    );
+    h.wait_until(&third, "completed", |job| job["state"] == "completed").await;
+
+    // force fetches every entry again.
+    let forced = h.add_id(json!({"url": grown, "quality": "360p", "embed_metadata": false, "force": true})).await;
+    let playlist = h.playlist(&forced, 3).await;
+    assert!(playlist["playlist"].get("skipped").is_none(), "{playlist:#}");
+    h.wait_until(&forced, "completed", |job| job["state"] == "completed").await;
+}

@@ -111,9 +111,11 @@ pub struct MediaInfo {
     /// entry that is a link to its own page (read with `--flat-playlist`), absent for a video read in place.
     #[serde(default, rename = "_type")]
     pub kind: Option<String>,
-    /// A playlist's entry that is a link: its page.
+    /// A playlist's entry that is a link: its page, and the extractor that reads it (when the playlist says).
     #[serde(default)]
     pub url: Option<String>,
+    #[serde(default)]
+    pub ie_key: Option<String>,
     /// A playlist's entries, in its order (`null` entries, which yt-dlp writes for ones it could not read, are
     /// kept as empty readings so positions stay right).
     #[serde(default, deserialize_with = "entries")]

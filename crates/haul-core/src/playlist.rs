@@ -105,6 +105,9 @@ pub struct Entry {
     pub item: Option<u32>,
     pub title: Option<String>,
     pub thumbnail: Option<String>,
+    /// The extractor and the video's id, when the playlist already names them (a video read in place; a link
+    /// of a site that lists its ids): what a download archive knows it by.
+    pub video: Option<(String, String)>,
 }
 
 /// The entries of a playlist that become jobs, and how many it has in all.
@@ -137,7 +140,9 @@ pub fn plan(info: &MediaInfo, page: &str, items: Option<&PlaylistItems>, cap: us
             over_cap += 1;
             continue;
         }
-        entries.push(Entry { index, url, item, title: entry.title.clone(), thumbnail: entry.thumbnail.clone() });
+        let extractor = entry.extractor_key.as_ref().or(entry.ie_key.as_ref());
+        let video = extractor.zip(entry.id.as_ref()).map(|(extractor, id)| (extractor.clone(), id.clone()));
+        entries.push(Entry { index, url, item, title: entry.title.clone(), thumbnail: entry.thumbnail.clone(), video });
     }
     Planned { entries, total: info.entries.len(), over_cap }
 }

@@ -141,7 +141,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// A playlist read by the download `id` that `node` holds the lease on: the download becomes the playlist
     /// (kind `playlist`, lease released, its title the playlist's when it had none) and the parent of
-    /// `children`, inserted in the same transaction, in order. Its state is theirs from then on (triggers keep
+    /// `children`, inserted in the same transaction, in order, with the count of entries `skipped` (already in
+    /// the account's archive). Its state is theirs from then on (triggers keep
     /// it), and claims never hand it out again. A node whose lease was lost gets `Conflict` and changes nothing.
     async fn expand_playlist(
         &self,
@@ -149,6 +150,7 @@ pub trait Store: Send + Sync + 'static {
         node: &str,
         title: Option<&str>,
         children: &[NewDownload],
+        skipped: u32,
     ) -> Result<DownloadRecord, StoreError>;
 
     /// The children of each playlist in `parents` (of `account`) taken together; a playlist without children

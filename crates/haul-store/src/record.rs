@@ -81,6 +81,8 @@ pub struct DownloadRecord {
     pub playlist_item: Option<u32>,
     /// A playlist's selection of entries as asked (`1-5,8`); all when `None`.
     pub playlist_items: Option<String>,
+    /// Entries a playlist left out because the account's archive holds them.
+    pub playlist_skipped: Option<u32>,
     /// How a media file is named (`{title} [{id}].{ext}`), as the client wrote it; `{title}__{id}.{ext}` when
     /// `None`.
     pub name_template: Option<String>,

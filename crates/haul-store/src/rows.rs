@@ -162,6 +162,7 @@ pub(crate) fn record_from_row(row: &impl Cells) -> Result<DownloadRecord, StoreE
         playlist_index: optional_narrow(row.opt_int("playlist_index")?, "playlist_index")?,
         playlist_item: optional_narrow(row.opt_int("playlist_item")?, "playlist_item")?,
         playlist_items: row.opt_text("playlist_items")?,
+        playlist_skipped: optional_narrow(row.opt_int("playlist_skipped")?, "playlist_skipped")?,
         name_template: row.opt_text("name_template")?,
     })
 }

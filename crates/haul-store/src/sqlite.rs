@@ -411,17 +411,19 @@ impl Store for SqliteStore {
         node: &str,
         title: Option<&str>,
         children: &[NewDownload],
+        skipped: u32,
     ) -> Result<DownloadRecord, StoreError> {
         let mut transaction = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // The kind first: the triggers keep only a `playlist`'s state, as each child goes in.
         let held = sqlx::query(
-            "UPDATE downloads SET kind = 'playlist', title = COALESCE(title, ?3), lease_owner = NULL,
+            "UPDATE downloads SET kind = 'playlist', title = COALESCE(title, ?3), playlist_skipped = ?4, lease_owner = NULL,
                  lease_expires = NULL, speed = 0, eta_secs = NULL, connections = 0
              WHERE id = ?1 AND state = 'active' AND lease_owner = ?2",
         )
         .bind(id.to_string())
         .bind(node)
         .bind(title)
+        .bind(i64::from(skipped))
         .execute(&mut *transaction)
         .await?;
         if held.rows_affected() == 0 {

@@ -10,6 +10,7 @@ use haul_core::playlist::{self, PlaylistItems};
 use haul_store::{DownloadRecord, ListFilter, NewDownload};
 
 use super::Engine;
+use super::archive::ArchiveKey;
 use super::error::ServiceError;
 use super::events::EventKind;
 use super::views::{DownloadView, PlaylistView};
@@ -25,7 +26,29 @@ impl Engine {
             None => None,
         };
         let cap = self.inner.options.max_playlist_entries;
-        let planned = playlist::plan(info, &record.url, items.as_ref(), cap);
+        let mut planned = playlist::plan(info, &record.url, items.as_ref(), cap);
+        // Entries the account's archive holds are left out (a video it learns is archived only once its page is
+        // read ends there, as any download does); `force` on the add fetches them all.
+        let mut skipped = 0u32;
+        if record.check_archive {
+            let before = planned.entries.len();
+            let mut kept = Vec::with_capacity(before);
+            for entry in std::mem::take(&mut planned.entries) {
+                if self.entry_archived(&record.account, &entry).await {
+                    tracing::info!(index = entry.index, url = %entry.url, "playlist entry already downloaded; skipped");
+                } else {
+                    kept.push(entry);
+                }
+            }
+            planned.entries = kept;
+            skipped = u32::try_from(before - planned.entries.len()).unwrap_or(u32::MAX);
+            if planned.entries.is_empty() && skipped > 0 {
+                return Err(EngineError::Media(format!(
+                    "every entry of this playlist that was asked for ({skipped}) is in this account's download \
+                     archive already; add it with force to fetch them again"
+                )));
+            }
+        }
         if planned.entries.is_empty() {
             return Err(EngineError::Media(match &items {
                 _ if planned.total == 0 => "the page is a playlist without entries yt-dlp can read".to_owned(),
@@ -69,13 +92,16 @@ impl Engine {
                 child.playlist_item = entry.item;
                 child.name_template = record.name_template.clone();
                 child.media = record.media.clone();
+                child.check_archive = record.check_archive;
                 child
             })
             .collect();
         let store = &self.inner.store;
         let node = &self.inner.options.node;
-        let parent =
-            store.expand_playlist(record.id, node, info.title.as_deref(), &children).await.map_err(store_error)?;
+        let parent = store
+            .expand_playlist(record.id, node, info.title.as_deref(), &children, skipped)
+            .await
+            .map_err(store_error)?;
         tracing::info!(entries = children.len(), "the page is a playlist; its entries are queued");
         let filter = ListFilter { parent: Some(record.id), oldest_first: true, ..ListFilter::default() };
         for child in store.list(&record.account, &filter).await.map_err(store_error)? {
@@ -86,6 +112,20 @@ impl Engine {
         self.emit(EventKind::Queued, &view);
         self.inner.wake.notify_one();
         Ok(())
+    }
+
+    /// Whether the account's archive holds `entry`: by the video the playlist names, else by its page's URL.
+    async fn entry_archived(&self, account: &AccountId, entry: &playlist::Entry) -> bool {
+        let store = &self.inner.store;
+        let by_video = match entry.video.as_ref().and_then(|(extractor, id)| ArchiveKey::media(extractor, id)) {
+            Some(key) => store.archive_entry(account, &key.extractor, &key.video_id).await.ok().flatten().is_some(),
+            None => false,
+        };
+        by_video
+            || (entry.item.is_none()
+                && store.archive_by_url(account, &entry.url).await.is_ok_and(|entries| {
+                    entries.iter().any(|archived| archived.extractor != super::archive::FILE_EXTRACTOR)
+                }))
     }
 
     /// Lays each playlist's children, taken together, over its view: the entries in each state, and their
@@ -105,8 +145,10 @@ impl Engine {
         };
         for view in views.iter_mut() {
             let Some(totals) = totals.iter().find(|totals| totals.parent == view.id) else { continue };
-            let items = view.playlist.take().and_then(|playlist| playlist.items);
+            let (items, skipped) =
+                view.playlist.take().map(|playlist| (playlist.items, playlist.skipped)).unwrap_or_default();
             view.playlist = Some(PlaylistView {
+                skipped,
                 entries: totals.entries,
                 completed: totals.completed,
                 failed: totals.failed,

@@ -125,6 +125,8 @@ pub struct PlaylistView {
     pub cancelled: u32,
     /// The selection asked for (`1-5,8`); every entry when `None`.
     pub items: Option<String>,
+    /// Entries left out because the account's download archive holds them.
+    pub skipped: u32,
 }
 
 /// Which of an account's downloads to list, newest first unless `oldest_first`. Every condition given must
@@ -294,6 +296,7 @@ impl From<DownloadRecord> for DownloadView {
             playlist_index,
             playlist_item: _,
             playlist_items,
+            playlist_skipped,
             name_template,
             media,
             subtitles,
@@ -336,8 +339,11 @@ impl From<DownloadRecord> for DownloadView {
             parent,
             playlist_index,
             // Filled in from the children by whoever reads the playlist (`Engine::with_playlists`).
-            playlist: (kind == JobKind::Playlist)
-                .then(|| PlaylistView { items: playlist_items, ..PlaylistView::default() }),
+            playlist: (kind == JobKind::Playlist).then(|| PlaylistView {
+                items: playlist_items,
+                skipped: playlist_skipped.unwrap_or(0),
+                ..PlaylistView::default()
+            }),
             name_template,
             media,
             subtitles,

@@ -4,6 +4,7 @@ ALTER TABLE downloads ADD COLUMN parent_id TEXT REFERENCES downloads (id) ON DEL
 ALTER TABLE downloads ADD COLUMN playlist_index BIGINT;
 ALTER TABLE downloads ADD COLUMN playlist_item BIGINT;
 ALTER TABLE downloads ADD COLUMN playlist_items TEXT;
+ALTER TABLE downloads ADD COLUMN playlist_skipped BIGINT;
 ALTER TABLE downloads ADD COLUMN name_template TEXT;
 
 CREATE INDEX downloads_by_parent ON downloads (parent_id, playlist_index) WHERE parent_id IS NOT NULL;

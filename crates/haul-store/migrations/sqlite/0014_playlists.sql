@@ -6,6 +6,8 @@ ALTER TABLE downloads ADD COLUMN parent_id TEXT REFERENCES downloads (id) ON DEL
 ALTER TABLE downloads ADD COLUMN playlist_index INTEGER;
 ALTER TABLE downloads ADD COLUMN playlist_item INTEGER;
 ALTER TABLE downloads ADD COLUMN playlist_items TEXT;
+-- Entries a playlist left out because the account's download archive holds them already.
+ALTER TABLE downloads ADD COLUMN playlist_skipped INTEGER;
 -- How a media download's file is named (`{title} [{id}].{ext}`), as the client wrote it; `{title}__{id}.{ext}`
 -- when NULL. A playlist's entries take their playlist's.
 ALTER TABLE downloads ADD COLUMN name_template TEXT;

@@ -35,11 +35,12 @@ async fn a_playlist_takes_its_entries_state_on_every_path(fixture: Fixture) {
     assert_eq!(claimed.id, parent.id);
 
     let children: Vec<NewDownload> = (1..=3).map(|n| entry(&account, parent.id, n)).collect();
-    let expanded = store.expand_playlist(parent.id, "node-a", Some("A channel"), &children).await.unwrap();
+    let expanded = store.expand_playlist(parent.id, "node-a", Some("A channel"), &children, 2).await.unwrap();
     assert_eq!((expanded.kind, expanded.state), (JobKind::Playlist, JobState::Queued));
     assert_eq!(expanded.title.as_deref(), Some("A channel"));
     assert_eq!(expanded.lease_owner, None);
     assert_eq!(expanded.playlist_items.as_deref(), Some("1-3"));
+    assert_eq!(expanded.playlist_skipped, Some(2));
 
     let filter = ListFilter { parent: Some(parent.id), oldest_first: true, ..ListFilter::default() };
     let listed = store.list(&account, &filter).await.unwrap();
@@ -112,12 +113,12 @@ async fn only_the_lease_holder_expands_and_totals_are_per_account(fixture: Fixtu
     let parent = store.create(NewDownload::new(alice.clone(), "http://origin/feed")).await.unwrap();
     store.claim_next("node-a", LEASE, 5).await.unwrap().unwrap();
     let children = [entry(&alice, parent.id, 1)];
-    let refused = store.expand_playlist(parent.id, "node-b", None, &children).await;
+    let refused = store.expand_playlist(parent.id, "node-b", None, &children, 0).await;
     assert_conflict(refused, JobState::Active);
     assert_eq!(store.get(&alice, parent.id).await.unwrap().kind, JobKind::File, "nothing changed");
     assert_eq!(store.count(&alice, &ListFilter::default()).await.unwrap(), 1, "no entry was added");
 
-    store.expand_playlist(parent.id, "node-a", None, &children).await.unwrap();
+    store.expand_playlist(parent.id, "node-a", None, &children, 0).await.unwrap();
     assert_eq!(store.playlist_totals(&alice, &[parent.id]).await.unwrap().len(), 1);
     assert!(store.playlist_totals(&mallory, &[parent.id]).await.unwrap().is_empty());
     let theirs = ListFilter { parent: Some(parent.id), ..ListFilter::default() };
