@@ -962,7 +962,7 @@ async fn name_templates_name_a_servers_files_and_a_playlists_entries_and_never_c
         .await;
     let second = h
         .completed(
-            &h.add_id(json!({"url": page, "name_template": "{title}", "quality": "720p", "embed_metadata": false}))
+            &h.add_id(json!({"url": page, "name_template": "{title}", "quality": "720p", "embed_metadata": false, "force": true}))
                 .await,
         )
         .await;

@@ -43,9 +43,14 @@ async fn an_expired_stream_url_is_read_again_and_the_download_continues() {
     let token = common::token_of(dir.path());
 
     let page = site.muxed("Signed");
-    let (status, download) =
-        common::call(&base, &token, Method::POST, "/v1/downloads", Some(json!({ "url": page, "quality": "720p" })))
-            .await;
+    let (status, download) = common::call(
+        &base,
+        &token,
+        Method::POST,
+        "/v1/downloads",
+        Some(json!({ "url": page, "quality": "720p", "embed_metadata": false })),
+    )
+    .await;
     assert_eq!(status, 201, "{download}");
     let id = download["id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -100,8 +105,12 @@ async fn a_url_that_expired_during_a_pause_is_renewed_on_resume() {
     };
 
     let page = site.muxed("Paused");
-    let (status, download) =
-        call(Method::POST, "/v1/downloads".into(), Some(json!({ "url": page, "quality": "720p" }))).await;
+    let (status, download) = call(
+        Method::POST,
+        "/v1/downloads".into(),
+        Some(json!({ "url": page, "quality": "720p", "embed_metadata": false })),
+    )
+    .await;
     assert_eq!(status, 201, "{download}");
     let id = download["id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(60);
