@@ -84,7 +84,8 @@ pub struct Download {
     /// How a media file is named, as the client asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_template: Option<String>,
-    /// Media: what the download chose beyond its quality (only the fields that are not their default).
+    /// Media: what the download chose beyond its quality (fields at their default left out, but for
+    /// `embed_metadata`, which is always there).
     #[serde(default)]
     #[schema(value_type = MediaOptions)]
     pub media_options: MediaChoice,
