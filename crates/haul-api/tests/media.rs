@@ -909,6 +909,12 @@ async fn a_page_of_several_videos_is_a_playlist_whose_entries_are_read_in_place(
     let page = site.multi("Two clips");
     let parent = h.add_id(json!({"url": page, "embed_metadata": false})).await;
     h.playlist(&parent, 2).await;
+    // An entry whose URL a client could not add (another scheme) is left out of a feed's playlist.
+    let feed = site.feed("Mixed", &[("Secret", "file:///etc/passwd"), ("Fine", &site.muxed("Fine"))]);
+    let mixed = h.add_id(json!({"url": feed, "embed_metadata": false})).await;
+    h.playlist(&mixed, 1).await;
+    let kept = h.entries_of(&mixed).await;
+    assert_eq!((kept.len(), &kept[0]["title"], &kept[0]["playlist_index"]), (1, &json!("Fine"), &json!(2)));
     let listed = h.entries_of(&parent).await;
     assert_eq!(listed.len(), 2);
     let mut heights = Vec::new();

@@ -13,6 +13,7 @@ use super::Engine;
 use super::archive::ArchiveKey;
 use super::error::ServiceError;
 use super::events::EventKind;
+use super::validate::check_url;
 use super::views::{DownloadView, PlaylistView};
 use crate::error::EngineError;
 
@@ -27,6 +28,15 @@ impl Engine {
         };
         let cap = self.inner.options.max_playlist_entries;
         let mut planned = playlist::plan(info, &record.url, items.as_ref(), cap);
+        // An entry's URL comes from the page: it is checked as a client's would be (scheme, length, the
+        // destination policy's literal addresses), and one that would be refused is left out, saying why.
+        planned.entries.retain(|entry| match check_url(&entry.url, self.inner.client.destinations()) {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(index = entry.index, %error, "playlist entry left out");
+                false
+            }
+        });
         // Entries the account's archive holds are left out (a video it learns is archived only once its page is
         // read ends there, as any download does); `force` on the add fetches them all.
         let mut skipped = 0u32;
